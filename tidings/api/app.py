@@ -1,0 +1,138 @@
+"""``create_app(settings)``: the ASGI application; its lifespan owns the store and engine."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from tidings.api import problems
+from tidings.api.auth import Authenticator
+from tidings.api.context import Ctx, Services, respond
+from tidings.api.middleware import ConventionsMiddleware
+from tidings.api.openapi import build_openapi
+from tidings.api.routes import ENDPOINTS, Endpoint
+from tidings.api.wire import Health
+from tidings.bootstrap import bootstrap
+from tidings.config import Settings
+from tidings.delivery.destinations import DestinationPolicy, parse_networks
+from tidings.storage.store import Store
+
+log = logging.getLogger("tidings")
+RequestHandler = Callable[[Request], Awaitable[Response]]
+
+_DOCS_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>tidings API</title>
+<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css">
+</head><body><div id="ui"></div>
+<script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
+<script>SwaggerUIBundle({url: "/openapi.json", dom_id: "#ui"});</script>
+</body></html>"""
+
+
+class State:
+    """What the lifespan opens; handlers reach it through ``request.app.state``."""
+
+    services: Services
+    auth: Authenticator
+
+
+def _endpoint(ep: Endpoint, state: State) -> RequestHandler:
+    async def run(request: Request) -> Response:
+        try:
+            principal = await state.auth.authenticate(request.headers.get("x-api-key"))
+            ctx = Ctx(request, state.services, principal, ep.resource, ep.access)
+            return await ep.handler(ctx)
+        except Exception as exc:
+            return problems.from_error(exc)
+
+    run.__name__ = ep.handler.__name__
+    return run
+
+
+def _meta_routes(state: State, openapi: dict[str, Any]) -> list[BaseRoute]:
+    async def health(request: Request) -> Response:
+        try:
+            await state.services.store.ping()
+        except Exception as exc:
+            return problems.from_error(exc)
+        return respond(request, Health("ok"))
+
+    async def openapi_json(request: Request) -> Response:
+        return respond(request, openapi)
+
+    async def docs(_request: Request) -> Response:
+        return HTMLResponse(_DOCS_PAGE)
+
+    routes: list[BaseRoute] = []
+    for prefix in ("/v1", ""):
+        routes += [
+            Route(prefix + "/health", health, methods=["GET"]),
+            Route(prefix + "/openapi.json", openapi_json, methods=["GET"]),
+            Route(prefix + "/docs", docs, methods=["GET"]),
+        ]
+    return routes
+
+
+def _group_by_path(state: State) -> list[BaseRoute]:
+    """One Route per path (with all its methods) so a wrong method gets 405 + Allow."""
+    by_path: dict[str, dict[str, Endpoint]] = {}
+    for ep in ENDPOINTS:
+        by_path.setdefault(ep.path, {})[ep.method] = ep
+    routes: list[BaseRoute] = []
+    for prefix in ("/v1", ""):
+        for path, methods in by_path.items():
+            handlers = {m: _endpoint(ep, state) for m, ep in methods.items()}
+
+            async def dispatch(
+                request: Request, handlers: dict[str, RequestHandler] = handlers
+            ) -> Response:
+                return await handlers[request.method](request)
+
+            routes.append(Route(prefix + path, dispatch, methods=list(methods)))
+    return routes
+
+
+def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
+    """Build the app. Pass ``store`` to share an already open one (tests)."""
+    state = State()
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        own = store is None
+        opened = store or await Store.open(settings.database_url)
+        created = await bootstrap(opened, settings.bootstrap_api_key)
+        if created is not None:
+            print(
+                f"Created organization {created.organization.name!r} with operator API key:\n"
+                f"  {created.key}\nIt is shown only this once; keep it safe.",
+                file=sys.stderr,
+                flush=True,
+            )
+        state.services = Services(
+            settings, opened, DestinationPolicy(parse_networks(",".join(settings.allowed_networks)))
+        )
+        state.auth = Authenticator(opened)
+        try:
+            yield
+        finally:
+            if own:
+                await opened.close()
+
+    app = Starlette(
+        routes=_meta_routes(state, build_openapi(ENDPOINTS)) + _group_by_path(state),
+        middleware=[Middleware(ConventionsMiddleware, max_body_bytes=settings.max_body_bytes)],
+        exception_handlers={HTTPException: problems.handle, Exception: problems.handle},
+        lifespan=lifespan,
+    )
+    app.state.tidings = state
+    return app

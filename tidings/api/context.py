@@ -1,0 +1,154 @@
+"""What every handler gets: the caller, the services, and helpers to read and answer."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import urlencode
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from tidings.api.auth import Principal
+from tidings.api.wire import Link, Links, decode
+from tidings.config import Settings
+from tidings.delivery.destinations import DestinationPolicy
+from tidings.domain.errors import BadRequest, Forbidden, Violation
+from tidings.domain.models import Page
+from tidings.domain.scopes import allows
+from tidings.storage.store import Store
+
+T = TypeVar("T")
+MAX_PER_PAGE = 100
+DEFAULT_PER_PAGE = 10
+_encoder = msgspec.json.Encoder()
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    settings: Settings
+    store: Store
+    destinations: DestinationPolicy
+
+
+@dataclass(slots=True)
+class Ctx:
+    request: Request
+    services: Services
+    principal: Principal
+    resource: str
+    access: str
+
+    @property
+    def org_id(self) -> str:
+        return self.principal.org_id
+
+    @property
+    def store(self) -> Store:
+        return self.services.store
+
+    def param(self, name: str) -> str:
+        value: str = self.request.path_params[name]
+        return value
+
+    def authorize(self, *targets: str) -> None:
+        """403 unless the key may do this endpoint's access on one of ``targets``.
+
+        Call it after the targets were found, so unknown ids answer 404 first.
+        """
+        if not allows(self.principal.scopes, self.resource, self.access, targets):
+            raise Forbidden(f"This API key has no {self.access} scope for {self.resource} here.")
+
+    async def body(self, kind: type[T]) -> T:
+        raw = await self.request.body()
+        try:
+            value: T = decode(raw, kind)
+        except msgspec.ValidationError as exc:
+            # msgspec says e.g. "Expected `str`, got `int` - at `$.name`".
+            message, found, at = str(exc).partition(" - at `")
+            path = at.rstrip("`") if found else "$"
+            raise BadRequest(
+                f"The request body breaks this endpoint's schema: {message} at {path}.",
+                [Violation(path, message)],
+            ) from None
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            raise BadRequest("The request body is not valid JSON.") from None
+        return value
+
+    def page(self) -> Page:
+        return Page(
+            page=_int_param(self.request, "page", 1, 1, None),
+            per_page=_int_param(self.request, "per_page", DEFAULT_PER_PAGE, 1, MAX_PER_PAGE),
+        )
+
+    # --- links ------------------------------------------------------------------
+
+    @property
+    def base(self) -> str:
+        """Absolute base URL including the ``/v1`` prefix when the request used it."""
+        root = str(self.request.base_url).rstrip("/")
+        prefix = "/v1" if self.request.url.path.startswith("/v1/") else ""
+        return root + prefix
+
+    def href(self, *parts: str) -> Link:
+        return Link(self.base + "/" + "/".join(parts))
+
+    def self_link(self) -> Link:
+        return Link(str(self.request.url.remove_query_params(["pretty"])))
+
+    def links(self, items: Sequence[tuple[str | None, str, Link]] = (), **named: Link) -> Links:
+        """``self`` plus one link per item, keyed by name (by id when missing or taken)."""
+        result: Links = {"self": self.self_link(), **named}
+        for name, item_id, link in items:
+            key = name if name and name not in result else item_id
+            result[key] = link
+        return result
+
+    # --- answers ----------------------------------------------------------------
+
+    def respond(self, body: Any, headers: dict[str, str] | None = None) -> Response:
+        return respond(self.request, body, 200, headers)
+
+    def respond_page(self, body: Any, page: Page, total: int) -> Response:
+        last = max(1, -(-total // page.per_page))
+        rels = {"first": 1, "last": last}
+        if page.page > 1:
+            rels["prev"] = min(page.page - 1, last)
+        if page.page < last:
+            rels["next"] = page.page + 1
+        url = self.request.url
+        parts = []
+        for rel, number in rels.items():
+            query = dict(self.request.query_params)
+            query.update(page=str(number), per_page=str(page.per_page))
+            parts.append(f'<{url.replace(query=urlencode(query))}>; rel="{rel}"')
+        headers = {"Link": ", ".join(parts), "X-Total-Count": str(total)}
+        return respond(self.request, body, 200, headers)
+
+
+def respond(
+    request: Request, body: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    data = _encoder.encode(body)
+    if request.query_params.get("pretty", "").lower() == "true":
+        data = msgspec.json.format(data, indent=2)
+    return Response(data, status_code=status, headers=headers, media_type="application/json")
+
+
+def _int_param(request: Request, name: str, default: int, low: int, high: int | None) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = low - 1
+    if value < low or (high is not None and value > high):
+        bound = f"{low}..{high}" if high is not None else f"at least {low}"
+        raise BadRequest(
+            f"Query parameter {name} must be an integer {bound}.",
+            [Violation(f"$.query.{name}", f"must be an integer {bound}")],
+        )
+    return value

@@ -1,0 +1,122 @@
+"""Handlers for listeners (and their redeliveries)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from msgspec import UNSET
+from starlette.responses import Response
+
+from tidings.api import wire
+from tidings.api.context import Ctx
+from tidings.domain.models import Listener
+from tidings.signing import new_secret
+
+
+def listener_out(listener: Listener, *, with_secret: bool = False) -> wire.ListenerOut:
+    return wire.ListenerOut(
+        id=listener.id,
+        name=listener.name,
+        queue_id=listener.queue_id,
+        notify_url=listener.notify_url,
+        liveness_url=listener.liveness_url,
+        liveness=wire.LivenessOut(
+            listener.liveness.state.value,
+            listener.liveness.success_count,
+            listener.liveness.failure_count,
+        ),
+        messages=wire.ListenerMessagesOut(
+            acknowledged_count=listener.acknowledged_count,
+            missed=list(listener.missed),
+            missed_count=listener.missed_count,
+        ),
+        secret=listener.secret if with_secret else None,
+    )
+
+
+def _href(ctx: Ctx, listener: Listener) -> wire.Link:
+    return ctx.href("queues", listener.queue_id, "listeners", listener.id)
+
+
+async def _check_urls(ctx: Ctx, body: Any) -> None:
+    for field in ("notify_url", "liveness_url"):
+        url = getattr(body, field)
+        if url is not UNSET:
+            await ctx.services.destinations.check_at_registration(url, field=field)
+
+
+async def create_listener(ctx: Ctx) -> Response:
+    queue = await ctx.store.queues.get(ctx.org_id, ctx.param("queue_id"))
+    ctx.authorize(queue.id)
+    body = await ctx.body(wire.CreateListener)
+    await _check_urls(ctx, body)
+    listener = await ctx.store.listeners.create(
+        ctx.org_id, queue.id, body.name, body.notify_url, body.liveness_url, new_secret()
+    )
+    return ctx.respond(
+        wire.CreatedListenerEnvelope(
+            wire.CreatedListener(listener.id, listener.name, listener.secret),
+            {"self": _href(ctx, listener), "queue": ctx.href("queues", queue.id)},
+        )
+    )
+
+
+async def list_queue_listeners(ctx: Ctx) -> Response:
+    queue = await ctx.store.queues.get(ctx.org_id, ctx.param("queue_id"))
+    ctx.authorize(queue.id)
+    return await _list(ctx, queue.id)
+
+
+async def list_all_listeners(ctx: Ctx) -> Response:
+    ctx.authorize()
+    return await _list(ctx, None)
+
+
+async def _list(ctx: Ctx, queue_id: str | None) -> Response:
+    page = ctx.page()
+    listeners, total = await ctx.store.listeners.list_page(ctx.org_id, queue_id, page)
+    items = [(ls.name, ls.id, _href(ctx, ls)) for ls in listeners]
+    body = wire.ListenersEnvelope([listener_out(ls) for ls in listeners], ctx.links(items))
+    return ctx.respond_page(body, page, total)
+
+
+async def _find(ctx: Ctx) -> Listener:
+    listener = await ctx.store.listeners.get(
+        ctx.org_id, ctx.param("queue_id"), ctx.param("listener_id")
+    )
+    ctx.authorize(listener.queue_id, listener.id)
+    return listener
+
+
+async def get_listener(ctx: Ctx) -> Response:
+    listener = await _find(ctx)
+    return ctx.respond(
+        wire.ListenerEnvelope(
+            listener_out(listener, with_secret=True),
+            ctx.links(queue=ctx.href("queues", listener.queue_id)),
+        )
+    )
+
+
+async def update_listener(ctx: Ctx) -> Response:
+    listener = await _find(ctx)
+    body = await ctx.body(wire.UpdateListener)
+    await _check_urls(ctx, body)
+    changes = {
+        field: getattr(body, field)
+        for field in ("name", "notify_url", "liveness_url")
+        if getattr(body, field) is not UNSET
+    }
+    updated = await ctx.store.listeners.update(ctx.org_id, listener.queue_id, listener.id, changes)
+    return ctx.respond(
+        wire.UpdatedListenerEnvelope(
+            wire.Summary(updated.id, updated.name),
+            ctx.links(queue=ctx.href("queues", updated.queue_id)),
+        )
+    )
+
+
+async def delete_listener(ctx: Ctx) -> Response:
+    listener = await _find(ctx)
+    await ctx.store.listeners.delete(ctx.org_id, listener.queue_id, listener.id)
+    return ctx.respond(wire.Deleted({"self": ctx.self_link()}))

@@ -1,0 +1,118 @@
+"""ASGI middleware for the conventions every endpoint shares (SPEC §1).
+
+It answers ``406`` and ``415`` before routing, and reads the request body once with
+a hard cap (``413`` as soon as the cap is passed, whatever ``Content-Length`` said),
+then replays it to the app.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tidings.api.problems import problem_body
+
+# Paths that answer without JSON negotiation (the interactive docs page is HTML).
+_EXEMPT = frozenset({"/docs", "/v1/docs"})
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+def _header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes | None:
+    for key, value in headers:
+        if key == name:
+            return value
+    return None
+
+
+def accepts_json(accept: bytes | None) -> bool:
+    if accept is None:
+        return True
+    for part in accept.decode("latin-1").split(","):
+        media = part.split(";", 1)[0].strip().lower()
+        if media in ("application/json", "*/*", "application/*", "") or media.endswith("+json"):
+            return True
+    return False
+
+
+def is_json(content_type: bytes | None) -> bool:
+    if content_type is None:
+        return False
+    media = content_type.decode("latin-1").split(";", 1)[0].strip().lower()
+    return media == "application/json"
+
+
+class ConventionsMiddleware:
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in _EXEMPT:
+            await self.app(scope, receive, send)
+            return
+        headers = scope["headers"]
+        if not accepts_json(_header(headers, b"accept")):
+            await _reject(send, 406, "This API answers application/json only.")
+            return
+        if scope["method"] not in _BODY_METHODS:
+            await self.app(scope, receive, send)
+            return
+        body = await self._read_body(scope, receive, send)
+        if body is None:
+            return
+        if body and not is_json(_header(headers, b"content-type")):
+            await _reject(send, 415, "Send the request body as Content-Type: application/json.")
+            return
+        await self.app(scope, _replay(body, receive), send)
+
+    async def _read_body(self, scope: Scope, receive: Receive, send: Send) -> bytes | None:
+        declared = _header(scope["headers"], b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            await _reject(send, 413, self._too_large())
+            return None
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                await _reject(send, 413, self._too_large())
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    def _too_large(self) -> str:
+        return f"The request body is larger than {self.max_body_bytes} bytes."
+
+
+def _replay(body: bytes, original: Receive) -> Receive:
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if sent:  # the body is spent: what remains is the client going away
+            return await original()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive
+
+
+async def _reject(send: Send, status: int, detail: str) -> None:
+    body = problem_body(status, detail)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,90 @@
+"""The one place that turns errors into ``{title, status, detail?, errors?}`` responses."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+import msgspec
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from tidings.api.wire import Problem
+from tidings.domain.errors import TidingsError, TooManyRequests, Unavailable, Violation
+from tidings.storage.database import DatabaseUnavailable, StorageError
+
+log = logging.getLogger("tidings.api")
+
+# Pinned so the titles do not change with the Python version (3.13 renamed 413 and 422).
+REASONS = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    406: "Not Acceptable",
+    409: "Conflict",
+    413: "Payload Too Large",
+    415: "Unsupported Media Type",
+    422: "Unprocessable Entity",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+_encoder = msgspec.json.Encoder()
+
+
+def problem_body(
+    status: int, detail: str | None = None, errors: list[Violation] | None = None
+) -> bytes:
+    return _encoder.encode(
+        Problem(
+            title=REASONS.get(status, "Error"),
+            status=status,
+            detail=detail,
+            errors=[{"path": v.path, "message": v.message} for v in errors] if errors else None,
+        )
+    )
+
+
+def problem(
+    status: int,
+    detail: str | None = None,
+    errors: list[Violation] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    return Response(
+        problem_body(status, detail, errors),
+        status_code=status,
+        headers=dict(headers or {}),
+        media_type="application/json",
+    )
+
+
+def from_error(exc: BaseException) -> Response:
+    """Map any exception to its problem response; unknown ones become a bare 500."""
+    if isinstance(exc, TooManyRequests):
+        return problem(429, exc.detail, headers={"Retry-After": str(exc.retry_after_s)})
+    if isinstance(exc, Unavailable):
+        return problem(503, exc.detail, headers={"Retry-After": str(exc.retry_after_s)})
+    if isinstance(exc, TidingsError):
+        return problem(exc.status, exc.detail, exc.errors)
+    if isinstance(exc, DatabaseUnavailable):
+        log.warning("database unavailable: %s", exc)
+        return problem(
+            503, "The database is unavailable; retry shortly.", headers={"Retry-After": "1"}
+        )
+    if isinstance(exc, HTTPException):
+        detail = {404: "No such path.", 405: "This method is not allowed on this path."}
+        return problem(exc.status_code, detail.get(exc.status_code), headers=exc.headers)
+    if isinstance(exc, StorageError):
+        log.error("storage error: %s", exc)
+    else:
+        log.exception("unhandled error", exc_info=exc)
+    return problem(500)
+
+
+async def handle(_request: Request, exc: Exception) -> Response:
+    return from_error(exc)

@@ -1,0 +1,94 @@
+"""Handlers for queues and their schemas."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from msgspec import UNSET
+from starlette.responses import Response
+
+from tidings.api import wire
+from tidings.api.context import Ctx
+from tidings.domain.errors import NotFound
+from tidings.domain.models import Queue
+from tidings.domain.schemas import parse_schema, schema_id
+from tidings.storage.queues import KEEP
+
+
+async def _queue_out(ctx: Ctx, queue: Queue) -> wire.QueueEnvelope:
+    listeners = await ctx.store.listeners.summaries(ctx.org_id, queue.id)
+    base = ("queues", queue.id)
+    items = [(name, lid, ctx.href(*base, "listeners", lid)) for lid, name in listeners]
+    named = {"listeners": ctx.href(*base, "listeners"), "messages": ctx.href(*base, "messages")}
+    if queue.schema_id:
+        named["schema"] = ctx.href(*base, "schemas", queue.schema_id)
+    return wire.QueueEnvelope(
+        queue=wire.QueueOut(
+            id=queue.id,
+            name=queue.name,
+            listeners=[wire.Summary(lid, name) for lid, name in listeners],
+            schema=queue.schema,
+            schema_id=queue.schema_id,
+        ),
+        _links={**ctx.links(items), **named, "self": ctx.href(*base)},
+    )
+
+
+def _schema_id(schema: Any) -> str | None:
+    """Refuse a malformed schema (422); ``None`` stands for "no schema"."""
+    if schema is None:
+        return None
+    parse_schema(schema)
+    return schema_id(schema)
+
+
+async def create_queue(ctx: Ctx) -> Response:
+    ctx.authorize()
+    body = await ctx.body(wire.CreateQueue)
+    sid = _schema_id(body.schema)
+    queue = await ctx.store.queues.create(ctx.org_id, body.name, body.schema, sid)
+    return ctx.respond(await _queue_out(ctx, queue))
+
+
+async def list_queues(ctx: Ctx) -> Response:
+    ctx.authorize()
+    page = ctx.page()
+    queues, total = await ctx.store.queues.list_page(ctx.org_id, page)
+    items = [(q.name, q.id, ctx.href("queues", q.id)) for q in queues]
+    body = wire.QueuesEnvelope([wire.Summary(q.id, q.name) for q in queues], ctx.links(items))
+    return ctx.respond_page(body, page, total)
+
+
+async def get_queue(ctx: Ctx) -> Response:
+    queue = await ctx.store.queues.get(ctx.org_id, ctx.param("queue_id"))
+    ctx.authorize(queue.id)
+    return ctx.respond(await _queue_out(ctx, queue))
+
+
+async def update_queue(ctx: Ctx) -> Response:
+    queue = await ctx.store.queues.get(ctx.org_id, ctx.param("queue_id"))
+    ctx.authorize(queue.id)
+    body = await ctx.body(wire.UpdateQueue)
+    schema, sid = KEEP, KEEP
+    if body.schema is not UNSET:
+        schema, sid = body.schema, _schema_id(body.schema)
+    name = KEEP if body.name is UNSET else body.name
+    updated = await ctx.store.queues.update(ctx.org_id, queue.id, name, schema, sid)
+    return ctx.respond(await _queue_out(ctx, updated))
+
+
+async def delete_queue(ctx: Ctx) -> Response:
+    queue = await ctx.store.queues.get(ctx.org_id, ctx.param("queue_id"))
+    ctx.authorize(queue.id)
+    await ctx.store.queues.delete(ctx.org_id, queue.id)
+    return ctx.respond(wire.Deleted({"self": ctx.self_link()}))
+
+
+async def get_schema(ctx: Ctx) -> Response:
+    queue = await ctx.store.queues.get(ctx.org_id, ctx.param("queue_id"))
+    if queue.schema_id is None or queue.schema_id != ctx.param("schema_id"):
+        raise NotFound("This queue has no schema with this id.")
+    ctx.authorize(queue.id, queue.schema_id)
+    return ctx.respond(
+        wire.SchemaEnvelope(queue.schema, ctx.links(queue=ctx.href("queues", queue.id)))
+    )

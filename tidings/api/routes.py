@@ -1,0 +1,200 @@
+"""The endpoint table: one row per endpoint drives routing, auth and ``/openapi.json``."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.responses import Response
+
+from tidings.api import listeners, messages, queues, wire
+from tidings.api.context import Ctx
+
+Handler = Callable[[Ctx], Awaitable[Response]]
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    resource: str  # scope resource kind (SPEC §2)
+    access: str  # "read" | "write"
+    response: type[Any]
+    body: type[Any] | None = None
+    paginated: bool = False
+
+
+Q = "/queues/{queue_id}"
+L = Q + "/listeners/{listener_id}"
+M = Q + "/messages/{message_id}"
+
+ENDPOINTS: list[Endpoint] = [
+    Endpoint(
+        "POST",
+        "/queues",
+        queues.create_queue,
+        "Create a queue",
+        "queues",
+        "write",
+        wire.QueueEnvelope,
+        wire.CreateQueue,
+    ),
+    Endpoint(
+        "GET",
+        "/queues",
+        queues.list_queues,
+        "List queues",
+        "queues",
+        "read",
+        wire.QueuesEnvelope,
+        paginated=True,
+    ),
+    Endpoint("GET", Q, queues.get_queue, "Get a queue", "queues", "read", wire.QueueEnvelope),
+    Endpoint(
+        "PUT",
+        Q,
+        queues.update_queue,
+        "Update a queue",
+        "queues",
+        "write",
+        wire.QueueEnvelope,
+        wire.UpdateQueue,
+    ),
+    Endpoint(
+        "DELETE",
+        Q,
+        queues.delete_queue,
+        "Delete a queue with its listeners and messages",
+        "queues",
+        "write",
+        wire.Deleted,
+    ),
+    Endpoint(
+        "GET",
+        Q + "/schemas/{schema_id}",
+        queues.get_schema,
+        "Get a queue's schema",
+        "schemas",
+        "read",
+        wire.SchemaEnvelope,
+    ),
+    Endpoint(
+        "POST",
+        Q + "/listeners",
+        listeners.create_listener,
+        "Add a listener to a queue",
+        "listeners",
+        "write",
+        wire.CreatedListenerEnvelope,
+        wire.CreateListener,
+    ),
+    Endpoint(
+        "GET",
+        Q + "/listeners",
+        listeners.list_queue_listeners,
+        "List a queue's listeners",
+        "listeners",
+        "read",
+        wire.ListenersEnvelope,
+        paginated=True,
+    ),
+    Endpoint(
+        "GET",
+        "/listeners",
+        listeners.list_all_listeners,
+        "List all listeners",
+        "listeners",
+        "read",
+        wire.ListenersEnvelope,
+        paginated=True,
+    ),
+    Endpoint(
+        "GET",
+        L,
+        listeners.get_listener,
+        "Get a listener with its secret",
+        "listeners",
+        "read",
+        wire.ListenerEnvelope,
+    ),
+    Endpoint(
+        "PUT",
+        L,
+        listeners.update_listener,
+        "Update a listener",
+        "listeners",
+        "write",
+        wire.UpdatedListenerEnvelope,
+        wire.UpdateListener,
+    ),
+    Endpoint(
+        "DELETE",
+        L,
+        listeners.delete_listener,
+        "Delete a listener",
+        "listeners",
+        "write",
+        wire.Deleted,
+    ),
+    Endpoint(
+        "POST",
+        Q + "/messages",
+        messages.create_message,
+        "Post a message to a queue",
+        "messages",
+        "write",
+        wire.CreatedMessageEnvelope,
+        wire.CreateMessage,
+    ),
+    Endpoint(
+        "GET",
+        Q + "/messages",
+        messages.list_queue_messages,
+        "List a queue's messages",
+        "messages",
+        "read",
+        wire.MessagesEnvelope,
+        paginated=True,
+    ),
+    Endpoint(
+        "GET",
+        "/messages",
+        messages.list_all_messages,
+        "List all messages",
+        "messages",
+        "read",
+        wire.MessagesEnvelope,
+        paginated=True,
+    ),
+    Endpoint(
+        "GET",
+        M,
+        messages.get_message,
+        "Get a message with its deliveries",
+        "messages",
+        "read",
+        wire.MessageEnvelope,
+    ),
+    Endpoint(
+        "PUT",
+        M,
+        messages.update_message,
+        "Rename a message",
+        "messages",
+        "write",
+        wire.MessageEnvelope,
+        wire.UpdateMessage,
+    ),
+    Endpoint(
+        "DELETE",
+        M,
+        messages.delete_message,
+        "Delete a message, cancelling its deliveries",
+        "messages",
+        "write",
+        wire.Deleted,
+    ),
+]

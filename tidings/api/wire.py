@@ -1,0 +1,203 @@
+"""Wire models: request bodies (decoded and validated by msgspec) and response shapes.
+
+The same types drive decoding, encoding and ``/openapi.json``, so the document
+cannot drift from what the handlers do.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+Name = Annotated[str, Meta(min_length=1, max_length=256)]
+Url = Annotated[str, Meta(min_length=1, max_length=2048)]
+Id = Annotated[str, Meta(min_length=1, max_length=64)]
+
+
+class Link(Struct):
+    href: str
+
+
+Links = dict[str, Link]
+
+
+# --- requests -------------------------------------------------------------------
+
+
+class CreateQueue(Struct):
+    name: Name
+    schema: Any = None
+
+
+class UpdateQueue(Struct):
+    name: Name | UnsetType = UNSET
+    schema: Any = UNSET  # null removes the schema
+
+
+class CreateListener(Struct):
+    name: Name
+    notify_url: Url
+    liveness_url: Url
+
+
+class UpdateListener(Struct):
+    name: Name | UnsetType = UNSET
+    notify_url: Url | UnsetType = UNSET
+    liveness_url: Url | UnsetType = UNSET
+
+
+class CreateMessage(Struct):
+    data: str
+    name: Name | None = None
+
+
+class UpdateMessage(Struct):
+    name: Name
+
+
+class CreateRedelivery(Struct):
+    message_ids: Annotated[list[Id], Meta(max_length=1000)] | UnsetType = UNSET
+
+
+# --- responses ------------------------------------------------------------------
+
+
+class Problem(Struct, omit_defaults=True):
+    title: str
+    status: int
+    detail: str | None = None
+    errors: list[dict[str, str]] | None = None
+
+
+class Summary(Struct):
+    id: str
+    name: str | None
+
+
+class QueueOut(Struct, omit_defaults=True):
+    id: str
+    name: str
+    listeners: list[Summary]
+    schema: Any = None
+    schema_id: str | None = None
+
+
+class QueueEnvelope(Struct):
+    queue: QueueOut
+    _links: Links
+
+
+class QueuesEnvelope(Struct):
+    queues: list[Summary]
+    _links: Links
+
+
+class SchemaEnvelope(Struct):
+    schema: Any
+    _links: Links
+
+
+class LivenessOut(Struct):
+    state: str
+    success_count: int
+    failure_count: int
+
+
+class ListenerMessagesOut(Struct):
+    acknowledged_count: int
+    missed: list[str]
+    missed_count: int
+
+
+class ListenerOut(Struct, omit_defaults=True):
+    id: str
+    name: str
+    queue_id: str
+    notify_url: str
+    liveness_url: str
+    liveness: LivenessOut
+    messages: ListenerMessagesOut
+    secret: str | None = None
+
+
+class CreatedListener(Struct):
+    id: str
+    name: str
+    secret: str
+
+
+class CreatedListenerEnvelope(Struct):
+    listener: CreatedListener
+    _links: Links
+
+
+class UpdatedListenerEnvelope(Struct):
+    listener: Summary
+    _links: Links
+
+
+class ListenerEnvelope(Struct):
+    listener: ListenerOut
+    _links: Links
+
+
+class ListenersEnvelope(Struct):
+    listeners: list[ListenerOut]
+    _links: Links
+
+
+class DeliveryOut(Struct):
+    listener_id: str
+    state: str
+    attempts: int
+    last_status: int | None
+    last_attempt_at: int | None
+    next_attempt_at: int | None
+
+
+class MessageOut(Struct):
+    id: str
+    name: str | None
+    queue_id: str
+    data: str
+    created_at: int
+    deliveries: list[DeliveryOut]
+
+
+class MessageEnvelope(Struct):
+    message: MessageOut
+    _links: Links
+
+
+class CreatedMessageEnvelope(Struct):
+    message: Summary
+    _links: Links
+
+
+class MessagesEnvelope(Struct):
+    messages: list[MessageOut]
+    _links: Links
+
+
+class RedeliveryOut(Struct):
+    message_ids: list[str]
+
+
+class RedeliveryEnvelope(Struct):
+    redelivery: RedeliveryOut
+    _links: Links
+
+
+class Deleted(Struct):
+    _links: Links
+
+
+class Health(Struct):
+    status: str
+
+
+def decode(body: bytes, kind: type[Any]) -> Any:
+    """Decode a request body; raises msgspec errors the API turns into 400."""
+    return msgspec.json.decode(body or b"{}", type=kind)

@@ -1,0 +1,170 @@
+"""One frozen settings object, parsed once from ``TIDINGS_*`` variables and CLI flags."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+DEFAULT_RETRY_SCHEDULE_S = (
+    5.0,
+    30.0,
+    120.0,
+    600.0,
+    1800.0,
+    3600.0,
+    7200.0,
+    14400.0,
+    28800.0,
+    28800.0,
+)
+_URL_SAFE_KEY = re.compile(r"^[A-Za-z0-9_\-]{32,256}$")
+
+
+class SettingsError(ValueError):
+    """A setting has a value tidings cannot run with; the message names the variable."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str = "sqlite:///tidings.db"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    bootstrap_api_key: str | None = None
+    allowed_networks: tuple[str, ...] = ()
+    retry_schedule_s: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE_S
+    delivery_timeout_s: float = 10.0
+    liveness_interval_s: float = 30.0
+    liveness_timeout_s: float = 5.0
+    rate_limit_per_minute: int = 6000
+    lockout_threshold: int = 10
+    lockout_window_s: float = 60.0
+    lockout_seconds: float = 300.0
+    max_body_bytes: int = 262_144
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    log_format: str = "text"
+    # Per-listener cap on concurrent requests (fairness, SPEC §5).
+    max_in_flight_per_listener: int = 16
+    # Total concurrent outbound requests of one engine.
+    max_in_flight: int = 256
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        """Apply CLI flags (``None`` means "not given") on top of the environment."""
+        given = {k: v for k, v in changes.items() if v is not None}
+        return _validated(replace(self, **given))
+
+
+def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, got {raw!r}")
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, got {raw!r}")
+    return value
+
+
+def parse_retry_schedule(raw: str) -> tuple[float, ...]:
+    """``"0.2,0.4,0.8"`` -> delays before each retry (so 4 attempts in all)."""
+    try:
+        delays = tuple(float(part) for part in raw.split(",") if part.strip())
+    except ValueError:
+        raise SettingsError(
+            f"TIDINGS_RETRY_SCHEDULE must be comma-separated seconds, got {raw!r}"
+        ) from None
+    if any(d < 0 for d in delays):
+        raise SettingsError("TIDINGS_RETRY_SCHEDULE delays must not be negative")
+    return delays
+
+
+def normalize_database_url(url: str) -> str:
+    """Accept ``postgres://`` and a bare path as well as the documented forms."""
+    if url.startswith("postgres://"):
+        return "postgresql://" + url[len("postgres://") :]
+    if "://" not in url:
+        return "sqlite:///" + url
+    if not url.startswith(("sqlite:///", "postgresql://")):
+        raise SettingsError(
+            "TIDINGS_DATABASE_URL must be sqlite:///path.db or postgresql://user:pass@host/db"
+        )
+    return url
+
+
+def sqlite_path(url: str) -> Path:
+    return Path(url[len("sqlite:///") :])
+
+
+def _validated(settings: Settings) -> Settings:
+    key = settings.bootstrap_api_key
+    if key is not None and not _URL_SAFE_KEY.match(key):
+        raise SettingsError("TIDINGS_BOOTSTRAP_API_KEY must be 32 to 256 URL-safe characters")
+    if (settings.tls_cert is None) != (settings.tls_key is None):
+        raise SettingsError("TIDINGS_TLS_CERT and TIDINGS_TLS_KEY must be set together")
+    if settings.log_format not in ("text", "json"):
+        raise SettingsError("TIDINGS_LOG_FORMAT must be text or json")
+    if settings.max_body_bytes < 1024:
+        raise SettingsError("TIDINGS_MAX_BODY_BYTES must be at least 1024")
+    from tidings.delivery.destinations import parse_networks
+
+    try:
+        parse_networks(",".join(settings.allowed_networks))
+    except ValueError as exc:
+        raise SettingsError(f"TIDINGS_ALLOWED_NETWORKS: {exc}") from None
+    return replace(settings, database_url=normalize_database_url(settings.database_url))
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read every ``TIDINGS_*`` variable once; unknown ones are ignored."""
+    env = os.environ if env is None else env
+    base = Settings()
+    schedule = env.get("TIDINGS_RETRY_SCHEDULE")
+    networks = env.get("TIDINGS_ALLOWED_NETWORKS", "")
+    settings = Settings(
+        database_url=env.get("TIDINGS_DATABASE_URL") or base.database_url,
+        host=env.get("TIDINGS_HOST") or base.host,
+        port=_int(env, "TIDINGS_PORT", base.port),
+        bootstrap_api_key=env.get("TIDINGS_BOOTSTRAP_API_KEY") or None,
+        allowed_networks=tuple(n.strip() for n in networks.split(",") if n.strip()),
+        retry_schedule_s=parse_retry_schedule(schedule) if schedule else base.retry_schedule_s,
+        delivery_timeout_s=_float(env, "TIDINGS_DELIVERY_TIMEOUT", base.delivery_timeout_s, 0.01),
+        liveness_interval_s=_float(
+            env, "TIDINGS_LIVENESS_INTERVAL", base.liveness_interval_s, 0.01
+        ),
+        rate_limit_per_minute=_int(env, "TIDINGS_RATE_LIMIT", base.rate_limit_per_minute),
+        lockout_threshold=_int(env, "TIDINGS_LOCKOUT_THRESHOLD", base.lockout_threshold, 1),
+        lockout_window_s=_float(env, "TIDINGS_LOCKOUT_WINDOW", base.lockout_window_s, 0.01),
+        lockout_seconds=_float(env, "TIDINGS_LOCKOUT_SECONDS", base.lockout_seconds),
+        max_body_bytes=_int(env, "TIDINGS_MAX_BODY_BYTES", base.max_body_bytes, 1),
+        tls_cert=env.get("TIDINGS_TLS_CERT") or None,
+        tls_key=env.get("TIDINGS_TLS_KEY") or None,
+        log_format=env.get("TIDINGS_LOG_FORMAT") or base.log_format,
+    )
+    return _validated(settings)
+
+
+SETTING_NAMES = tuple(f.name for f in fields(Settings))

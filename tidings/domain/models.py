@@ -1,0 +1,129 @@
+"""Domain records. Storage returns these; the API shapes them for the wire."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class LivenessState(StrEnum):
+    UNKNOWN = "unknown"
+    STABLE = "stable"
+    UNSTABLE = "unstable"
+    DOWN = "down"
+
+
+class DeliveryState(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    MISSED = "missed"
+
+
+@dataclass(frozen=True, slots=True)
+class Organization:
+    id: str
+    name: str
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    resource: str
+    access: str  # "read" | "write"; write includes read
+    targets: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    id: str
+    org_id: str
+    name: str
+    status: str  # "enabled" | "disabled"
+    scopes: tuple[Scope, ...]
+    prefix: str
+    created_at: int
+    updated_at: int
+    last_used_at: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Queue:
+    id: str
+    org_id: str
+    name: str
+    schema: Any | None  # exactly as the client gave it
+    schema_id: str | None
+    created_at: int
+    updated_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Liveness:
+    state: LivenessState
+    success_count: int
+    failure_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Listener:
+    id: str
+    org_id: str
+    queue_id: str
+    name: str
+    notify_url: str
+    liveness_url: str
+    secret: str
+    liveness: Liveness
+    acknowledged_count: int
+    missed_count: int
+    created_at: int
+    updated_at: int
+    missed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    message_id: str
+    listener_id: str
+    state: DeliveryState
+    attempts: int
+    last_status: int | None
+    last_attempt_at: int | None
+    next_attempt_at: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    id: str
+    org_id: str
+    queue_id: str
+    name: str | None
+    data: str
+    created_at: int
+    updated_at: int
+    deliveries: tuple[Delivery, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A message accepted by the API and waiting for its (group) commit."""
+
+    id: str
+    org_id: str
+    queue_id: str
+    name: str | None
+    data: str
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a list: ``page`` counts from 1."""
+
+    page: int
+    per_page: int
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.per_page

@@ -1,0 +1,75 @@
+"""The driver seam: one small async interface over sqlite3 and asyncpg.
+
+SQL is written once, PostgreSQL style (``$1`` placeholders); the SQLite driver
+rewrites them to ``?1``. Driver exceptions are translated here, so nothing above
+storage ever sees one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
+
+Row = Mapping[str, Any]
+
+
+class StorageError(Exception):
+    """Root of the storage-level errors the repositories translate into domain errors."""
+
+
+class UniqueViolation(StorageError):
+    pass
+
+
+class ForeignKeyViolation(StorageError):
+    pass
+
+
+class DatabaseUnavailable(StorageError):
+    """The database cannot be reached or refused the operation; the API answers 503."""
+
+
+class Connection(Protocol):
+    """A connection inside a transaction (or a read-only session)."""
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]: ...
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None: ...
+
+    async def fetchval(self, sql: str, *args: Any) -> Any: ...
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        """Run one statement; answer the number of rows it changed."""
+        ...
+
+    async def executemany(self, sql: str, args: Iterable[Sequence[Any]]) -> None: ...
+
+
+class Database(Connection, Protocol):
+    """Reads run on their own; writes go through :meth:`transaction`."""
+
+    dialect: str  # "sqlite" | "postgresql"
+
+    def transaction(self) -> AbstractAsyncContextManager[Connection]: ...
+
+    async def subscribe(self, channel: str, callback: Callable[[], None]) -> None:
+        """Call ``callback`` whenever a transaction that called :meth:`notify` commits.
+
+        PostgreSQL: LISTEN/NOTIFY, so wake-ups cross processes; SQLite: in-process.
+        """
+        ...
+
+    async def notify(self, conn: Connection, channel: str) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+async def open_database(url: str) -> Database:
+    if url.startswith("sqlite"):
+        from tidings.storage.sqlite import SqliteDatabase
+
+        return await SqliteDatabase.open(url)
+    from tidings.storage.postgres import PostgresDatabase
+
+    return await PostgresDatabase.open(url)

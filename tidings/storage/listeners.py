@@ -1,0 +1,166 @@
+"""Owns the ``listeners`` table (delivery counters and liveness included)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tidings.domain.errors import NotFound
+from tidings.domain.ids import new_id, now_ms
+from tidings.domain.models import Listener, Liveness, LivenessState, Page
+from tidings.storage.database import Database, ForeignKeyViolation, Row
+
+_COLUMNS = (
+    "id, org_id, queue_id, name, notify_url, liveness_url, secret, liveness_state,"
+    " success_count, failure_count, acknowledged_count, missed_count, created_at, updated_at"
+)
+_MISSED_SQL = (
+    "SELECT message_id FROM deliveries WHERE listener_id = $1 AND state = 'missed'"
+    " ORDER BY message_id"
+)
+
+
+def _listener(row: Row, missed: tuple[str, ...] = ()) -> Listener:
+    return Listener(
+        id=row["id"],
+        org_id=row["org_id"],
+        queue_id=row["queue_id"],
+        name=row["name"],
+        notify_url=row["notify_url"],
+        liveness_url=row["liveness_url"],
+        secret=row["secret"],
+        liveness=Liveness(
+            LivenessState(row["liveness_state"]), row["success_count"], row["failure_count"]
+        ),
+        acknowledged_count=row["acknowledged_count"],
+        missed_count=row["missed_count"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        missed=missed,
+    )
+
+
+def _not_found() -> NotFound:
+    return NotFound("No listener with this id in this queue.")
+
+
+class Listeners:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def _with_missed(self, rows: list[Row]) -> list[Listener]:
+        result = []
+        for row in rows:
+            missed = await self._db.fetch(_MISSED_SQL, row["id"])
+            result.append(_listener(row, tuple(m["message_id"] for m in missed)))
+        return result
+
+    async def create(
+        self,
+        org_id: str,
+        queue_id: str,
+        name: str,
+        notify_url: str,
+        liveness_url: str,
+        secret: str,
+    ) -> Listener:
+        now = now_ms()
+        listener_id = new_id()
+        try:
+            async with self._db.transaction() as tx:
+                # Selecting from queues both checks the tenant and makes the probe due now.
+                row = await tx.fetchrow(
+                    "INSERT INTO listeners (id, org_id, queue_id, name, notify_url,"
+                    " liveness_url, secret, next_probe_at, created_at, updated_at)"
+                    " SELECT $1, org_id, id, $4, $5, $6, $7, $8, $8, $8 FROM queues"
+                    f" WHERE org_id = $2 AND id = $3 RETURNING {_COLUMNS}",
+                    listener_id,
+                    org_id,
+                    queue_id,
+                    name,
+                    notify_url,
+                    liveness_url,
+                    secret,
+                    now,
+                )
+                if row is not None:
+                    await self._db.notify(tx, "probes")
+        except ForeignKeyViolation as exc:  # the queue was deleted meanwhile
+            raise NotFound("No queue with this id.") from exc
+        if row is None:
+            raise NotFound("No queue with this id.")
+        return _listener(row)
+
+    async def get(self, org_id: str, queue_id: str, listener_id: str) -> Listener:
+        row = await self._db.fetchrow(
+            f"SELECT {_COLUMNS} FROM listeners WHERE org_id = $1 AND queue_id = $2 AND id = $3",
+            org_id,
+            queue_id,
+            listener_id,
+        )
+        if row is None:
+            raise _not_found()
+        return (await self._with_missed([row]))[0]
+
+    async def list_page(
+        self, org_id: str, queue_id: str | None, page: Page
+    ) -> tuple[list[Listener], int]:
+        where, args = "org_id = $1", [org_id]
+        if queue_id is not None:
+            where, args = "org_id = $1 AND queue_id = $2", [org_id, queue_id]
+        n = len(args)
+        rows = await self._db.fetch(
+            f"SELECT {_COLUMNS} FROM listeners WHERE {where} ORDER BY id"
+            f" LIMIT ${n + 1} OFFSET ${n + 2}",
+            *args,
+            page.per_page,
+            page.offset,
+        )
+        total = await self._db.fetchval(f"SELECT count(*) FROM listeners WHERE {where}", *args)
+        return await self._with_missed(rows), int(total)
+
+    async def summaries(self, org_id: str, queue_id: str) -> list[tuple[str, str]]:
+        """``(id, name)`` of every listener of a queue, oldest first."""
+        rows = await self._db.fetch(
+            "SELECT id, name FROM listeners WHERE org_id = $1 AND queue_id = $2 ORDER BY id",
+            org_id,
+            queue_id,
+        )
+        return [(r["id"], r["name"]) for r in rows]
+
+    async def update(
+        self, org_id: str, queue_id: str, listener_id: str, changes: dict[str, Any]
+    ) -> Listener:
+        current = await self.get(org_id, queue_id, listener_id)
+        merged = {
+            "name": changes.get("name", current.name),
+            "notify_url": changes.get("notify_url", current.notify_url),
+            "liveness_url": changes.get("liveness_url", current.liveness_url),
+        }
+        async with self._db.transaction() as tx:
+            row = await tx.fetchrow(
+                "UPDATE listeners SET name = $4, notify_url = $5, liveness_url = $6,"
+                " updated_at = $7 WHERE org_id = $1 AND queue_id = $2 AND id = $3"
+                f" RETURNING {_COLUMNS}",
+                org_id,
+                queue_id,
+                listener_id,
+                merged["name"],
+                merged["notify_url"],
+                merged["liveness_url"],
+                now_ms(),
+            )
+        if row is None:
+            raise _not_found()
+        return _listener(row, current.missed)
+
+    async def delete(self, org_id: str, queue_id: str, listener_id: str) -> None:
+        """Its deliveries go with it (foreign key cascade): pending ones are dropped."""
+        async with self._db.transaction() as tx:
+            deleted = await tx.execute(
+                "DELETE FROM listeners WHERE org_id = $1 AND queue_id = $2 AND id = $3",
+                org_id,
+                queue_id,
+                listener_id,
+            )
+        if not deleted:
+            raise _not_found()

@@ -1,0 +1,143 @@
+"""Owns the ``messages`` table and the fan-out insert of their ``deliveries`` rows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tidings.domain.errors import NotFound
+from tidings.domain.ids import now_ms
+from tidings.domain.models import Delivery, DeliveryState, Message, NewMessage, Page
+from tidings.storage.database import Connection, Database, ForeignKeyViolation, Row
+
+_COLUMNS = "id, org_id, queue_id, name, data, created_at, updated_at"
+_INSERT_MESSAGE = f"INSERT INTO messages ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $6)"
+# One delivery per listener the queue has at commit time (SPEC §5 "Who").
+_FAN_OUT = (
+    "INSERT INTO deliveries (message_id, listener_id, org_id, state, attempts, next_attempt_at)"
+    " SELECT $1, id, org_id, 'pending', 0, $2 FROM listeners WHERE queue_id = $3"
+)
+_DELIVERIES = (
+    "SELECT message_id, listener_id, state, attempts, last_status, last_attempt_at,"
+    " next_attempt_at FROM deliveries WHERE message_id = $1 ORDER BY listener_id"
+)
+DELIVERIES_CHANNEL = "deliveries"
+
+
+def _delivery(row: Row) -> Delivery:
+    state = DeliveryState(row["state"])
+    return Delivery(
+        message_id=row["message_id"],
+        listener_id=row["listener_id"],
+        state=state,
+        attempts=row["attempts"],
+        last_status=row["last_status"],
+        last_attempt_at=row["last_attempt_at"],
+        next_attempt_at=row["next_attempt_at"] if state is DeliveryState.PENDING else None,
+    )
+
+
+def _message(row: Row, deliveries: tuple[Delivery, ...]) -> Message:
+    return Message(
+        id=row["id"],
+        org_id=row["org_id"],
+        queue_id=row["queue_id"],
+        name=row["name"],
+        data=row["data"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        deliveries=deliveries,
+    )
+
+
+def _not_found() -> NotFound:
+    return NotFound("No message with this id in this queue.")
+
+
+class Messages:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def insert_batch(self, batch: Sequence[NewMessage]) -> list[BaseException | None]:
+        """Store messages and their deliveries; one durable commit for the whole batch.
+
+        Answers one outcome per message (``None`` = committed). If the batch fails as
+        a whole (a queue was deleted meanwhile), each message is retried alone so
+        only the culprit fails.
+        """
+        try:
+            async with self._db.transaction() as tx:
+                await self._insert(tx, batch)
+            return [None] * len(batch)
+        except ForeignKeyViolation:
+            if len(batch) == 1:
+                return [NotFound("No queue with this id.")]
+        outcomes: list[BaseException | None] = []
+        for message in batch:
+            outcomes.extend(await self.insert_batch([message]))
+        return outcomes
+
+    async def _insert(self, tx: Connection, batch: Sequence[NewMessage]) -> None:
+        await tx.executemany(
+            _INSERT_MESSAGE,
+            [(m.id, m.org_id, m.queue_id, m.name, m.data, m.created_at) for m in batch],
+        )
+        await tx.executemany(_FAN_OUT, [(m.id, m.created_at, m.queue_id) for m in batch])
+        await self._db.notify(tx, DELIVERIES_CHANNEL)
+
+    async def _deliveries(self, message_id: str) -> tuple[Delivery, ...]:
+        return tuple(_delivery(r) for r in await self._db.fetch(_DELIVERIES, message_id))
+
+    async def get(self, org_id: str, queue_id: str, message_id: str) -> Message:
+        row = await self._db.fetchrow(
+            f"SELECT {_COLUMNS} FROM messages WHERE org_id = $1 AND queue_id = $2 AND id = $3",
+            org_id,
+            queue_id,
+            message_id,
+        )
+        if row is None:
+            raise _not_found()
+        return _message(row, await self._deliveries(message_id))
+
+    async def list_page(
+        self, org_id: str, queue_id: str | None, page: Page
+    ) -> tuple[list[Message], int]:
+        where, args = "org_id = $1", [org_id]
+        if queue_id is not None:
+            where, args = "org_id = $1 AND queue_id = $2", [org_id, queue_id]
+        n = len(args)
+        rows = await self._db.fetch(
+            f"SELECT {_COLUMNS} FROM messages WHERE {where} ORDER BY id"
+            f" LIMIT ${n + 1} OFFSET ${n + 2}",
+            *args,
+            page.per_page,
+            page.offset,
+        )
+        total = await self._db.fetchval(f"SELECT count(*) FROM messages WHERE {where}", *args)
+        return [_message(r, await self._deliveries(r["id"])) for r in rows], int(total)
+
+    async def rename(self, org_id: str, queue_id: str, message_id: str, name: str) -> Message:
+        async with self._db.transaction() as tx:
+            row = await tx.fetchrow(
+                "UPDATE messages SET name = $4, updated_at = $5"
+                f" WHERE org_id = $1 AND queue_id = $2 AND id = $3 RETURNING {_COLUMNS}",
+                org_id,
+                queue_id,
+                message_id,
+                name,
+                now_ms(),
+            )
+        if row is None:
+            raise _not_found()
+        return _message(row, await self._deliveries(message_id))
+
+    async def delete(self, org_id: str, queue_id: str, message_id: str) -> None:
+        """Its deliveries go with it (cascade), which cancels the pending ones."""
+        async with self._db.transaction() as tx:
+            deleted = await tx.execute(
+                "DELETE FROM messages WHERE org_id = $1 AND queue_id = $2 AND id = $3",
+                org_id,
+                queue_id,
+                message_id,
+            )
+        if not deleted:
+            raise _not_found()

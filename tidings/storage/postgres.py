@@ -1,0 +1,129 @@
+"""PostgreSQL through asyncpg: a pool for reads and writes, LISTEN/NOTIFY for wake-ups."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import asyncpg
+
+from tidings.storage.database import (
+    Connection,
+    DatabaseUnavailable,
+    ForeignKeyViolation,
+    Row,
+    StorageError,
+    UniqueViolation,
+)
+
+T = TypeVar("T")
+_POOL_SIZE = 10
+_CONNECT_TIMEOUT_S = 5.0
+_COMMAND_TIMEOUT_S = 30.0
+
+
+def _translate(exc: BaseException) -> StorageError:
+    if isinstance(exc, asyncpg.UniqueViolationError):
+        return UniqueViolation(str(exc))
+    if isinstance(exc, asyncpg.ForeignKeyViolationError):
+        return ForeignKeyViolation(str(exc))
+    if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
+        return StorageError(str(exc))
+    return DatabaseUnavailable(f"{type(exc).__name__}: {exc}")
+
+
+# Everything that means "the database is not there right now" as well as SQL errors.
+_DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError)
+
+
+def _rowcount(status: str) -> int:
+    tail = status.rsplit(" ", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
+
+
+async def _guard(call: Awaitable[T]) -> T:
+    try:
+        return await call
+    except _DRIVER_ERRORS as exc:
+        raise _translate(exc) from exc
+
+
+class _Conn:
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        return list(await _guard(self._conn.fetch(sql, *args)))
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        row: Row | None = await _guard(self._conn.fetchrow(sql, *args))
+        return row
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        return await _guard(self._conn.fetchval(sql, *args))
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        return _rowcount(await _guard(self._conn.execute(sql, *args)))
+
+    async def executemany(self, sql: str, args: Iterable[Sequence[Any]]) -> None:
+        await _guard(self._conn.executemany(sql, list(args)))
+
+
+class PostgresDatabase(_Conn):
+    dialect = "postgresql"
+
+    def __init__(self, url: str, pool: Any) -> None:
+        super().__init__(pool)
+        self._url = url
+        self._pool = pool
+        self._listener: Any = None
+        self._callbacks: dict[str, list[Callable[[], None]]] = {}
+
+    @classmethod
+    async def open(cls, url: str) -> PostgresDatabase:
+        pool = await _guard(
+            asyncpg.create_pool(
+                url,
+                min_size=1,
+                max_size=_POOL_SIZE,
+                timeout=_CONNECT_TIMEOUT_S,
+                command_timeout=_COMMAND_TIMEOUT_S,
+            )
+        )
+        return cls(url, pool)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Connection]:
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                yield _Conn(conn)
+        except _DRIVER_ERRORS as exc:
+            raise _translate(exc) from exc
+
+    async def subscribe(self, channel: str, callback: Callable[[], None]) -> None:
+        self._callbacks.setdefault(channel, []).append(callback)
+        if self._listener is None or self._listener.is_closed():
+            self._listener = await _guard(asyncpg.connect(self._url, timeout=_CONNECT_TIMEOUT_S))
+            for name in self._callbacks:
+                await self._listener.add_listener(name, self._dispatch)
+        elif len(self._callbacks[channel]) == 1:
+            await _guard(self._listener.add_listener(channel, self._dispatch))
+
+    def _dispatch(self, _conn: Any, _pid: int, channel: str, _payload: str) -> None:
+        for callback in self._callbacks.get(channel, ()):
+            callback()
+
+    async def notify(self, conn: Connection, channel: str) -> None:
+        # Delivered by PostgreSQL when (and only if) the transaction commits.
+        await conn.execute("SELECT pg_notify($1, '')", channel)
+
+    @property
+    def listener_alive(self) -> bool:
+        return self._listener is not None and not self._listener.is_closed()
+
+    async def close(self) -> None:
+        if self._listener is not None and not self._listener.is_closed():
+            await self._listener.close()
+        await self._pool.close()

@@ -1,0 +1,168 @@
+"""SQLite through the stdlib driver: one writer thread, a few reader threads.
+
+WAL lets readers run beside the single writer. ``synchronous=FULL`` makes every
+commit durable; concurrent writers share commits because the ingest path batches
+messages (see ``storage.ingest``) and every write runs on the one writer thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from functools import lru_cache, partial
+from typing import Any, TypeVar, cast
+
+from tidings.config import sqlite_path
+from tidings.storage.database import (
+    Connection,
+    DatabaseUnavailable,
+    ForeignKeyViolation,
+    Row,
+    StorageError,
+    UniqueViolation,
+)
+
+T = TypeVar("T")
+_PLACEHOLDER = re.compile(r"\$(\d+)")
+_READERS = 4
+Runner = Callable[[Callable[[sqlite3.Connection], Any]], Awaitable[Any]]
+
+
+@lru_cache(maxsize=1024)
+def _sql(sql: str) -> str:
+    return _PLACEHOLDER.sub(r"?\1", sql)
+
+
+def _translate(exc: sqlite3.Error) -> StorageError:
+    text = str(exc)
+    if isinstance(exc, sqlite3.IntegrityError):
+        if "UNIQUE" in text or "PRIMARY KEY" in text:
+            return UniqueViolation(text)
+        if "FOREIGN KEY" in text:
+            return ForeignKeyViolation(text)
+        return StorageError(text)
+    return DatabaseUnavailable(text)
+
+
+def _connect(path: str, *, readonly: bool) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA busy_timeout = 10000")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA synchronous = FULL")
+    if readonly:
+        conn.execute("PRAGMA query_only = ON")
+    return conn
+
+
+class _Session:
+    """Runs statements of one sqlite3 connection on its executor."""
+
+    def __init__(self, run: Runner) -> None:
+        self._run = run
+
+    async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        try:
+            return cast(T, await self._run(fn))
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        return await self._call(lambda c: c.execute(_sql(sql), args).fetchall())
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        return await self._call(lambda c: c.execute(_sql(sql), args).fetchone())
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        def first(c: sqlite3.Connection) -> Any:
+            row = c.execute(_sql(sql), args).fetchone()
+            return None if row is None else row[0]
+
+        return await self._call(first)
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        return await self._call(lambda c: c.execute(_sql(sql), args).rowcount)
+
+    async def executemany(self, sql: str, args: Iterable[Sequence[Any]]) -> None:
+        rows = list(args)
+        await self._call(lambda c: c.executemany(_sql(sql), rows))
+
+
+class SqliteDatabase(_Session):
+    dialect = "sqlite"
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._writer_pool = ThreadPoolExecutor(1, thread_name_prefix="tidings-sqlite-w")
+        self._reader_pool = ThreadPoolExecutor(_READERS, thread_name_prefix="tidings-sqlite-r")
+        self._writer = _connect(path, readonly=False)
+        self._readers = threading.local()
+        self._all_readers: list[sqlite3.Connection] = []
+        self._write_lock = asyncio.Lock()
+        self._subscribers: dict[str, list[Callable[[], None]]] = {}
+        super().__init__(self._read)
+
+    @classmethod
+    async def open(cls, url: str) -> SqliteDatabase:
+        path = str(sqlite_path(url))
+        try:
+            db = cls(path)
+            await db._on_writer(lambda c: c.execute("PRAGMA journal_mode = WAL").fetchone())
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
+        return db
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._readers, "conn", None)
+        if conn is None:
+            conn = _connect(self._path, readonly=True)
+            self._readers.conn = conn
+            self._all_readers.append(conn)
+        return conn
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._reader_pool, lambda: fn(self._reader()))
+
+    async def _on_writer(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._writer_pool, partial(fn, self._writer))
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Connection]:
+        async with self._write_lock:
+            tx = _Transaction(self._on_writer)
+            await tx._call(lambda c: c.execute("BEGIN IMMEDIATE"))
+            try:
+                yield tx
+            except BaseException:
+                await asyncio.shield(tx._call(lambda c: c.execute("ROLLBACK")))
+                raise
+            await tx._call(lambda c: c.execute("COMMIT"))
+        for channel in tx.notified:
+            for callback in self._subscribers.get(channel, ()):
+                callback()
+
+    async def subscribe(self, channel: str, callback: Callable[[], None]) -> None:
+        self._subscribers.setdefault(channel, []).append(callback)
+
+    async def notify(self, conn: Connection, channel: str) -> None:
+        cast(_Transaction, conn).notified.add(channel)
+
+    async def close(self) -> None:
+        await self._on_writer(lambda c: c.close())
+        self._writer_pool.shutdown(wait=True)
+        self._reader_pool.shutdown(wait=True)
+        for conn in self._all_readers:
+            conn.close()
+
+
+class _Transaction(_Session):
+    def __init__(self, run: Runner) -> None:
+        super().__init__(run)
+        self.notified: set[str] = set()

@@ -1,0 +1,139 @@
+"""The schema, declared once. Alembic migrations create it; a test checks they agree.
+
+Every table holding tenant data carries ``org_id`` and every query filters on it.
+Timestamps are BIGINT milliseconds since the epoch; ids are TEXT (see domain.ids).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+
+metadata = MetaData()
+
+organizations = Table(
+    "organizations",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(256), nullable=False, unique=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column(
+        "org_id", String(64), ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("name", String(256), nullable=False),
+    # sha256 hex of the full key; the key itself is never stored.
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(8), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("scopes", Text, nullable=False),  # JSON list of {resource, access, targets}
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("last_used_at", BigInteger, nullable=True),
+    Index("ix_api_keys_org", "org_id", "id"),
+)
+
+queues = Table(
+    "queues",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column(
+        "org_id", String(64), ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("name", String(256), nullable=False),
+    Column("schema", Text, nullable=True),  # the schema JSON exactly as given
+    Column("schema_id", String(64), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    UniqueConstraint("org_id", "name", name="uq_queues_org_name"),
+    Index("ix_queues_org", "org_id", "id"),
+)
+
+listeners = Table(
+    "listeners",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("org_id", String(64), nullable=False),
+    Column("queue_id", String(64), ForeignKey("queues.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(256), nullable=False),
+    Column("notify_url", Text, nullable=False),
+    Column("liveness_url", Text, nullable=False),
+    Column("secret", String(128), nullable=False),
+    Column("liveness_state", String(16), nullable=False, server_default="unknown"),
+    Column("success_count", BigInteger, nullable=False, server_default="0"),
+    Column("failure_count", BigInteger, nullable=False, server_default="0"),
+    # Outcomes of the last 3 probes, newest last: "1" success, "0" failure.
+    Column("recent_probes", String(8), nullable=False, server_default=""),
+    Column("next_probe_at", BigInteger, nullable=False, server_default="0"),
+    Column("probe_lease_until", BigInteger, nullable=False, server_default="0"),
+    Column("acknowledged_count", BigInteger, nullable=False, server_default="0"),
+    Column("missed_count", BigInteger, nullable=False, server_default="0"),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Index("ix_listeners_org", "org_id", "id"),
+    Index("ix_listeners_queue", "queue_id", "id"),
+    Index("ix_listeners_probe", "next_probe_at"),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("org_id", String(64), nullable=False),
+    Column("queue_id", String(64), ForeignKey("queues.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(256), nullable=True),
+    Column("data", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Index("ix_messages_org", "org_id", "id"),
+    Index("ix_messages_queue", "queue_id", "id"),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column(
+        "message_id",
+        String(64),
+        ForeignKey("messages.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column(
+        "listener_id",
+        String(64),
+        ForeignKey("listeners.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("org_id", String(64), nullable=False),
+    Column("state", String(16), nullable=False),  # pending | delivered | missed
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("last_status", Integer, nullable=True),
+    Column("last_attempt_at", BigInteger, nullable=True),
+    Column("next_attempt_at", BigInteger, nullable=True),
+    # A claimed delivery is leased; an expired lease means its worker died.
+    Column("lease_until", BigInteger, nullable=False, server_default="0"),
+    Index(
+        "ix_deliveries_due",
+        "next_attempt_at",
+        postgresql_where=text("state = 'pending'"),
+        sqlite_where=text("state = 'pending'"),
+    ),
+    Index("ix_deliveries_listener_state", "listener_id", "state", "message_id"),
+)
