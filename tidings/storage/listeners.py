@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from tidings.domain.errors import NotFound
 from tidings.domain.ids import new_id, now_ms
 from tidings.domain.models import Listener, Liveness, LivenessState, Page
-from tidings.storage.database import Database, ForeignKeyViolation, Row
+from tidings.storage.database import Connection, Database, ForeignKeyViolation, Row
 
 _COLUMNS = (
     "id, org_id, queue_id, name, notify_url, liveness_url, secret, liveness_state,"
-    " success_count, failure_count, acknowledged_count, missed_count, created_at, updated_at"
+    " success_count, failure_count, acknowledged_count, created_at, updated_at"
 )
 _MISSED_SQL = (
     "SELECT message_id FROM deliveries WHERE listener_id = $1 AND state = 'missed'"
@@ -32,7 +33,7 @@ def _listener(row: Row, missed: tuple[str, ...] = ()) -> Listener:
             LivenessState(row["liveness_state"]), row["success_count"], row["failure_count"]
         ),
         acknowledged_count=row["acknowledged_count"],
-        missed_count=row["missed_count"],
+        missed_count=len(missed),
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         missed=missed,
@@ -164,3 +165,12 @@ class Listeners:
             )
         if not deleted:
             raise _not_found()
+
+
+async def add_acknowledged(tx: Connection, counts: Mapping[str, int]) -> None:
+    """Bump ``acknowledged_count`` per listener (called inside the engine's record batch)."""
+    if counts:
+        await tx.executemany(
+            "UPDATE listeners SET acknowledged_count = acknowledged_count + $2 WHERE id = $1",
+            list(counts.items()),
+        )

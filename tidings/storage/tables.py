@@ -84,7 +84,6 @@ listeners = Table(
     Column("next_probe_at", BigInteger, nullable=False, server_default="0"),
     Column("probe_lease_until", BigInteger, nullable=False, server_default="0"),
     Column("acknowledged_count", BigInteger, nullable=False, server_default="0"),
-    Column("missed_count", BigInteger, nullable=False, server_default="0"),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
     Index("ix_listeners_org", "org_id", "id"),
@@ -131,6 +130,13 @@ deliveries = Table(
     Column("lease_until", BigInteger, nullable=False, server_default="0"),
     Index(
         "ix_deliveries_due",
+        "next_attempt_at",
+        postgresql_where=text("state = 'pending'"),
+        sqlite_where=text("state = 'pending'"),
+    ),
+    Index(
+        "ix_deliveries_listener_due",
+        "listener_id",
         "next_attempt_at",
         postgresql_where=text("state = 'pending'"),
         sqlite_where=text("state = 'pending'"),
