@@ -1,0 +1,208 @@
+"""Owns the engine's side of the ``deliveries`` table: claim, record, release, redeliver.
+
+Claims are leases: a claimed row carries ``lease_until``; if its worker dies, the
+lease runs out and the next claim takes the row again. PostgreSQL claims with
+``FOR UPDATE SKIP LOCKED`` so several workers never take the same row at once;
+SQLite has a single writer, so its claim transaction is exclusive anyway.
+Claims are per listener (at most ``per_listener`` rows each, listeners marked
+``down`` or already busy skipped) so one backlog never starves other listeners.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from tidings.domain.models import DeliveryState
+from tidings.storage.database import Database, Row
+from tidings.storage.listeners import add_acknowledged
+
+_CLAIMED = (
+    "d.message_id, d.listener_id, d.attempts, l.org_id, l.name AS listener_name,"
+    " l.notify_url, l.secret, m.name AS message_name, m.data, m.created_at,"
+    " q.id AS queue_id, q.name AS queue_name"
+)
+_CLAIM_POSTGRES = f"""
+SELECT {_CLAIMED}
+FROM listeners l
+CROSS JOIN LATERAL (
+    SELECT message_id, listener_id, attempts FROM deliveries
+    WHERE listener_id = l.id AND state = 'pending'
+      AND next_attempt_at <= $1 AND lease_until <= $1
+    ORDER BY next_attempt_at LIMIT $2
+    FOR UPDATE SKIP LOCKED
+) d
+JOIN messages m ON m.id = d.message_id
+JOIN queues q ON q.id = l.queue_id
+WHERE l.liveness_state <> 'down' AND NOT (l.id = ANY($3::text[]))
+LIMIT $4
+"""
+# SQLite has no LATERAL: a correlated IN (... LIMIT) over rowids does the same job.
+_CLAIM_SQLITE = f"""
+SELECT {_CLAIMED}
+FROM listeners l
+JOIN deliveries d ON d.rowid IN (
+    SELECT rowid FROM deliveries
+    WHERE listener_id = l.id AND state = 'pending'
+      AND next_attempt_at <= $1 AND lease_until <= $1
+    ORDER BY next_attempt_at LIMIT $2
+)
+JOIN messages m ON m.id = d.message_id
+JOIN queues q ON q.id = l.queue_id
+WHERE l.liveness_state <> 'down' AND l.id NOT IN (SELECT value FROM json_each($3))
+LIMIT $4
+"""
+_LEASE = "UPDATE deliveries SET lease_until = $3 WHERE message_id = $1 AND listener_id = $2"
+_RELEASE = (
+    "UPDATE deliveries SET lease_until = 0"
+    " WHERE message_id = $1 AND listener_id = $2 AND state = 'pending'"
+)
+_RECORD = (
+    "UPDATE deliveries SET state = $3, attempts = $4, last_status = $5, last_attempt_at = $6,"
+    " next_attempt_at = $7, lease_until = 0"
+    " WHERE message_id = $1 AND listener_id = $2 AND state = 'pending'"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    message_id: str
+    listener_id: str
+    attempts: int  # attempts made before this one
+    org_id: str
+    listener_name: str
+    notify_url: str
+    secret: str
+    message_name: str | None
+    data: str
+    created_at: int
+    queue_id: str
+    queue_name: str
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.message_id, self.listener_id
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptResult:
+    claimed: Claimed
+    status: int | None  # HTTP status, None when no response came
+    state: DeliveryState
+    attempts: int  # including this one
+    attempted_at: int
+    next_attempt_at: int | None
+
+
+def _claimed(row: Row) -> Claimed:
+    return Claimed(
+        message_id=row["message_id"],
+        listener_id=row["listener_id"],
+        attempts=row["attempts"],
+        org_id=row["org_id"],
+        listener_name=row["listener_name"],
+        notify_url=row["notify_url"],
+        secret=row["secret"],
+        message_name=row["message_name"],
+        data=row["data"],
+        created_at=row["created_at"],
+        queue_id=row["queue_id"],
+        queue_name=row["queue_name"],
+    )
+
+
+class Deliveries:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def claim(
+        self, now: int, lease_until: int, limit: int, per_listener: int, busy: Sequence[str]
+    ) -> list[Claimed]:
+        if self._db.dialect == "postgresql":
+            sql, excluded = _CLAIM_POSTGRES, list(busy)
+        else:
+            sql, excluded = _CLAIM_SQLITE, json.dumps(list(busy))  # type: ignore[assignment]
+        async with self._db.transaction() as tx:
+            rows = await tx.fetch(sql, now, per_listener, excluded, limit)
+            claimed = [_claimed(r) for r in rows]
+            if claimed:
+                await tx.executemany(
+                    _LEASE, [(c.message_id, c.listener_id, lease_until) for c in claimed]
+                )
+        return claimed
+
+    async def record(self, results: Sequence[AttemptResult]) -> None:
+        """Write a batch of attempt outcomes (and listener counters) in one commit."""
+        async with self._db.transaction() as tx:
+            await tx.executemany(
+                _RECORD,
+                [
+                    (
+                        r.claimed.message_id,
+                        r.claimed.listener_id,
+                        r.state.value,
+                        r.attempts,
+                        r.status,
+                        r.attempted_at,
+                        r.next_attempt_at,
+                    )
+                    for r in results
+                ],
+            )
+            acked = Counter(
+                r.claimed.listener_id for r in results if r.state is DeliveryState.DELIVERED
+            )
+            await add_acknowledged(tx, acked)
+
+    async def release(self, keys: Sequence[tuple[str, str]]) -> None:
+        """Give claimed rows back at once (shutdown), instead of waiting for the lease."""
+        if keys:
+            async with self._db.transaction() as tx:
+                await tx.executemany(_RELEASE, keys)
+
+    async def next_due(self) -> int | None:
+        value = await self._db.fetchval(
+            "SELECT min(next_attempt_at) FROM deliveries WHERE state = 'pending'"
+        )
+        return None if value is None else int(value)
+
+    async def redeliver(
+        self, org_id: str, listener_id: str, message_ids: Sequence[str] | None, now: int
+    ) -> list[str]:
+        """Give missed deliveries a fresh schedule; ids that are not missed are ignored."""
+        sql = (
+            "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = $3,"
+            " lease_until = 0 WHERE org_id = $1 AND listener_id = $2 AND state = 'missed'"
+        )
+        async with self._db.transaction() as tx:
+            if message_ids is None:
+                rows = await tx.fetch(sql + " RETURNING message_id", org_id, listener_id, now)
+            else:
+                rows = []
+                for message_id in dict.fromkeys(message_ids):
+                    row = await tx.fetchrow(
+                        sql + " AND message_id = $4 RETURNING message_id",
+                        org_id,
+                        listener_id,
+                        now,
+                        message_id,
+                    )
+                    if row is not None:
+                        rows.append(row)
+            if rows:
+                await self._db.notify(tx, "deliveries")
+        return sorted(r["message_id"] for r in rows)
+
+    async def wake_listener(self, listener_id: str, now: int) -> int:
+        """A listener came back: its waiting deliveries are due at once."""
+        async with self._db.transaction() as tx:
+            count = await tx.execute(
+                "UPDATE deliveries SET next_attempt_at = $2"
+                " WHERE listener_id = $1 AND state = 'pending' AND next_attempt_at > $2",
+                listener_id,
+                now,
+            )
+            await self._db.notify(tx, "deliveries")
+        return count
