@@ -54,6 +54,14 @@ def serve(
 
 
 @app.command()
+def worker(database: DatabaseOpt = None) -> None:
+    """Run the delivery engine alone, beside API nodes sharing one PostgreSQL."""
+    from tidings.worker import run_worker
+
+    asyncio.run(run_worker(_settings(database_url=database)))
+
+
+@app.command()
 def init(
     org: Annotated[str, typer.Option("--org", help="Name of the organization")] = "default",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,

@@ -25,6 +25,8 @@ from tidings.api.wire import Health
 from tidings.bootstrap import bootstrap
 from tidings.config import Settings
 from tidings.delivery.destinations import DestinationPolicy, parse_networks
+from tidings.delivery.engine import Engine
+from tidings.delivery.sender import Sender
 from tidings.storage.store import Store
 
 log = logging.getLogger("tidings")
@@ -44,6 +46,10 @@ class State:
 
     services: Services
     auth: Authenticator
+
+
+def start_engine(store: Store, settings: Settings, policy: DestinationPolicy) -> Engine:
+    return Engine(store, settings, Sender(policy, settings.max_in_flight))
 
 
 def _endpoint(ep: Endpoint, state: State) -> RequestHandler:
@@ -102,8 +108,10 @@ def _group_by_path(state: State) -> list[BaseRoute]:
     return routes
 
 
-def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
-    """Build the app. Pass ``store`` to share an already open one (tests)."""
+def create_app(settings: Settings, *, store: Store | None = None, engine: bool = True) -> Starlette:
+    """Build the app; its lifespan runs the delivery engine unless ``engine=False``.
+
+    Pass ``store`` to share an already open one (tests)."""
     state = State()
 
     @asynccontextmanager
@@ -122,9 +130,14 @@ def create_app(settings: Settings, *, store: Store | None = None) -> Starlette:
             settings, opened, DestinationPolicy(parse_networks(",".join(settings.allowed_networks)))
         )
         state.auth = Authenticator(opened)
+        running = start_engine(opened, settings, state.services.destinations) if engine else None
+        if running is not None:
+            await running.start()
         try:
             yield
         finally:
+            if running is not None:
+                await running.stop()
             if own:
                 await opened.close()
 

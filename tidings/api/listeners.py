@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from tidings.api import wire
 from tidings.api.context import Ctx
+from tidings.domain.ids import now_ms
 from tidings.domain.models import Listener
 from tidings.signing import new_secret
 
@@ -120,3 +121,15 @@ async def delete_listener(ctx: Ctx) -> Response:
     listener = await _find(ctx)
     await ctx.store.listeners.delete(ctx.org_id, listener.queue_id, listener.id)
     return ctx.respond(wire.Deleted({"self": ctx.self_link()}))
+
+
+async def redeliver(ctx: Ctx) -> Response:
+    listener = await _find(ctx)
+    body = await ctx.body(wire.CreateRedelivery)
+    ids = None if body.message_ids is UNSET else body.message_ids
+    scheduled = await ctx.store.deliveries.redeliver(ctx.org_id, listener.id, ids, now_ms())
+    return ctx.respond(
+        wire.RedeliveryEnvelope(
+            wire.RedeliveryOut(scheduled), ctx.links(listener=_href(ctx, listener))
+        )
+    )

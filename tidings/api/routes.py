@@ -141,6 +141,16 @@ ENDPOINTS: list[Endpoint] = [
     ),
     Endpoint(
         "POST",
+        L + "/redeliveries",
+        listeners.redeliver,
+        "Schedule a listener's missed messages again",
+        "listeners",
+        "write",
+        wire.RedeliveryEnvelope,
+        wire.CreateRedelivery,
+    ),
+    Endpoint(
+        "POST",
         Q + "/messages",
         messages.create_message,
         "Post a message to a queue",

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from tidings.domain.errors import NotFound
 from tidings.domain.ids import new_id, now_ms
+from tidings.domain.liveness import judge, record_probe
 from tidings.domain.models import Listener, Liveness, LivenessState, Page
 from tidings.storage.database import Connection, Database, ForeignKeyViolation, Row
 
@@ -174,3 +176,61 @@ async def add_acknowledged(tx: Connection, counts: Mapping[str, int]) -> None:
             "UPDATE listeners SET acknowledged_count = acknowledged_count + $2 WHERE id = $1",
             list(counts.items()),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class DueProbe:
+    listener_id: str
+    liveness_url: str
+
+
+class Probes:
+    """The liveness side of ``listeners``: which probes are due, and their outcomes."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def claim(
+        self, now: int, lease_until: int, next_probe_at: int, limit: int
+    ) -> list[DueProbe]:
+        lock = " FOR UPDATE SKIP LOCKED" if self._db.dialect == "postgresql" else ""
+        async with self._db.transaction() as tx:
+            rows = await tx.fetch(
+                "UPDATE listeners SET probe_lease_until = $2, next_probe_at = $3"
+                " WHERE id IN (SELECT id FROM listeners"
+                " WHERE next_probe_at <= $1 AND probe_lease_until <= $1"
+                f" ORDER BY next_probe_at LIMIT $4{lock}) RETURNING id, liveness_url",
+                now,
+                lease_until,
+                next_probe_at,
+                limit,
+            )
+        return [DueProbe(r["id"], r["liveness_url"]) for r in rows]
+
+    async def record(self, listener_id: str, ok: bool) -> tuple[LivenessState, LivenessState]:
+        """Store one probe outcome; answer the state before and after it."""
+        async with self._db.transaction() as tx:
+            row = await tx.fetchrow(
+                "SELECT recent_probes, liveness_state FROM listeners WHERE id = $1", listener_id
+            )
+            if row is None:  # deleted meanwhile
+                return LivenessState.UNKNOWN, LivenessState.UNKNOWN
+            recent = record_probe(row["recent_probes"], ok)
+            before, after = LivenessState(row["liveness_state"]), judge(recent)
+            await tx.execute(
+                "UPDATE listeners SET recent_probes = $2, liveness_state = $3,"
+                " success_count = success_count + $4, failure_count = failure_count + $5,"
+                " probe_lease_until = 0 WHERE id = $1",
+                listener_id,
+                recent,
+                after.value,
+                int(ok),
+                int(not ok),
+            )
+        return before, after
+
+    async def state(self, listener_id: str) -> LivenessState | None:
+        value = await self._db.fetchval(
+            "SELECT liveness_state FROM listeners WHERE id = $1", listener_id
+        )
+        return None if value is None else LivenessState(value)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 
 from tidings.storage.database import Database, open_database
+from tidings.storage.deliveries import Deliveries
 from tidings.storage.ingest import IngestBatcher
-from tidings.storage.listeners import Listeners
+from tidings.storage.listeners import Listeners, Probes
 from tidings.storage.messages import Messages
 from tidings.storage.migrate import upgrade
 from tidings.storage.orgs import ApiKeys, Organizations
@@ -21,6 +22,8 @@ class Store:
         self.queues = Queues(db)
         self.listeners = Listeners(db)
         self.messages = Messages(db)
+        self.deliveries = Deliveries(db)
+        self.probes = Probes(db)
         self.ingest = IngestBatcher(self.messages)
 
     @classmethod

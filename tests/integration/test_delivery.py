@@ -1,0 +1,271 @@
+"""The delivery engine against real receivers on 127.0.0.1 (SPEC §5 and §7)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import replace
+from typing import Any
+
+import standardwebhooks
+
+from tests.conftest import Running, start_server
+from tests.receivers import Answer, Receiver, drip_server, receiver
+from tidings.config import Settings
+
+
+async def add_listener(
+    server: Running,
+    queue_id: str,
+    rx: Receiver,
+    name: str = "l",
+    notify: str = "/hook",
+    live: str = "/live",
+) -> dict[str, Any]:
+    r = await server.call(
+        "POST",
+        f"/queues/{queue_id}/listeners",
+        json={"name": name, "notify_url": rx.url(notify), "liveness_url": rx.url(live)},
+    )
+    assert r.status_code == 200, r.text
+    listener: dict[str, Any] = r.json()["listener"]
+    return listener
+
+
+async def post(
+    server: Running, queue_id: str, data: str = '{"n": 1}', name: str | None = "m"
+) -> str:
+    r = await server.call("POST", f"/queues/{queue_id}/messages", json={"name": name, "data": data})
+    assert r.status_code == 200, r.text
+    message_id: str = r.json()["message"]["id"]
+    return message_id
+
+
+async def message(server: Running, queue_id: str, message_id: str) -> dict[str, Any]:
+    r = await server.call("GET", f"/queues/{queue_id}/messages/{message_id}")
+    body: dict[str, Any] = r.json()["message"]
+    return body
+
+
+async def until(predicate: Any, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not await predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.02)
+
+
+async def test_request_body_headers_and_signature(server: Running, queue: dict[str, Any]) -> None:
+    async with receiver() as rx:
+        listener = await add_listener(server, queue["id"], rx)
+        mid = await post(server, queue["id"], data='{"order": 7}', name="order-7")
+        [arrival] = await rx.wait_for("/hook", 1)
+    assert arrival.headers["Content-Type"] == "application/json"
+    assert arrival.headers["webhook-id"] == mid
+    assert abs(int(arrival.headers["webhook-timestamp"]) - time.time()) < 5
+    body = arrival.json()
+    assert body == {
+        "id": mid,
+        "name": "order-7",
+        "queue": {"id": queue["id"], "name": queue["name"]},
+        "data": '{"order": 7}',
+        "created_at": body["created_at"],
+    }
+    assert isinstance(body["created_at"], int)
+    # The receiver verifies us with the stock package and the secret we handed out.
+    verified = standardwebhooks.Webhook(listener["secret"]).verify(arrival.body, arrival.headers)
+    assert verified["id"] == mid
+    bad = dict(arrival.headers, **{"webhook-signature": "v1,AAAA"})
+    try:
+        standardwebhooks.Webhook(listener["secret"]).verify(arrival.body, bad)
+        raise AssertionError("a forged signature verified")
+    except standardwebhooks.WebhookVerificationError:
+        pass
+
+
+async def test_fan_out_and_late_listeners(server: Running, queue: dict[str, Any]) -> None:
+    async with receiver() as rx:
+        for i in range(3):
+            await add_listener(server, queue["id"], rx, f"l{i}", notify=f"/hook{i}")
+        ids = [await post(server, queue["id"], data=str(n)) for n in range(5)]
+        late = await add_listener(server, queue["id"], rx, "late", notify="/late")
+        for i in range(3):
+            got = await rx.wait_for(f"/hook{i}", 5)
+            assert sorted(a.headers["webhook-id"] for a in got) == sorted(ids)
+        await asyncio.sleep(0.3)
+        assert rx.on("/late") == []
+    got = (await server.call("GET", f"/queues/{queue['id']}/listeners")).json()["listeners"]
+    acked = {x["name"]: x["messages"]["acknowledged_count"] for x in got}
+    assert acked == {"l0": 5, "l1": 5, "l2": 5, "late": 0}
+    assert late["id"] not in {
+        d["listener_id"] for d in (await message(server, queue["id"], ids[0]))["deliveries"]
+    }
+
+
+async def test_retry_after_5xx_until_success(server: Running, queue: dict[str, Any]) -> None:
+    flaky = lambda _p, n: Answer(500 if n < 2 else 200)  # noqa: E731
+    async with receiver(hook=flaky) as rx:
+        await add_listener(server, queue["id"], rx)
+        mid = await post(server, queue["id"])
+        arrivals = await rx.wait_for("/hook", 3)
+    assert {a.headers["webhook-id"] for a in arrivals} == {mid}
+    timestamps = [a.at for a in arrivals]
+    assert timestamps[1] - timestamps[0] >= 0.05 * 0.8 - 0.01
+
+    async def delivered() -> bool:
+        d = (await message(server, queue["id"], mid))["deliveries"][0]
+        return bool(d["state"] == "delivered")
+
+    await until(delivered)
+    d = (await message(server, queue["id"], mid))["deliveries"][0]
+    assert d["attempts"] == 3 and d["last_status"] == 200 and d["next_attempt_at"] is None
+
+
+async def test_exhaustion_missed_then_redelivered(server: Running, queue: dict[str, Any]) -> None:
+    failing = {"ok": False}
+    behaviour = lambda _p, _n: Answer(200 if failing["ok"] else 503)  # noqa: E731
+    async with receiver(hook=behaviour) as rx:
+        listener = await add_listener(server, queue["id"], rx)
+        mid = await post(server, queue["id"])
+        path = f"/queues/{queue['id']}/listeners/{listener['id']}"
+
+        async def missed() -> bool:
+            got = (await server.call("GET", path)).json()["listener"]["messages"]
+            return bool(got["missed"] == [mid])
+
+        await until(missed)
+        assert len(rx.on("/hook")) == 4  # schedule of 3 delays => 4 attempts
+        got = (await server.call("GET", path)).json()["listener"]["messages"]
+        assert got == {"acknowledged_count": 0, "missed": [mid], "missed_count": 1}
+        d = (await message(server, queue["id"], mid))["deliveries"][0]
+        assert d["state"] == "missed" and d["attempts"] == 4 and d["last_status"] == 503
+
+        failing["ok"] = True
+        ignored = await server.call("POST", path + "/redeliveries", json={"message_ids": ["nope"]})
+        assert ignored.json()["redelivery"] == {"message_ids": []}
+        again = await server.call("POST", path + "/redeliveries", json={})
+        assert again.status_code == 200
+        assert again.json()["redelivery"] == {"message_ids": [mid]}
+        await rx.wait_for("/hook", 5)
+
+        async def recovered() -> bool:
+            got = (await server.call("GET", path)).json()["listener"]["messages"]
+            return bool(got == {"acknowledged_count": 1, "missed": [], "missed_count": 0})
+
+        await until(recovered)
+
+
+async def test_retry_after_is_honoured(settings: Settings) -> None:
+    slow_schedule = replace(settings, retry_schedule_s=(0.05, 5.0))
+    behaviour = lambda _p, n: Answer(429, {"Retry-After": "1"}) if n == 0 else Answer(200)  # noqa: E731
+    async with start_server(slow_schedule) as server, receiver(hook=behaviour) as rx:
+        qid = (await server.call("POST", "/queues", json={"name": "q"})).json()["queue"]["id"]
+        await add_listener(server, qid, rx)
+        await post(server, qid)
+        first, second = await rx.wait_for("/hook", 2, timeout_s=5)
+    assert 0.9 <= second.at - first.at < 2.5
+
+
+async def test_redirects_are_not_followed(server: Running, queue: dict[str, Any]) -> None:
+    moved = lambda _p, _n: Answer(302, {"Location": "/elsewhere"})  # noqa: E731
+    async with receiver(hook=moved) as rx:
+        await add_listener(server, queue["id"], rx)
+        mid = await post(server, queue["id"])
+
+        async def failed_once() -> bool:
+            d = (await message(server, queue["id"], mid))["deliveries"][0]
+            return bool(d["attempts"] >= 1)
+
+        await until(failed_once)
+        d = (await message(server, queue["id"], mid))["deliveries"][0]
+        assert d["last_status"] == 302 and d["state"] != "delivered"
+        assert rx.on("/elsewhere") == []
+
+
+async def test_slow_listener_does_not_delay_fast_one(settings: Settings) -> None:
+    quick_timeout = replace(settings, delivery_timeout_s=1.0, max_in_flight_per_listener=2)
+    sleepy = lambda _p, _n: Answer(200, delay_s=5)  # noqa: E731
+    async with start_server(quick_timeout) as server, receiver(slow=sleepy) as rx:
+        qid = (await server.call("POST", "/queues", json={"name": "q"})).json()["queue"]["id"]
+        await add_listener(server, qid, rx, "slow", notify="/slow")
+        await add_listener(server, qid, rx, "fast", notify="/fast")
+        started = time.monotonic()
+        for n in range(20):
+            await post(server, qid, data=str(n))
+        fast = await rx.wait_for("/fast", 20, timeout_s=5)
+        assert fast[-1].at - started < 1.5, "the fast listener waited for the slow one"
+        # The slow one is capped at 2 requests in flight and each attempt ends at 1 s,
+        # so no three of its arrivals fall within one deadline.
+        slow = [a.at for a in await rx.wait_for("/slow", 4, timeout_s=5)]
+        assert all(later - earlier > 0.8 for earlier, later in zip(slow, slow[2:], strict=False))
+
+
+async def test_drip_receiver_is_cut_at_the_deadline(settings: Settings) -> None:
+    quick_timeout = replace(settings, delivery_timeout_s=1.0)
+    async with start_server(quick_timeout) as server, drip_server(0.2) as (url, connected):
+        qid = (await server.call("POST", "/queues", json={"name": "q"})).json()["queue"]["id"]
+        r = await server.call(
+            "POST",
+            f"/queues/{qid}/listeners",
+            json={"name": "drip", "notify_url": url, "liveness_url": url},
+        )
+        assert r.status_code == 200
+        mid = await post(server, qid)
+
+        async def attempted() -> bool:
+            d = (await message(server, qid, mid))["deliveries"][0]
+            return bool(d["attempts"] >= 1)
+
+        await until(attempted, timeout_s=5)
+        d = (await message(server, qid, mid))["deliveries"][0]
+        assert d["last_status"] is None and d["state"] == "pending"
+        first_connect = min(connected)
+        # The attempt was recorded about one deadline after it started, not 200 s later.
+        assert d["last_attempt_at"] / 1000 - time.time() + time.monotonic() - first_connect < 2.0
+
+
+async def test_liveness_states_pause_and_resume(settings: Settings) -> None:
+    fast_probes = replace(settings, liveness_interval_s=0.1, retry_schedule_s=(0.05,))
+    alive = {"up": True}
+    live = lambda _p, _n: Answer(200 if alive["up"] else 503)  # noqa: E731
+    hook = lambda _p, _n: Answer(200 if alive["up"] else 503)  # noqa: E731
+    async with start_server(fast_probes) as server, receiver(live=live, hook=hook) as rx:
+        qid = (await server.call("POST", "/queues", json={"name": "q"})).json()["queue"]["id"]
+        listener = await add_listener(server, qid, rx)
+        path = f"/queues/{qid}/listeners/{listener['id']}"
+
+        async def state(expected: str) -> bool:
+            got = (await server.call("GET", path)).json()["listener"]["liveness"]
+            return bool(got["state"] == expected)
+
+        await until(lambda: state("stable"))
+        alive["up"] = False
+        await until(lambda: state("down"))
+        got = (await server.call("GET", path)).json()["listener"]["liveness"]
+        assert got["failure_count"] >= 3 and got["success_count"] >= 1
+
+        before = len(rx.on("/hook"))
+        mid = await post(server, qid)
+        await asyncio.sleep(0.5)  # many retry periods: nothing may be spent while down
+        assert len(rx.on("/hook")) == before
+        d = (await message(server, qid, mid))["deliveries"][0]
+        assert d["state"] == "pending" and d["attempts"] == 0
+
+        alive["up"] = True
+        await rx.wait_for("/hook", before + 1, timeout_s=5)
+
+        async def delivered() -> bool:
+            d = (await message(server, qid, mid))["deliveries"][0]
+            return bool(d["state"] == "delivered")
+
+        await until(delivered)
+
+
+async def test_deleting_message_cancels_its_retries(server: Running, queue: dict[str, Any]) -> None:
+    async with receiver(hook=lambda _p, _n: Answer(500)) as rx:
+        await add_listener(server, queue["id"], rx)
+        mid = await post(server, queue["id"])
+        await rx.wait_for("/hook", 1)
+        await server.call("DELETE", f"/queues/{queue['id']}/messages/{mid}")
+        seen = len(rx.on("/hook"))
+        await asyncio.sleep(0.6)
+        assert len(rx.on("/hook")) <= seen + 1  # at most the attempt already in flight

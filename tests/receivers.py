@@ -1,0 +1,111 @@
+"""Real HTTP receivers on 127.0.0.1 for delivery tests (aiohttp.web), plus a drip server."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+
+@dataclass
+class Arrival:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    at: float  # time.monotonic()
+
+    def json(self) -> Any:
+        import json
+
+        return json.loads(self.body)
+
+
+# A behaviour maps (path, number of earlier arrivals on that path) to an answer.
+Behaviour = Callable[[str, int], "Answer"]
+
+
+@dataclass
+class Answer:
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    delay_s: float = 0.0
+
+
+@dataclass
+class Receiver:
+    base_url: str
+    arrivals: list[Arrival]
+    behaviour: dict[str, Behaviour]
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def on(self, path: str) -> list[Arrival]:
+        return [a for a in self.arrivals if a.path == path]
+
+    async def wait_for(self, path: str, count: int, timeout_s: float = 10.0) -> list[Arrival]:
+        deadline = time.monotonic() + timeout_s
+        while len(self.on(path)) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{path}: {len(self.on(path))} of {count} arrivals")
+            await asyncio.sleep(0.01)
+        return self.on(path)
+
+
+@asynccontextmanager
+async def receiver(**behaviour: Behaviour) -> AsyncIterator[Receiver]:
+    """Paths answer 200 unless a behaviour is given for them (keys: path without '/')."""
+    arrivals: list[Arrival] = []
+    table = {"/" + k.replace("__", "/"): v for k, v in behaviour.items()}
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        earlier = sum(1 for a in arrivals if a.path == request.path)
+        arrivals.append(Arrival(request.path, dict(request.headers), body, time.monotonic()))
+        answer = table.get(request.path, lambda _p, _n: Answer())(request.path, earlier)
+        if answer.delay_s:
+            await asyncio.sleep(answer.delay_s)
+        return web.Response(status=answer.status, headers=answer.headers, text="{}")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield Receiver(f"http://127.0.0.1:{port}", arrivals, table)
+    finally:
+        await runner.cleanup()
+
+
+@asynccontextmanager
+async def drip_server(interval_s: float = 0.5) -> AsyncIterator[tuple[str, list[float]]]:
+    """Answers every request one byte at a time, forever; yields (url, connect times)."""
+    connected: list[float] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connected.append(time.monotonic())
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n" + b"x" * 1000:
+                writer.write(bytes([byte]))
+                await writer.drain()
+                await asyncio.sleep(interval_s)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}/drip", connected
+    finally:
+        server.close()

@@ -1,0 +1,222 @@
+"""The delivery engine: claim due deliveries, send them, record the outcomes.
+
+One engine runs inside ``tidings serve`` and alone as ``tidings worker``; several
+may share one PostgreSQL. The loop:
+
+* **claim** leases a batch of due deliveries (storage skips listeners that are
+  ``down`` or already busy here, and takes at most ``max_in_flight_per_listener``
+  per listener, so one slow or dead listener never holds up the others);
+* **send** each one through the shared :class:`Sender` under a per-listener cap;
+* **record** outcomes in batches (one commit for many attempts).
+
+Wake-ups come from the database (a committed message notifies ``deliveries``) and
+from timers armed for the next retry, with a slow poll as the safety net for work
+scheduled by other processes and for leases that expire after a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections import defaultdict
+from collections.abc import Callable
+
+import msgspec
+
+from tidings.config import Settings
+from tidings.delivery.liveness import LivenessProber
+from tidings.delivery.recorder import Recorder
+from tidings.delivery.sender import Sender
+from tidings.domain.ids import now_ms
+from tidings.domain.models import DeliveryState, LivenessState
+from tidings.domain.retry import after_attempt, parse_retry_after
+from tidings.signing import secret_key, sign
+from tidings.storage.database import StorageError
+from tidings.storage.deliveries import AttemptResult, Claimed
+from tidings.storage.messages import DELIVERIES_CHANNEL
+from tidings.storage.store import Store
+
+log = logging.getLogger("tidings.delivery")
+
+CLAIM_BATCH = 256
+POLL_INTERVAL_S = 1.0
+ERROR_BACKOFF_S = 1.0
+_encoder = msgspec.json.Encoder()
+
+
+def request_body(c: Claimed) -> bytes:
+    """The documented body (SPEC §5); the same bytes for every listener of a message."""
+    return _encoder.encode(
+        {
+            "id": c.message_id,
+            "name": c.message_name,
+            "queue": {"id": c.queue_id, "name": c.queue_name},
+            "data": c.data,
+            "created_at": c.created_at,
+        }
+    )
+
+
+class Engine:
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        sender: Sender,
+        clock: Callable[[], int] = now_ms,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._store = store
+        self._settings = settings
+        self._sender = sender
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._wake = asyncio.Event()
+        self._slot_free = asyncio.Event()
+        self._stopping = False
+        self._in_flight: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._per_listener: defaultdict[str, int] = defaultdict(int)
+        self._listener_slots: dict[str, asyncio.Semaphore] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._recorder = Recorder(store, on_scheduled=self._wake_at)
+        self._prober = LivenessProber(store, settings, sender, clock)
+        # Long enough for a full attempt even after waiting for a listener slot.
+        self._lease_ms = int(max(30.0, 3 * settings.delivery_timeout_s) * 1000)
+
+    async def start(self) -> None:
+        await self._store.db.subscribe(DELIVERIES_CHANNEL, self._wake.set)
+        self._recorder.start()
+        self._prober.start()
+        self._tasks.append(asyncio.create_task(self._claim_loop(), name="tidings-claim"))
+
+    async def stop(self, grace_s: float = 4.0) -> None:
+        """Stop claiming, let in-flight attempts finish for ``grace_s``, release the rest."""
+        self._stopping = True
+        self._wake.set()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._prober.stop()
+        pending = list(self._in_flight.values())
+        if pending:
+            await asyncio.wait(pending, timeout=grace_s)
+        unfinished = [key for key, task in self._in_flight.items() if not task.done()]
+        for key in unfinished:
+            self._in_flight[key].cancel()
+        await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
+        await self._recorder.stop()
+        with contextlib.suppress(StorageError):
+            await self._store.deliveries.release(unfinished)
+        await self._sender.close()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    def _wake_at(self, at_ms: int) -> None:
+        delay_s = max(0.0, (at_ms - self._clock()) / 1000)
+        asyncio.get_running_loop().call_later(delay_s, self._wake.set)
+
+    async def _claim_loop(self) -> None:
+        while not self._stopping:
+            try:
+                claimed = await self._claim()
+            except StorageError as exc:
+                log.warning("claiming deliveries failed, retrying: %s", exc)
+                await asyncio.sleep(ERROR_BACKOFF_S)
+                continue
+            if claimed == 0:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), POLL_INTERVAL_S)
+
+    async def _claim(self) -> int:
+        free = self._settings.max_in_flight - len(self._in_flight)
+        if free <= 0:
+            self._slot_free.clear()
+            await self._slot_free.wait()
+            return -1
+        cap = self._settings.max_in_flight_per_listener
+        busy = [lid for lid, count in self._per_listener.items() if count >= cap]
+        now = self._clock()
+        batch = await self._store.deliveries.claim(
+            now, now + self._lease_ms, min(free, CLAIM_BATCH), cap, busy
+        )
+        bodies: dict[str, bytes] = {}
+        for claimed in batch:
+            body = bodies.get(claimed.message_id)
+            if body is None:
+                body = bodies[claimed.message_id] = request_body(claimed)
+            self._spawn(claimed, body)
+        return len(batch)
+
+    def _spawn(self, claimed: Claimed, body: bytes) -> None:
+        if claimed.key in self._in_flight:  # our own lease ran out and we took it again
+            return
+        self._per_listener[claimed.listener_id] += 1
+        task = asyncio.create_task(self._attempt(claimed, body))
+        self._in_flight[claimed.key] = task
+        task.add_done_callback(lambda _task: self._done(claimed))
+
+    def _done(self, claimed: Claimed) -> None:
+        self._in_flight.pop(claimed.key, None)
+        left = self._per_listener[claimed.listener_id] - 1
+        if left <= 0:
+            self._per_listener.pop(claimed.listener_id, None)
+            self._listener_slots.pop(claimed.listener_id, None)
+        else:
+            self._per_listener[claimed.listener_id] = left
+        self._slot_free.set()
+        self._wake.set()
+
+    def _slots(self, listener_id: str) -> asyncio.Semaphore:
+        slots = self._listener_slots.get(listener_id)
+        if slots is None:
+            cap = self._settings.max_in_flight_per_listener
+            slots = self._listener_slots[listener_id] = asyncio.Semaphore(cap)
+        return slots
+
+    async def _attempt(self, claimed: Claimed, body: bytes) -> None:
+        async with self._slots(claimed.listener_id):
+            timestamp_s = self._clock() // 1000
+            headers = {
+                "Content-Type": "application/json",
+                "webhook-id": claimed.message_id,
+                "webhook-timestamp": str(timestamp_s),
+                "webhook-signature": sign(
+                    secret_key(claimed.secret), claimed.message_id, timestamp_s, body
+                ),
+            }
+            answer = await self._sender.request(
+                "POST", claimed.notify_url, self._settings.delivery_timeout_s, body, headers
+            )
+        now = self._clock()
+        attempts = claimed.attempts + 1
+        outcome = after_attempt(
+            self._settings.retry_schedule_s,
+            attempts,
+            answer.status,
+            parse_retry_after(answer.retry_after, now),
+            now,
+            self._rng,
+        )
+        state, next_at = outcome.state, outcome.next_attempt_at
+        if state is DeliveryState.MISSED and await self._is_down(claimed.listener_id):
+            # A listener that is down never misses: the attempt is not spent.
+            state, next_at, attempts = DeliveryState.PENDING, now, claimed.attempts
+        if answer.error:
+            log.info(
+                "delivery %s -> %s failed: %s",
+                claimed.message_id,
+                claimed.listener_id,
+                answer.error,
+            )
+        self._recorder.add(AttemptResult(claimed, answer.status, state, attempts, now, next_at))
+
+    async def _is_down(self, listener_id: str) -> bool:
+        try:
+            return await self._store.probes.state(listener_id) is LivenessState.DOWN
+        except StorageError:
+            return False

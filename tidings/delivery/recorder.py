@@ -1,0 +1,68 @@
+"""Writes attempt outcomes in batches: one commit for everything that finished
+while the previous commit was in flight. An outcome that cannot be written yet is
+kept and retried; if the process dies first, the lease expires and the delivery is
+attempted again (at-least-once)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from tidings.domain.models import DeliveryState
+from tidings.storage.database import StorageError
+from tidings.storage.deliveries import AttemptResult
+from tidings.storage.store import Store
+
+log = logging.getLogger("tidings.delivery")
+MAX_BATCH = 1000
+RETRY_S = 1.0
+
+
+class Recorder:
+    def __init__(self, store: Store, on_scheduled: Callable[[int], None]) -> None:
+        self._store = store
+        self._on_scheduled = on_scheduled
+        self._pending: list[AttemptResult] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="tidings-record")
+
+    def add(self, result: AttemptResult) -> None:
+        self._pending.append(result)
+        self._wake.set()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        with contextlib.suppress(StorageError):
+            while self._pending:
+                await self._flush()
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                try:
+                    await self._flush()
+                except StorageError as exc:
+                    log.warning("recording attempts failed, retrying: %s", exc)
+                    await asyncio.sleep(RETRY_S)
+
+    async def _flush(self) -> None:
+        batch = self._pending[:MAX_BATCH]
+        await self._store.deliveries.record(batch)
+        del self._pending[: len(batch)]
+        retries = [
+            r.next_attempt_at
+            for r in batch
+            if r.state is DeliveryState.PENDING and r.next_attempt_at is not None
+        ]
+        if retries:
+            self._on_scheduled(min(retries))

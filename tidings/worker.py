@@ -1,0 +1,32 @@
+"""``tidings worker``: the delivery engine without the API, stopped cleanly by SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from tidings.config import Settings
+from tidings.delivery.destinations import DestinationPolicy, parse_networks
+from tidings.delivery.engine import Engine
+from tidings.delivery.sender import Sender
+from tidings.storage.store import Store
+
+log = logging.getLogger("tidings.worker")
+
+
+async def run_worker(settings: Settings) -> None:
+    store = await Store.open(settings.database_url)
+    policy = DestinationPolicy(parse_networks(",".join(settings.allowed_networks)))
+    engine = Engine(store, settings, Sender(policy, settings.max_in_flight))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await engine.start()
+    log.info("worker started on %s", settings.database_url.split("@")[-1])
+    try:
+        await stop.wait()
+    finally:
+        await engine.stop()
+        await store.close()
