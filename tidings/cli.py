@@ -32,6 +32,9 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on (TIDINGS_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on (TIDINGS_PORT)")] = None,
     database: DatabaseOpt = None,
+    no_engine: Annotated[
+        bool, typer.Option("--no-engine", help="API only: leave delivery to `tidings worker`s")
+    ] = False,
 ) -> None:
     """Run the API and the delivery engine in one process."""
     import uvicorn
@@ -40,7 +43,7 @@ def serve(
 
     settings = _settings(host=host, port=port, database_url=database)
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, engine=not no_engine),
         host=settings.host,
         port=settings.port,
         loop="uvloop",

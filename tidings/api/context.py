@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from tidings.api.auth import Principal
+from tidings.api.middleware import BODY_KEY
 from tidings.api.wire import Link, Links, decode
 from tidings.config import Settings
 from tidings.delivery.destinations import DestinationPolicy
@@ -40,6 +41,7 @@ class Ctx:
     principal: Principal
     resource: str
     access: str
+    _base: str | None = None
 
     @property
     def org_id(self) -> str:
@@ -62,7 +64,9 @@ class Ctx:
             raise Forbidden(f"This API key has no {self.access} scope for {self.resource} here.")
 
     async def body(self, kind: type[T]) -> T:
-        raw = await self.request.body()
+        raw = self.request.scope.get(BODY_KEY)
+        if raw is None:
+            raw = await self.request.body()
         try:
             value: T = decode(raw, kind)
         except msgspec.ValidationError as exc:
@@ -88,9 +92,11 @@ class Ctx:
     @property
     def base(self) -> str:
         """Absolute base URL including the ``/v1`` prefix when the request used it."""
-        root = str(self.request.base_url).rstrip("/")
-        prefix = "/v1" if self.request.url.path.startswith("/v1/") else ""
-        return root + prefix
+        if self._base is None:
+            root = str(self.request.base_url).rstrip("/")
+            prefix = "/v1" if self.request.scope["path"].startswith("/v1/") else ""
+            self._base = root + prefix
+        return self._base
 
     def href(self, *parts: str) -> Link:
         return Link(self.base + "/" + "/".join(parts))

@@ -56,7 +56,7 @@ def _href(ctx: Ctx, queue_id: str, message_id: str) -> wire.Link:
 
 
 async def create_message(ctx: Ctx) -> Response:
-    queue = await ctx.store.queues.get(ctx.org_id, ctx.param("queue_id"))
+    queue = await ctx.store.queues.get_recent(ctx.org_id, ctx.param("queue_id"))
     ctx.authorize(queue.id)
     body = await ctx.body(wire.CreateMessage)
     _check_data(queue, body.data)

@@ -16,6 +16,7 @@ from tidings.api.problems import problem_body
 # Paths that answer without JSON negotiation (the interactive docs page is HTML).
 _EXEMPT = frozenset({"/docs", "/v1/docs"})
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+BODY_KEY = "tidings.body"
 
 
 def _header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes | None:
@@ -64,6 +65,7 @@ class ConventionsMiddleware:
         if body and not is_json(_header(headers, b"content-type")):
             await _reject(send, 415, "Send the request body as Content-Type: application/json.")
             return
+        scope[BODY_KEY] = body  # handlers read it from here, skipping a second stream pass
         await self.app(scope, _replay(body, receive), send)
 
     async def _read_body(self, scope: Scope, receive: Receive, send: Send) -> bytes | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from tidings.domain.errors import Conflict, NotFound
@@ -11,6 +12,8 @@ from tidings.domain.models import Page, Queue
 from tidings.storage.database import Database, Row, UniqueViolation
 
 _COLUMNS = "id, org_id, name, schema, schema_id, created_at, updated_at"
+RECENT_TTL_S = 2.0
+RECENT_MAX = 10_000
 # Sentinel for "leave this column as it is" in updates.
 KEEP: Any = object()
 
@@ -35,6 +38,24 @@ def _duplicate(name: str) -> Conflict:
 class Queues:
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._recent: dict[tuple[str, str], tuple[float, Queue]] = {}
+
+    async def get_recent(self, org_id: str, queue_id: str) -> Queue:
+        """``get`` through a short cache, for the message ingest path.
+
+        Changes made on this node are seen at once; changes made on another node
+        within ``RECENT_TTL_S`` (a deleted queue is still caught by the foreign key
+        when the message is stored).
+        """
+        key = (org_id, queue_id)
+        hit = self._recent.get(key)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        queue = await self.get(org_id, queue_id)
+        if len(self._recent) > RECENT_MAX:
+            self._recent.clear()
+        self._recent[key] = (time.monotonic() + RECENT_TTL_S, queue)
+        return queue
 
     async def create(self, org_id: str, name: str, schema: Any, schema_id: str | None) -> Queue:
         now = now_ms()
@@ -100,6 +121,7 @@ class Queues:
             raise _duplicate(new_name) from exc
         if row is None:
             raise NotFound("No queue with this id.")
+        self._recent.pop((org_id, queue_id), None)
         return _queue(row)
 
     async def delete(self, org_id: str, queue_id: str) -> None:
@@ -108,5 +130,6 @@ class Queues:
             deleted = await tx.execute(
                 "DELETE FROM queues WHERE org_id = $1 AND id = $2", org_id, queue_id
             )
+        self._recent.pop((org_id, queue_id), None)
         if not deleted:
             raise NotFound("No queue with this id.")

@@ -1,0 +1,88 @@
+"""Run ``tidings`` commands as real subprocesses for acceptance and crash tests."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import BOOTSTRAP_KEY, free_socket
+
+
+def tidings_env(database_url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TIDINGS_")}
+    env.update(
+        TIDINGS_DATABASE_URL=database_url,
+        TIDINGS_BOOTSTRAP_API_KEY=BOOTSTRAP_KEY,
+        TIDINGS_ALLOWED_NETWORKS="127.0.0.0/8",
+        TIDINGS_RETRY_SCHEDULE="0.1,0.2,0.4,0.8,1,1,1,1,1,1,1,1",
+        TIDINGS_DELIVERY_TIMEOUT="2",
+        TIDINGS_LIVENESS_INTERVAL="1",
+    )
+    env.update(extra)
+    return env
+
+
+class Proc:
+    """A ``tidings`` subprocess whose output goes to a log file."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+        self.log = log
+        self._file = log.open("ab")
+        self.popen = subprocess.Popen(
+            [sys.executable, "-m", "tidings", *args],
+            env=env,
+            stdout=self._file,
+            stderr=subprocess.STDOUT,
+        )
+
+    def kill(self) -> None:
+        self.popen.send_signal(signal.SIGKILL)
+        self.popen.wait(10)
+        self._file.close()
+
+    def terminate(self, timeout_s: float = 15) -> float:
+        """SIGTERM; answer how long the process took to exit."""
+        started = time.monotonic()
+        self.popen.send_signal(signal.SIGTERM)
+        self.popen.wait(timeout_s)
+        self._file.close()
+        return time.monotonic() - started
+
+
+def free_port() -> int:
+    sock = free_socket()
+    port: int = sock.getsockname()[1]
+    sock.close()
+    return port
+
+
+async def serve(
+    database_url: str, log: Path, port: int | None = None, *args: str, **env: str
+) -> tuple[Proc, str]:
+    port = port or free_port()
+    proc = Proc(["serve", "--port", str(port), *args], tidings_env(database_url, **env), log)
+    base = f"http://127.0.0.1:{port}"
+    await wait_healthy(base, proc)
+    return proc, base
+
+
+async def wait_healthy(base: str, proc: Proc, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    async with httpx.AsyncClient() as client:
+        while time.monotonic() < deadline:
+            if proc.popen.poll() is not None:
+                raise AssertionError(f"tidings exited: {proc.log.read_text()[-2000:]}")
+            try:
+                if (await client.get(base + "/health")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.05)
+    raise AssertionError(f"tidings not healthy in time: {proc.log.read_text()[-2000:]}")
