@@ -108,10 +108,10 @@ def free_socket() -> socket.socket:
 
 
 @asynccontextmanager
-async def start_server(settings: Settings) -> AsyncIterator[Running]:
+async def start_server(settings: Settings, *, engine: bool = True) -> AsyncIterator[Running]:
     """Run the real app on uvicorn inside the test's event loop."""
     store = await Store.open(settings.database_url)
-    app = create_app(settings, store=store)
+    app = create_app(settings, store=store, engine=engine)
     sock = free_socket()
     config = uvicorn.Config(app, lifespan="on", log_level="warning", access_log=False)
     server = uvicorn.Server(config)
