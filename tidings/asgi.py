@@ -1,0 +1,18 @@
+"""Import target for ASGI servers that load the app by name (granian, hypercorn).
+
+``tidings serve`` uses it too, so every server runs the very same app: settings from
+the ``TIDINGS_*`` environment, logging configured once, lifespan in the worker.
+"""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+
+from tidings.config import load_settings
+
+
+def app() -> Starlette:
+    """Factory: build the app from the environment."""
+    from tidings.api.app import create_app
+
+    return create_app(load_settings())

@@ -1,0 +1,116 @@
+"""Logging: configured once per process, human-readable or one JSON object per line.
+
+Every record carries the id of the request it was logged under (a context
+variable the request-id middleware sets), so a line from deep in a handler can be
+tied to its access-log line. Nothing here ever formats an API key: callers log ids
+(key id, org id), never key material.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.config
+import time
+from contextvars import ContextVar
+from typing import Any
+
+import orjson
+
+request_id: ContextVar[str | None] = ContextVar("tidings_request_id", default=None)
+
+# Attributes every LogRecord has; anything else was passed through ``extra=`` and
+# belongs in the JSON object.
+_STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "request_id"}
+
+
+class RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request_id"):
+            record.request_id = request_id.get()
+        return True
+
+
+def _extras(record: logging.LogRecord) -> dict[str, Any]:
+    return {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ``ts, level, logger, msg, request_id`` plus extras.
+
+    Hand-rolled on orjson rather than a JSON-logging package: the access log writes
+    one line per request, and this is a single ``orjson.dumps`` call.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": round(record.created, 6),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        rid = getattr(record, "request_id", None)
+        if rid is not None:
+            entry["request_id"] = rid
+        entry.update(_extras(record))
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return orjson.dumps(entry, default=str).decode()
+
+
+class TextFormatter(logging.Formatter):
+    """``2026-11-26T07:00:00.123Z INFO tidings.access [rid] msg key=value ...``"""
+
+    converter = time.gmtime
+
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        parts = [f"{stamp}.{int(record.msecs):03d}Z", record.levelname, record.name]
+        rid = getattr(record, "request_id", None)
+        if rid is not None:
+            parts.append(f"[{rid}]")
+        parts.append(record.getMessage())
+        parts += [f"{k}={v}" for k, v in _extras(record).items()]
+        line = " ".join(parts)
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def logging_config(fmt: str = "text", level: str = "INFO") -> dict[str, Any]:
+    """The one logging setup, as a ``dictConfig`` dict.
+
+    The CLI applies it, and hands the same dict to granian, which applies it again in
+    its worker process (granian configures logging there itself). Server libraries
+    log through our handler; their own access logs stay off (ours is
+    ``tidings.access``).
+    """
+    formatter = "tidings.logs.JsonFormatter" if fmt == "json" else "tidings.logs.TextFormatter"
+    quiet = {"level": "WARNING", "handlers": [], "propagate": True}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"tidings": {"()": formatter}},
+        "filters": {"request_id": {"()": "tidings.logs.RequestIdFilter"}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "stream": "ext://sys.stderr",
+                "formatter": "tidings",
+                "filters": ["request_id"],
+            }
+        },
+        "root": {"level": level, "handlers": ["stderr"]},
+        "loggers": {
+            "_granian": quiet,
+            "granian": quiet,
+            "uvicorn": quiet,
+            "uvicorn.error": quiet,
+            "granian.access": {"level": "CRITICAL", "handlers": [], "propagate": False},
+            "uvicorn.access": {"level": "CRITICAL", "handlers": [], "propagate": False},
+        },
+    }
+
+
+def configure_logging(fmt: str = "text", level: str = "INFO") -> None:
+    """Apply :func:`logging_config` to this process (replacing earlier handlers)."""
+    logging.config.dictConfig(logging_config(fmt, level))
