@@ -6,13 +6,18 @@ the ``TIDINGS_*`` environment, logging configured once, lifespan in the worker.
 
 from __future__ import annotations
 
+import os
+
 from starlette.applications import Starlette
 
 from tidings.config import load_settings
+
+# Set by `tidings serve --no-engine` for its worker process (internal, not a setting).
+ENGINE_ENV = "TIDINGS_SERVE_ENGINE"
 
 
 def app() -> Starlette:
     """Factory: build the app from the environment."""
     from tidings.api.app import create_app
 
-    return create_app(load_settings())
+    return create_app(load_settings(), engine=os.environ.get(ENGINE_ENV, "1") != "0")

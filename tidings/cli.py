@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from tidings.config import Settings, SettingsError, load_settings
+from tidings.logs import configure_logging
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
@@ -20,11 +21,14 @@ DatabaseOpt = Annotated[
 
 
 def _settings(**overrides: Any) -> Settings:
+    """Settings from env + flags; also configures logging, once, for this process."""
     try:
-        return load_settings().with_overrides(**overrides)
+        settings = load_settings().with_overrides(**overrides)
     except SettingsError as exc:
         typer.echo(f"tidings: {exc}", err=True)
         raise typer.Exit(2) from None
+    configure_logging(settings.log_format, settings.log_level.upper())
+    return settings
 
 
 @app.command()
@@ -36,24 +40,10 @@ def serve(
         bool, typer.Option("--no-engine", help="API only: leave delivery to `tidings worker`s")
     ] = False,
 ) -> None:
-    """Run the API and the delivery engine in one process."""
-    import uvicorn
+    """Run the API and the delivery engine in one process (HTTPS + HTTP/2 with TLS set)."""
+    from tidings.serving import run
 
-    from tidings.api.app import create_app
-
-    settings = _settings(host=host, port=port, database_url=database)
-    uvicorn.run(
-        create_app(settings, engine=not no_engine),
-        host=settings.host,
-        port=settings.port,
-        loop="uvloop",
-        http="httptools",
-        log_level="warning",
-        access_log=False,
-        ssl_certfile=settings.tls_cert,
-        ssl_keyfile=settings.tls_key,
-        timeout_graceful_shutdown=8,
-    )
+    run(_settings(host=host, port=port, database_url=database), engine=not no_engine)
 
 
 @app.command()

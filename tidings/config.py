@@ -22,6 +22,7 @@ DEFAULT_RETRY_SCHEDULE_S = (
     28800.0,
 )
 _URL_SAFE_KEY = re.compile(r"^[A-Za-z0-9_\-]{32,256}$")
+_LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 class SettingsError(ValueError):
@@ -47,11 +48,19 @@ class Settings:
     tls_cert: str | None = None
     tls_key: str | None = None
     log_format: str = "text"
+    log_level: str = "info"
+    # Metrics stay off (nothing collected, /metrics is 404) unless one of these is set.
+    metrics_token: str | None = None
+    metrics_address: str | None = None
     # Per-listener cap on concurrent requests (fairness, SPEC §5).
     max_in_flight_per_listener: int = 16
     # Total concurrent outbound requests of one engine.
     max_in_flight: int = 256
     extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def metrics_enabled(self) -> bool:
+        return self.metrics_token is not None or self.metrics_address is not None
 
     @property
     def is_sqlite(self) -> bool:
@@ -115,6 +124,14 @@ def normalize_database_url(url: str) -> str:
     return url
 
 
+def parse_address(raw: str) -> tuple[str, int]:
+    """``"127.0.0.1:9464"`` or ``"[::1]:9464"`` -> (host, port)."""
+    host, sep, port = raw.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise SettingsError(f"TIDINGS_METRICS_ADDRESS must be host:port, got {raw!r}")
+    return host.strip("[]"), int(port)
+
+
 def sqlite_path(url: str) -> Path:
     return Path(url[len("sqlite:///") :])
 
@@ -127,6 +144,12 @@ def _validated(settings: Settings) -> Settings:
         raise SettingsError("TIDINGS_TLS_CERT and TIDINGS_TLS_KEY must be set together")
     if settings.log_format not in ("text", "json"):
         raise SettingsError("TIDINGS_LOG_FORMAT must be text or json")
+    if settings.log_level not in _LOG_LEVELS:
+        raise SettingsError("TIDINGS_LOG_LEVEL must be one of " + ", ".join(_LOG_LEVELS))
+    if settings.metrics_token is not None and len(settings.metrics_token) < 16:
+        raise SettingsError("TIDINGS_METRICS_TOKEN must be at least 16 characters")
+    if settings.metrics_address is not None:
+        parse_address(settings.metrics_address)
     if settings.max_body_bytes < 1024:
         raise SettingsError("TIDINGS_MAX_BODY_BYTES must be at least 1024")
     from tidings.delivery.destinations import parse_networks
@@ -163,6 +186,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         tls_cert=env.get("TIDINGS_TLS_CERT") or None,
         tls_key=env.get("TIDINGS_TLS_KEY") or None,
         log_format=env.get("TIDINGS_LOG_FORMAT") or base.log_format,
+        log_level=(env.get("TIDINGS_LOG_LEVEL") or base.log_level).lower(),
+        metrics_token=env.get("TIDINGS_METRICS_TOKEN") or None,
+        metrics_address=env.get("TIDINGS_METRICS_ADDRESS") or None,
     )
     return _validated(settings)
 

@@ -30,6 +30,10 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+# Access-log fields the text line already shows in its message.
+_IN_TEXT_MESSAGE = frozenset({"method", "path", "status", "duration_ms"})
+
+
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
     return {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
 
@@ -60,8 +64,6 @@ class JsonFormatter(logging.Formatter):
 class TextFormatter(logging.Formatter):
     """``2026-11-26T07:00:00.123Z INFO tidings.access [rid] msg key=value ...``"""
 
-    converter = time.gmtime
-
     def format(self, record: logging.LogRecord) -> str:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
         parts = [f"{stamp}.{int(record.msecs):03d}Z", record.levelname, record.name]
@@ -69,7 +71,8 @@ class TextFormatter(logging.Formatter):
         if rid is not None:
             parts.append(f"[{rid}]")
         parts.append(record.getMessage())
-        parts += [f"{k}={v}" for k, v in _extras(record).items()]
+        extras = _extras(record).items()
+        parts += [f"{k}={v}" for k, v in extras if v is not None and k not in _IN_TEXT_MESSAGE]
         line = " ".join(parts)
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
@@ -105,6 +108,7 @@ def logging_config(fmt: str = "text", level: str = "INFO") -> dict[str, Any]:
             "granian": quiet,
             "uvicorn": quiet,
             "uvicorn.error": quiet,
+            "alembic": quiet,
             "granian.access": {"level": "CRITICAL", "handlers": [], "propagate": False},
             "uvicorn.access": {"level": "CRITICAL", "handlers": [], "propagate": False},
         },

@@ -6,10 +6,12 @@ import asyncio
 import logging
 import signal
 
+from tidings.api.scrape import start_listener
 from tidings.config import Settings
 from tidings.delivery.destinations import DestinationPolicy, parse_networks
 from tidings.delivery.engine import Engine
 from tidings.delivery.sender import Sender
+from tidings.metrics import Metrics
 from tidings.storage.store import Store
 
 log = logging.getLogger("tidings.worker")
@@ -18,7 +20,17 @@ log = logging.getLogger("tidings.worker")
 async def run_worker(settings: Settings) -> None:
     store = await Store.open(settings.database_url)
     policy = DestinationPolicy(parse_networks(",".join(settings.allowed_networks)))
-    engine = Engine(store, settings, Sender(policy, settings.max_in_flight))
+    # No API port here: metrics are served only on TIDINGS_METRICS_ADDRESS.
+    metrics = Metrics() if settings.metrics_address else None
+    engine = Engine(
+        store,
+        settings,
+        Sender(policy, settings.max_in_flight),
+        on_attempt=metrics.observe_attempt if metrics else None,
+    )
+    listener = None
+    if metrics is not None and settings.metrics_address is not None:
+        listener = await start_listener(metrics, settings.metrics_address, store.db)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -29,4 +41,6 @@ async def run_worker(settings: Settings) -> None:
         await stop.wait()
     finally:
         await engine.stop()
+        if listener is not None:
+            await listener.cleanup()
         await store.close()

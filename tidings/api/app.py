@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+from aiohttp import web
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -15,10 +16,11 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from tidings.api import problems
+from tidings.api import problems, scrape
 from tidings.api.auth import Authenticator
 from tidings.api.context import Ctx, Services, respond
 from tidings.api.middleware import ConventionsMiddleware
+from tidings.api.observe import ORG_KEY, ObserveMiddleware
 from tidings.api.openapi import build_openapi
 from tidings.api.routes import ENDPOINTS, Endpoint
 from tidings.api.wire import Health
@@ -27,6 +29,8 @@ from tidings.config import Settings
 from tidings.delivery.destinations import DestinationPolicy, parse_networks
 from tidings.delivery.engine import Engine
 from tidings.delivery.sender import Sender
+from tidings.metrics import Metrics
+from tidings.storage.database import Database
 from tidings.storage.store import Store
 
 log = logging.getLogger("tidings")
@@ -47,15 +51,27 @@ class State:
     services: Services
     auth: Authenticator
 
+    @property
+    def db(self) -> Database:
+        return self.services.store.db
 
-def start_engine(store: Store, settings: Settings, policy: DestinationPolicy) -> Engine:
-    return Engine(store, settings, Sender(policy, settings.max_in_flight))
+
+def start_engine(
+    store: Store, settings: Settings, policy: DestinationPolicy, metrics: Metrics | None = None
+) -> Engine:
+    return Engine(
+        store,
+        settings,
+        Sender(policy, settings.max_in_flight),
+        on_attempt=metrics.observe_attempt if metrics else None,
+    )
 
 
 def _endpoint(ep: Endpoint, state: State) -> RequestHandler:
     async def run(request: Request) -> Response:
         try:
             principal = await state.auth.authenticate(request.headers.get("x-api-key"))
+            request.scope[ORG_KEY] = principal.org_id  # for the access log
             ctx = Ctx(request, state.services, principal, ep.resource, ep.access)
             return await ep.handler(ctx)
         except Exception as exc:
@@ -108,11 +124,24 @@ def _group_by_path(state: State) -> list[BaseRoute]:
     return routes
 
 
+async def _observe(
+    metrics: Metrics | None, store: Store, settings: Settings
+) -> web.AppRunner | None:
+    """Hook metrics into ingest; start the separate metrics listener if one is set."""
+    if metrics is None:
+        return None
+    store.ingest.on_commit = metrics.observe_commit
+    if settings.metrics_address is None:
+        return None
+    return await scrape.start_listener(metrics, settings.metrics_address, store.db)
+
+
 def create_app(settings: Settings, *, store: Store | None = None, engine: bool = True) -> Starlette:
     """Build the app; its lifespan runs the delivery engine unless ``engine=False``.
 
     Pass ``store`` to share an already open one (tests)."""
     state = State()
+    metrics = Metrics() if settings.metrics_enabled else None
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -123,14 +152,17 @@ def create_app(settings: Settings, *, store: Store | None = None, engine: bool =
             print(
                 f"Created organization {created.organization.name!r} with operator API key:\n"
                 f"  {created.key}\nIt is shown only this once; keep it safe.",
-                file=sys.stderr,
+                file=sys.stdout,  # program output, not the log stream (stderr)
                 flush=True,
             )
         state.services = Services(
             settings, opened, DestinationPolicy(parse_networks(",".join(settings.allowed_networks)))
         )
         state.auth = Authenticator(opened)
-        running = start_engine(opened, settings, state.services.destinations) if engine else None
+        listener = await _observe(metrics, opened, settings)
+        running = (
+            start_engine(opened, settings, state.services.destinations, metrics) if engine else None
+        )
         if running is not None:
             await running.start()
         try:
@@ -138,12 +170,20 @@ def create_app(settings: Settings, *, store: Store | None = None, engine: bool =
         finally:
             if running is not None:
                 await running.stop()
+            if listener is not None:
+                await listener.cleanup()
             if own:
                 await opened.close()
 
+    routes = _meta_routes(state, build_openapi(ENDPOINTS)) + _group_by_path(state)
+    if metrics is not None and settings.metrics_token is not None:
+        routes.append(scrape.token_route(metrics, settings.metrics_token, lambda: state.db))
     app = Starlette(
-        routes=_meta_routes(state, build_openapi(ENDPOINTS)) + _group_by_path(state),
-        middleware=[Middleware(ConventionsMiddleware, max_body_bytes=settings.max_body_bytes)],
+        routes=routes,
+        middleware=[
+            Middleware(ObserveMiddleware, metrics=metrics),
+            Middleware(ConventionsMiddleware, max_body_bytes=settings.max_body_bytes),
+        ],
         exception_handlers={HTTPException: problems.handle, Exception: problems.handle},
         lifespan=lifespan,
     )

@@ -67,12 +67,14 @@ class Engine:
         sender: Sender,
         clock: Callable[[], int] = now_ms,
         rng: random.Random | None = None,
+        on_attempt: Callable[[int | None, float], None] | None = None,
     ) -> None:
         self._store = store
         self._settings = settings
         self._sender = sender
         self._clock = clock
         self._rng = rng or random.Random()
+        self._on_attempt = on_attempt  # metrics: (HTTP status or None, seconds)
         self._wake = asyncio.Event()
         self._slot_free = asyncio.Event()
         self._stopping = False
@@ -192,6 +194,8 @@ class Engine:
             answer = await self._sender.request(
                 "POST", claimed.notify_url, self._settings.delivery_timeout_s, body, headers
             )
+        if self._on_attempt is not None:
+            self._on_attempt(answer.status, answer.elapsed_s)
         now = self._clock()
         attempts = claimed.attempts + 1
         outcome = after_attempt(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 
 from tidings.domain.errors import TidingsError, Unavailable
 from tidings.domain.models import NewMessage
@@ -27,6 +28,8 @@ class IngestBatcher:
         self._pending: list[tuple[NewMessage, asyncio.Future[None]]] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # Metrics hook: (batch size, messages committed), called after each commit.
+        self.on_commit: Callable[[int, int], None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="tidings-ingest")
@@ -69,6 +72,8 @@ class IngestBatcher:
             outcomes = [error] * len(batch)
         except TidingsError as exc:
             outcomes = [exc] * len(batch)
+        if self.on_commit is not None:
+            self.on_commit(len(batch), sum(1 for o in outcomes if o is None))
         for (_, future), outcome in zip(batch, outcomes, strict=True):
             if future.done():  # the client went away; the commit stands regardless
                 continue

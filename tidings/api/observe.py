@@ -1,0 +1,82 @@
+"""Request ids, the access log and request metrics, in one pure-ASGI middleware.
+
+It is the outermost layer, so its timing covers everything (406/413/415 answers
+included) and every response carries ``X-Request-Id``. The id comes from the
+client's ``X-Request-Id`` when that is short and plain, else it is made up here.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import time
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tidings.logs import request_id
+from tidings.metrics import Metrics
+
+access_log = logging.getLogger("tidings.access")
+_SANE_ID = re.compile(rb"[A-Za-z0-9._:/+=@-]{1,128}")
+# Set by the endpoint wrapper once the caller is known; read back for the log line.
+ORG_KEY = "tidings.org_id"
+
+
+def incoming_id(headers: list[tuple[bytes, bytes]]) -> str | None:
+    for name, value in headers:
+        if name == b"x-request-id":
+            return value.decode("ascii") if _SANE_ID.fullmatch(value) else None
+    return None
+
+
+class ObserveMiddleware:
+    def __init__(self, app: ASGIApp, metrics: Metrics | None = None) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = incoming_id(scope["headers"]) or secrets.token_hex(8)
+        header = (b"x-request-id", rid.encode("ascii"))
+        token = request_id.set(rid)
+        status = 500  # what the server answers if the app dies before starting one
+        started = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), header]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            self._record(scope, status, elapsed)
+            request_id.reset(token)
+
+    def _record(self, scope: Scope, status: int, elapsed: float) -> None:
+        route = scope.get("route")
+        template = getattr(route, "path", None) or "unmatched"
+        if self.metrics is not None:
+            self.metrics.observe_request(scope["method"], template, status, elapsed)
+        if access_log.isEnabledFor(logging.INFO):
+            access_log.info(
+                "%s %s %d %.1fms",
+                scope["method"],
+                scope["path"],
+                status,
+                elapsed * 1000,
+                extra={
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "route": template,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 2),
+                    "org_id": scope.get(ORG_KEY),
+                },
+            )

@@ -1,0 +1,112 @@
+"""Prometheus metrics: what to count, and the text page that shows it.
+
+Off unless an operator asked for them (``TIDINGS_METRICS_TOKEN`` and/or
+``TIDINGS_METRICS_ADDRESS``): with neither set nothing is collected and ``/metrics``
+is ``404``, so a fresh install exposes nothing by accident.
+
+The hot path pays one dict lookup, one counter increment and one histogram
+observation per request: labelled children are cached here rather than resolved by
+``prometheus_client`` on every call (its ``labels()`` validates and locks). Gauges
+that need the database (deliveries pending/missed, listeners by liveness) are
+computed when scraped, at most once per ``GAUGE_TTL_S``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+from tidings.storage import gauges
+from tidings.storage.database import Database
+
+GAUGE_TTL_S = 1.0
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+
+
+def attempt_outcome(status: int | None) -> str:
+    """``acknowledged`` (2xx), ``rejected`` (any other answer) or ``unreachable``."""
+    if status is None:
+        return "unreachable"
+    return "acknowledged" if 200 <= status < 300 else "rejected"
+
+
+class Metrics:
+    """One registry per app (tests run several apps in one process)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self._requests = Counter(
+            "tidings_http_requests", "HTTP requests answered", ["method", "route", "status"],
+            registry=r,
+        )  # fmt: skip
+        self._latency = Histogram(
+            "tidings_http_request_duration_seconds", "Time to answer an HTTP request",
+            ["method", "route"], buckets=_LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.messages_ingested = Counter(
+            "tidings_messages_ingested", "Messages durably committed", registry=r
+        )
+        self.commit_batch = Histogram(
+            "tidings_ingest_commit_batch_size", "Messages per group commit",
+            buckets=_BATCH_BUCKETS, registry=r,
+        )  # fmt: skip
+        self._attempts = Counter(
+            "tidings_delivery_attempts", "Delivery attempts by outcome", ["outcome"], registry=r
+        )
+        self._attempt_latency = Histogram(
+            "tidings_delivery_attempt_duration_seconds", "Time of one delivery attempt",
+            ["outcome"], buckets=_LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self._deliveries = Gauge(
+            "tidings_deliveries", "Deliveries not yet acknowledged, by state", ["state"],
+            registry=r,
+        )  # fmt: skip
+        self._listeners = Gauge(
+            "tidings_listeners", "Listeners by liveness state", ["liveness"], registry=r
+        )
+        self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._gauges_at = 0.0
+
+    # --- hot path ----------------------------------------------------------------
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        key = (method, route, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = (
+                self._requests.labels(method, route, str(status)),
+                self._latency.labels(method, route),
+            )
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def observe_commit(self, batch_size: int, committed: int) -> None:
+        self.commit_batch.observe(batch_size)
+        self.messages_ingested.inc(committed)
+
+    def observe_attempt(self, status: int | None, seconds: float) -> None:
+        outcome = attempt_outcome(status)
+        self._attempts.labels(outcome).inc()
+        self._attempt_latency.labels(outcome).observe(seconds)
+
+    # --- scrape ------------------------------------------------------------------
+
+    async def refresh_gauges(self, db: Database) -> None:
+        now = time.monotonic()
+        if now - self._gauges_at < GAUGE_TTL_S:
+            return
+        self._gauges_at = now
+        for state, n in (await gauges.delivery_counts(db)).items():
+            self._deliveries.labels(state).set(n)
+        for state, n in (await gauges.listener_states(db)).items():
+            self._listeners.labels(state).set(n)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
