@@ -27,7 +27,11 @@ PORT = 8099
 HERE = Path(__file__).parent
 
 SERVERS: dict[str, list[str]] = {
-    "uvicorn": [sys.executable, "-m", "tidings", "serve", "--port", str(PORT)],
+    # The app on uvicorn as `tidings serve` ran it before (uvloop + httptools).
+    "uvicorn": [
+        sys.executable, "-m", "uvicorn", "--factory", "--loop", "uvloop", "--http", "httptools",
+        "--no-access-log", "--log-level", "warning", "--port", str(PORT), "tidings.asgi:app",
+    ],
     "granian": [
         sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "--loop", "uvloop",
         "--port", str(PORT), "--no-access-log", "tidings.asgi:app",
@@ -36,7 +40,15 @@ SERVERS: dict[str, list[str]] = {
         sys.executable, "-m", "hypercorn", "-k", "uvloop", "-b", f"127.0.0.1:{PORT}",
         "tidings.asgi:app()",
     ],
+    "serve": [sys.executable, "-m", "tidings", "serve", "--port", str(PORT)],
 }  # fmt: skip
+# Variants of `tidings serve` (granian) for the cost of logging and metrics.
+SERVERS["serve+metrics"] = SERVERS["serve"]
+SERVERS["serve-accesslog"] = SERVERS["serve"]
+VARIANT_ENV: dict[str, dict[str, str]] = {
+    "serve+metrics": {"TIDINGS_METRICS_TOKEN": "bench-metrics-token-0123456789"},
+    "serve-accesslog": {"TIDINGS_LOG_LEVEL": "warning"},
+}
 
 
 def _wait_ready(proc: subprocess.Popen[bytes]) -> None:
@@ -60,9 +72,12 @@ def run_one(name: str, cmd: list[str], duration: int, extra_env: dict[str, str])
             "TIDINGS_DATABASE_URL": f"sqlite:///{tmp}/bench.db",
             "TIDINGS_BOOTSTRAP_API_KEY": KEY,
             "TIDINGS_RATE_LIMIT": "0",
+            **VARIANT_ENV.get(name, {}),
             **extra_env,
         }
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # Logs go to a file, as in production: a pipe nobody reads would block.
+        log = open(f"{tmp}/server.log", "w")  # noqa: SIM115
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=log)
         try:
             _wait_ready(proc)
             r = httpx.post(
@@ -80,13 +95,15 @@ def run_one(name: str, cmd: list[str], duration: int, extra_env: dict[str, str])
         finally:
             proc.terminate()
             proc.wait(15)
+            log.close()
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p50 = re.search(r"^\s+50%\s+(\S+)", out, re.M)
     p99 = re.search(r"^\s+99%\s+(\S+)", out, re.M)
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     print(
         f"  {name:<12} {rate:>9.0f} req/s  p50 {p50.group(1) if p50 else '?'}"
-        f"  p99 {p99.group(1) if p99 else '?'}" + (f"  NON-2xx {errors.group(1)}" if errors else ""),
+        f"  p99 {p99.group(1) if p99 else '?'}"
+        + (f"  NON-2xx {errors.group(1)}" if errors else ""),
         flush=True,
     )
     return rate

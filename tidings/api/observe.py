@@ -61,7 +61,8 @@ class ObserveMiddleware:
 
     def _record(self, scope: Scope, status: int, elapsed: float) -> None:
         route = scope.get("route")
-        template = getattr(route, "path", None) or "unmatched"
+        # One label per endpoint: /v1/queues and /queues are the same one (SPEC §1).
+        template = getattr(route, "path", "").removeprefix("/v1") or "unmatched"
         if self.metrics is not None:
             self.metrics.observe_request(scope["method"], template, status, elapsed)
         if access_log.isEnabledFor(logging.INFO):

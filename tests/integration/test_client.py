@@ -1,0 +1,104 @@
+"""The typed client against a real server: the README walk-through, pages, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from tests.conftest import Running
+from tests.receivers import receiver
+from tidings.client import AsyncClient, Client, TidingsClientError, verify_webhook
+
+
+async def test_readme_walk_through_with_the_async_client(server: Running) -> None:
+    async with receiver() as rx, AsyncClient(server.base_url, server.api_key) as tidings:
+        assert await tidings.health() == "ok"
+        queue = await tidings.create_queue("orders")
+        assert queue.name == "orders" and queue.listeners == []
+        listener = await tidings.create_listener(
+            queue.id, "shop", rx.url("/hooks"), rx.url("/live")
+        )
+        assert listener.secret.startswith("whsec_")
+        posted = await tidings.post_message(queue.id, '{"id": 1}', name="order-1")
+        assert posted.name == "order-1"
+
+        # The delivery that results verifies with the listener's secret.
+        [arrival] = await rx.wait_for("/hooks", 1)
+        payload = verify_webhook(listener.secret, arrival.headers, arrival.body)
+        assert payload["id"] == posted.id and payload["data"] == '{"id": 1}'
+
+        messages = await tidings.list_messages(queue.id)
+        assert [m.id for m in messages.items] == [posted.id] and messages.total == 1
+        listeners = await tidings.list_listeners(queue.id)
+        assert [item.name for item in listeners.items] == ["shop"]
+        got = await tidings.get_queue(queue.id)
+        assert [s.id for s in got.listeners] == [listener.id]
+
+        # Every other endpoint of the table, once.
+        assert (await tidings.get_listener(queue.id, listener.id)).secret == listener.secret
+        renamed = await tidings.update_listener(queue.id, listener.id, name="shop2")
+        assert renamed.name == "shop2"
+        assert (await tidings.rename_message(queue.id, posted.id, "n2")).name == "n2"
+        assert (await tidings.get_message(queue.id, posted.id)).queue_id == queue.id
+        assert await tidings.redeliver(queue.id, listener.id) == []
+        schema = {"id": {"type": "number"}}
+        typed = await tidings.update_queue(queue.id, schema=schema)
+        assert typed.schema_id is not None
+        assert await tidings.get_schema(queue.id, typed.schema_id) == schema
+        assert (await tidings.update_queue(queue.id, schema=None)).schema_id is None
+        assert [q.id async for q in tidings.iter_queues()] == [queue.id]
+        assert len([m async for m in tidings.iter_messages()]) == 1
+        assert len([item async for item in tidings.iter_listeners()]) == 1
+        await tidings.delete_message(queue.id, posted.id)
+        await tidings.delete_listener(queue.id, listener.id)
+        await tidings.delete_queue(queue.id)
+        with pytest.raises(TidingsClientError) as gone:
+            await tidings.get_queue(queue.id)
+        assert gone.value.status == 404 and gone.value.title == "Not Found"
+
+
+def _sync_walk(base_url: str, api_key: str) -> None:
+    with Client(base_url, api_key) as tidings:
+        queue = tidings.create_queue("paged")
+        ids = [tidings.post_message(queue.id, str(n)).id for n in range(25)]
+        first = tidings.list_messages(queue.id, per_page=10)
+        assert first.total == 25 and first.next is not None and first.prev is None
+        assert [m.id for m in tidings.iter_messages(queue.id, per_page=10)] == ids
+        pages = list(tidings.pages(tidings_calls().list_messages(queue.id, 1, 10)))
+        assert [len(p.items) for p in pages] == [10, 10, 5]
+
+        # _links are absolute and followable; other origins are refused.
+        body = tidings.follow(f"{base_url}/v1/queues/{queue.id}")
+        assert body["queue"]["id"] == queue.id
+        with pytest.raises(ValueError, match="another origin"):
+            tidings.follow("http://example.com/v1/queues")
+
+        with pytest.raises(TidingsClientError) as bad:
+            tidings.create_queue("paged")
+        assert bad.value.status == 422 and bad.value.detail
+        with pytest.raises(TidingsClientError) as schema:
+            tidings.create_queue("x" * 300)
+        assert schema.value.status == 400 and schema.value.errors
+        assert "400 Bad Request" in str(schema.value)
+    with Client(base_url, "wrong-key") as anonymous, pytest.raises(TidingsClientError) as denied:
+        anonymous.list_queues()
+    assert denied.value.status == 401
+
+
+def tidings_calls():  # type: ignore[no-untyped-def]
+    from tidings.client import calls
+
+    return calls
+
+
+async def test_sync_client_pages_links_and_errors(server: Running) -> None:
+    # The sync client blocks: run it off the loop that serves it.
+    await asyncio.to_thread(_sync_walk, server.base_url, server.api_key)
+
+
+def test_problem_errors_carry_the_body() -> None:
+    err = TidingsClientError("Unprocessable Entity", 422, "Bad name.", [{"path": "$.name"}])
+    assert json.loads(json.dumps(err.errors)) == [{"path": "$.name"}]
+    assert str(err).startswith("422 Unprocessable Entity: Bad name.")

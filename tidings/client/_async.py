@@ -1,0 +1,172 @@
+"""The asyncio client: the same methods as :class:`Client`, awaited."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+
+from tidings.api import wire
+from tidings.client import calls
+from tidings.client._base import DEFAULT_TIMEOUT_S, client_options, next_page, target
+from tidings.client.calls import UNSET, Call, Page
+
+T = TypeVar("T")
+
+
+class AsyncClient:
+    """``AsyncClient(base_url, api_key)``; ``async with`` it or ``await aclose()``.
+
+    Every method raises :class:`~tidings.client.TidingsClientError` for a non-2xx
+    answer. ``list_*`` return one :class:`Page`; ``iter_*`` walk all pages through the
+    ``Link`` header.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        http: httpx.AsyncClient | None = None,
+        **httpx_options: Any,
+    ) -> None:
+        self._http = http or httpx.AsyncClient(
+            **client_options(base_url, api_key, timeout_s), **httpx_options
+        )
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def run(self, call: Call[T]) -> T:
+        """Send one call and read its answer (every method goes through here)."""
+        response = await self._http.request(
+            call.method,
+            target(self._http.base_url, call),
+            json=call.body,
+            params=dict(call.params) or None,  # None keeps a link's own query
+        )
+        calls.raise_for_problem(response)
+        return call.read(response)
+
+    async def pages(self, call: Call[Page[T]]) -> AsyncIterator[Page[T]]:
+        current: Call[Page[T]] | None = call
+        while current is not None:
+            page = await self.run(current)
+            yield page
+            current = next_page(current, page)
+
+    async def items(self, call: Call[Page[T]]) -> AsyncIterator[T]:
+        async for page in self.pages(call):
+            for item in page.items:
+                yield item
+
+    async def follow(self, href: str) -> Any:
+        """GET an absolute link from a ``_links`` object; answers the JSON body."""
+        return await self.run(calls.raw("GET", href))
+
+    async def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        """Any endpoint, for what the typed methods do not cover yet; answers JSON."""
+        return await self.run(calls.raw(method, path, body))
+
+    async def health(self) -> str:
+        return await self.run(calls.health())
+
+    # --- queues ------------------------------------------------------------------
+
+    async def create_queue(self, name: str, schema: Any = None) -> wire.QueueOut:
+        return await self.run(calls.create_queue(name, schema))
+
+    async def list_queues(self, page: int = 1, per_page: int = 10) -> Page[wire.Summary]:
+        return await self.run(calls.list_queues(page, per_page))
+
+    def iter_queues(self, per_page: int = 100) -> AsyncIterator[wire.Summary]:
+        return self.items(calls.list_queues(1, per_page))
+
+    async def get_queue(self, queue_id: str) -> wire.QueueOut:
+        return await self.run(calls.get_queue(queue_id))
+
+    async def update_queue(
+        self, queue_id: str, name: Any = UNSET, schema: Any = UNSET
+    ) -> wire.QueueOut:
+        """Change the name and/or the schema; ``schema=None`` removes it."""
+        return await self.run(calls.update_queue(queue_id, name, schema))
+
+    async def delete_queue(self, queue_id: str) -> None:
+        await self.run(calls.delete_queue(queue_id))
+
+    async def get_schema(self, queue_id: str, schema_id: str) -> Any:
+        return await self.run(calls.get_schema(queue_id, schema_id))
+
+    # --- listeners ---------------------------------------------------------------
+
+    async def create_listener(
+        self, queue_id: str, name: str, notify_url: str, liveness_url: str
+    ) -> wire.CreatedListener:
+        return await self.run(calls.create_listener(queue_id, name, notify_url, liveness_url))
+
+    async def list_listeners(
+        self, queue_id: str | None = None, page: int = 1, per_page: int = 10
+    ) -> Page[wire.ListenerOut]:
+        return await self.run(calls.list_listeners(queue_id, page, per_page))
+
+    def iter_listeners(
+        self, queue_id: str | None = None, per_page: int = 100
+    ) -> AsyncIterator[wire.ListenerOut]:
+        return self.items(calls.list_listeners(queue_id, 1, per_page))
+
+    async def get_listener(self, queue_id: str, listener_id: str) -> wire.ListenerOut:
+        return await self.run(calls.get_listener(queue_id, listener_id))
+
+    async def update_listener(
+        self,
+        queue_id: str,
+        listener_id: str,
+        name: Any = UNSET,
+        notify_url: Any = UNSET,
+        liveness_url: Any = UNSET,
+    ) -> wire.Summary:
+        call = calls.update_listener(queue_id, listener_id, name, notify_url, liveness_url)
+        return await self.run(call)
+
+    async def delete_listener(self, queue_id: str, listener_id: str) -> None:
+        await self.run(calls.delete_listener(queue_id, listener_id))
+
+    async def redeliver(
+        self, queue_id: str, listener_id: str, message_ids: list[str] | None = None
+    ) -> list[str]:
+        return await self.run(calls.redeliver(queue_id, listener_id, message_ids))
+
+    # --- messages ----------------------------------------------------------------
+
+    async def post_message(self, queue_id: str, data: str, name: str | None = None) -> wire.Summary:
+        return await self.run(calls.post_message(queue_id, data, name))
+
+    async def list_messages(
+        self, queue_id: str | None = None, page: int = 1, per_page: int = 10
+    ) -> Page[wire.MessageOut]:
+        return await self.run(calls.list_messages(queue_id, page, per_page))
+
+    def iter_messages(
+        self, queue_id: str | None = None, per_page: int = 100
+    ) -> AsyncIterator[wire.MessageOut]:
+        return self.items(calls.list_messages(queue_id, 1, per_page))
+
+    async def get_message(self, queue_id: str, message_id: str) -> wire.MessageOut:
+        return await self.run(calls.get_message(queue_id, message_id))
+
+    async def rename_message(self, queue_id: str, message_id: str, name: str) -> wire.MessageOut:
+        return await self.run(calls.rename_message(queue_id, message_id, name))
+
+    async def delete_message(self, queue_id: str, message_id: str) -> None:
+        await self.run(calls.delete_message(queue_id, message_id))

@@ -1,0 +1,169 @@
+"""The blocking client."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+
+from tidings.api import wire
+from tidings.client import calls
+from tidings.client._base import DEFAULT_TIMEOUT_S, client_options, next_page, target
+from tidings.client.calls import UNSET, Call, Page
+
+T = TypeVar("T")
+
+
+class Client:
+    """``Client("http://127.0.0.1:8080", api_key)``; use as a context manager or ``close()``.
+
+    Every method raises :class:`~tidings.client.TidingsClientError` for a non-2xx
+    answer. ``list_*`` return one :class:`Page`; ``iter_*`` walk all pages through the
+    ``Link`` header.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        http: httpx.Client | None = None,
+        **httpx_options: Any,
+    ) -> None:
+        self._http = http or httpx.Client(
+            **client_options(base_url, api_key, timeout_s), **httpx_options
+        )
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def run(self, call: Call[T]) -> T:
+        """Send one call and read its answer (every method goes through here)."""
+        response = self._http.request(
+            call.method,
+            target(self._http.base_url, call),
+            json=call.body,
+            params=dict(call.params) or None,  # None keeps a link's own query
+        )
+        calls.raise_for_problem(response)
+        return call.read(response)
+
+    def pages(self, call: Call[Page[T]]) -> Iterator[Page[T]]:
+        current: Call[Page[T]] | None = call
+        while current is not None:
+            page = self.run(current)
+            yield page
+            current = next_page(current, page)
+
+    def items(self, call: Call[Page[T]]) -> Iterator[T]:
+        for page in self.pages(call):
+            yield from page.items
+
+    def follow(self, href: str) -> Any:
+        """GET an absolute link from a ``_links`` object; answers the JSON body."""
+        return self.run(calls.raw("GET", href))
+
+    def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        """Any endpoint, for what the typed methods do not cover yet; answers JSON."""
+        return self.run(calls.raw(method, path, body))
+
+    def health(self) -> str:
+        return self.run(calls.health())
+
+    # --- queues ------------------------------------------------------------------
+
+    def create_queue(self, name: str, schema: Any = None) -> wire.QueueOut:
+        return self.run(calls.create_queue(name, schema))
+
+    def list_queues(self, page: int = 1, per_page: int = 10) -> Page[wire.Summary]:
+        return self.run(calls.list_queues(page, per_page))
+
+    def iter_queues(self, per_page: int = 100) -> Iterator[wire.Summary]:
+        return self.items(calls.list_queues(1, per_page))
+
+    def get_queue(self, queue_id: str) -> wire.QueueOut:
+        return self.run(calls.get_queue(queue_id))
+
+    def update_queue(self, queue_id: str, name: Any = UNSET, schema: Any = UNSET) -> wire.QueueOut:
+        """Change the name and/or the schema; ``schema=None`` removes it."""
+        return self.run(calls.update_queue(queue_id, name, schema))
+
+    def delete_queue(self, queue_id: str) -> None:
+        self.run(calls.delete_queue(queue_id))
+
+    def get_schema(self, queue_id: str, schema_id: str) -> Any:
+        return self.run(calls.get_schema(queue_id, schema_id))
+
+    # --- listeners ---------------------------------------------------------------
+
+    def create_listener(
+        self, queue_id: str, name: str, notify_url: str, liveness_url: str
+    ) -> wire.CreatedListener:
+        return self.run(calls.create_listener(queue_id, name, notify_url, liveness_url))
+
+    def list_listeners(
+        self, queue_id: str | None = None, page: int = 1, per_page: int = 10
+    ) -> Page[wire.ListenerOut]:
+        return self.run(calls.list_listeners(queue_id, page, per_page))
+
+    def iter_listeners(
+        self, queue_id: str | None = None, per_page: int = 100
+    ) -> Iterator[wire.ListenerOut]:
+        return self.items(calls.list_listeners(queue_id, 1, per_page))
+
+    def get_listener(self, queue_id: str, listener_id: str) -> wire.ListenerOut:
+        return self.run(calls.get_listener(queue_id, listener_id))
+
+    def update_listener(
+        self,
+        queue_id: str,
+        listener_id: str,
+        name: Any = UNSET,
+        notify_url: Any = UNSET,
+        liveness_url: Any = UNSET,
+    ) -> wire.Summary:
+        call = calls.update_listener(queue_id, listener_id, name, notify_url, liveness_url)
+        return self.run(call)
+
+    def delete_listener(self, queue_id: str, listener_id: str) -> None:
+        self.run(calls.delete_listener(queue_id, listener_id))
+
+    def redeliver(
+        self, queue_id: str, listener_id: str, message_ids: list[str] | None = None
+    ) -> list[str]:
+        return self.run(calls.redeliver(queue_id, listener_id, message_ids))
+
+    # --- messages ----------------------------------------------------------------
+
+    def post_message(self, queue_id: str, data: str, name: str | None = None) -> wire.Summary:
+        return self.run(calls.post_message(queue_id, data, name))
+
+    def list_messages(
+        self, queue_id: str | None = None, page: int = 1, per_page: int = 10
+    ) -> Page[wire.MessageOut]:
+        return self.run(calls.list_messages(queue_id, page, per_page))
+
+    def iter_messages(
+        self, queue_id: str | None = None, per_page: int = 100
+    ) -> Iterator[wire.MessageOut]:
+        return self.items(calls.list_messages(queue_id, 1, per_page))
+
+    def get_message(self, queue_id: str, message_id: str) -> wire.MessageOut:
+        return self.run(calls.get_message(queue_id, message_id))
+
+    def rename_message(self, queue_id: str, message_id: str, name: str) -> wire.MessageOut:
+        return self.run(calls.rename_message(queue_id, message_id, name))
+
+    def delete_message(self, queue_id: str, message_id: str) -> None:
+        self.run(calls.delete_message(queue_id, message_id))

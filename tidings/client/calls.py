@@ -1,0 +1,225 @@
+"""Every endpoint as data: method, path, body and how to read the answer.
+
+Both clients run these, so the sync and async APIs cannot drift. Answers are
+decoded into the server's own wire types (``tidings.api.wire``): the client reads
+exactly what the server writes, and ignores fields it does not know.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+from urllib.parse import quote
+
+import httpx
+import msgspec
+
+from tidings.api import wire
+from tidings.client.errors import TidingsClientError
+
+T = TypeVar("T")
+E = TypeVar("E")
+UNSET: Any = msgspec.UNSET  # "leave unchanged" in updates (None may mean "remove")
+
+
+@dataclass(frozen=True)
+class Call(Generic[T]):
+    method: str
+    path: str  # relative to the API root, or an absolute ``_links`` href
+    read: Callable[[httpx.Response], T]
+    body: Mapping[str, Any] | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a list, with the ``Link`` header's targets (absolute URLs)."""
+
+    items: list[T]
+    total: int
+    next: str | None = None
+    prev: str | None = None
+    first: str | None = None
+    last: str | None = None
+
+
+def raise_for_problem(response: httpx.Response) -> None:
+    if response.is_success:
+        return
+    try:
+        problem = response.json()
+    except ValueError:
+        problem = {}
+    if not isinstance(problem, dict):
+        problem = {}
+    raise TidingsClientError(
+        title=str(problem.get("title") or response.reason_phrase),
+        status=int(problem.get("status") or response.status_code),
+        detail=problem.get("detail"),
+        errors=list(problem.get("errors") or []),
+        headers=dict(response.headers),
+    )
+
+
+def _envelope(kind: type[E], pick: Callable[[E], T]) -> Callable[[httpx.Response], T]:
+    def read(response: httpx.Response) -> T:
+        return pick(msgspec.json.decode(response.content, type=kind))
+
+    return read
+
+
+def _page(kind: type[E], pick: Callable[[E], list[T]]) -> Callable[[httpx.Response], Page[T]]:
+    def read(response: httpx.Response) -> Page[T]:
+        links = {rel: link["url"] for rel, link in response.links.items() if "url" in link}
+        return Page(
+            items=pick(msgspec.json.decode(response.content, type=kind)),
+            total=int(response.headers.get("X-Total-Count", "0")),
+            next=links.get("next"),
+            prev=links.get("prev"),
+            first=links.get("first"),
+            last=links.get("last"),
+        )
+
+    return read
+
+
+def _seg(value: str) -> str:
+    return quote(value, safe="")
+
+
+def _changes(**fields: Any) -> dict[str, Any]:
+    return {k: v for k, v in fields.items() if v is not UNSET}
+
+
+def _paging(page: int, per_page: int) -> dict[str, Any]:
+    return {"page": page, "per_page": per_page}
+
+
+def raw(method: str, path: str, body: Mapping[str, Any] | None = None) -> Call[Any]:
+    return Call(method, path, lambda r: r.json(), body)
+
+
+def health() -> Call[str]:
+    return Call("GET", "health", _envelope(wire.Health, lambda e: e.status))
+
+
+# --- queues -----------------------------------------------------------------------
+
+
+def create_queue(name: str, schema: Any = None) -> Call[wire.QueueOut]:
+    body = {"name": name} if schema is None else {"name": name, "schema": schema}
+    return Call("POST", "queues", _envelope(wire.QueueEnvelope, lambda e: e.queue), body)
+
+
+def list_queues(page: int = 1, per_page: int = 10) -> Call[Page[wire.Summary]]:
+    read = _page(wire.QueuesEnvelope, lambda e: e.queues)
+    return Call("GET", "queues", read, params=_paging(page, per_page))
+
+
+def get_queue(queue_id: str) -> Call[wire.QueueOut]:
+    return Call("GET", f"queues/{_seg(queue_id)}", _envelope(wire.QueueEnvelope, lambda e: e.queue))
+
+
+def update_queue(queue_id: str, name: Any = UNSET, schema: Any = UNSET) -> Call[wire.QueueOut]:
+    read = _envelope(wire.QueueEnvelope, lambda e: e.queue)
+    return Call("PUT", f"queues/{_seg(queue_id)}", read, _changes(name=name, schema=schema))
+
+
+def delete_queue(queue_id: str) -> Call[None]:
+    return Call("DELETE", f"queues/{_seg(queue_id)}", lambda _r: None)
+
+
+def get_schema(queue_id: str, schema_id: str) -> Call[Any]:
+    path = f"queues/{_seg(queue_id)}/schemas/{_seg(schema_id)}"
+    return Call("GET", path, _envelope(wire.SchemaEnvelope, lambda e: e.schema))
+
+
+# --- listeners --------------------------------------------------------------------
+
+
+def _listener_path(queue_id: str, listener_id: str) -> str:
+    return f"queues/{_seg(queue_id)}/listeners/{_seg(listener_id)}"
+
+
+def create_listener(
+    queue_id: str, name: str, notify_url: str, liveness_url: str
+) -> Call[wire.CreatedListener]:
+    body = {"name": name, "notify_url": notify_url, "liveness_url": liveness_url}
+    read = _envelope(wire.CreatedListenerEnvelope, lambda e: e.listener)
+    return Call("POST", f"queues/{_seg(queue_id)}/listeners", read, body)
+
+
+def list_listeners(
+    queue_id: str | None = None, page: int = 1, per_page: int = 10
+) -> Call[Page[wire.ListenerOut]]:
+    """A queue's listeners, or with no ``queue_id`` every listener of the organization."""
+    path = "listeners" if queue_id is None else f"queues/{_seg(queue_id)}/listeners"
+    read = _page(wire.ListenersEnvelope, lambda e: e.listeners)
+    return Call("GET", path, read, params=_paging(page, per_page))
+
+
+def get_listener(queue_id: str, listener_id: str) -> Call[wire.ListenerOut]:
+    read = _envelope(wire.ListenerEnvelope, lambda e: e.listener)
+    return Call("GET", _listener_path(queue_id, listener_id), read)
+
+
+def update_listener(
+    queue_id: str,
+    listener_id: str,
+    name: Any = UNSET,
+    notify_url: Any = UNSET,
+    liveness_url: Any = UNSET,
+) -> Call[wire.Summary]:
+    read = _envelope(wire.UpdatedListenerEnvelope, lambda e: e.listener)
+    body = _changes(name=name, notify_url=notify_url, liveness_url=liveness_url)
+    return Call("PUT", _listener_path(queue_id, listener_id), read, body)
+
+
+def delete_listener(queue_id: str, listener_id: str) -> Call[None]:
+    return Call("DELETE", _listener_path(queue_id, listener_id), lambda _r: None)
+
+
+def redeliver(
+    queue_id: str, listener_id: str, message_ids: list[str] | None = None
+) -> Call[list[str]]:
+    """Give missed messages a fresh schedule (all missed ones by default)."""
+    body = {} if message_ids is None else {"message_ids": message_ids}
+    read = _envelope(wire.RedeliveryEnvelope, lambda e: e.redelivery.message_ids)
+    return Call("POST", _listener_path(queue_id, listener_id) + "/redeliveries", read, body)
+
+
+# --- messages ---------------------------------------------------------------------
+
+
+def _message_path(queue_id: str, message_id: str) -> str:
+    return f"queues/{_seg(queue_id)}/messages/{_seg(message_id)}"
+
+
+def post_message(queue_id: str, data: str, name: str | None = None) -> Call[wire.Summary]:
+    read = _envelope(wire.CreatedMessageEnvelope, lambda e: e.message)
+    body = {"data": data} if name is None else {"name": name, "data": data}
+    return Call("POST", f"queues/{_seg(queue_id)}/messages", read, body)
+
+
+def list_messages(
+    queue_id: str | None = None, page: int = 1, per_page: int = 10
+) -> Call[Page[wire.MessageOut]]:
+    """A queue's messages, or with no ``queue_id`` every message of the organization."""
+    path = "messages" if queue_id is None else f"queues/{_seg(queue_id)}/messages"
+    read = _page(wire.MessagesEnvelope, lambda e: e.messages)
+    return Call("GET", path, read, params=_paging(page, per_page))
+
+
+def get_message(queue_id: str, message_id: str) -> Call[wire.MessageOut]:
+    read = _envelope(wire.MessageEnvelope, lambda e: e.message)
+    return Call("GET", _message_path(queue_id, message_id), read)
+
+
+def rename_message(queue_id: str, message_id: str, name: str) -> Call[wire.MessageOut]:
+    read = _envelope(wire.MessageEnvelope, lambda e: e.message)
+    return Call("PUT", _message_path(queue_id, message_id), read, {"name": name})
+
+
+def delete_message(queue_id: str, message_id: str) -> Call[None]:
+    return Call("DELETE", _message_path(queue_id, message_id), lambda _r: None)
