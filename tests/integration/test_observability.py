@@ -39,7 +39,7 @@ async def scrape(server: Running) -> str:
 async def test_request_id_is_echoed_or_made_up(server: Running) -> None:
     r = await server.call("GET", "/v1/queues", headers={"X-Request-Id": "trace-42.a"})
     assert r.headers["x-request-id"] == "trace-42.a"
-    for insane in ("bad id", "x" * 129, "a\tb", "<script>".encode().hex() + "\u00e9"):
+    for insane in ("bad id", "x" * 129, "a\tb", "<script>\u00e9"):
         headers = {"X-Request-Id": insane.encode("utf-8")}
         made_up = await server.call("GET", "/v1/queues", headers=headers)
         assert len(made_up.headers["x-request-id"]) == 16, insane
