@@ -132,3 +132,28 @@ def test_text_logs_are_one_line_per_request(tmp_path: Path) -> None:
     line = next(line for line in log.read_text().splitlines() if "[r-1]" in line)
     assert " INFO tidings.access [r-1] GET /v1/queues 200 " in line
     assert "route=/queues org_id=" in line
+
+
+def test_the_worker_process_dies_with_its_parent(tmp_path: Path) -> None:
+    """granian serves from a child process; `kill -9` of `tidings serve` takes it along."""
+    sock = free_socket()
+    port = sock.getsockname()[1]
+    sock.close()
+    env = {**os.environ, "TIDINGS_DATABASE_URL": f"sqlite:///{tmp_path / 'k.db'}"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tidings", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_ready(f"http://127.0.0.1:{port}")
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        assert children
+    finally:
+        proc.kill()
+        proc.wait(10)
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in children):
+        assert time.monotonic() < deadline, "the worker outlived its parent"
+        time.sleep(0.05)
