@@ -7,6 +7,7 @@ storage ever sees one.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
@@ -63,6 +64,16 @@ class Database(Connection, Protocol):
     async def notify(self, conn: Connection, channel: str) -> None: ...
 
     async def close(self) -> None: ...
+
+
+def id_list(db: Database, param: int, ids: Sequence[str]) -> tuple[str, Any]:
+    """``(sql, value)`` testing a column against a list of ids bound as one parameter.
+
+    Used as ``f"column {sql}"``: PostgreSQL binds a text array, SQLite a JSON array.
+    """
+    if db.dialect == "postgresql":
+        return f"= ANY(${param}::text[])", list(ids)
+    return f"IN (SELECT value FROM json_each(${param}))", json.dumps(list(ids))
 
 
 async def open_database(url: str) -> Database:

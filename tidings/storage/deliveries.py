@@ -10,13 +10,12 @@ Claims are per listener (at most ``per_listener`` rows each, listeners marked
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tidings.domain.models import DeliveryState
-from tidings.storage.database import Database, Row
+from tidings.storage.database import Database, Row, id_list
 from tidings.storage.listeners import add_acknowledged
 
 _CLAIMED = (
@@ -36,7 +35,7 @@ CROSS JOIN LATERAL (
 ) d
 JOIN messages m ON m.id = d.message_id
 JOIN queues q ON q.id = l.queue_id
-WHERE l.liveness_state <> 'down' AND NOT (l.id = ANY($3::text[]))
+WHERE l.liveness_state <> 'down' AND NOT (l.id {{busy}})
 LIMIT $4
 """
 # SQLite has no LATERAL: a correlated IN (... LIMIT) over rowids does the same job.
@@ -51,7 +50,7 @@ JOIN deliveries d ON d.rowid IN (
 )
 JOIN messages m ON m.id = d.message_id
 JOIN queues q ON q.id = l.queue_id
-WHERE l.liveness_state <> 'down' AND l.id NOT IN (SELECT value FROM json_each($3))
+WHERE l.liveness_state <> 'down' AND NOT (l.id {{busy}})
 LIMIT $4
 """
 _LEASE = "UPDATE deliveries SET lease_until = $3 WHERE message_id = $1 AND listener_id = $2"
@@ -120,10 +119,9 @@ class Deliveries:
     async def claim(
         self, now: int, lease_until: int, limit: int, per_listener: int, busy: Sequence[str]
     ) -> list[Claimed]:
-        if self._db.dialect == "postgresql":
-            sql, excluded = _CLAIM_POSTGRES, list(busy)
-        else:
-            sql, excluded = _CLAIM_SQLITE, json.dumps(list(busy))  # type: ignore[assignment]
+        template = _CLAIM_POSTGRES if self._db.dialect == "postgresql" else _CLAIM_SQLITE
+        in_busy, excluded = id_list(self._db, 3, busy)
+        sql = template.format(busy=in_busy)
         async with self._db.transaction() as tx:
             rows = await tx.fetch(sql, now, per_listener, excluded, limit)
             claimed = [_claimed(r) for r in rows]

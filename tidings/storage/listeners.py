@@ -10,15 +10,11 @@ from tidings.domain.errors import NotFound
 from tidings.domain.ids import new_id, now_ms
 from tidings.domain.liveness import judge, record_probe
 from tidings.domain.models import Listener, Liveness, LivenessState, Page
-from tidings.storage.database import Connection, Database, ForeignKeyViolation, Row
+from tidings.storage.database import Connection, Database, ForeignKeyViolation, Row, id_list
 
 _COLUMNS = (
     "id, org_id, queue_id, name, notify_url, liveness_url, secret, liveness_state,"
     " success_count, failure_count, acknowledged_count, created_at, updated_at"
-)
-_MISSED_SQL = (
-    "SELECT message_id FROM deliveries WHERE listener_id = $1 AND state = 'missed'"
-    " ORDER BY message_id"
 )
 
 
@@ -51,11 +47,18 @@ class Listeners:
         self._db = db
 
     async def _with_missed(self, rows: list[Row]) -> list[Listener]:
-        result = []
-        for row in rows:
-            missed = await self._db.fetch(_MISSED_SQL, row["id"])
-            result.append(_listener(row, tuple(m["message_id"] for m in missed)))
-        return result
+        """Attach missed message ids to a page of listeners in one query."""
+        if not rows:
+            return []
+        in_ids, value = id_list(self._db, 1, [r["id"] for r in rows])
+        missed: dict[str, list[str]] = {}
+        for m in await self._db.fetch(
+            "SELECT listener_id, message_id FROM deliveries"
+            f" WHERE listener_id {in_ids} AND state = 'missed' ORDER BY message_id",
+            value,
+        ):
+            missed.setdefault(m["listener_id"], []).append(m["message_id"])
+        return [_listener(r, tuple(missed.get(r["id"], ()))) for r in rows]
 
     async def create(
         self,

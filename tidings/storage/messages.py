@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from tidings.domain.errors import NotFound
 from tidings.domain.ids import now_ms
 from tidings.domain.models import Delivery, DeliveryState, Message, NewMessage, Page
-from tidings.storage.database import Connection, Database, ForeignKeyViolation, Row
+from tidings.storage.database import Connection, Database, ForeignKeyViolation, Row, id_list
 
 _COLUMNS = "id, org_id, queue_id, name, data, created_at, updated_at"
 _INSERT_MESSAGE = f"INSERT INTO messages ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $6)"
@@ -113,7 +113,24 @@ class Messages:
             page.offset,
         )
         total = await self._db.fetchval(f"SELECT count(*) FROM messages WHERE {where}", *args)
-        return [_message(r, await self._deliveries(r["id"])) for r in rows], int(total)
+        deliveries = await self._deliveries_of([r["id"] for r in rows])
+        return [_message(r, deliveries.get(r["id"], ())) for r in rows], int(total)
+
+    async def _deliveries_of(self, message_ids: list[str]) -> dict[str, tuple[Delivery, ...]]:
+        """Deliveries of a page of messages in one query, not one per message."""
+        if not message_ids:
+            return {}
+        in_ids, value = id_list(self._db, 1, message_ids)
+        rows = await self._db.fetch(
+            "SELECT message_id, listener_id, state, attempts, last_status, last_attempt_at,"
+            f" next_attempt_at FROM deliveries WHERE message_id {in_ids}"
+            " ORDER BY message_id, listener_id",
+            value,
+        )
+        found: dict[str, list[Delivery]] = {}
+        for row in rows:
+            found.setdefault(row["message_id"], []).append(_delivery(row))
+        return {mid: tuple(ds) for mid, ds in found.items()}
 
     async def rename(self, org_id: str, queue_id: str, message_id: str, name: str) -> Message:
         async with self._db.transaction() as tx:
