@@ -1,0 +1,119 @@
+"""Writes one run's results: ``<stamp>.json`` (everything), ``<stamp>.md`` (tables) and
+``<stamp>.png`` (latency distributions, when matplotlib is installed: extra ``[bench]``)."""
+
+from __future__ import annotations
+
+import json
+import platform
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+Renderer = Callable[[dict[str, Any]], list[str]]
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def _pct(s: dict[str, Any]) -> str:
+    if not s.get("n"):
+        return "-"
+    return f"{s['p50_ms']} / {s['p90_ms']} / {s['p99_ms']} / {s['max_ms']}"
+
+
+def _latency(section: dict[str, Any]) -> list[str]:
+    rows = [
+        [
+            r["db"],
+            f"{r['rate_per_s']:g}",
+            r["e2e_from_200"].get("n", 0),
+            _pct(r["e2e_from_200"]),
+            _pct(r["hop_baseline"]),
+            r["p50_over_hop_p50"],
+            _pct(r["post"]),
+            r["lost"],
+            f"{r['load'][0][0]} -> {r['load'][1][0]}",
+        ]
+        for r in section["rows"]
+    ]
+    header = [
+        "db",
+        "msg/s",
+        "n",
+        "POST 200 -> arrival p50/p90/p99/max ms",
+        "baseline: direct hop p50/p90/p99/max ms",
+        "p50 ratio",
+        "POST latency p50/p90/p99/max ms",
+        "lost",
+        "load 1 min",
+    ]
+    return [
+        "## End-to-end latency (POST 200 -> receiver arrival)",
+        "",
+        "Baseline: the bench client POSTing the same body straight to the same receiver"
+        " (one HTTP hop, send -> arrival), interleaved round by round with the broker runs.",
+        "",
+        *_table(header, rows),
+    ]
+
+
+RENDERERS: dict[str, Renderer] = {"latency": _latency}
+
+
+def _plot(sections: list[dict[str, Any]], path: Path) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    series = [
+        (f"{s['name']} {label}", values)
+        for s in sections
+        for label, values in s.get("plot", {}).items()
+        if values
+    ]
+    if not series:
+        return False
+    fig, ax = plt.subplots(figsize=(10, 6))
+    for label, values in series:
+        ordered = sorted(values)
+        n = len(ordered)
+        ax.plot(ordered, [(i + 1) / n for i in range(n)], label=f"{label} (n={n})")
+    ax.set_xscale("symlog", linthresh=1.0)
+    ax.set_xlabel("milliseconds")
+    ax.set_ylabel("fraction of samples (CDF)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def write(out_dir: Path, stamp: str, meta: dict[str, Any], sections: list[dict[str, Any]]) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    base = out_dir / stamp
+    meta = {**meta, "python": platform.python_version(), "machine": platform.machine()}
+    for section in sections:
+        plot: dict[str, list[float]] = {}
+        for row in section["rows"]:
+            for label, values in row.pop("samples_ms", {}).items():
+                plot[f"{row.get('db', '')} {row.get('rate_per_s', '')}/s {label}"] = values
+        section["plot"] = plot
+    plotted = _plot(sections, base.with_suffix(".png"))
+    lines = [f"# tidings benchmarks {stamp}", ""]
+    lines += [f"- {k}: {v}" for k, v in meta.items()]
+    if plotted:
+        lines += [f"- latency distributions: {base.with_suffix('.png').name}"]
+    for section in sections:
+        lines += ["", *RENDERERS[section["name"]](section)]
+    base.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    for section in sections:
+        section.pop("plot", None)
+    base.with_suffix(".json").write_text(json.dumps({"meta": meta, "sections": sections}, indent=1))
+    return base.with_suffix(".md")
