@@ -182,21 +182,23 @@ async def test_redirects_are_not_followed(server: Running, queue: dict[str, Any]
 
 
 async def test_slow_listener_does_not_delay_fast_one(settings: Settings) -> None:
-    quick_timeout = replace(settings, delivery_timeout_s=1.0, max_in_flight_per_listener=2)
-    sleepy = lambda _p, _n: Answer(200, delay_s=5)  # noqa: E731
+    quick_timeout = replace(settings, delivery_timeout_s=2.0, max_in_flight_per_listener=2)
+    sleepy = lambda _p, _n: Answer(200, delay_s=10)  # noqa: E731
     async with start_server(quick_timeout) as server, receiver(slow=sleepy) as rx:
         qid = (await server.call("POST", "/queues", json={"name": "q"})).json()["queue"]["id"]
         await add_listener(server, qid, rx, "slow", notify="/slow")
         await add_listener(server, qid, rx, "fast", notify="/fast")
-        started = time.monotonic()
         for n in range(20):
             await post(server, qid, data=str(n))
+        posted = time.monotonic()
         fast = await rx.wait_for("/fast", 20, timeout_s=5)
-        assert fast[-1].at - started < 1.5, "the fast listener waited for the slow one"
-        # The slow one is capped at 2 requests in flight and each attempt ends at 1 s,
+        # Had the fast listener queued behind the slow one, it would have waited for
+        # the slow one's 2 s deadlines.
+        assert fast[-1].at - posted < 1.5, "the fast listener waited for the slow one"
+        # The slow one is capped at 2 requests in flight and each attempt ends at 2 s,
         # so no three of its arrivals fall within one deadline.
-        slow = [a.at for a in await rx.wait_for("/slow", 4, timeout_s=5)]
-        assert all(later - earlier > 0.8 for earlier, later in zip(slow, slow[2:], strict=False))
+        slow = [a.at for a in await rx.wait_for("/slow", 4, timeout_s=8)]
+        assert all(later - earlier > 1.6 for earlier, later in zip(slow, slow[2:], strict=False))
 
 
 async def test_drip_receiver_is_cut_at_the_deadline(settings: Settings) -> None:
