@@ -126,4 +126,5 @@ class PostgresDatabase(_Conn):
     async def close(self) -> None:
         if self._listener is not None and not self._listener.is_closed():
             await self._listener.close()
-        await self._pool.close()
+        if not self._pool.is_closing():
+            await self._pool.close()
