@@ -19,6 +19,7 @@ import uvicorn
 
 from tidings.api.app import create_app
 from tidings.config import Settings
+from tidings.domain.clock import SYSTEM_CLOCK, Clock
 from tidings.storage.migrate import upgrade
 from tidings.storage.store import Store
 from tidings.storage.tables import metadata
@@ -110,16 +111,21 @@ class Running:
 
 
 def free_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on accepted sockets whose
+    # proto says TCP, and without it every keep-alive response waits ~40 ms (Nagle
+    # against delayed ACKs).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     return sock
 
 
 @asynccontextmanager
-async def start_server(settings: Settings, *, engine: bool = True) -> AsyncIterator[Running]:
-    """Run the real app on uvicorn inside the test's event loop."""
-    store = await Store.open(settings.database_url)
+async def start_server(
+    settings: Settings, *, engine: bool = True, clock: Clock = SYSTEM_CLOCK
+) -> AsyncIterator[Running]:
+    """Run the real app on uvicorn inside the test's event loop (``clock``: the store's)."""
+    store = await Store.open(settings.database_url, clock=clock)
     app = create_app(settings, store=store, engine=engine)
     sock = free_socket()
     config = uvicorn.Config(app, lifespan="on", log_level="warning", access_log=False)

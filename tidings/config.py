@@ -21,6 +21,10 @@ DEFAULT_RETRY_SCHEDULE_S = (
     28800.0,
     28800.0,
 )
+# Usage events are kept a week by default and never less than the day that
+# ``GET /events`` promises (SPEC §6).
+DEFAULT_EVENT_RETENTION_S = 7 * 86_400.0
+MIN_EVENT_RETENTION_S = 86_400.0
 _URL_SAFE_KEY = re.compile(r"^[A-Za-z0-9_\-]{32,256}$")
 _LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -56,6 +60,7 @@ class Settings:
     max_in_flight_per_listener: int = 16
     # Total concurrent outbound requests of one engine.
     max_in_flight: int = 256
+    event_retention_s: float = DEFAULT_EVENT_RETENTION_S
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -150,6 +155,8 @@ def _validated(settings: Settings) -> Settings:
         raise SettingsError("TIDINGS_METRICS_TOKEN must be at least 16 characters")
     if settings.metrics_address is not None:
         parse_address(settings.metrics_address)
+    if settings.event_retention_s < MIN_EVENT_RETENTION_S:
+        raise SettingsError("TIDINGS_EVENT_RETENTION must be at least 86400 seconds (24 h)")
     if settings.max_body_bytes < 1024:
         raise SettingsError("TIDINGS_MAX_BODY_BYTES must be at least 1024")
     from tidings.delivery.destinations import parse_networks
@@ -189,6 +196,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_level=(env.get("TIDINGS_LOG_LEVEL") or base.log_level).lower(),
         metrics_token=env.get("TIDINGS_METRICS_TOKEN") or None,
         metrics_address=env.get("TIDINGS_METRICS_ADDRESS") or None,
+        event_retention_s=_float(env, "TIDINGS_EVENT_RETENTION", base.event_retention_s),
     )
     return _validated(settings)
 

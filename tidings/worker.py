@@ -12,6 +12,7 @@ from tidings.delivery.destinations import DestinationPolicy, parse_networks
 from tidings.delivery.engine import Engine
 from tidings.delivery.sender import Sender
 from tidings.metrics import Metrics
+from tidings.storage.retention import EventRetention
 from tidings.storage.store import Store
 
 log = logging.getLogger("tidings.worker")
@@ -36,10 +37,15 @@ async def run_worker(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await engine.start()
+    # Workers purge old usage events too, so a deployment of API nodes that are
+    # restarted often (or none at all for a while) still keeps the table bounded.
+    retention = EventRetention(store.events, int(settings.event_retention_s * 1000))
+    retention.start()
     log.info("worker started on %s", settings.database_url.split("@")[-1])
     try:
         await stop.wait()
     finally:
+        await retention.stop()
         await engine.stop()
         if listener is not None:
             await listener.cleanup()

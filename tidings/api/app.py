@@ -31,6 +31,7 @@ from tidings.delivery.engine import Engine
 from tidings.delivery.sender import Sender
 from tidings.metrics import Metrics
 from tidings.storage.database import Database
+from tidings.storage.retention import EventRetention
 from tidings.storage.store import Store
 
 log = logging.getLogger("tidings")
@@ -165,9 +166,12 @@ def create_app(settings: Settings, *, store: Store | None = None, engine: bool =
         )
         if running is not None:
             await running.start()
+        retention = EventRetention(opened.events, int(settings.event_retention_s * 1000))
+        retention.start()
         try:
             yield
         finally:
+            await retention.stop()
             if running is not None:
                 await running.stop()
             if listener is not None:

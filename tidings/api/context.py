@@ -81,6 +81,10 @@ class Ctx:
             raise BadRequest("The request body is not valid JSON.") from None
         return value
 
+    def query_int(self, name: str, default: int, low: int, high: int | None) -> int:
+        """An integer query parameter within ``low..high``; anything else is 400."""
+        return _int_param(self.request, name, default, low, high)
+
     def page(self) -> Page:
         return Page(
             page=_int_param(self.request, "page", 1, 1, None),

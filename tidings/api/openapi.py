@@ -39,6 +39,7 @@ def _operation(ep: Endpoint, prefix: str) -> dict[str, Any]:
                 "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 10},
             },
         ]
+    params += ep.query
     statuses = [400, 401, 403, 404, 405, 406, 429, 500, 503]
     if ep.body is not None:
         statuses += [413, 415, 422]

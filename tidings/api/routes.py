@@ -8,7 +8,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from tidings.api import listeners, messages, queues, wire
+from tidings.api import events, listeners, messages, queues, wire
 from tidings.api.context import Ctx
 
 Handler = Callable[[Ctx], Awaitable[Response]]
@@ -25,7 +25,42 @@ class Endpoint:
     response: type[Any]
     body: type[Any] | None = None
     paginated: bool = False
+    query: tuple[dict[str, Any], ...] = ()  # OpenAPI query parameters beyond the shared ones
 
+
+def _int_query(name: str, description: str, **schema: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "description": description,
+        "schema": {"type": "integer", **schema},
+    }
+
+
+EVENTS_QUERY = (
+    {
+        "name": "events",
+        "in": "query",
+        "description": "Only events of this kind",
+        "schema": {
+            "type": "string",
+            "enum": ["all", "api_keys", "listeners", "messages", "queues"],
+            "default": "all",
+        },
+    },
+    _int_query("limit", "At most this many events", minimum=1, maximum=1000, default=100),
+    _int_query(
+        "startAfter",
+        "Only events after (startAfter, startAfterId): the stored_at of the last event seen",
+        minimum=0,
+    ),
+    {
+        "name": "startAfterId",
+        "in": "query",
+        "description": "The id of the last event seen; required with startAfter",
+        "schema": {"type": "string", "minLength": 1, "maxLength": 64},
+    },
+)
 
 Q = "/queues/{queue_id}"
 L = Q + "/listeners/{listener_id}"
@@ -206,5 +241,24 @@ ENDPOINTS: list[Endpoint] = [
         "messages",
         "write",
         wire.Deleted,
+    ),
+    Endpoint(
+        "GET",
+        "/events",
+        events.list_events,
+        "Usage events of the organization, oldest first",
+        "events",
+        "read",
+        wire.EventsEnvelope,
+        query=EVENTS_QUERY,
+    ),
+    Endpoint(
+        "GET",
+        "/stats/messages",
+        events.message_stats,
+        "Usage event counts of the last 24 hours, the last hour and today (UTC)",
+        "stats",
+        "read",
+        wire.StatsEnvelope,
     ),
 ]

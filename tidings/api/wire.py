@@ -190,6 +190,56 @@ class RedeliveryEnvelope(Struct):
     _links: Links
 
 
+class ClientRef(Struct):
+    id: str
+
+
+class EventOut(Struct, omit_defaults=True):
+    """A usage event: the resources it concerns appear as ``{id, name}``, the rest not."""
+
+    id: str
+    type: str
+    stored_at: int
+    client: ClientRef
+    api_key: Summary | None = None
+    queue: Summary | None = None
+    listener: Summary | None = None
+    message: Summary | None = None
+
+
+class EventsEnvelope(Struct):
+    events: list[EventOut]
+    _links: Links
+
+
+class EventCounts(Struct):
+    """One count per event type (SPEC §6); a test keeps it in step with ``EventType``."""
+
+    api_key_added: int
+    api_key_updated: int
+    api_key_deleted: int
+    queue_added: int
+    queue_updated: int
+    queue_deleted: int
+    listener_added: int
+    listener_updated: int
+    listener_deleted: int
+    message_added: int
+    message_published_ok: int
+    message_published_not_ok: int
+
+
+class AggregatedUsage(Struct):
+    last_24_hours: EventCounts
+    last_1_hours: EventCounts
+    today_so_far: EventCounts
+
+
+class StatsEnvelope(Struct):
+    aggregated_api_usage_events: AggregatedUsage
+    _links: Links
+
+
 class Deleted(Struct):
     _links: Links
 

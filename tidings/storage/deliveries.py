@@ -14,8 +14,10 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from tidings.domain.events import EventType, NewEvent, Ref
 from tidings.domain.models import DeliveryState
 from tidings.storage.database import Database, Row, id_list
+from tidings.storage.events import EventLog
 from tidings.storage.listeners import add_acknowledged
 
 _CLAIMED = (
@@ -112,9 +114,23 @@ def _claimed(row: Row) -> Claimed:
     )
 
 
+def _published(result: AttemptResult) -> NewEvent:
+    """One event per attempt: ``ok`` when it was acknowledged, else ``not_ok``."""
+    c = result.claimed
+    ok = result.state is DeliveryState.DELIVERED
+    return NewEvent(
+        c.org_id,
+        EventType.MESSAGE_PUBLISHED_OK if ok else EventType.MESSAGE_PUBLISHED_NOT_OK,
+        queue=Ref(c.queue_id, c.queue_name),
+        listener=Ref(c.listener_id, c.listener_name),
+        message=Ref(c.message_id, c.message_name),
+    )
+
+
 class Deliveries:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, events: EventLog) -> None:
         self._db = db
+        self._events = events
 
     async def claim(
         self, now: int, lease_until: int, limit: int, per_listener: int, busy: Sequence[str]
@@ -132,7 +148,7 @@ class Deliveries:
         return claimed
 
     async def record(self, results: Sequence[AttemptResult]) -> None:
-        """Write a batch of attempt outcomes (and listener counters) in one commit."""
+        """Write a batch of attempt outcomes, listener counters and events in one commit."""
         async with self._db.transaction() as tx:
             await tx.executemany(
                 _RECORD,
@@ -153,6 +169,7 @@ class Deliveries:
                 r.claimed.listener_id for r in results if r.state is DeliveryState.DELIVERED
             )
             await add_acknowledged(tx, acked)
+            await self._events.add_many(tx, [_published(r) for r in results])
 
     async def release(self, keys: Sequence[tuple[str, str]]) -> None:
         """Give claimed rows back at once (shutdown), instead of waiting for the lease."""

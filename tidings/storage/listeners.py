@@ -7,10 +7,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from tidings.domain.errors import NotFound
+from tidings.domain.events import EventType, NewEvent, Ref
 from tidings.domain.ids import new_id, now_ms
 from tidings.domain.liveness import judge, record_probe
 from tidings.domain.models import Listener, Liveness, LivenessState, Page
 from tidings.storage.database import Connection, Database, ForeignKeyViolation, Row, id_list
+from tidings.storage.events import EventLog
+from tidings.storage.queues import queue_name
 
 _COLUMNS = (
     "id, org_id, queue_id, name, notify_url, liveness_url, secret, liveness_state,"
@@ -42,9 +45,16 @@ def _not_found() -> NotFound:
     return NotFound("No listener with this id in this queue.")
 
 
+async def _record(events: EventLog, tx: Connection, kind: EventType, org_id: str, row: Row) -> None:
+    """Record ``kind`` for the listener in ``row``, naming its queue as it is now."""
+    queue = Ref(row["queue_id"], await queue_name(tx, org_id, row["queue_id"]))
+    await events.add(tx, NewEvent(org_id, kind, queue=queue, listener=Ref(row["id"], row["name"])))
+
+
 class Listeners:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, events: EventLog) -> None:
         self._db = db
+        self._events = events
 
     async def _with_missed(self, rows: list[Row]) -> list[Listener]:
         """Attach missed message ids to a page of listeners in one query."""
@@ -89,6 +99,7 @@ class Listeners:
                     now,
                 )
                 if row is not None:
+                    await _record(self._events, tx, EventType.LISTENER_ADDED, org_id, row)
                     await self._db.notify(tx, "probes")
         except ForeignKeyViolation as exc:  # the queue was deleted meanwhile
             raise NotFound("No queue with this id.") from exc
@@ -155,6 +166,8 @@ class Listeners:
                 merged["liveness_url"],
                 now_ms(),
             )
+            if row is not None:
+                await _record(self._events, tx, EventType.LISTENER_UPDATED, org_id, row)
         if row is None:
             raise _not_found()
         return _listener(row, current.missed)
@@ -162,13 +175,16 @@ class Listeners:
     async def delete(self, org_id: str, queue_id: str, listener_id: str) -> None:
         """Its deliveries go with it (foreign key cascade): pending ones are dropped."""
         async with self._db.transaction() as tx:
-            deleted = await tx.execute(
-                "DELETE FROM listeners WHERE org_id = $1 AND queue_id = $2 AND id = $3",
+            row = await tx.fetchrow(
+                "DELETE FROM listeners WHERE org_id = $1 AND queue_id = $2 AND id = $3"
+                " RETURNING id, queue_id, name",
                 org_id,
                 queue_id,
                 listener_id,
             )
-        if not deleted:
+            if row is not None:
+                await _record(self._events, tx, EventType.LISTENER_DELETED, org_id, row)
+        if row is None:
             raise _not_found()
 
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tidings.domain.errors import NotFound
+from tidings.domain.events import EventType, NewEvent, Ref
 from tidings.domain.ids import now_ms
 from tidings.domain.models import Delivery, DeliveryState, Message, NewMessage, Page
 from tidings.storage.database import Connection, Database, ForeignKeyViolation, Row, id_list
+from tidings.storage.events import EventLog
+from tidings.storage.queues import queue_names
 
 _COLUMNS = "id, org_id, queue_id, name, data, created_at, updated_at"
 _INSERT_MESSAGE = f"INSERT INTO messages ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $6)"
@@ -54,8 +57,9 @@ def _not_found() -> NotFound:
 
 
 class Messages:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, events: EventLog) -> None:
         self._db = db
+        self._events = events
 
     async def insert_batch(self, batch: Sequence[NewMessage]) -> list[BaseException | None]:
         """Store messages and their deliveries; one durable commit for the whole batch.
@@ -82,6 +86,21 @@ class Messages:
             [(m.id, m.org_id, m.queue_id, m.name, m.data, m.created_at) for m in batch],
         )
         await tx.executemany(_FAN_OUT, [(m.id, m.created_at, m.queue_id) for m in batch])
+        # The messages are in, so their queues exist: one query names them all, and
+        # the events go in as one more executemany of the same group commit.
+        names = await queue_names(tx, {(m.org_id, m.queue_id) for m in batch})
+        await self._events.add_many(
+            tx,
+            [
+                NewEvent(
+                    m.org_id,
+                    EventType.MESSAGE_ADDED,
+                    queue=Ref(m.queue_id, names.get((m.org_id, m.queue_id))),
+                    message=Ref(m.id, m.name),
+                )
+                for m in batch
+            ],
+        )
         await self._db.notify(tx, DELIVERIES_CHANNEL)
 
     async def _deliveries(self, message_id: str) -> tuple[Delivery, ...]:

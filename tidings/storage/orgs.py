@@ -7,9 +7,11 @@ import json
 from collections.abc import Sequence
 
 from tidings.domain.errors import Conflict, NotFound
+from tidings.domain.events import EventType, NewEvent, Ref
 from tidings.domain.ids import new_id, now_ms
 from tidings.domain.models import ApiKey, Organization, Page, Scope
 from tidings.storage.database import Connection, Database, Row, UniqueViolation
+from tidings.storage.events import EventLog
 
 KEY_PREFIX_CHARS = 3
 
@@ -50,9 +52,15 @@ def _org(row: Row) -> Organization:
 _KEY_COLUMNS = "id, org_id, name, status, scopes, prefix, created_at, updated_at, last_used_at"
 
 
+def key_event(kind: EventType, api_key: ApiKey) -> NewEvent:
+    """The event of a change to ``api_key`` (record it in the change's transaction)."""
+    return NewEvent(api_key.org_id, kind, api_key=Ref(api_key.id, api_key.name))
+
+
 class Organizations:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, events: EventLog) -> None:
         self._db = db
+        self._events = events
 
     async def count(self) -> int:
         return int(await self._db.fetchval("SELECT count(*) FROM organizations"))
@@ -79,6 +87,7 @@ class Organizations:
                     now,
                 )
                 api_key = await _insert_key(tx, org.id, key, key_name, "enabled", scopes)
+                await self._events.add(tx, key_event(EventType.API_KEY_ADDED, api_key))
         except UniqueViolation as exc:
             raise Conflict(f"An organization named {name!r} already exists.") from exc
         return org, api_key
@@ -131,8 +140,9 @@ async def _insert_key(
 
 
 class ApiKeys:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, events: EventLog) -> None:
         self._db = db
+        self._events = events
 
     async def find_by_key(self, key: str) -> ApiKey | None:
         row = await self._db.fetchrow(
@@ -144,7 +154,9 @@ class ApiKeys:
         self, org_id: str, key: str, name: str, status: str, scopes: Sequence[Scope]
     ) -> ApiKey:
         async with self._db.transaction() as tx:
-            return await _insert_key(tx, org_id, key, name, status, scopes)
+            api_key = await _insert_key(tx, org_id, key, name, status, scopes)
+            await self._events.add(tx, key_event(EventType.API_KEY_ADDED, api_key))
+        return api_key
 
     async def get(self, org_id: str, key_id: str) -> ApiKey:
         row = await self._db.fetchrow(

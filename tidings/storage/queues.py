@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Collection
 from typing import Any
 
 from tidings.domain.errors import Conflict, NotFound
+from tidings.domain.events import EventType, NewEvent, Ref
 from tidings.domain.ids import new_id, now_ms
 from tidings.domain.models import Page, Queue
-from tidings.storage.database import Database, Row, UniqueViolation
+from tidings.storage.database import Connection, Database, Row, UniqueViolation
+from tidings.storage.events import EventLog
 
 _COLUMNS = "id, org_id, name, schema, schema_id, created_at, updated_at"
 RECENT_TTL_S = 2.0
@@ -35,9 +38,35 @@ def _duplicate(name: str) -> Conflict:
     return Conflict(f"A queue named {name!r} already exists in this organization.")
 
 
+def _event(kind: EventType, org_id: str, queue_id: str, name: str) -> NewEvent:
+    return NewEvent(org_id, kind, queue=Ref(queue_id, name))
+
+
+async def queue_name(conn: Connection, org_id: str, queue_id: str) -> str | None:
+    """The queue's current name, read inside the caller's transaction (event refs)."""
+    name: str | None = await conn.fetchval(
+        "SELECT name FROM queues WHERE org_id = $1 AND id = $2", org_id, queue_id
+    )
+    return name
+
+
+async def queue_names(
+    conn: Connection, keys: Collection[tuple[str, str]]
+) -> dict[tuple[str, str], str]:
+    """Names of several queues keyed by ``(org_id, queue_id)``, in one query."""
+    if not keys:
+        return {}
+    ids = sorted({queue_id for _, queue_id in keys})
+    marks = ", ".join(f"${i}" for i in range(1, len(ids) + 1))
+    rows = await conn.fetch(f"SELECT org_id, id, name FROM queues WHERE id IN ({marks})", *ids)
+    # Keyed by organization too, so a name is only ever used for its own tenant.
+    return {(r["org_id"], r["id"]): r["name"] for r in rows}
+
+
 class Queues:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, events: EventLog) -> None:
         self._db = db
+        self._events = events
         self._recent: dict[tuple[str, str], tuple[float, Queue]] = {}
 
     async def get_recent(self, org_id: str, queue_id: str) -> Queue:
@@ -71,6 +100,7 @@ class Queues:
                     schema_id,
                     now,
                 )
+                await self._events.add(tx, _event(EventType.QUEUE_ADDED, org_id, queue.id, name))
         except UniqueViolation as exc:
             raise _duplicate(name) from exc
         return queue
@@ -117,6 +147,9 @@ class Queues:
                     new_schema_id,
                     now_ms(),
                 )
+                if row is not None:
+                    event = _event(EventType.QUEUE_UPDATED, org_id, queue_id, row["name"])
+                    await self._events.add(tx, event)
         except UniqueViolation as exc:
             raise _duplicate(new_name) from exc
         if row is None:
@@ -127,9 +160,15 @@ class Queues:
     async def delete(self, org_id: str, queue_id: str) -> None:
         """Cascades to its listeners, messages and their deliveries (foreign keys)."""
         async with self._db.transaction() as tx:
-            deleted = await tx.execute(
-                "DELETE FROM queues WHERE org_id = $1 AND id = $2", org_id, queue_id
+            # Only the queue's own event: what the cascade takes with it (listeners,
+            # messages) is implied by it, and may be millions of rows.
+            name = await tx.fetchval(
+                "DELETE FROM queues WHERE org_id = $1 AND id = $2 RETURNING name",
+                org_id,
+                queue_id,
             )
+            if name is not None:
+                await self._events.add(tx, _event(EventType.QUEUE_DELETED, org_id, queue_id, name))
         self._recent.pop((org_id, queue_id), None)
-        if not deleted:
+        if name is None:
             raise NotFound("No queue with this id.")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
+from tidings.domain.clock import SYSTEM_CLOCK, Clock
 from tidings.storage.database import Database, open_database
 from tidings.storage.deliveries import Deliveries
+from tidings.storage.events import EventLog
 from tidings.storage.ingest import IngestBatcher
 from tidings.storage.listeners import Listeners, Probes
 from tidings.storage.messages import Messages
@@ -15,23 +17,28 @@ from tidings.storage.queues import Queues
 
 
 class Store:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, clock: Clock = SYSTEM_CLOCK) -> None:
         self.db = db
-        self.organizations = Organizations(db)
-        self.api_keys = ApiKeys(db)
-        self.queues = Queues(db)
-        self.listeners = Listeners(db)
-        self.messages = Messages(db)
-        self.deliveries = Deliveries(db)
+        self.clock = clock
+        # Every repository that changes something records its events through this log.
+        self.events = EventLog(db, clock)
+        self.organizations = Organizations(db, self.events)
+        self.api_keys = ApiKeys(db, self.events)
+        self.queues = Queues(db, self.events)
+        self.listeners = Listeners(db, self.events)
+        self.messages = Messages(db, self.events)
+        self.deliveries = Deliveries(db, self.events)
         self.probes = Probes(db)
         self.ingest = IngestBatcher(self.messages)
 
     @classmethod
-    async def open(cls, database_url: str, *, migrate: bool = True) -> Store:
+    async def open(
+        cls, database_url: str, *, migrate: bool = True, clock: Clock = SYSTEM_CLOCK
+    ) -> Store:
         """Open the database, upgrading its schema first (idempotent)."""
         if migrate:
             await asyncio.to_thread(upgrade, database_url)
-        store = cls(await open_database(database_url))
+        store = cls(await open_database(database_url), clock)
         store.ingest.start()
         return store
 

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -142,4 +143,45 @@ deliveries = Table(
         sqlite_where=text("state = 'pending'"),
     ),
     Index("ix_deliveries_listener_state", "listener_id", "state", "message_id"),
+)
+
+# Usage events (SPEC §6). No foreign keys: an event outlives the resources it names,
+# so it keeps their ids and names as they were. The primary key is the read order
+# of ``GET /events`` within an organization (and the purge's range); the second
+# index serves the ``events=<kind>`` filter the same way.
+events = Table(
+    "events",
+    metadata,
+    Column("org_id", String(64), nullable=False),
+    Column("stored_at", BigInteger, nullable=False),
+    Column("id", String(64), nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("kind", String(16), nullable=False),  # api_keys | listeners | messages | queues
+    Column("api_key_id", String(64), nullable=True),
+    Column("api_key_name", String(256), nullable=True),
+    Column("queue_id", String(64), nullable=True),
+    Column("queue_name", String(256), nullable=True),
+    Column("listener_id", String(64), nullable=True),
+    Column("listener_name", String(256), nullable=True),
+    Column("message_id", String(64), nullable=True),
+    Column("message_name", String(256), nullable=True),
+    PrimaryKeyConstraint("org_id", "stored_at", "id", name="pk_events"),
+    Index("ix_events_org_kind", "org_id", "kind", "stored_at", "id"),
+)
+
+# Events per organization, time bucket and type, kept up to date in the transaction
+# that records the events, so ``GET /stats/messages`` sums a few buckets instead of
+# counting events. Every event counts in its minute and in its hour: a day's window
+# then reads whole hours plus the minutes at its edges.
+event_counts = Table(
+    "event_counts",
+    metadata,
+    Column("org_id", String(64), nullable=False),
+    Column("span_minutes", Integer, nullable=False),  # 1 (a minute) or 60 (an hour)
+    Column("bucket_minute", BigInteger, nullable=False),  # first minute (epoch minutes, UTC)
+    Column("type", String(32), nullable=False),
+    Column("total", BigInteger, nullable=False),
+    PrimaryKeyConstraint("org_id", "span_minutes", "bucket_minute", "type", name="pk_event_counts"),
+    # Clustered on the key on SQLite: a stats read is one range scan, no row lookups.
+    sqlite_with_rowid=False,
 )

@@ -1,0 +1,207 @@
+"""Owns the ``events`` and ``event_counts`` tables: the usage event log (SPEC §6).
+
+Events are written by the repositories that make the changes, through
+:meth:`EventLog.add_many` on *their* transaction connection, so a change and its
+event commit or roll back together. The same call bumps the per-minute counters
+that ``GET /stats/messages`` sums, so stats never count events.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from tidings.domain.clock import Clock
+from tidings.domain.events import (
+    MINUTE_MS,
+    MINUTES_PER_HOUR,
+    STATS_WINDOWS,
+    Cursor,
+    Event,
+    EventType,
+    NewEvent,
+    Ref,
+    Stats,
+    covering_buckets,
+    kind_of,
+    window_starts,
+)
+from tidings.domain.ids import new_id
+from tidings.storage.database import Connection, Database, Row
+
+_REFS = ("api_key", "queue", "listener", "message")
+_REF_COLUMNS = ", ".join(f"{r}_id, {r}_name" for r in _REFS)
+_COLUMNS = f"org_id, stored_at, id, type, {_REF_COLUMNS}"
+_INSERT = (
+    f"INSERT INTO events ({_COLUMNS}, kind)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+)
+# Counters are added to, never overwritten: concurrent transactions of other nodes
+# may bump the same (organization, minute, type) row.
+_BUMP = (
+    "INSERT INTO event_counts (org_id, span_minutes, bucket_minute, type, total)"
+    " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (org_id, span_minutes, bucket_minute, type)"
+    " DO UPDATE SET total = event_counts.total + excluded.total"
+)
+_SUM_BUCKETS = (
+    "SELECT {part} AS part, type, sum(total) AS total FROM event_counts"
+    " WHERE org_id = $1 AND span_minutes = ${span} AND bucket_minute >= ${start}"
+    " AND bucket_minute < ${end} GROUP BY type"
+)
+# Distinct organizations by hopping along the leading column of the primary key
+# (a loose index scan), so the purge never reads the whole table to find them.
+_ORGS = """
+WITH RECURSIVE o(org_id) AS (
+    SELECT min(org_id) FROM {table}
+    UNION ALL
+    SELECT (SELECT min(org_id) FROM {table} WHERE org_id > o.org_id) FROM o
+    WHERE o.org_id IS NOT NULL
+)
+SELECT org_id FROM o WHERE org_id IS NOT NULL
+"""
+_PURGE_EVENTS = """
+DELETE FROM events WHERE org_id = $1 AND (stored_at, id) IN (
+    SELECT stored_at, id FROM events WHERE org_id = $1 AND stored_at < $2
+    ORDER BY stored_at, id LIMIT $3
+)
+"""
+_PURGE_COUNTS = """
+DELETE FROM event_counts WHERE org_id = $1 AND (span_minutes, bucket_minute, type) IN (
+    SELECT span_minutes, bucket_minute, type FROM event_counts
+    WHERE org_id = $1 AND span_minutes IN (1, 60) AND bucket_minute < $2 LIMIT $3
+)
+"""
+
+
+def _ref(row: Row, name: str) -> Ref | None:
+    ref_id = row[f"{name}_id"]
+    return None if ref_id is None else Ref(ref_id, row[f"{name}_name"])
+
+
+def _event(row: Row) -> Event:
+    return Event(
+        id=row["id"],
+        org_id=row["org_id"],
+        type=EventType(row["type"]),
+        stored_at=row["stored_at"],
+        api_key=_ref(row, "api_key"),
+        queue=_ref(row, "queue"),
+        listener=_ref(row, "listener"),
+        message=_ref(row, "message"),
+    )
+
+
+def _row(event: NewEvent, stored_at: int) -> tuple[Any, ...]:
+    refs: list[str | None] = []
+    for ref in (event.api_key, event.queue, event.listener, event.message):
+        refs += (None, None) if ref is None else (ref.id, ref.name)
+    return (event.org_id, stored_at, new_id(), event.type.value, *refs, kind_of(event.type))
+
+
+class EventLog:
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self._db = db
+        self._clock = clock
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock
+
+    async def add(self, tx: Connection, event: NewEvent) -> None:
+        await self.add_many(tx, (event,))
+
+    async def add_many(self, tx: Connection, events: Sequence[NewEvent]) -> None:
+        """Record ``events`` inside ``tx`` (the transaction of the change they report).
+
+        One ``stored_at`` for the whole batch; ids keep the batch's order within it.
+        """
+        if not events:
+            return
+        stored_at = self._clock.now_ms()
+        await tx.executemany(_INSERT, [_row(e, stored_at) for e in events])
+        minute = stored_at // MINUTE_MS
+        hour = minute - minute % MINUTES_PER_HOUR
+        counts = Counter((e.org_id, e.type.value) for e in events)
+        # Sorted, so two transactions bumping the same rows lock them in one order
+        # (no deadlock on PostgreSQL); and callers record events last, so a hot
+        # counter row stays locked only for the commit.
+        bumps = sorted(
+            (org, span, bucket, kind, n)
+            for (org, kind), n in counts.items()
+            for span, bucket in ((1, minute), (MINUTES_PER_HOUR, hour))
+        )
+        await tx.executemany(_BUMP, bumps)
+
+    async def read(
+        self, org_id: str, kind: str | None, after: Cursor | None, since_ms: int, limit: int
+    ) -> list[Event]:
+        """Events ordered by (``stored_at``, ``id``), none stored before ``since_ms``."""
+        where: list[str] = ["org_id = $1"]
+        args: list[Any] = [org_id]
+        if kind is not None:
+            args.append(kind)
+            where.append(f"kind = ${len(args)}")
+        # Exactly one lower bound, so the planner starts the index range there: given
+        # both, SQLite may range on the older one and filter its way to the cursor.
+        if after is not None and after.stored_at >= since_ms:
+            args += [after.stored_at, after.id]
+            where.append(f"(stored_at, id) > (${len(args) - 1}, ${len(args)})")
+        else:
+            args.append(since_ms)
+            where.append(f"stored_at >= ${len(args)}")
+        args.append(limit)
+        rows = await self._db.fetch(
+            f"SELECT {_COLUMNS} FROM events WHERE {' AND '.join(where)}"
+            f" ORDER BY stored_at, id LIMIT ${len(args)}",
+            *args,
+        )
+        return [_event(r) for r in rows]
+
+    async def stats(self, org_id: str) -> Stats:
+        """Counts per window and type; every type present, zeros included."""
+        now = self._clock.now_ms()
+        windows = {
+            name: covering_buckets(first, now // MINUTE_MS)
+            for name, first in window_starts(now).items()
+        }
+        parts = sorted({b for buckets in windows.values() for b in buckets})
+        # One round trip: a range scan of the primary key per part, labelled.
+        selects: list[str] = []
+        args: list[Any] = [org_id]
+        for i, part in enumerate(parts):
+            n = len(args)
+            selects.append(_SUM_BUCKETS.format(part=i, span=n + 1, start=n + 2, end=n + 3))
+            args += [part.span_minutes, part.start, part.end]
+        sums: dict[int, dict[str, int]] = {i: {} for i in range(len(parts))}
+        for row in await self._db.fetch(" UNION ALL ".join(selects), *args):
+            sums[row["part"]][row["type"]] = int(row["total"])
+        stats: Stats = {}
+        for name in STATS_WINDOWS:
+            counts = {t.value: 0 for t in EventType}
+            for part in windows[name]:
+                for kind, n in sums[parts.index(part)].items():
+                    if kind in counts:  # ignore types this version does not know
+                        counts[kind] += n
+            stats[name] = counts
+        return stats
+
+    # --- retention ------------------------------------------------------------
+
+    async def organizations(self) -> list[str]:
+        """Every organization that has events or counters (maintenance only)."""
+        found: set[str] = set()
+        for table in ("events", "event_counts"):
+            rows = await self._db.fetch(_ORGS.format(table=table))
+            found.update(r["org_id"] for r in rows)
+        return sorted(found)
+
+    async def purge_events(self, org_id: str, before_ms: int, batch: int) -> int:
+        """Delete up to ``batch`` of the organization's events stored before ``before_ms``."""
+        async with self._db.transaction() as tx:
+            return await tx.execute(_PURGE_EVENTS, org_id, before_ms, batch)
+
+    async def purge_counts(self, org_id: str, before_ms: int, batch: int) -> int:
+        """Delete up to ``batch`` counter rows of minutes that ended before ``before_ms``."""
+        async with self._db.transaction() as tx:
+            return await tx.execute(_PURGE_COUNTS, org_id, before_ms // MINUTE_MS, batch)

@@ -1,0 +1,91 @@
+"""The background purge of old usage events and of stats minutes no window needs.
+
+It deletes in small batches, one short transaction each, and yields between them,
+so on SQLite (one writer) the ingest path never waits behind a long delete.
+Several nodes may run it at once: a row two of them pick is deleted once, and the
+other's statement just finds it gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from tidings.domain.events import DAY_MS
+from tidings.storage.events import EventLog
+
+log = logging.getLogger("tidings.retention")
+
+# Stats windows reach back at most 24 h (today_so_far is within them); keep two days
+# of minutes so a clock step or a late purge never empties a window early.
+COUNTS_KEPT_MS = 2 * DAY_MS
+BATCH_ROWS = 1000
+INTERVAL_S = 60.0
+PAUSE_S = 0.01  # between batches: lets queued writers in
+
+# (org_id, before_ms, batch_rows) -> rows deleted
+_Purge = Callable[[str, int, int], Awaitable[int]]
+
+
+class EventRetention:
+    def __init__(
+        self,
+        events: EventLog,
+        retention_ms: int,
+        *,
+        batch_rows: int = BATCH_ROWS,
+        interval_s: float = INTERVAL_S,
+        pause_s: float = PAUSE_S,
+    ) -> None:
+        self._events = events
+        self._retention_ms = retention_ms
+        self._batch_rows = batch_rows
+        self._interval_s = interval_s
+        self._pause_s = pause_s
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._stopping.clear()
+        self._task = asyncio.create_task(self._run(), name="tidings-event-retention")
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def run_once(self) -> int:
+        """Purge everything that is due now; answers the number of events deleted."""
+        now = self._events.clock.now_ms()
+        deleted = 0
+        for org_id in await self._events.organizations():
+            deleted += await self._drain(
+                self._events.purge_events, org_id, now - self._retention_ms
+            )
+            await self._drain(self._events.purge_counts, org_id, now - COUNTS_KEPT_MS)
+        return deleted
+
+    async def _drain(self, purge: _Purge, org_id: str, before_ms: int) -> int:
+        total = 0
+        while True:
+            deleted = await purge(org_id, before_ms, self._batch_rows)
+            total += deleted
+            if deleted < self._batch_rows:
+                return total
+            await asyncio.sleep(self._pause_s)
+
+    async def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                deleted = await self.run_once()
+                if deleted:
+                    log.info("purged %d usage events", deleted)
+            except Exception:  # the next round retries; a purge is never urgent
+                log.warning("usage event purge failed", exc_info=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._interval_s)
