@@ -45,6 +45,8 @@ class Settings:
     liveness_interval_s: float = 30.0
     liveness_timeout_s: float = 5.0
     rate_limit_per_minute: int = 6000
+    # Length of a rate-limit window. SPEC §1 fixes one minute; shorter ones serve tests.
+    rate_limit_window_s: int = 60
     lockout_threshold: int = 10
     lockout_window_s: float = 60.0
     lockout_seconds: float = 300.0
@@ -157,6 +159,8 @@ def _validated(settings: Settings) -> Settings:
         parse_address(settings.metrics_address)
     if settings.event_retention_s < MIN_EVENT_RETENTION_S:
         raise SettingsError("TIDINGS_EVENT_RETENTION must be at least 86400 seconds (24 h)")
+    if settings.rate_limit_window_s < 1:
+        raise SettingsError("TIDINGS_RATE_LIMIT_WINDOW must be at least 1 second")
     if settings.max_body_bytes < 1024:
         raise SettingsError("TIDINGS_MAX_BODY_BYTES must be at least 1024")
     from tidings.delivery.destinations import parse_networks
@@ -186,6 +190,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             env, "TIDINGS_LIVENESS_INTERVAL", base.liveness_interval_s, 0.01
         ),
         rate_limit_per_minute=_int(env, "TIDINGS_RATE_LIMIT", base.rate_limit_per_minute),
+        rate_limit_window_s=_int(env, "TIDINGS_RATE_LIMIT_WINDOW", base.rate_limit_window_s, 1),
         lockout_threshold=_int(env, "TIDINGS_LOCKOUT_THRESHOLD", base.lockout_threshold, 1),
         lockout_window_s=_float(env, "TIDINGS_LOCKOUT_WINDOW", base.lockout_window_s, 0.01),
         lockout_seconds=_float(env, "TIDINGS_LOCKOUT_SECONDS", base.lockout_seconds),

@@ -92,13 +92,13 @@ async def test_listener_requires_all_fields_and_valid_urls(
 async def test_private_destinations_are_422_without_allow_list(
     server: Running, queue: dict[str, Any]
 ) -> None:
+    from dataclasses import replace
+
     from tidings.delivery.destinations import DestinationPolicy
 
     # The test server allows 127/8; swap in the default policy.
     state = server.app.state.tidings
-    state.services = type(state.services)(
-        state.services.settings, state.services.store, DestinationPolicy(())
-    )
+    state.services = replace(state.services, destinations=DestinationPolicy(()))
     path = f"/queues/{queue['id']}/listeners"
     for url in (
         "http://127.0.0.1/x",

@@ -17,8 +17,8 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from tidings.api import problems, scrape
-from tidings.api.auth import Authenticator
 from tidings.api.context import Ctx, Services, respond
+from tidings.api.gatekeeper import Gatekeeper
 from tidings.api.middleware import ConventionsMiddleware
 from tidings.api.observe import ORG_KEY, ObserveMiddleware
 from tidings.api.openapi import build_openapi
@@ -50,7 +50,7 @@ class State:
     """What the lifespan opens; handlers reach it through ``request.app.state``."""
 
     services: Services
-    auth: Authenticator
+    gatekeeper: Gatekeeper
 
     @property
     def db(self) -> Database:
@@ -70,13 +70,18 @@ def start_engine(
 
 def _endpoint(ep: Endpoint, state: State) -> RequestHandler:
     async def run(request: Request) -> Response:
+        headers: dict[str, str] = {}
         try:
-            principal = await state.auth.authenticate(request.headers.get("x-api-key"))
-            request.scope[ORG_KEY] = principal.org_id  # for the access log
-            ctx = Ctx(request, state.services, principal, ep.resource, ep.access)
-            return await ep.handler(ctx)
+            admission = await state.gatekeeper.admit(request)
+            headers = admission.headers
+            request.scope[ORG_KEY] = admission.principal.org_id  # for the access log
+            ctx = Ctx(request, state.services, admission.principal, ep.resource, ep.access)
+            response = await ep.handler(ctx)
         except Exception as exc:
-            return problems.from_error(exc)
+            response = problems.from_error(exc)
+        # Every authenticated answer carries the rate headers, errors included (SPEC §1).
+        response.headers.update(headers)
+        return response
 
     run.__name__ = ep.handler.__name__
     return run
@@ -156,10 +161,14 @@ def create_app(settings: Settings, *, store: Store | None = None, engine: bool =
                 file=sys.stdout,  # program output, not the log stream (stderr)
                 flush=True,
             )
+        state.gatekeeper = Gatekeeper(opened, settings)
         state.services = Services(
-            settings, opened, DestinationPolicy(parse_networks(",".join(settings.allowed_networks)))
+            settings,
+            opened,
+            DestinationPolicy(parse_networks(",".join(settings.allowed_networks))),
+            state.gatekeeper.auth,
         )
-        state.auth = Authenticator(opened)
+        state.gatekeeper.start()
         listener = await _observe(metrics, opened, settings)
         running = (
             start_engine(opened, settings, state.services.destinations, metrics) if engine else None
@@ -171,6 +180,7 @@ def create_app(settings: Settings, *, store: Store | None = None, engine: bool =
         try:
             yield
         finally:
+            await state.gatekeeper.stop()
             await retention.stop()
             if running is not None:
                 await running.stop()

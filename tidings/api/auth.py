@@ -37,7 +37,7 @@ class Principal:
 class Authenticator:
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._cache: dict[str, tuple[float, ApiKey | None]] = {}
+        self._cache: dict[str, tuple[float, tuple[ApiKey, str] | None]] = {}
         self._last_used: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -46,34 +46,35 @@ class Authenticator:
         if key_id is None:
             self._cache.clear()
             return
-        for digest, (_, key) in list(self._cache.items()):
-            if key is not None and key.id == key_id:
+        for digest, (_, found) in list(self._cache.items()):
+            if found is not None and found[0].id == key_id:
                 del self._cache[digest]
 
     async def authenticate(self, presented: str | None) -> Principal:
         if not presented or len(presented) > MAX_KEY_CHARS:
             raise Unauthorized("Send a valid API key in the X-API-KEY header.")
         digest = hash_key(presented)
-        key = await self._lookup(digest, presented)
+        key = await self._lookup(digest)
         if key is None or key.status != "enabled":
             raise Unauthorized("This API key is unknown or disabled.")
         self._touch(key.id)
         return Principal(org_id=key.org_id, key_id=key.id, scopes=key.scopes)
 
-    async def _lookup(self, digest: str, presented: str) -> ApiKey | None:
+    async def _lookup(self, digest: str) -> ApiKey | None:
         now = time.monotonic()
         cached = self._cache.get(digest)
         if cached is not None and cached[0] > now:
-            key = cached[1]
+            found = cached[1]
         else:
-            key = await self._store.api_keys.find_by_key(presented)
+            found = await self._store.api_keys.lookup(digest)
             if len(self._cache) > 10_000:
                 self._cache.clear()
-            self._cache[digest] = (now + CACHE_TTL_S, key)
-        if key is None:
+            self._cache[digest] = (now + CACHE_TTL_S, found)
+        if found is None:
             return None
-        # The row was found by its digest; compare again without timing leaks.
-        if not hmac.compare_digest(digest, hash_key(presented)):
+        key, stored = found
+        # The row was found by an index on the digest; confirm it without timing leaks.
+        if not hmac.compare_digest(digest.encode(), stored.encode()):
             return None
         return key
 

@@ -11,14 +11,14 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from tidings.api.auth import Principal
+from tidings.api.auth import Authenticator, Principal
 from tidings.api.middleware import BODY_KEY
 from tidings.api.wire import Link, Links, decode
 from tidings.config import Settings
 from tidings.delivery.destinations import DestinationPolicy
 from tidings.domain.errors import BadRequest, Forbidden, Violation
 from tidings.domain.models import Page
-from tidings.domain.scopes import allows
+from tidings.domain.scopes import allows, visible_targets
 from tidings.storage.store import Store
 
 T = TypeVar("T")
@@ -32,6 +32,7 @@ class Services:
     settings: Settings
     store: Store
     destinations: DestinationPolicy
+    auth: Authenticator  # handlers that change keys make this node forget them at once
 
 
 @dataclass(slots=True)
@@ -62,6 +63,10 @@ class Ctx:
         """
         if not allows(self.principal.scopes, self.resource, self.access, targets):
             raise Forbidden(f"This API key has no {self.access} scope for {self.resource} here.")
+
+    def visible(self) -> list[str] | None:
+        """For lists: the ids (of items or of their queues) this key may see; None = all."""
+        return visible_targets(self.principal.scopes, self.resource)
 
     async def body(self, kind: type[T]) -> T:
         raw = self.request.scope.get(BODY_KEY)

@@ -75,7 +75,10 @@ async def list_all_listeners(ctx: Ctx) -> Response:
 
 async def _list(ctx: Ctx, queue_id: str | None) -> Response:
     page = ctx.page()
-    listeners, total = await ctx.store.listeners.list_page(ctx.org_id, queue_id, page)
+    # The list of all listeners shows a key limited to some ids only those (or those of
+    # its queues); a queue's own list was authorized on the queue as a whole.
+    within = ctx.visible() if queue_id is None else None
+    listeners, total = await ctx.store.listeners.list_page(ctx.org_id, queue_id, page, within)
     items = [(ls.name, ls.id, _href(ctx, ls)) for ls in listeners]
     body = wire.ListenersEnvelope([listener_out(ls) for ls in listeners], ctx.links(items))
     return ctx.respond_page(body, page, total)

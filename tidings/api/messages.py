@@ -83,7 +83,10 @@ async def list_all_messages(ctx: Ctx) -> Response:
 
 async def _list(ctx: Ctx, queue_id: str | None) -> Response:
     page = ctx.page()
-    messages, total = await ctx.store.messages.list_page(ctx.org_id, queue_id, page)
+    # The list of all messages shows a key limited to some ids only those (or those of
+    # its queues); a queue's own list was authorized on the queue as a whole.
+    within = ctx.visible() if queue_id is None else None
+    messages, total = await ctx.store.messages.list_page(ctx.org_id, queue_id, page, within)
     items = [(m.name, m.id, _href(ctx, m.queue_id, m.id)) for m in messages]
     body = wire.MessagesEnvelope([message_out(m) for m in messages], ctx.links(items))
     return ctx.respond_page(body, page, total)

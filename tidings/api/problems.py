@@ -11,7 +11,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from tidings.api.wire import Problem
-from tidings.domain.errors import TidingsError, TooManyRequests, Unavailable, Violation
+from tidings.domain.errors import (
+    LockedOut,
+    TidingsError,
+    TooManyRequests,
+    Unavailable,
+    Violation,
+)
 from tidings.storage.database import DatabaseUnavailable, StorageError
 
 log = logging.getLogger("tidings.api")
@@ -66,7 +72,11 @@ def problem(
 def from_error(exc: BaseException) -> Response:
     """Map any exception to its problem response; unknown ones become a bare 500."""
     if isinstance(exc, TooManyRequests):
-        return problem(429, exc.detail, headers={"Retry-After": str(exc.retry_after_s)})
+        return problem(
+            429, exc.detail, headers={**exc.headers, "Retry-After": str(exc.retry_after_s)}
+        )
+    if isinstance(exc, LockedOut):
+        return problem(403, exc.detail, headers={"Retry-After": str(exc.retry_after_s)})
     if isinstance(exc, Unavailable):
         return problem(503, exc.detail, headers={"Retry-After": str(exc.retry_after_s)})
     if isinstance(exc, TidingsError):

@@ -53,7 +53,8 @@ async def create_queue(ctx: Ctx) -> Response:
 async def list_queues(ctx: Ctx) -> Response:
     ctx.authorize()
     page = ctx.page()
-    queues, total = await ctx.store.queues.list_page(ctx.org_id, page)
+    # A key limited to some queues lists just those.
+    queues, total = await ctx.store.queues.list_page(ctx.org_id, page, ctx.visible())
     items = [(q.name, q.id, ctx.href("queues", q.id)) for q in queues]
     body = wire.QueuesEnvelope([wire.Summary(q.id, q.name) for q in queues], ctx.links(items))
     return ctx.respond_page(body, page, total)

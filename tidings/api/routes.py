@@ -8,7 +8,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from tidings.api import events, listeners, messages, queues, wire
+from tidings.api import clients, events, keys, listeners, messages, queues, wire
 from tidings.api.context import Ctx
 
 Handler = Callable[[Ctx], Awaitable[Response]]
@@ -65,6 +65,7 @@ EVENTS_QUERY = (
 Q = "/queues/{queue_id}"
 L = Q + "/listeners/{listener_id}"
 M = Q + "/messages/{message_id}"
+K = "/api_keys/{api_key_id}"
 
 ENDPOINTS: list[Endpoint] = [
     Endpoint(
@@ -260,5 +261,59 @@ ENDPOINTS: list[Endpoint] = [
         "stats",
         "read",
         wire.StatsEnvelope,
+    ),
+    Endpoint(
+        "POST",
+        "/api_clients",
+        clients.create_api_client,
+        "Create an organization with an operator key",
+        "api_clients",
+        "write",
+        wire.CreatedApiClientEnvelope,
+        wire.CreateApiClient,
+    ),
+    Endpoint(
+        "PUT",
+        "/api_clients/{api_client_id}",
+        clients.update_api_client,
+        "Rename the caller's organization",
+        "api_clients",
+        "write",
+        wire.ApiClientEnvelope,
+        wire.UpdateApiClient,
+    ),
+    Endpoint(
+        "POST",
+        "/api_keys",
+        keys.create_api_key,
+        "Create an API key (shown in full this once)",
+        "api_keys",
+        "write",
+        wire.CreatedApiKeyEnvelope,
+        wire.CreateApiKey,
+    ),
+    Endpoint(
+        "GET",
+        "/api_keys",
+        keys.list_api_keys,
+        "List API keys",
+        "api_keys",
+        "read",
+        wire.ApiKeysEnvelope,
+        paginated=True,
+    ),
+    Endpoint("GET", K, keys.get_api_key, "Get an API key", "api_keys", "read", wire.ApiKeyEnvelope),
+    Endpoint(
+        "PUT",
+        K,
+        keys.update_api_key,
+        "Update an API key (scopes replace the whole list)",
+        "api_keys",
+        "write",
+        wire.ApiKeyEnvelope,
+        wire.UpdateApiKey,
+    ),
+    Endpoint(
+        "DELETE", K, keys.delete_api_key, "Delete an API key", "api_keys", "write", wire.Deleted
     ),
 ]

@@ -6,7 +6,7 @@ cannot drift from what the handlers do.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
@@ -14,6 +14,20 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 Name = Annotated[str, Meta(min_length=1, max_length=256)]
 Url = Annotated[str, Meta(min_length=1, max_length=2048)]
 Id = Annotated[str, Meta(min_length=1, max_length=64)]
+# Kept in step with tidings.domain.scopes.RESOURCES (a unit test checks).
+Resource = Literal[
+    "api_clients",
+    "api_keys",
+    "events",
+    "queues",
+    "listeners",
+    "messages",
+    "schemas",
+    "stats",
+    "subscriptions",
+]
+Access = Literal["read", "write"]
+KeyStatus = Literal["enabled", "disabled"]
 
 
 class Link(Struct):
@@ -59,6 +73,35 @@ class UpdateMessage(Struct):
 
 class CreateRedelivery(Struct):
     message_ids: Annotated[list[Id], Meta(max_length=1000)] | UnsetType = UNSET
+
+
+class ScopeIn(Struct, forbid_unknown_fields=True):
+    resource: Resource
+    access: Access
+    targets: Annotated[list[Id], Meta(min_length=1, max_length=100)]
+
+
+Scopes = Annotated[list[ScopeIn], Meta(max_length=50)]
+
+
+class CreateApiKey(Struct):
+    name: Name | UnsetType = UNSET
+    status: KeyStatus = "enabled"
+    scopes: Scopes | None = None  # missing or null: the default scopes (SPEC §2)
+
+
+class UpdateApiKey(Struct):
+    name: Name | UnsetType = UNSET
+    status: KeyStatus | UnsetType = UNSET
+    scopes: Scopes | UnsetType = UNSET  # replaces the whole list
+
+
+class CreateApiClient(Struct):
+    name: Name
+
+
+class UpdateApiClient(Struct):
+    name: Name
 
 
 # --- responses ------------------------------------------------------------------
@@ -237,6 +280,56 @@ class AggregatedUsage(Struct):
 
 class StatsEnvelope(Struct):
     aggregated_api_usage_events: AggregatedUsage
+    _links: Links
+
+
+class ScopeOut(Struct):
+    resource: str
+    access: str
+    targets: list[str]
+
+
+class ApiKeyOut(Struct):
+    """A key as shown after its creation: ``key`` is only its first 3 characters."""
+
+    id: str
+    name: str | None
+    status: str
+    scopes: list[ScopeOut]
+    created_at: int
+    updated_at: int
+    last_used_at: int | None
+    key: str
+
+
+class CreatedApiKeyEnvelope(Struct):
+    api_key: str  # the full key, shown this once
+    _links: Links
+
+
+class ApiKeyEnvelope(Struct):
+    api_key: ApiKeyOut
+    _links: Links
+
+
+class ApiKeysEnvelope(Struct):
+    api_keys: list[ApiKeyOut]
+    _links: Links
+
+
+class ApiClientOut(Struct):
+    id: str
+    name: str
+
+
+class CreatedApiClientEnvelope(Struct):
+    api_client: ApiClientOut
+    api_key: str  # the new organization's operator key, shown this once
+    _links: Links
+
+
+class ApiClientEnvelope(Struct):
+    api_client: ApiClientOut
     _links: Links
 
 

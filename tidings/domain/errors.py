@@ -42,6 +42,14 @@ class Forbidden(TidingsError):
     status = 403
 
 
+class LockedOut(Forbidden):
+    """The client address failed to authenticate too often; refused for a while (403)."""
+
+    def __init__(self, retry_after_s: int, detail: str | None = None) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
+
+
 class NotFound(TidingsError):
     status = 404
 
@@ -59,9 +67,12 @@ class Conflict(Invalid):
 class TooManyRequests(TidingsError):
     status = 429
 
-    def __init__(self, retry_after_s: int, detail: str | None = None) -> None:
+    def __init__(
+        self, retry_after_s: int, detail: str | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(detail)
         self.retry_after_s = retry_after_s
+        self.headers = headers or {}
 
 
 class Unavailable(TidingsError):

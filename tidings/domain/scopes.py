@@ -41,20 +41,27 @@ def allows(
     """True when a scope for ``resource`` with enough access holds ``*`` or one target.
 
     ``targets`` are the ids the request concerns (the resource's own id and its
-    queue's id); with no targets (a list or create at the top), only the kind and
-    access level are checked.
+    queue's id). With no targets the request is on the whole collection: a list
+    (``read``) needs any scope for the kind, since the list is then cut down to
+    :func:`visible_targets`; a create at the top (``write``) needs ``*``, because a
+    key limited to some ids must not make new ones outside them.
     """
     wanted = set(targets)
     for scope in scopes:
         if scope.resource != resource or not _enough(scope.access, access):
             continue
-        if ANY_TARGET in scope.targets or not wanted or wanted.intersection(scope.targets):
+        if ANY_TARGET in scope.targets or wanted.intersection(scope.targets):
+            return True
+        if not wanted and access == "read":
             return True
     return False
 
 
-def visible_targets(scopes: Iterable[Scope], resource: str) -> set[str] | None:
-    """Ids a key may read for ``resource``; ``None`` means all of them."""
+def visible_targets(scopes: Iterable[Scope], resource: str) -> list[str] | None:
+    """Ids a key may read for ``resource`` (sorted); ``None`` means all of them.
+
+    A list shows an item when its own id or its queue's id is among them.
+    """
     found: set[str] = set()
     for scope in scopes:
         if scope.resource != resource:
@@ -62,4 +69,4 @@ def visible_targets(scopes: Iterable[Scope], resource: str) -> set[str] | None:
         if ANY_TARGET in scope.targets:
             return None
         found.update(scope.targets)
-    return found
+    return sorted(found)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,11 +119,22 @@ class Listeners:
         return (await self._with_missed([row]))[0]
 
     async def list_page(
-        self, org_id: str, queue_id: str | None, page: Page
+        self,
+        org_id: str,
+        queue_id: str | None,
+        page: Page,
+        within: Sequence[str] | None = None,
     ) -> tuple[list[Listener], int]:
+        """One page, of one queue or all; ``within`` keeps items whose id or queue is there."""
         where, args = "org_id = $1", [org_id]
         if queue_id is not None:
             where, args = "org_id = $1 AND queue_id = $2", [org_id, queue_id]
+        if within is not None:
+            if not within:
+                return [], 0
+            ids, value = id_list(self._db, len(args) + 1, within)
+            where += f" AND (id {ids} OR queue_id {ids})"
+            args.append(value)
         n = len(args)
         rows = await self._db.fetch(
             f"SELECT {_COLUMNS} FROM listeners WHERE {where} ORDER BY id"

@@ -5,15 +5,18 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
+from typing import Any
 
 from tidings.domain.errors import Conflict, NotFound
 from tidings.domain.events import EventType, NewEvent, Ref
 from tidings.domain.ids import new_id, now_ms
 from tidings.domain.models import ApiKey, Organization, Page, Scope
-from tidings.storage.database import Connection, Database, Row, UniqueViolation
+from tidings.storage.database import Connection, Database, Row, UniqueViolation, id_list
 from tidings.storage.events import EventLog
 
 KEY_PREFIX_CHARS = 3
+# Sentinel for "leave this column as it is" in updates.
+KEEP: Any = object()
 
 
 def hash_key(key: str) -> str:
@@ -54,7 +57,7 @@ _KEY_COLUMNS = "id, org_id, name, status, scopes, prefix, created_at, updated_at
 
 def key_event(kind: EventType, api_key: ApiKey) -> NewEvent:
     """The event of a change to ``api_key`` (record it in the change's transaction)."""
-    return NewEvent(api_key.org_id, kind, api_key=Ref(api_key.id, api_key.name))
+    return NewEvent(api_key.org_id, kind, api_key=Ref(api_key.id, api_key.name or None))
 
 
 class Organizations:
@@ -64,6 +67,14 @@ class Organizations:
 
     async def count(self) -> int:
         return int(await self._db.fetchval("SELECT count(*) FROM organizations"))
+
+    async def get(self, org_id: str) -> Organization:
+        row = await self._db.fetchrow(
+            "SELECT id, name, created_at FROM organizations WHERE id = $1", org_id
+        )
+        if row is None:
+            raise NotFound("No api client with this id.")
+        return _org(row)
 
     async def get_by_name(self, name: str) -> Organization | None:
         row = await self._db.fetchrow(
@@ -105,7 +116,7 @@ class Organizations:
         except UniqueViolation as exc:
             raise Conflict(f"An organization named {name!r} already exists.") from exc
         if row is None:
-            raise NotFound("No such api client.")
+            raise NotFound("No api client with this id.")
         return _org(row)
 
 
@@ -139,16 +150,25 @@ async def _insert_key(
     return api_key
 
 
+def _not_found() -> NotFound:
+    return NotFound("No api key with this id.")
+
+
 class ApiKeys:
     def __init__(self, db: Database, events: EventLog) -> None:
         self._db = db
         self._events = events
 
     async def find_by_key(self, key: str) -> ApiKey | None:
+        found = await self.lookup(hash_key(key))
+        return None if found is None else found[0]
+
+    async def lookup(self, digest: str) -> tuple[ApiKey, str] | None:
+        """The key with this SHA-256 and the digest as stored, for a constant-time check."""
         row = await self._db.fetchrow(
-            f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_hash = $1", hash_key(key)
+            f"SELECT {_KEY_COLUMNS}, key_hash FROM api_keys WHERE key_hash = $1", digest
         )
-        return None if row is None else _key(row)
+        return None if row is None else (_key(row), row["key_hash"])
 
     async def create(
         self, org_id: str, key: str, name: str, status: str, scopes: Sequence[Scope]
@@ -163,18 +183,68 @@ class ApiKeys:
             f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE org_id = $1 AND id = $2", org_id, key_id
         )
         if row is None:
-            raise NotFound("No api key with this id.")
+            raise _not_found()
         return _key(row)
 
-    async def list_page(self, org_id: str, page: Page) -> tuple[list[ApiKey], int]:
+    async def list_page(
+        self, org_id: str, page: Page, within: Sequence[str] | None = None
+    ) -> tuple[list[ApiKey], int]:
+        """One page of the organization's keys; ``within`` keeps only those ids."""
+        where, args = "org_id = $1", [org_id]
+        if within is not None:
+            if not within:
+                return [], 0
+            ids, value = id_list(self._db, 2, within)
+            where += f" AND id {ids}"
+            args.append(value)
+        n = len(args)
         rows = await self._db.fetch(
-            f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE org_id = $1 ORDER BY id LIMIT $2 OFFSET $3",
-            org_id,
+            f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE {where} ORDER BY id"
+            f" LIMIT ${n + 1} OFFSET ${n + 2}",
+            *args,
             page.per_page,
             page.offset,
         )
-        total = await self._db.fetchval("SELECT count(*) FROM api_keys WHERE org_id = $1", org_id)
+        total = await self._db.fetchval(f"SELECT count(*) FROM api_keys WHERE {where}", *args)
         return [_key(r) for r in rows], int(total)
+
+    async def update(
+        self,
+        org_id: str,
+        key_id: str,
+        name: str = KEEP,
+        status: str = KEEP,
+        scopes: Sequence[Scope] = KEEP,
+    ) -> ApiKey:
+        current = await self.get(org_id, key_id)
+        async with self._db.transaction() as tx:
+            row = await tx.fetchrow(
+                "UPDATE api_keys SET name = $3, status = $4, scopes = $5, updated_at = $6"
+                f" WHERE org_id = $1 AND id = $2 RETURNING {_KEY_COLUMNS}",
+                org_id,
+                key_id,
+                current.name if name is KEEP else name,
+                current.status if status is KEEP else status,
+                _scopes_json(current.scopes if scopes is KEEP else scopes),
+                now_ms(),
+            )
+            if row is not None:
+                await self._events.add(tx, key_event(EventType.API_KEY_UPDATED, _key(row)))
+        if row is None:
+            raise _not_found()
+        return _key(row)
+
+    async def delete(self, org_id: str, key_id: str) -> None:
+        async with self._db.transaction() as tx:
+            row = await tx.fetchrow(
+                f"DELETE FROM api_keys WHERE org_id = $1 AND id = $2 RETURNING {_KEY_COLUMNS}",
+                org_id,
+                key_id,
+            )
+            if row is not None:
+                await self._events.add(tx, key_event(EventType.API_KEY_DELETED, _key(row)))
+        if row is None:
+            raise _not_found()
 
     async def touch(self, key_ids: Sequence[str], at_ms: int) -> None:
         """Record use; callers batch this (at most once a minute per key)."""
@@ -183,3 +253,33 @@ class ApiKeys:
                 "UPDATE api_keys SET last_used_at = $2 WHERE id = $1",
                 [(key_id, at_ms) for key_id in key_ids],
             )
+
+    # --- operator (CLI) access: across organizations, by design -------------------
+
+    async def list_for_operator(self, org_name: str | None) -> list[tuple[str, ApiKey]]:
+        """``(organization name, key)`` of every key, or of one organization's keys."""
+        sql = (
+            "SELECT o.name AS org_name, k.id, k.org_id, k.name, k.status, k.scopes, k.prefix,"
+            " k.created_at, k.updated_at, k.last_used_at FROM api_keys k"
+            " JOIN organizations o ON o.id = k.org_id"
+        )
+        if org_name is None:
+            rows = await self._db.fetch(sql + " ORDER BY o.name, k.id")
+        else:
+            rows = await self._db.fetch(sql + " WHERE o.name = $1 ORDER BY k.id", org_name)
+        return [(r["org_name"], _key(r)) for r in rows]
+
+    async def set_status_for_operator(self, key_id: str, status: str) -> ApiKey:
+        async with self._db.transaction() as tx:
+            row = await tx.fetchrow(
+                f"UPDATE api_keys SET status = $2, updated_at = $3 WHERE id = $1"
+                f" RETURNING {_KEY_COLUMNS}",
+                key_id,
+                status,
+                now_ms(),
+            )
+            if row is not None:
+                await self._events.add(tx, key_event(EventType.API_KEY_UPDATED, _key(row)))
+        if row is None:
+            raise _not_found()
+        return _key(row)

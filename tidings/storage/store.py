@@ -14,6 +14,7 @@ from tidings.storage.messages import Messages
 from tidings.storage.migrate import upgrade
 from tidings.storage.orgs import ApiKeys, Organizations
 from tidings.storage.queues import Queues
+from tidings.storage.throttles import Lockouts, RateCounters
 
 
 class Store:
@@ -29,6 +30,8 @@ class Store:
         self.messages = Messages(db, self.events)
         self.deliveries = Deliveries(db, self.events)
         self.probes = Probes(db)
+        self.rate_counters = RateCounters(db)
+        self.lockouts = Lockouts(db)
         self.ingest = IngestBatcher(self.messages)
 
     @classmethod

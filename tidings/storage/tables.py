@@ -185,3 +185,33 @@ event_counts = Table(
     # Clustered on the key on SQLite: a stats read is one range scan, no row lookups.
     sqlite_with_rowid=False,
 )
+
+# --- abuse limits (SPEC §1, §2) ---------------------------------------------------
+# Shared by every node on one database so limits hold across nodes. They hold no
+# tenant data a client can read, hence no org_id. On PostgreSQL the counter tables
+# are UNLOGGED (migration 0004): they are rewritten all the time and worthless after
+# a crash, so they skip the WAL and its fsync.
+
+rate_counters = Table(
+    "rate_counters",
+    metadata,
+    Column("key_id", String(64), primary_key=True),
+    Column("window_start", BigInteger, primary_key=True),  # epoch seconds
+    Column("hits", BigInteger, nullable=False),
+)
+
+auth_failures = Table(
+    "auth_failures",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("address", String(64), nullable=False),
+    Column("failed_at", BigInteger, nullable=False),
+    Index("ix_auth_failures_address", "address", "failed_at"),
+)
+
+lockouts = Table(
+    "lockouts",
+    metadata,
+    Column("address", String(64), primary_key=True),
+    Column("locked_until", BigInteger, nullable=False),
+)

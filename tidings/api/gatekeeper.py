@@ -1,0 +1,101 @@
+"""Who may come in: lockout, then the API key, then the rate limit (SPEC §1, §2).
+
+One background task keeps the per-node views of the shared counters fresh
+(:data:`SYNC_INTERVAL_S`) and prunes old rows now and then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+
+from starlette.requests import Request
+
+from tidings.api.auth import Authenticator, Principal
+from tidings.api.lockout import Lockout, client_address
+from tidings.api.ratelimit import RateLimiter
+from tidings.config import Settings
+from tidings.domain.errors import TooManyRequests, Unauthorized
+from tidings.storage.store import Store
+
+log = logging.getLogger("tidings.gatekeeper")
+SYNC_INTERVAL_S = 0.25
+PRUNE_INTERVAL_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    principal: Principal
+    headers: dict[str, str] = field(default_factory=dict)  # X-RateLimit-* for the answer
+
+
+class Gatekeeper:
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.auth = Authenticator(store)
+        self.lockout = Lockout(
+            store.lockouts,
+            settings.lockout_threshold,
+            settings.lockout_window_s,
+            settings.lockout_seconds,
+        )
+        self.limiter = RateLimiter(
+            store.rate_counters, settings.rate_limit_per_minute, settings.rate_limit_window_s
+        )
+        self._task: asyncio.Task[None] | None = None
+
+    async def admit(self, request: Request) -> Admission:
+        """The caller, or raise: 403 locked out, 401 bad key, 429 over the limit.
+
+        A 429 carries the rate headers in ``TooManyRequests.headers``.
+        """
+        address = client_address(request)
+        self.lockout.check(address)
+        try:
+            principal = await self.auth.authenticate(request.headers.get("x-api-key"))
+        except Unauthorized:
+            await self.lockout.failed(address)
+            raise
+        if not self.limiter.enabled:
+            return Admission(principal)
+        verdict = await self.limiter.hit(principal.key_id)
+        if not verdict.allowed:
+            raise TooManyRequests(
+                verdict.retry_after_s(time.time()),
+                f"This API key may make {verdict.limit} requests per window; "
+                "retry after the window resets.",
+                headers=verdict.headers(),
+            )
+        return Admission(principal, verdict.headers())
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="tidings-gatekeeper")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.sync()  # hand this node's last hits to the others
+
+    async def sync(self) -> None:
+        try:
+            await self.limiter.sync()
+            await self.lockout.sync()
+        except Exception:  # the database is away: keep the local views, retry later
+            log.warning("could not sync rate limits and lockouts", exc_info=True)
+
+    async def _run(self) -> None:
+        next_prune = time.monotonic() + PRUNE_INTERVAL_S
+        while True:
+            await asyncio.sleep(SYNC_INTERVAL_S)
+            await self.sync()
+            if time.monotonic() >= next_prune:
+                next_prune = time.monotonic() + PRUNE_INTERVAL_S
+                try:
+                    await self.limiter.prune()
+                    await self.lockout.prune()
+                except Exception:
+                    log.warning("could not prune old counters", exc_info=True)

@@ -1,0 +1,105 @@
+"""Owns ``rate_counters``, ``auth_failures`` and ``lockouts``: the counters every node shares.
+
+Nothing here is tenant data: counters are keyed by API key id or client address and
+no endpoint reads them back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tidings.domain.ids import new_id
+from tidings.storage.database import Database
+
+_ADD_HITS = (
+    "INSERT INTO rate_counters (key_id, window_start, hits) VALUES ($1, $2, $3)"
+    " ON CONFLICT (key_id, window_start) DO UPDATE SET hits = rate_counters.hits + $3"
+    " RETURNING hits"
+)
+
+
+class RateCounters:
+    """Requests per (API key, window), summed over every node."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def hits(self, key_id: str, window_start: int) -> int:
+        value = await self._db.fetchval(
+            "SELECT hits FROM rate_counters WHERE key_id = $1 AND window_start = $2",
+            key_id,
+            window_start,
+        )
+        return int(value or 0)
+
+    async def add(self, deltas: Sequence[tuple[str, int, int]]) -> list[int]:
+        """Add ``(key_id, window_start, hits)`` atomically; answer each new total."""
+        totals = []
+        async with self._db.transaction() as tx:
+            for key_id, window_start, hits in deltas:
+                totals.append(int(await tx.fetchval(_ADD_HITS, key_id, window_start, hits)))
+        return totals
+
+    async def prune(self, before_window: int) -> None:
+        async with self._db.transaction() as tx:
+            await tx.execute("DELETE FROM rate_counters WHERE window_start < $1", before_window)
+
+
+class Lockouts:
+    """Failed authentications per client address and the lockouts they caused."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def record_failure(
+        self, address: str, now_ms: int, window_ms: int, threshold: int, lock_ms: int
+    ) -> int | None:
+        """Count one failure; answer the lock's end (ms) when the address is locked.
+
+        Reaching ``threshold`` failures within the window locks the address and clears
+        its failures, so after the cool-down it starts again from zero. Two nodes that
+        record at the same instant may each miss the other's uncommitted failure, which
+        can delay a lockout by one failure per racing node; never more.
+        """
+        async with self._db.transaction() as tx:
+            until = await tx.fetchval(
+                "SELECT locked_until FROM lockouts WHERE address = $1 AND locked_until > $2",
+                address,
+                now_ms,
+            )
+            if until is not None:  # locked meanwhile by another node
+                return int(until)
+            await tx.execute(
+                "INSERT INTO auth_failures (id, address, failed_at) VALUES ($1, $2, $3)",
+                new_id(),
+                address,
+                now_ms,
+            )
+            failures = await tx.fetchval(
+                "SELECT count(*) FROM auth_failures WHERE address = $1 AND failed_at > $2",
+                address,
+                now_ms - window_ms,
+            )
+            if int(failures) < threshold:
+                return None
+            until = now_ms + lock_ms
+            await tx.execute(
+                "INSERT INTO lockouts (address, locked_until) VALUES ($1, $2)"
+                " ON CONFLICT (address) DO UPDATE SET locked_until = $2",
+                address,
+                until,
+            )
+            await tx.execute("DELETE FROM auth_failures WHERE address = $1", address)
+            return int(until)
+
+    async def active(self, now_ms: int) -> dict[str, int]:
+        """Every address locked at ``now_ms`` with the lock's end."""
+        rows = await self._db.fetch(
+            "SELECT address, locked_until FROM lockouts WHERE locked_until > $1", now_ms
+        )
+        return {r["address"]: int(r["locked_until"]) for r in rows}
+
+    async def prune(self, now_ms: int, window_ms: int) -> None:
+        async with self._db.transaction() as tx:
+            await tx.execute("DELETE FROM lockouts WHERE locked_until <= $1", now_ms)
+            await tx.execute("DELETE FROM auth_failures WHERE failed_at <= $1", now_ms - window_ms)
