@@ -1,16 +1,23 @@
-"""The ``tidings`` command: serve, worker, init, migrate."""
+"""The ``tidings`` command: serve, worker, init, keys, migrate."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import sys
-from typing import Annotated, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from tidings.config import Settings, SettingsError, load_settings
 from tidings.logs import configure_logging
+
+if TYPE_CHECKING:
+    from tidings.domain.models import ApiKey
+    from tidings.storage.store import Store
+
+T = TypeVar("T")
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
@@ -88,6 +95,106 @@ def init(
     else:
         typer.echo(f"Organization {created.organization.name!r} ({created.organization.id})")
         typer.echo(f"Operator API key (shown only once): {created.key}")
+
+
+keys_app = typer.Typer(
+    no_args_is_help=True, help="Operator keys, straight in the database (no API key needed)."
+)
+app.add_typer(keys_app, name="keys")
+
+
+def _run_on_store(database: str | None, work: Callable[[Store], Awaitable[T]]) -> T:
+    from tidings.domain.errors import TidingsError
+    from tidings.storage.store import Store
+
+    settings = _settings(database_url=database)
+
+    async def run() -> T:
+        store = await Store.open(settings.database_url)
+        try:
+            return await work(store)
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(run())
+    except TidingsError as exc:
+        typer.echo(f"tidings: {exc.detail}", err=True)
+        raise typer.Exit(1) from None
+
+
+@keys_app.command("create")
+def keys_create(
+    org: Annotated[str, typer.Option("--org", help="Name of the organization")] = "default",
+    name: Annotated[str, typer.Option("--name", help="Name of the key")] = "operator",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    database: DatabaseOpt = None,
+) -> None:
+    """Create an operator key (all scopes) in an organization; print it once."""
+    from tidings.bootstrap import new_api_key
+    from tidings.domain.errors import NotFound
+    from tidings.domain.scopes import operator_scopes
+
+    secret = new_api_key()
+
+    async def work(store: Store) -> ApiKey:
+        found = await store.organizations.get_by_name(org)
+        if found is None:
+            raise NotFound(f"No organization named {org!r}; create one with `tidings init`.")
+        return await store.api_keys.create(found.id, secret, name, "enabled", operator_scopes())
+
+    key = _run_on_store(database, work)
+    if as_json:
+        typer.echo(json.dumps({"id": key.id, "organization": org, "api_key": secret}))
+    else:
+        typer.echo(f"Operator API key {key.id} of {org!r} (shown only once): {secret}")
+
+
+@keys_app.command("list")
+def keys_list(
+    org: Annotated[str | None, typer.Option("--org", help="Only this organization")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    database: DatabaseOpt = None,
+) -> None:
+    """List keys (never the keys themselves: their first 3 characters)."""
+
+    async def work(store: Store) -> list[tuple[str, ApiKey]]:
+        return await store.api_keys.list_for_operator(org)
+
+    rows = [
+        {
+            "id": k.id,
+            "organization": org_name,
+            "name": k.name or None,
+            "status": k.status,
+            "key": k.prefix,
+            "operator": any(s.resource == "api_keys" for s in k.scopes),
+            "last_used_at": k.last_used_at,
+        }
+        for org_name, k in _run_on_store(database, work)
+    ]
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    for row in rows:
+        typer.echo(
+            f"{row['id']}  {row['organization']}  {row['status']:8}  {row['key']}...  "
+            f"{'operator' if row['operator'] else '-':8}  {row['name'] or ''}"
+        )
+
+
+@keys_app.command("disable")
+def keys_disable(
+    key_id: Annotated[str, typer.Argument(help="Id of the key")],
+    database: DatabaseOpt = None,
+) -> None:
+    """Disable a key (running nodes notice within a few seconds)."""
+
+    async def work(store: Store) -> ApiKey:
+        return await store.api_keys.set_status_for_operator(key_id, "disabled")
+
+    key = _run_on_store(database, work)
+    typer.echo(f"disabled key {key.id}")
 
 
 @app.command()
