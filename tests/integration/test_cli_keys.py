@@ -1,0 +1,58 @@
+"""``tidings keys create|list|disable``: an operator who lost every key gets back in."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from typer.testing import CliRunner
+
+from tests.conftest import BOOTSTRAP_KEY, start_server
+from tidings.cli import app
+from tidings.config import Settings
+
+
+def cli(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, list(args))
+    return result.exit_code, result.output
+
+
+async def acli(*args: str) -> tuple[int, str]:
+    """The CLI runs its own event loop: keep it off the server's."""
+    return await asyncio.to_thread(cli, *args)
+
+
+async def test_operator_gets_back_in_with_the_cli(settings: Settings) -> None:
+    url = settings.database_url
+    async with start_server(settings) as srv:
+        # Every key of the organization is gone (here: the operator disabled it).
+        code, out = await acli("keys", "list", "--database", url, "--json")
+        assert code == 0
+        rows = json.loads(out)
+        assert [(r["organization"], r["key"], r["operator"]) for r in rows] == [
+            ("default", BOOTSTRAP_KEY[:3], True)
+        ]
+        assert BOOTSTRAP_KEY not in out
+        code, out = await acli("keys", "disable", rows[0]["id"], "--database", url)
+        assert code == 0
+        srv.app.state.tidings.gatekeeper.auth.forget()  # as after the cache TTL
+        assert (await srv.call("GET", "/api_keys")).status_code == 401
+
+        code, out = await acli("keys", "create", "--database", url, "--json")
+        assert code == 0
+        created = json.loads(out)
+        fresh = {"X-API-KEY": created["api_key"]}
+        # A full operator key: it may manage keys again.
+        listed = await srv.call("GET", "/api_keys", headers=fresh)
+        assert listed.status_code == 200
+        assert {k["status"] for k in listed.json()["api_keys"]} == {"enabled", "disabled"}
+
+
+def test_cli_errors_are_one_line_and_nonzero(settings: Settings) -> None:
+    url = settings.database_url
+    code, out = cli("keys", "create", "--org", "nope", "--database", url)
+    assert code == 1
+    assert "No organization named 'nope'" in out
+    code, out = cli("keys", "disable", "no-such-id", "--database", url)
+    assert code == 1
+    assert "No api key with this id." in out
