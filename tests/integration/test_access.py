@@ -49,6 +49,7 @@ WRITE = (403, 200, 403, 404, 200)  # writes on one of our resources
 CREATE_TOP = (403, 200, 403, 200, 200)  # creates at the top need "*"
 PROTECTED_LIST = (403, 403, 403, 200, 200)  # api_keys/api_clients: operator keys only
 PROTECTED_ONE = (403, 403, 403, 404, 200)
+WHOLE_ORG = (200, 200, 403, 200, 200)  # answers about every id: a limited key may not
 
 EXPECTED: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("POST", "/queues"): CREATE_TOP,
@@ -63,12 +64,15 @@ EXPECTED: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("GET", L): READ,
     ("PUT", L): WRITE,
     ("DELETE", L): WRITE,
+    ("POST", L + "/redeliveries"): WRITE,
     ("POST", Q + "/messages"): WRITE,
     ("GET", Q + "/messages"): READ,
     ("GET", "/messages"): OK_FOR_ALL,
     ("GET", M): READ,
     ("PUT", M): WRITE,
     ("DELETE", M): WRITE,
+    ("GET", "/events"): OK_FOR_ALL,
+    ("GET", "/stats/messages"): WHOLE_ORG,
     ("POST", "/api_clients"): PROTECTED_LIST,
     ("PUT", C): PROTECTED_ONE,
     ("POST", "/api_keys"): PROTECTED_LIST,
@@ -84,6 +88,7 @@ BODIES: dict[tuple[str, str], Callable[[], dict[str, Any]]] = {
     ("PUT", Q): lambda: {"name": _unique("q")},
     ("POST", Q + "/listeners"): lambda: {"name": "l", **_LISTENER},
     ("PUT", L): lambda: {"name": "l2"},
+    ("POST", L + "/redeliveries"): lambda: {},
     ("POST", Q + "/messages"): lambda: {"data": '{"n": 1}'},
     ("PUT", M): lambda: {"name": "m2"},
     ("POST", "/api_clients"): lambda: {"name": _unique("org")},

@@ -183,6 +183,14 @@ async def test_key_limited_to_a_queue(server: Running) -> None:
     listeners = await server.call("GET", "/listeners", headers=key)
     assert [ls["queue_id"] for ls in listeners.json()["listeners"]] == [mine]
 
+    events = (await server.call("GET", "/events", headers=key)).json()["events"]
+    assert {e["type"] for e in events} >= {"queue_added", "listener_added", "message_added"}
+    assert {e["queue"]["id"] for e in events} == {mine}
+    everything = (await server.call("GET", "/events")).json()["events"]
+    assert {e["queue"]["id"] for e in everything if "queue" in e} == {mine, other}
+    # Counts cover the whole organization: not for a key limited to some queues.
+    assert (await server.call("GET", "/stats/messages", headers=key)).status_code == 403
+
     posted = await server.call("POST", f"/queues/{mine}/messages", headers=key, json={"data": "x"})
     assert posted.status_code == 200
     refused = await server.call(

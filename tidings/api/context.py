@@ -18,7 +18,7 @@ from tidings.config import Settings
 from tidings.delivery.destinations import DestinationPolicy
 from tidings.domain.errors import BadRequest, Forbidden, Violation
 from tidings.domain.models import Page
-from tidings.domain.scopes import allows, visible_targets
+from tidings.domain.scopes import ANY_TARGET, allows, visible_targets
 from tidings.storage.store import Store
 
 T = TypeVar("T")
@@ -63,6 +63,13 @@ class Ctx:
         """
         if not allows(self.principal.scopes, self.resource, self.access, targets):
             raise Forbidden(f"This API key has no {self.access} scope for {self.resource} here.")
+
+    def authorize_all(self) -> None:
+        """403 unless the key holds ``*`` for this endpoint: for answers about every id."""
+        if not allows(self.principal.scopes, self.resource, self.access, (ANY_TARGET,)):
+            raise Forbidden(
+                f"This API key needs {self.access} scope for {self.resource} on all targets."
+            )
 
     def visible(self) -> list[str] | None:
         """For lists: the ids (of items or of their queues) this key may see; None = all."""

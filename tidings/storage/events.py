@@ -28,7 +28,7 @@ from tidings.domain.events import (
     window_starts,
 )
 from tidings.domain.ids import new_id
-from tidings.storage.database import Connection, Database, Row
+from tidings.storage.database import Connection, Database, Row, id_list
 
 _REFS = ("api_key", "queue", "listener", "message")
 _REF_COLUMNS = ", ".join(f"{r}_id, {r}_name" for r in _REFS)
@@ -134,14 +134,28 @@ class EventLog:
         await tx.executemany(_BUMP, bumps)
 
     async def read(
-        self, org_id: str, kind: str | None, after: Cursor | None, since_ms: int, limit: int
+        self,
+        org_id: str,
+        kind: str | None,
+        after: Cursor | None,
+        since_ms: int,
+        limit: int,
+        within: Sequence[str] | None = None,
     ) -> list[Event]:
-        """Events ordered by (``stored_at``, ``id``), none stored before ``since_ms``."""
+        """Events ordered by (``stored_at``, ``id``), none stored before ``since_ms``.
+
+        ``within`` keeps the events that name one of those ids (of a queue, listener,
+        message or API key): what a key limited to them may see.
+        """
         where: list[str] = ["org_id = $1"]
         args: list[Any] = [org_id]
         if kind is not None:
             args.append(kind)
             where.append(f"kind = ${len(args)}")
+        if within is not None:
+            ids, value = id_list(self._db, len(args) + 1, within)
+            args.append(value)
+            where.append("(" + " OR ".join(f"{r}_id {ids}" for r in _REFS) + ")")
         # Exactly one lower bound, so the planner starts the index range there: given
         # both, SQLite may range on the older one and filter its way to the cursor.
         if after is not None and after.stored_at >= since_ms:
