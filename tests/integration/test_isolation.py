@@ -179,8 +179,13 @@ class TwoTenants(RuleBasedStateMachine):
     def each_sees_exactly_its_own(self) -> None:
         for org, tenant in self.t.items():
             # The newest key (maybe limited to a queue) on every list; the operator's below.
-            for path in ("/listeners", "/api_keys"):
-                self.call(org, "GET", path, key=tenant.keys[-1], params={"per_page": 100})
+            for path, params in (
+                ("/listeners", {"per_page": 100}),
+                ("/api_keys", {"per_page": 100}),
+                ("/events", {"limit": 1000}),
+            ):
+                self.call(org, "GET", path, key=tenant.keys[-1], params=params)
+            self.ok(org, "GET", "/events", params={"limit": 1000})
             queues = self.ok(org, "GET", "/queues", params={"per_page": 100})["queues"]
             assert {q["id"] for q in queues} == set(tenant.queues)
             messages = self.ok(org, "GET", "/messages", params={"per_page": 100})
