@@ -1,0 +1,120 @@
+"""What each setting means: the source of the settings reference in docs/operations.md.
+
+``scripts/settings_doc.py`` renders it together with the defaults read from
+:class:`~tidings.config.Settings`; a test fails when a setting is added without an
+entry here or the document was not regenerated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import MISSING, fields
+from typing import Any
+
+from tidings.config import Settings
+
+# field -> (environment variable or None when only code sets it, description)
+SETTING_DOCS: dict[str, tuple[str | None, str]] = {
+    "database_url": (
+        "TIDINGS_DATABASE_URL",
+        "`sqlite:///path.db` or `postgresql://user:pass@host:5432/db` (`postgres://` and a "
+        "bare file path are accepted too). Flag: `--database`.",
+    ),
+    "host": ("TIDINGS_HOST", "Address `tidings serve` listens on. Flag: `--host`."),
+    "port": ("TIDINGS_PORT", "Port `tidings serve` listens on. Flag: `--port`."),
+    "bootstrap_api_key": (
+        "TIDINGS_BOOTSTRAP_API_KEY",
+        "32 to 256 URL-safe characters. At start, makes sure the organization `default` "
+        "exists with this operator key (no key is printed then).",
+    ),
+    "allowed_networks": (
+        "TIDINGS_ALLOWED_NETWORKS",
+        "Comma-separated CIDRs listeners may reach besides public addresses, e.g. "
+        "`10.0.0.0/8,127.0.0.0/8` (see security.md).",
+    ),
+    "retry_schedule_s": (
+        "TIDINGS_RETRY_SCHEDULE",
+        "Comma-separated delays (seconds) before each retry; n delays = n + 1 attempts. "
+        "Each gets ±20 % jitter.",
+    ),
+    "delivery_timeout_s": (
+        "TIDINGS_DELIVERY_TIMEOUT",
+        "Seconds a receiver has to answer a delivery completely.",
+    ),
+    "liveness_interval_s": (
+        "TIDINGS_LIVENESS_INTERVAL",
+        "Seconds between liveness probes of each listener.",
+    ),
+    "liveness_timeout_s": (None, "Seconds a liveness probe may take."),
+    "rate_limit_per_minute": (
+        "TIDINGS_RATE_LIMIT",
+        "Requests per minute per API key; `0` turns limiting and its headers off.",
+    ),
+    "lockout_threshold": (
+        "TIDINGS_LOCKOUT_THRESHOLD",
+        "Failed authentications from one address before it is locked out.",
+    ),
+    "lockout_window_s": (
+        "TIDINGS_LOCKOUT_WINDOW",
+        "Seconds within which the failures are counted.",
+    ),
+    "lockout_seconds": ("TIDINGS_LOCKOUT_SECONDS", "Seconds a locked-out address gets `403`."),
+    "max_body_bytes": ("TIDINGS_MAX_BODY_BYTES", "Largest request body; larger ones get `413`."),
+    "tls_cert": (
+        "TIDINGS_TLS_CERT",
+        "PEM certificate (chain) file: serve HTTPS with HTTP/2. Set together with "
+        "`TIDINGS_TLS_KEY`.",
+    ),
+    "tls_key": ("TIDINGS_TLS_KEY", "PEM private key file for `TIDINGS_TLS_CERT`."),
+    "log_format": (
+        "TIDINGS_LOG_FORMAT",
+        "`text` (one readable line per record) or `json` (one JSON object per line).",
+    ),
+    "log_level": (
+        "TIDINGS_LOG_LEVEL",
+        "`debug`, `info`, `warning` or `error`; the access log is at `info`.",
+    ),
+    "metrics_token": (
+        "TIDINGS_METRICS_TOKEN",
+        "At least 16 characters. Serves `GET /metrics` on the API port to requests with "
+        "`Authorization: Bearer <token>`. Unset (and no address): no metrics at all.",
+    ),
+    "metrics_address": (
+        "TIDINGS_METRICS_ADDRESS",
+        "`host:port` of a separate, unauthenticated `/metrics` listener (also in "
+        "`tidings worker`). Bind it to a private interface.",
+    ),
+    "max_in_flight_per_listener": (None, "Concurrent delivery requests to one listener."),
+    "max_in_flight": (None, "Concurrent outbound requests of one delivery engine."),
+}
+# Fields that are not settings an operator sets.
+INTERNAL = frozenset({"extra"})
+
+
+def _default(value: Any) -> str:
+    if value is None:
+        return "unset"
+    if isinstance(value, tuple):
+        return "`" + ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value) + "`"
+    if isinstance(value, float):
+        return f"`{value:g}`"
+    return f"`{value}`"
+
+
+def undocumented() -> list[str]:
+    return [f.name for f in fields(Settings) if f.name not in SETTING_DOCS.keys() | INTERNAL]
+
+
+def render_markdown() -> str:
+    """The settings reference table, in field order."""
+    rows = [
+        "| variable | default | meaning |",
+        "|---|---|---|",
+    ]
+    for f in fields(Settings):
+        if f.name in INTERNAL:
+            continue
+        env, text = SETTING_DOCS.get(f.name, (None, "(undocumented)"))
+        default = f.default if f.default is not MISSING else None
+        name = f"`{env}`" if env else f"(`{f.name}`, code only)"
+        rows.append(f"| {name} | {_default(default)} | {text} |")
+    return "\n".join(rows) + "\n"
