@@ -93,6 +93,8 @@ INTERNAL = frozenset({"extra"})
 def _default(value: Any) -> str:
     if value is None:
         return "unset"
+    if value == ():
+        return "none"
     if isinstance(value, tuple):
         return "`" + ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value) + "`"
     if isinstance(value, float):
