@@ -3,9 +3,9 @@
     python -m bench.servers [--rounds 3] [--duration 10] [--only uvicorn,granian]
 
 Each server runs as a subprocess on a fresh SQLite file; wrk (-t1 -c64) POSTs a
-~100-byte message to a queue. Rounds alternate the order of the servers so the
-machine's drift hits all of them alike; the median per server is printed together
-with its ratio to the first server listed.
+~100-byte message to a queue (``--script get``: GETs the queue instead). Rounds
+alternate the order of the servers so the machine's drift hits all of them alike;
+the median per server is printed with its ratio to the first server listed.
 """
 
 from __future__ import annotations
@@ -65,7 +65,9 @@ def _wait_ready(proc: subprocess.Popen[bytes]) -> None:
     raise RuntimeError("server did not become ready")
 
 
-def run_one(name: str, cmd: list[str], duration: int, extra_env: dict[str, str]) -> float:
+def run_one(
+    name: str, cmd: list[str], duration: int, extra_env: dict[str, str], script: str = "post"
+) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         env = {
             **os.environ,
@@ -86,10 +88,11 @@ def run_one(name: str, cmd: list[str], duration: int, extra_env: dict[str, str])
                 headers={"X-API-KEY": KEY},
             )
             qid = r.json()["queue"]["id"]
+            path = f"/v1/queues/{qid}" + ("/messages" if script == "post" else "")
             out = subprocess.run(
-                ["wrk", "-t1", "-c64", f"-d{duration}s", "--latency", "-s", str(HERE / "post.lua"),
-                 f"http://127.0.0.1:{PORT}"],
-                env={**env, "QUEUE_PATH": f"/v1/queues/{qid}/messages", "API_KEY": KEY},
+                ["wrk", "-t1", "-c64", f"-d{duration}s", "--latency", "-s",
+                 str(HERE / f"{script}.lua"), f"http://127.0.0.1:{PORT}"],
+                env={**env, "QUEUE_PATH": path, "API_KEY": KEY},
                 capture_output=True, text=True, check=True,
             ).stdout  # fmt: skip
         finally:
@@ -115,6 +118,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--only", default=",".join(SERVERS))
     parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for every server")
+    parser.add_argument("--script", choices=["post", "get"], default="post")
     args = parser.parse_args()
     names = args.only.split(",")
     extra = dict(e.split("=", 1) for e in args.env)
@@ -123,7 +127,7 @@ def main() -> None:
         order = names if round_no % 2 == 0 else list(reversed(names))
         print(f"round {round_no + 1}", flush=True)
         for name in order:
-            results[name].append(run_one(name, SERVERS[name], args.duration, extra))
+            results[name].append(run_one(name, SERVERS[name], args.duration, extra, args.script))
     base = statistics.median(results[names[0]])
     print("median of rounds:")
     for name in names:

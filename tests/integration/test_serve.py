@@ -157,3 +157,33 @@ def test_the_worker_process_dies_with_its_parent(tmp_path: Path) -> None:
     while any(Path(f"/proc/{pid}").exists() for pid in children):
         assert time.monotonic() < deadline, "the worker outlived its parent"
         time.sleep(0.05)
+
+
+def test_worker_serves_metrics_on_its_address(tmp_path: Path) -> None:
+    port = free_socket()
+    address = f"127.0.0.1:{port.getsockname()[1]}"
+    port.close()
+    env = {
+        **os.environ,
+        "TIDINGS_DATABASE_URL": f"sqlite:///{tmp_path / 'w.db'}",
+        "TIDINGS_METRICS_ADDRESS": address,
+    }
+    with (tmp_path / "worker.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tidings", "worker"], env=env, stdout=log, stderr=log
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    r = httpx.get(f"http://{address}/metrics")
+                    break
+                except httpx.TransportError:
+                    assert time.monotonic() < deadline, (tmp_path / "worker.log").read_text()
+                    time.sleep(0.1)
+            assert r.status_code == 200
+            assert "tidings_delivery_attempts_total" in r.text
+            assert 'tidings_deliveries{state="pending"} 0.0' in r.text
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(12) == 0
