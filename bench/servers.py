@@ -27,11 +27,8 @@ PORT = 8099
 HERE = Path(__file__).parent
 
 SERVERS: dict[str, list[str]] = {
-    # The app on uvicorn as `tidings serve` ran it before (uvloop + httptools).
-    "uvicorn": [
-        sys.executable, "-m", "uvicorn", "--factory", "--loop", "uvloop", "--http", "httptools",
-        "--no-access-log", "--log-level", "warning", "--port", str(PORT), "tidings.asgi:app",
-    ],
+    # The app on uvicorn (uvloop + httptools) with the same logging as `tidings serve`.
+    "uvicorn": [sys.executable, "-m", "bench.uvicorn_serve", str(PORT)],
     "granian": [
         sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "--loop", "uvloop",
         "--port", str(PORT), "--no-access-log", "tidings.asgi:app",
@@ -45,9 +42,11 @@ SERVERS: dict[str, list[str]] = {
 # Variants of `tidings serve` (granian) for the cost of logging and metrics.
 SERVERS["serve+metrics"] = SERVERS["serve"]
 SERVERS["serve-accesslog"] = SERVERS["serve"]
+SERVERS["uvicorn-accesslog"] = SERVERS["uvicorn"]
 VARIANT_ENV: dict[str, dict[str, str]] = {
     "serve+metrics": {"TIDINGS_METRICS_TOKEN": "bench-metrics-token-0123456789"},
     "serve-accesslog": {"TIDINGS_LOG_LEVEL": "warning"},
+    "uvicorn-accesslog": {"TIDINGS_LOG_LEVEL": "warning"},
 }
 
 

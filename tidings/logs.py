@@ -64,9 +64,19 @@ class JsonFormatter(logging.Formatter):
 class TextFormatter(logging.Formatter):
     """``2026-11-26T07:00:00.123Z INFO tidings.access [rid] msg key=value ...``"""
 
+    _second = -1
+    _stamp = ""
+
+    def _timestamp(self, created: float) -> str:
+        # strftime is the priciest part of a line; the access log writes many per second.
+        second = int(created)
+        if second != self._second:
+            self._second = second
+            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._stamp}.{int((created - second) * 1000):03d}Z"
+
     def format(self, record: logging.LogRecord) -> str:
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-        parts = [f"{stamp}.{int(record.msecs):03d}Z", record.levelname, record.name]
+        parts = [self._timestamp(record.created), record.levelname, record.name]
         rid = getattr(record, "request_id", None)
         if rid is not None:
             parts.append(f"[{rid}]")

@@ -1,0 +1,25 @@
+"""`tidings serve` as it would be on uvicorn (uvloop + httptools), for comparisons:
+the same settings, the same logging configuration, the same app."""
+
+from __future__ import annotations
+
+import sys
+
+import uvicorn
+
+from tidings.api.app import create_app
+from tidings.config import load_settings
+from tidings.logs import configure_logging
+
+if __name__ == "__main__":
+    settings = load_settings()
+    configure_logging(settings.log_format, settings.log_level.upper())
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=int(sys.argv[1]),
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=False,
+    )
