@@ -49,6 +49,10 @@ SETTING_DOCS: dict[str, tuple[str | None, str]] = {
         "TIDINGS_RATE_LIMIT",
         "Requests per minute per API key; `0` turns limiting and its headers off.",
     ),
+    "rate_limit_window_s": (
+        "TIDINGS_RATE_LIMIT_WINDOW",
+        "Length of the rate-limit window in seconds (SPEC: one minute; tests shorten it).",
+    ),
     "lockout_threshold": (
         "TIDINGS_LOCKOUT_THRESHOLD",
         "Failed authentications from one address before it is locked out.",
@@ -82,6 +86,10 @@ SETTING_DOCS: dict[str, tuple[str | None, str]] = {
         "TIDINGS_METRICS_ADDRESS",
         "`host:port` of a separate, unauthenticated `/metrics` listener (also in "
         "`tidings worker`). Bind it to a private interface.",
+    ),
+    "event_retention_s": (
+        "TIDINGS_EVENT_RETENTION",
+        "Seconds usage events are kept (at least 86400: `GET /events` promises a day).",
     ),
     "max_in_flight_per_listener": (None, "Concurrent delivery requests to one listener."),
     "max_in_flight": (None, "Concurrent outbound requests of one delivery engine."),

@@ -102,3 +102,42 @@ def test_problem_errors_carry_the_body() -> None:
     err = TidingsClientError("Unprocessable Entity", 422, "Bad name.", [{"path": "$.name"}])
     assert json.loads(json.dumps(err.errors)) == [{"path": "$.name"}]
     assert str(err).startswith("422 Unprocessable Entity: Bad name.")
+
+
+def _operator_walk(base_url: str, api_key: str) -> None:
+    with Client(base_url, api_key) as operator:
+        queue = operator.create_queue("keys")
+        created = operator.create_api_key(
+            name="producer",
+            scopes=[{"resource": "messages", "access": "write", "targets": [queue.id]}],
+        )
+        shown = operator.get_api_key(created.id)
+        assert shown.name == "producer" and shown.key == created.key[:3]
+        assert [s.resource for s in shown.scopes] == ["messages"]
+        assert created.id in [k.id for k in operator.iter_api_keys(per_page=1)]
+        assert operator.update_api_key(created.id, name="p2").name == "p2"
+        with Client(base_url, created.key) as producer:
+            producer.post_message(queue.id, "hello")
+            with pytest.raises(TidingsClientError) as forbidden:
+                producer.create_queue("nope")
+            assert forbidden.value.status == 403
+        operator.update_api_key(created.id, status="disabled")
+        operator.delete_api_key(created.id)
+
+        org = operator.create_api_client("second org")
+        assert org.api_client.name == "second org" and org.api_key
+        with Client(base_url, org.api_key) as other:
+            assert other.list_queues().total == 0  # another tenant sees nothing
+            renamed = other.update_api_client(org.api_client.id, "second")
+            assert renamed.name == "second"
+
+        kinds = [e.type for e in operator.iter_events(batch=2)]
+        assert {"queue_added", "api_key_added", "message_added"} <= set(kinds)
+        queues_only = operator.list_events(events="queues")
+        assert {e.type for e in queues_only} == {"queue_added"}
+        stats = operator.message_stats()
+        assert stats.last_24_hours.message_added == 1
+
+
+async def test_keys_organizations_events_and_stats(server: Running) -> None:
+    await asyncio.to_thread(_operator_walk, server.base_url, server.api_key)

@@ -12,8 +12,12 @@ Receivers check deliveries with :func:`verify_webhook`.
 """
 
 from tidings.api.wire import (
+    AggregatedUsage,
+    ApiClientOut,
+    ApiKeyOut,
     CreatedListener,
     DeliveryOut,
+    EventOut,
     ListenerOut,
     MessageOut,
     QueueOut,
@@ -21,18 +25,23 @@ from tidings.api.wire import (
 )
 from tidings.client._async import AsyncClient
 from tidings.client._sync import Client
-from tidings.client.calls import UNSET, Page
+from tidings.client.calls import UNSET, NewApiKey, Page
 from tidings.client.errors import TidingsClientError
 from tidings.client.webhooks import WebhookVerificationError, verify_webhook
 
 __all__ = [
     "UNSET",
+    "AggregatedUsage",
+    "ApiClientOut",
+    "ApiKeyOut",
     "AsyncClient",
     "Client",
     "CreatedListener",
     "DeliveryOut",
+    "EventOut",
     "ListenerOut",
     "MessageOut",
+    "NewApiKey",
     "Page",
     "QueueOut",
     "Summary",

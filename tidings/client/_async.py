@@ -1,4 +1,7 @@
-"""The asyncio client: the same methods as :class:`Client`, awaited."""
+"""The asyncio client: the same methods as :class:`Client`, awaited.
+
+Generated from ``_sync.py`` by ``scripts/gen_async_client.py``; edit that file.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ import httpx
 from tidings.api import wire
 from tidings.client import calls
 from tidings.client._base import DEFAULT_TIMEOUT_S, client_options, next_page, target
-from tidings.client.calls import UNSET, Call, Page
+from tidings.client.calls import UNSET, Call, NewApiKey, Page
 
 T = TypeVar("T")
 
@@ -170,3 +173,60 @@ class AsyncClient:
 
     async def delete_message(self, queue_id: str, message_id: str) -> None:
         await self.run(calls.delete_message(queue_id, message_id))
+
+    # --- usage events and stats -----------------------------------------------------
+
+    async def list_events(
+        self,
+        events: str = "all",
+        limit: int = 100,
+        start_after: int | None = None,
+        start_after_id: str | None = None,
+    ) -> list[wire.EventOut]:
+        return await self.run(calls.list_events(events, limit, start_after, start_after_id))
+
+    async def iter_events(
+        self, events: str = "all", batch: int = 1000
+    ) -> AsyncIterator[wire.EventOut]:
+        """Every event still kept, oldest first, fetched ``batch`` at a time (a cursor)."""
+        after: tuple[int | None, str | None] = (None, None)
+        while True:
+            chunk = await self.run(calls.list_events(events, batch, *after))
+            for item in chunk:
+                yield item
+            if len(chunk) < batch:
+                return
+            after = (chunk[-1].stored_at, chunk[-1].id)
+
+    async def message_stats(self) -> wire.AggregatedUsage:
+        return await self.run(calls.message_stats())
+
+    # --- organizations and API keys (operator keys) ---------------------------------
+
+    async def create_api_client(self, name: str) -> wire.CreatedApiClientEnvelope:
+        return await self.run(calls.create_api_client(name))
+
+    async def update_api_client(self, api_client_id: str, name: str) -> wire.ApiClientOut:
+        return await self.run(calls.update_api_client(api_client_id, name))
+
+    async def create_api_key(
+        self, name: Any = UNSET, status: Any = UNSET, scopes: list[dict[str, Any]] | None = None
+    ) -> NewApiKey:
+        return await self.run(calls.create_api_key(name, status, scopes))
+
+    async def list_api_keys(self, page: int = 1, per_page: int = 10) -> Page[wire.ApiKeyOut]:
+        return await self.run(calls.list_api_keys(page, per_page))
+
+    def iter_api_keys(self, per_page: int = 100) -> AsyncIterator[wire.ApiKeyOut]:
+        return self.items(calls.list_api_keys(1, per_page))
+
+    async def get_api_key(self, api_key_id: str) -> wire.ApiKeyOut:
+        return await self.run(calls.get_api_key(api_key_id))
+
+    async def update_api_key(
+        self, api_key_id: str, name: Any = UNSET, status: Any = UNSET, scopes: Any = UNSET
+    ) -> wire.ApiKeyOut:
+        return await self.run(calls.update_api_key(api_key_id, name, status, scopes))
+
+    async def delete_api_key(self, api_key_id: str) -> None:
+        await self.run(calls.delete_api_key(api_key_id))

@@ -11,7 +11,7 @@ import httpx
 from tidings.api import wire
 from tidings.client import calls
 from tidings.client._base import DEFAULT_TIMEOUT_S, client_options, next_page, target
-from tidings.client.calls import UNSET, Call, Page
+from tidings.client.calls import UNSET, Call, NewApiKey, Page
 
 T = TypeVar("T")
 
@@ -167,3 +167,57 @@ class Client:
 
     def delete_message(self, queue_id: str, message_id: str) -> None:
         self.run(calls.delete_message(queue_id, message_id))
+
+    # --- usage events and stats -----------------------------------------------------
+
+    def list_events(
+        self,
+        events: str = "all",
+        limit: int = 100,
+        start_after: int | None = None,
+        start_after_id: str | None = None,
+    ) -> list[wire.EventOut]:
+        return self.run(calls.list_events(events, limit, start_after, start_after_id))
+
+    def iter_events(self, events: str = "all", batch: int = 1000) -> Iterator[wire.EventOut]:
+        """Every event still kept, oldest first, fetched ``batch`` at a time (a cursor)."""
+        after: tuple[int | None, str | None] = (None, None)
+        while True:
+            chunk = self.run(calls.list_events(events, batch, *after))
+            yield from chunk
+            if len(chunk) < batch:
+                return
+            after = (chunk[-1].stored_at, chunk[-1].id)
+
+    def message_stats(self) -> wire.AggregatedUsage:
+        return self.run(calls.message_stats())
+
+    # --- organizations and API keys (operator keys) ---------------------------------
+
+    def create_api_client(self, name: str) -> wire.CreatedApiClientEnvelope:
+        return self.run(calls.create_api_client(name))
+
+    def update_api_client(self, api_client_id: str, name: str) -> wire.ApiClientOut:
+        return self.run(calls.update_api_client(api_client_id, name))
+
+    def create_api_key(
+        self, name: Any = UNSET, status: Any = UNSET, scopes: list[dict[str, Any]] | None = None
+    ) -> NewApiKey:
+        return self.run(calls.create_api_key(name, status, scopes))
+
+    def list_api_keys(self, page: int = 1, per_page: int = 10) -> Page[wire.ApiKeyOut]:
+        return self.run(calls.list_api_keys(page, per_page))
+
+    def iter_api_keys(self, per_page: int = 100) -> Iterator[wire.ApiKeyOut]:
+        return self.items(calls.list_api_keys(1, per_page))
+
+    def get_api_key(self, api_key_id: str) -> wire.ApiKeyOut:
+        return self.run(calls.get_api_key(api_key_id))
+
+    def update_api_key(
+        self, api_key_id: str, name: Any = UNSET, status: Any = UNSET, scopes: Any = UNSET
+    ) -> wire.ApiKeyOut:
+        return self.run(calls.update_api_key(api_key_id, name, status, scopes))
+
+    def delete_api_key(self, api_key_id: str) -> None:
+        self.run(calls.delete_api_key(api_key_id))

@@ -223,3 +223,91 @@ def rename_message(queue_id: str, message_id: str, name: str) -> Call[wire.Messa
 
 def delete_message(queue_id: str, message_id: str) -> Call[None]:
     return Call("DELETE", _message_path(queue_id, message_id), lambda _r: None)
+
+
+# --- usage events and stats ---------------------------------------------------------
+
+
+def list_events(
+    events: str = "all",
+    limit: int = 100,
+    start_after: int | None = None,
+    start_after_id: str | None = None,
+) -> Call[list[wire.EventOut]]:
+    """Events oldest first; pass the last one's ``stored_at`` and ``id`` to go on."""
+    params: dict[str, Any] = {"events": events, "limit": limit}
+    if start_after is not None:
+        params["startAfter"] = start_after
+    if start_after_id is not None:
+        params["startAfterId"] = start_after_id
+    read = _envelope(wire.EventsEnvelope, lambda e: e.events)
+    return Call("GET", "events", read, params=params)
+
+
+def message_stats() -> Call[wire.AggregatedUsage]:
+    read = _envelope(wire.StatsEnvelope, lambda e: e.aggregated_api_usage_events)
+    return Call("GET", "stats/messages", read)
+
+
+# --- organizations and API keys (operator keys) -----------------------------------
+
+
+@dataclass(frozen=True)
+class NewApiKey:
+    """A key just created: ``key`` is shown in full this once."""
+
+    id: str
+    key: str
+
+
+def _new_key(response: httpx.Response) -> NewApiKey:
+    envelope = msgspec.json.decode(response.content, type=wire.CreatedApiKeyEnvelope)
+    # The answer names the new key's id only in its self link (SPEC §3).
+    key_id = envelope._links["self"].href.rstrip("/").rsplit("/", 1)[-1]
+    return NewApiKey(id=key_id, key=envelope.api_key)
+
+
+def create_api_client(name: str) -> Call[wire.CreatedApiClientEnvelope]:
+    """A new organization; the answer holds its operator key (``.api_key``), shown once."""
+    return Call("POST", "api_clients", _envelope(wire.CreatedApiClientEnvelope, lambda e: e), {
+        "name": name
+    })  # fmt: skip
+
+
+def update_api_client(api_client_id: str, name: str) -> Call[wire.ApiClientOut]:
+    read = _envelope(wire.ApiClientEnvelope, lambda e: e.api_client)
+    return Call("PUT", f"api_clients/{_seg(api_client_id)}", read, {"name": name})
+
+
+def create_api_key(
+    name: Any = UNSET, status: Any = UNSET, scopes: list[dict[str, Any]] | None = None
+) -> Call[NewApiKey]:
+    """``scopes`` like ``[{"resource": "messages", "access": "write", "targets": [qid]}]``;
+    none given: write on every resource that is not protected."""
+    body = _changes(name=name, status=status)
+    if scopes is not None:
+        body["scopes"] = scopes
+    return Call("POST", "api_keys", _new_key, body)
+
+
+def list_api_keys(page: int = 1, per_page: int = 10) -> Call[Page[wire.ApiKeyOut]]:
+    read = _page(wire.ApiKeysEnvelope, lambda e: e.api_keys)
+    return Call("GET", "api_keys", read, params=_paging(page, per_page))
+
+
+def get_api_key(api_key_id: str) -> Call[wire.ApiKeyOut]:
+    read = _envelope(wire.ApiKeyEnvelope, lambda e: e.api_key)
+    return Call("GET", f"api_keys/{_seg(api_key_id)}", read)
+
+
+def update_api_key(
+    api_key_id: str, name: Any = UNSET, status: Any = UNSET, scopes: Any = UNSET
+) -> Call[wire.ApiKeyOut]:
+    """``scopes`` replaces the whole list."""
+    read = _envelope(wire.ApiKeyEnvelope, lambda e: e.api_key)
+    body = _changes(name=name, status=status, scopes=scopes)
+    return Call("PUT", f"api_keys/{_seg(api_key_id)}", read, body)
+
+
+def delete_api_key(api_key_id: str) -> Call[None]:
+    return Call("DELETE", f"api_keys/{_seg(api_key_id)}", lambda _r: None)
