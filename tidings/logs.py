@@ -103,7 +103,7 @@ def logging_config(fmt: str = "text", level: str = "INFO") -> dict[str, Any]:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"tidings": {"()": formatter}},
-        "filters": {"request_id": {"()": "tidings.logs.RequestIdFilter"}},
+        "filters": {"request_id": {"()": "tidings.logs.RequestIdFilterInstaller"}},
         "handlers": {
             "stderr": {
                 "class": "logging.StreamHandler",
@@ -123,6 +123,27 @@ def logging_config(fmt: str = "text", level: str = "INFO") -> dict[str, Any]:
             "uvicorn.access": {"level": "CRITICAL", "handlers": [], "propagate": False},
         },
     }
+
+
+def skip_unused_record_fields() -> None:
+    """Spare every record what our formatters never print (logging HOWTO, "Optimization").
+
+    The caller lookup walks the stack; thread and process names cost lookups too. With
+    an access-log line per request this roughly halves the cost of a line.
+    """
+    logging._srcfile = None  # type: ignore[attr-defined]  # no caller file/line lookup
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+
+
+class RequestIdFilterInstaller(RequestIdFilter):
+    """The dictConfig filter; instantiating it also applies :func:`skip_unused_record_fields`
+    (granian applies our dict in its worker, where no other code of ours runs first)."""
+
+    def __init__(self, name: str = "") -> None:
+        super().__init__(name)
+        skip_unused_record_fields()
 
 
 def configure_logging(fmt: str = "text", level: str = "INFO") -> None:
