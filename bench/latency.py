@@ -14,21 +14,10 @@ from typing import Any
 import aiohttp
 
 from bench.api import MESSAGE, Api
+from bench.arrivals import count, take
 from bench.loadgen import open_loop, wait_count
 from bench.procs import database, load, receiver, tidings
 from bench.stats import median, ratio, summary_ms
-
-
-async def _count(session: aiohttp.ClientSession, url: str) -> int:
-    async with session.get(url + "/_count") as answer:
-        value: int = await answer.json()
-        return value
-
-
-async def _take(session: aiohttp.ClientSession, url: str) -> list[tuple[str, str, float]]:
-    async with session.get(url + "/_arrivals") as answer:
-        rows: list[tuple[str, str, float]] = await answer.json()
-        return rows
 
 
 async def _tidings_round(
@@ -40,9 +29,9 @@ async def _tidings_round(
         return message_id, sent, time.monotonic()
 
     posted = await open_loop(rate, duration_s, fire)
-    await wait_count(lambda: _count(api.session, recv_url), len(posted), 30)
+    await wait_count(lambda: count(api.session, recv_url), len(posted), 30)
     arrived: dict[str, float] = {}
-    for _path, message_id, at in await _take(api.session, recv_url):
+    for _path, message_id, at in await take(api.session, recv_url):
         arrived.setdefault(message_id, at)
     out: dict[str, list[float]] = {"from_200": [], "from_send": [], "post": [], "lost": []}
     for message_id, sent, ok in posted:
@@ -69,7 +58,7 @@ async def _hop_round(
         return tag, sent
 
     sent = dict(await open_loop(rate, duration_s, fire))
-    arrived = {tag: at for _p, tag, at in await _take(session, recv_url)}
+    arrived = {tag: at for _p, tag, at in await take(session, recv_url)}
     return [arrived[tag] - at for tag, at in sent.items() if tag in arrived]
 
 
@@ -85,8 +74,8 @@ async def measure(kind: str, rate: float, duration_s: float, rounds: int) -> dic
         queue_id = await api.queue()
         await api.listener(queue_id, recv.url, "fast")
         await open_loop(50, 0.5, lambda: api.post(queue_id))  # warm up both paths
-        await wait_count(lambda: _count(session, recv.url), 25, 10)
-        await _take(session, recv.url)
+        await wait_count(lambda: count(session, recv.url), 25, 10)
+        await take(session, recv.url)
         pooled: dict[str, list[float]] = {"from_200": [], "from_send": [], "post": [], "lost": []}
         hops: list[float] = []
         p50s: list[float] = []

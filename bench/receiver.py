@@ -3,7 +3,7 @@
 Answers ``200 {}`` to anything; records ``(path, webhook-id, arrival)`` for every
 POST, with ``time.monotonic()`` (system-wide on Linux, so the benchmark process can
 compare it with its own clock). ``GET /_arrivals`` hands the records over and forgets
-them; ``GET /_count`` answers how many are held.
+them; ``GET /_count`` answers how many are held, ``GET /_reset`` drops them.
 """
 
 from __future__ import annotations
@@ -36,9 +36,15 @@ def build() -> web.Application:
     async def count(_request: web.Request) -> web.Response:
         return web.json_response(len(arrivals))
 
+    async def reset(_request: web.Request) -> web.Response:
+        held = len(arrivals)
+        arrivals.clear()
+        return web.json_response(held)
+
     app = web.Application()
     app.router.add_get("/_arrivals", take)
     app.router.add_get("/_count", count)
+    app.router.add_get("/_reset", reset)
     app.router.add_get("/{tail:.*}", live)
     app.router.add_post("/{tail:.*}", notify)
     return app

@@ -60,7 +60,52 @@ def _latency(section: dict[str, Any]) -> list[str]:
     ]
 
 
-RENDERERS: dict[str, Renderer] = {"latency": _latency}
+def _ingest(section: dict[str, Any]) -> list[str]:
+    header = [
+        "db",
+        "c",
+        "tidings req/s",
+        "raw ASGI req/s",
+        "of raw ASGI",
+        "raw driver rows/s",
+        "of raw driver",
+        "tidings p50 / p99 ms",
+        "raw ASGI p50 ms",
+        "sustained ingest+delivery msg/s",
+        "drain s",
+        "errors",
+        "load 1 min",
+    ]
+    rows = [
+        [
+            r["db"],
+            r["connections"],
+            r["tidings_rps"],
+            r["raw_asgi_rps"],
+            f"{r['of_raw_asgi']:.1%}",
+            r["raw_driver_rows_per_s"],
+            f"{r['of_raw_driver']:.2f}x",
+            f"{r['tidings_p50_ms']} / {r['tidings_p99_ms']}",
+            r["raw_p50_ms"],
+            r["sustained_msg_per_s"],
+            r["drain_s"],
+            r["errors"],
+            " ".join(str(x) for x in r["load"]),
+        ]
+        for r in section["rows"]
+    ]
+    return [
+        "## Ingest: durable POST /queues/{id}/messages (wrk -t1, one listener)",
+        "",
+        "Medians over interleaved rounds; `of raw ASGI` is the median of per-round ratios to"
+        " the raw ASGI app run just before; the raw driver is one commit per row. Sustained ="
+        " messages / (run + time until the receiver had them all).",
+        "",
+        *_table(header, rows),
+    ]
+
+
+RENDERERS: dict[str, Renderer] = {"latency": _latency, "ingest": _ingest}
 
 
 def _plot(sections: list[dict[str, Any]], path: Path) -> bool:

@@ -1,0 +1,154 @@
+"""Ingest throughput: durable ``POST /queues/{id}/messages`` under ``wrk`` at 1, 16 and
+64 connections, with one listener on the fast receiver (issue 6, scenario 1).
+
+Same-run baselines, interleaved with every tidings run: (a) the raw ASGI app
+(``bench.rawasgi``) on the same server settings, parsing the same body; (b) the raw
+driver inserting the same row with one commit per row (``bench.rawdriver``).
+
+After each tidings run the scenario waits until the receiver has every message, so
+the c=64 run also gives the sustained ingest + delivery rate: messages / (run +
+drain time).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiohttp
+
+from bench import arrivals, wrk
+from bench.api import MESSAGE, Api
+from bench.loadgen import wait_count
+from bench.procs import (
+    API_KEY,
+    Proc,
+    database,
+    free_port,
+    load,
+    receiver,
+    spawn,
+    tidings,
+    wait_ready,
+)
+from bench.stats import median, ratio
+
+CONNECTIONS = (1, 16, 64)
+HEADERS = {"X-API-KEY": API_KEY, "Content-Type": "application/json"}
+
+
+@asynccontextmanager
+async def raw_asgi() -> AsyncIterator[Proc]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = spawn([sys.executable, "-m", "bench.rawasgi", str(port)], "rawasgi", url)
+    try:
+        await wait_ready(proc, "/")
+        yield proc
+    finally:
+        proc.stop()
+
+
+async def raw_driver(kind: str, url: str, seconds: float) -> float:
+    if kind == "sqlite":  # a file of its own beside tidings' database, same disk
+        url = url.removesuffix(".db") + "-driver.db"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench.rawdriver",
+        kind,
+        url,
+        str(seconds),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await proc.communicate()
+    return float(out.decode().strip())
+
+
+async def _tidings_run(
+    session: aiohttp.ClientSession, url: str, recv_url: str, c: int, seconds: float
+) -> dict[str, Any]:
+    await arrivals.reset(session, recv_url)
+    started = time.monotonic()
+    result = await wrk.post(url, MESSAGE, HEADERS, c, seconds)
+    ran = time.monotonic() - started
+    ok = result.requests - result.errors
+    got = await wait_count(lambda: arrivals.count(session, recv_url), ok, 120)
+    drained = time.monotonic() - started - ran
+    return {
+        **result.as_dict(),
+        "delivered": got,
+        "drain_s": round(drained, 2),
+        "sustained_msg_per_s": round(min(ok, got) / (ran + drained)),
+    }
+
+
+async def _measure(
+    kind: str, url: str, raw_url: str, seconds: float, rounds: int
+) -> dict[str, Any]:
+    rows: dict[int, list[dict[str, Any]]] = {c: [] for c in CONNECTIONS}
+    drivers: list[float] = []
+    async with (
+        receiver() as recv,
+        tidings(url) as server,
+        aiohttp.ClientSession() as session,
+    ):
+        api = Api(server.url, session)
+        queue_id = await api.queue()
+        await api.listener(queue_id, recv.url, "fast")
+        path = f"/v1/queues/{queue_id}/messages"
+        target, raw_target = server.url + path, raw_url + path
+        await _tidings_run(session, target, recv.url, 16, 2)  # warm-up
+        for _ in range(rounds):
+            for c in CONNECTIONS:
+                raw = await wrk.post(raw_target, MESSAGE, HEADERS, c, seconds)
+                sub = await _tidings_run(session, target, recv.url, c, seconds)
+                rows[c].append({"raw": raw.as_dict(), "tidings": sub, "load": load()[0]})
+            drivers.append(await raw_driver(kind, url, seconds))
+    return {"runs": rows, "drivers": drivers}
+
+
+def _summarize(kind: str, measured: dict[str, Any]) -> list[dict[str, Any]]:
+    driver = median(measured["drivers"])
+    out = []
+    for c, runs in measured["runs"].items():
+        subject = median([r["tidings"]["rps"] for r in runs])
+        out.append(
+            {
+                "db": kind,
+                "connections": c,
+                "tidings_rps": round(subject),
+                "raw_asgi_rps": round(median([r["raw"]["rps"] for r in runs])),
+                "of_raw_asgi": median([ratio(r["tidings"]["rps"], r["raw"]["rps"]) for r in runs]),
+                "raw_driver_rows_per_s": round(driver),
+                "of_raw_driver": ratio(subject, driver),
+                "tidings_p50_ms": median([r["tidings"]["p50_ms"] for r in runs]),
+                "tidings_p99_ms": median([r["tidings"]["p99_ms"] for r in runs]),
+                "raw_p50_ms": median([r["raw"]["p50_ms"] for r in runs]),
+                "errors": sum(r["tidings"]["errors"] for r in runs),
+                "sustained_msg_per_s": round(
+                    median([r["tidings"]["sustained_msg_per_s"] for r in runs])
+                ),
+                "drain_s": median([r["tidings"]["drain_s"] for r in runs]),
+                "load": [r["load"] for r in runs],
+                "runs": runs,
+            }
+        )
+    return out
+
+
+async def run(kinds: list[str], quick: bool) -> dict[str, Any]:
+    seconds = 5.0 if quick else 10.0
+    rounds = 2 if quick else 3
+    wrk.ensure_wrk()
+    rows: list[dict[str, Any]] = []
+    async with raw_asgi() as raw:
+        for kind in kinds:
+            async with database(kind) as url:
+                measured = await _measure(kind, url, raw.url, seconds, rounds)
+            rows += _summarize(kind, measured)
+    return {"name": "ingest", "rows": rows}

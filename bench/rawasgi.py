@@ -1,0 +1,63 @@
+"""The "no framework" baseline (``python -m bench.rawasgi PORT``): a bare ASGI app on
+the same uvicorn (uvloop, httptools) settings as ``tidings serve``. It reads the body,
+decodes it with the same msgspec model and answers a same-shaped JSON with links,
+but stores nothing."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import msgspec
+import uvicorn
+
+from tidings.api.wire import CreateMessage
+from tidings.domain.ids import new_id
+
+_decoder = msgspec.json.Decoder(CreateMessage)
+_encoder = msgspec.json.Encoder()
+_HEADERS = [(b"content-type", b"application/json")]
+
+
+async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] != "http":
+        return
+    body = b""
+    more = True
+    while more:
+        message = await receive()
+        body += message.get("body", b"")
+        more = message.get("more_body", False)
+    answer = _answer(scope["path"], body) if scope["method"] == "POST" else b"{}"
+    headers = [*_HEADERS, (b"content-length", str(len(answer)).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": answer})
+
+
+def _answer(path: str, body: bytes) -> bytes:
+    created = _decoder.decode(body)
+    message_id = new_id()
+    base = "http://127.0.0.1" + path
+    return _encoder.encode(
+        {
+            "message": {"id": message_id, "name": created.name},
+            "_links": {"self": {"href": f"{base}/{message_id}"}, "queue": {"href": base}},
+        }
+    )
+
+
+def main() -> None:
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=int(sys.argv[1]),
+        loop="uvloop",
+        http="httptools",
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+    )
+
+
+if __name__ == "__main__":
+    main()
