@@ -12,11 +12,15 @@ from typing import Any
 
 import uvloop
 
-from bench import ingest, latency, report
+from bench import delivery, ingest, latency, report
 from bench.procs import load
 
 Scenario = Callable[[list[str], bool], Awaitable[dict[str, Any]]]
-SCENARIOS: dict[str, Scenario] = {"latency": latency.run, "ingest": ingest.run}
+SCENARIOS: dict[str, Scenario] = {
+    "latency": latency.run,
+    "ingest": ingest.run,
+    "delivery": delivery.run,
+}
 RESULTS = Path(__file__).parent / "results"
 
 

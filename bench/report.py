@@ -105,7 +105,36 @@ def _ingest(section: dict[str, Any]) -> list[str]:
     ]
 
 
-RENDERERS: dict[str, Renderer] = {"latency": _latency, "ingest": _ingest}
+def _delivery(section: dict[str, Any]) -> list[str]:
+    header = ["db", "backlog", "in flight", "tidings deliveries/s", "raw aiohttp req/s", "ratio"]
+    header.append("load 1 min")
+    rows = [
+        [
+            r["db"],
+            r["backlog"],
+            r["concurrency"],
+            r["tidings_per_s"],
+            r["raw_client_per_s"],
+            f"{r['of_raw_client']:.1%}",
+            " ".join(str(x) for x in r["load"]),
+        ]
+        for r in section["rows"]
+    ]
+    return [
+        "## Delivery throughput: draining a backlog to one fast receiver",
+        "",
+        "Baseline: a plain aiohttp ClientSession loop posting the same body to the same"
+        " receiver with the same number in flight, run before and after each tidings run.",
+        "",
+        *_table(header, rows),
+    ]
+
+
+RENDERERS: dict[str, Renderer] = {
+    "latency": _latency,
+    "ingest": _ingest,
+    "delivery": _delivery,
+}
 
 
 def _plot(sections: list[dict[str, Any]], path: Path) -> bool:

@@ -123,6 +123,9 @@ class Engine:
 
     async def _claim_loop(self) -> None:
         while not self._stopping:
+            # Cleared before claiming, not after: a wake-up that comes while the claim
+            # runs (an attempt finished, a message was committed) must start another.
+            self._wake.clear()
             try:
                 claimed = await self._claim()
             except StorageError as exc:
@@ -130,7 +133,6 @@ class Engine:
                 await asyncio.sleep(ERROR_BACKOFF_S)
                 continue
             if claimed == 0:
-                self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), POLL_INTERVAL_S)
 
