@@ -12,7 +12,7 @@ from typing import Any
 
 import uvloop
 
-from bench import delivery, ingest, latency, report
+from bench import delivery, fanout, ingest, latency, memory, report
 from bench.procs import load
 
 Scenario = Callable[[list[str], bool], Awaitable[dict[str, Any]]]
@@ -20,6 +20,8 @@ SCENARIOS: dict[str, Scenario] = {
     "latency": latency.run,
     "ingest": ingest.run,
     "delivery": delivery.run,
+    "fanout": fanout.run,
+    "memory": memory.run,
 }
 RESULTS = Path(__file__).parent / "results"
 

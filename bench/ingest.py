@@ -21,7 +21,7 @@ from typing import Any
 
 import aiohttp
 
-from bench import arrivals, wrk
+from bench import arrivals, rawasgi, wrk
 from bench.api import MESSAGE, Api
 from bench.loadgen import wait_count
 from bench.procs import (
@@ -45,7 +45,7 @@ HEADERS = {"X-API-KEY": API_KEY, "Content-Type": "application/json"}
 async def raw_asgi() -> AsyncIterator[Proc]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    proc = spawn([sys.executable, "-m", "bench.rawasgi", str(port)], "rawasgi", url)
+    proc = spawn(rawasgi.command(port), "rawasgi", url)
     try:
         await wait_ready(proc, "/")
         yield proc

@@ -1,7 +1,6 @@
-"""The "no framework" baseline (``python -m bench.rawasgi PORT``): a bare ASGI app on
-the same uvicorn (uvloop, httptools) settings as ``tidings serve``. It reads the body,
-decodes it with the same msgspec model and answers a same-shaped JSON with links,
-but stores nothing."""
+"""The "no framework" baseline: a bare ASGI app, served by granian with the settings
+``tidings serve`` uses (see ``SERVE``). It reads the body, decodes it with the same
+msgspec model and answers a same-shaped JSON with links, but stores nothing."""
 
 from __future__ import annotations
 
@@ -9,7 +8,6 @@ import sys
 from typing import Any
 
 import msgspec
-import uvicorn
 
 from tidings.api.wire import CreateMessage
 from tidings.domain.ids import new_id
@@ -46,18 +44,10 @@ def _answer(path: str, body: bytes) -> bytes:
     )
 
 
-def main() -> None:
-    uvicorn.run(
-        app,
-        host="127.0.0.1",
-        port=int(sys.argv[1]),
-        loop="uvloop",
-        http="httptools",
-        log_level="warning",
-        access_log=False,
-        lifespan="off",
-    )
-
-
-if __name__ == "__main__":
-    main()
+def command(port: int) -> list[str]:
+    """granian as ``tidings.serving`` runs it: one worker, uvloop, HTTP auto, no access log."""
+    return [
+        sys.executable, "-m", "granian", "--interface", "asgi", "--loop", "uvloop",
+        "--http", "auto", "--no-ws", "--workers", "1", "--log-level", "warning",
+        "--no-access-log", "--host", "127.0.0.1", "--port", str(port), "bench.rawasgi:app",
+    ]  # fmt: skip

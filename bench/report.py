@@ -130,7 +130,73 @@ def _delivery(section: dict[str, Any]) -> list[str]:
     ]
 
 
+def _fanout(section: dict[str, Any]) -> list[str]:
+    header = [
+        "db",
+        "listeners",
+        "msg/s",
+        "deliveries/s",
+        "offered/s",
+        "of offered",
+        "lag p50 ms (median of listeners)",
+        "p50 spread ms",
+        "worst p99 ms",
+        "delivered / expected",
+        "load 1 min",
+    ]
+    rows = [
+        [
+            r["db"],
+            r["listeners"],
+            f"{r['rate_per_s']:g}",
+            r["deliveries_per_s"],
+            r["offered_per_s"],
+            f"{r['of_offered']:.1%}",
+            r["lag_p50_ms_median"],
+            r["lag_p50_ms_spread"],
+            r["lag_p99_ms_worst"],
+            f"{r['deliveries']} / {r['expected']}",
+            f"{r['load'][0][0]} -> {r['load'][1][0]}",
+        ]
+        for r in section["rows"]
+    ]
+    return [
+        "## Fan-out: one message rate, 1 / 10 / 100 listeners",
+        "",
+        "Lag = POST 200 -> arrival at each listener. Baseline: the offered delivery rate"
+        " (messages/s x listeners) in the same run.",
+        "",
+        *_table(header, rows),
+    ]
+
+
+def _memory(section: dict[str, Any]) -> list[str]:
+    header = ["db", "pending deliveries", "peak RSS MiB", "of 1,000-pending peak", "RSS MiB"]
+    header.append("load 1 min")
+    rows = [
+        [
+            r["db"],
+            r["pending"],
+            round(r["peak_rss_kib"] / 1024, 1),
+            f"{r['of_baseline_peak']:.2f}x",
+            " ".join(str(round(k / 1024)) for k in r["rss_samples_kib"]),
+            r["load"][0],
+        ]
+        for r in section["rows"]
+    ]
+    return [
+        "## Memory: peak RSS with pending deliveries to a receiver that is down",
+        "",
+        "Baseline: the same server, settings and run time with 1,000 pending. Peak RSS is"
+        " VmHWM summed over the server process and its worker; RSS sampled once a second.",
+        "",
+        *_table(header, rows),
+    ]
+
+
 RENDERERS: dict[str, Renderer] = {
+    "fanout": _fanout,
+    "memory": _memory,
     "latency": _latency,
     "ingest": _ingest,
     "delivery": _delivery,
