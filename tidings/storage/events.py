@@ -74,21 +74,24 @@ DELETE FROM event_counts WHERE org_id = $1 AND (span_minutes, bucket_minute, typ
 """
 
 
-def _ref(row: Row, name: str) -> Ref | None:
-    ref_id = row[f"{name}_id"]
-    return None if ref_id is None else Ref(ref_id, row[f"{name}_name"])
+# A page may hold 1000 rows: a dict lookup is much cheaper than calling EventType(v).
+_TYPES = {t.value: t for t in EventType}
+
+
+def _ref(ref_id: str | None, name: str | None) -> Ref | None:
+    return None if ref_id is None else Ref(ref_id, name)
 
 
 def _event(row: Row) -> Event:
     return Event(
-        id=row["id"],
-        org_id=row["org_id"],
-        type=EventType(row["type"]),
-        stored_at=row["stored_at"],
-        api_key=_ref(row, "api_key"),
-        queue=_ref(row, "queue"),
-        listener=_ref(row, "listener"),
-        message=_ref(row, "message"),
+        row["id"],
+        row["org_id"],
+        _TYPES[row["type"]],
+        row["stored_at"],
+        _ref(row["api_key_id"], row["api_key_name"]),
+        _ref(row["queue_id"], row["queue_name"]),
+        _ref(row["listener_id"], row["listener_name"]),
+        _ref(row["message_id"], row["message_name"]),
     )
 
 
