@@ -114,7 +114,9 @@ class Problem(Struct, omit_defaults=True):
     errors: list[dict[str, str]] | None = None
 
 
-class Summary(Struct):
+# gc=False: these hold only strings, numbers and each other (no cycles possible), so
+# the garbage collector need not track them; an events page makes thousands.
+class Summary(Struct, gc=False):
     id: str
     name: str | None
 
@@ -233,11 +235,11 @@ class RedeliveryEnvelope(Struct):
     _links: Links
 
 
-class ClientRef(Struct):
+class ClientRef(Struct, gc=False):
     id: str
 
 
-class EventOut(Struct, omit_defaults=True):
+class EventOut(Struct, omit_defaults=True, gc=False):
     """A usage event: the resources it concerns appear as ``{id, name}``, the rest not."""
 
     id: str
