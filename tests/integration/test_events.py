@@ -163,6 +163,32 @@ async def test_events_survive_renames_and_deletions(server: Running) -> None:
     assert names == ["first", "second", "second"]
 
 
+async def test_api_key_changes_record_events(server: Running) -> None:
+    created = await server.call("POST", "/v1/api_keys", json={"name": "ci"})
+    assert created.status_code == 200
+    key_id = created.json()["_links"]["self"]["href"].rsplit("/", 1)[1]
+    changed = await server.call("PUT", f"/v1/api_keys/{key_id}", json={"name": "ci-2"})
+    assert changed.status_code == 200
+    disabled = await server.call("PUT", f"/v1/api_keys/{key_id}", json={"status": "disabled"})
+    assert disabled.status_code == 200
+    assert (await server.call("DELETE", f"/v1/api_keys/{key_id}")).status_code == 200
+    refused = await server.call("PUT", f"/v1/api_keys/{key_id}", json={"name": "gone"})
+    assert refused.status_code == 404
+
+    events = [
+        e for e in await read_events(server, events="api_keys") if e["api_key"]["id"] == key_id
+    ]
+    assert [(e["type"], e["api_key"]["name"]) for e in events] == [
+        ("api_key_added", "ci"),
+        ("api_key_updated", "ci-2"),
+        ("api_key_updated", "ci-2"),
+        ("api_key_deleted", "ci-2"),
+    ]
+    day = (await server.call("GET", "/stats/messages")).json()["aggregated_api_usage_events"]
+    assert day["last_1_hours"]["api_key_updated"] == 2
+    assert day["last_1_hours"]["api_key_deleted"] == 1
+
+
 async def test_new_api_keys_record_events(server: Running) -> None:
     org = await org_id(server)
     key = await server.store.api_keys.create(org, "k" * 40, "ci", "enabled", ())
