@@ -68,11 +68,13 @@ class Proc:
                 self.popen.wait(5)
 
 
-def spawn(args: list[str], name: str, url: str, env: dict[str, str] | None = None) -> Proc:
+def spawn(
+    args: list[str], name: str, url: str, env: dict[str, str] | None = None, cwd: str | None = None
+) -> Proc:
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     log = LOG_DIR / f"{name}-{os.getpid()}-{uuid.uuid4().hex[:6]}.log"
     with log.open("wb") as out:
-        popen = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
+        popen = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd)
     return Proc(popen, log, url)
 
 
@@ -90,8 +92,14 @@ async def wait_ready(proc: Proc, path: str, timeout_s: float = 30.0) -> None:
     raise RuntimeError(f"{proc.log} not ready in {timeout_s} s")
 
 
+# Another tidings source tree to run instead of the installed one (``bench.ab``).
+SOURCE: dict[str, str | None] = {"path": None}
+
+
 def tidings_env(database_url: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TIDINGS_")}
+    if SOURCE["path"]:
+        env["PYTHONPATH"] = SOURCE["path"]
     env.update(
         TIDINGS_DATABASE_URL=database_url,
         TIDINGS_BOOTSTRAP_API_KEY=API_KEY,
@@ -111,6 +119,7 @@ async def tidings(database_url: str, *args: str, **env: str) -> AsyncIterator[Pr
         "tidings",
         f"http://127.0.0.1:{port}",
         tidings_env(database_url, **env),
+        cwd=SOURCE["path"],  # `python -m` puts the working directory first on sys.path
     )
     try:
         await wait_ready(proc, "/health")

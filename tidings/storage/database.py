@@ -52,7 +52,13 @@ class Database(Connection, Protocol):
 
     dialect: str  # "sqlite" | "postgresql"
 
-    def transaction(self) -> AbstractAsyncContextManager[Connection]: ...
+    def transaction(self, *, durable: bool = True) -> AbstractAsyncContextManager[Connection]:
+        """A write transaction. ``durable=False`` skips the flush to disk at commit:
+        a power loss may undo it (never a crash of the process alone), and any later
+        durable commit makes it durable too. Only for writes that at-least-once
+        delivery can lose safely (claim leases, attempt outcomes: a lost one means
+        one more attempt)."""
+        ...
 
     async def subscribe(self, channel: str, callback: Callable[[], None]) -> None:
         """Call ``callback`` whenever a transaction that called :meth:`notify` commits.

@@ -138,7 +138,8 @@ class Deliveries:
         template = _CLAIM_POSTGRES if self._db.dialect == "postgresql" else _CLAIM_SQLITE
         in_busy, excluded = id_list(self._db, 3, busy)
         sql = template.format(busy=in_busy)
-        async with self._db.transaction() as tx:
+        # A lost lease only makes the row claimable sooner: no flush needed.
+        async with self._db.transaction(durable=False) as tx:
             rows = await tx.fetch(sql, now, per_listener, excluded, limit)
             claimed = [_claimed(r) for r in rows]
             if claimed:
@@ -148,8 +149,11 @@ class Deliveries:
         return claimed
 
     async def record(self, results: Sequence[AttemptResult]) -> None:
-        """Write a batch of attempt outcomes, listener counters and events in one commit."""
-        async with self._db.transaction() as tx:
+        """Write a batch of attempt outcomes, listener counters and events in one commit.
+
+        Not flushed: a power loss that undoes it means those deliveries are attempted
+        again, which at-least-once delivery allows (receivers dedupe on webhook-id)."""
+        async with self._db.transaction(durable=False) as tx:
             await tx.executemany(
                 _RECORD,
                 [

@@ -95,9 +95,11 @@ class PostgresDatabase(_Conn):
         return cls(url, pool)
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Connection]:
+    async def transaction(self, *, durable: bool = True) -> AsyncIterator[Connection]:
         try:
             async with self._pool.acquire() as conn, conn.transaction():
+                if not durable:  # asynchronous commit, for this transaction only
+                    await conn.execute("SET LOCAL synchronous_commit = off")
                 yield _Conn(conn)
         except _DRIVER_ERRORS as exc:
             raise _translate(exc) from exc

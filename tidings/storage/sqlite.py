@@ -60,6 +60,20 @@ def _connect(path: str, *, readonly: bool) -> sqlite3.Connection:
     return conn
 
 
+def _begin(durable: bool, conn: sqlite3.Connection) -> None:
+    if not durable:  # WAL + NORMAL: no fsync at this commit, still atomic and ordered
+        conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("BEGIN IMMEDIATE")
+
+
+def _end(statement: str, durable: bool, conn: sqlite3.Connection) -> None:
+    try:
+        conn.execute(statement)
+    finally:
+        if not durable:  # every other transaction on this connection stays durable
+            conn.execute("PRAGMA synchronous = FULL")
+
+
 class _Session:
     """Runs statements of one sqlite3 connection on its executor."""
 
@@ -134,16 +148,16 @@ class SqliteDatabase(_Session):
         return await loop.run_in_executor(self._writer_pool, partial(fn, self._writer))
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Connection]:
+    async def transaction(self, *, durable: bool = True) -> AsyncIterator[Connection]:
         async with self._write_lock:
             tx = _Transaction(self._on_writer)
-            await tx._call(lambda c: c.execute("BEGIN IMMEDIATE"))
+            await tx._call(partial(_begin, durable))
             try:
                 yield tx
             except BaseException:
-                await asyncio.shield(tx._call(lambda c: c.execute("ROLLBACK")))
+                await asyncio.shield(tx._call(partial(_end, "ROLLBACK", durable)))
                 raise
-            await tx._call(lambda c: c.execute("COMMIT"))
+            await tx._call(partial(_end, "COMMIT", durable))
         for channel in tx.notified:
             for callback in self._subscribers.get(channel, ()):
                 callback()

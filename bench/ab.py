@@ -1,0 +1,96 @@
+"""Before/after of a change, interleaved in one run:
+``python -m bench.ab BEFORE_DIR {delivery,latency,ingest} [--db sqlite] [--rounds 3]``.
+
+BEFORE_DIR is a source tree of the old version (e.g. ``git archive <commit> | tar -x
+-C /tmp/before``); the servers of "before" rounds import tidings from there, the
+"after" rounds from the installed (working) tree. Rounds alternate before/after so
+the machine's drift hits both alike; prints every round and the medians' ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import uvloop
+
+from bench import delivery, ingest, latency, wrk
+from bench.api import MESSAGE, Api
+from bench.procs import SOURCE, database, load, receiver, tidings
+from bench.stats import median
+
+Measure = Callable[[str], Awaitable[float]]
+
+
+def _delivery(kind: str) -> Measure:
+    async def one(recv_url: str) -> float:
+        return await delivery._subject(kind, recv_url, 20_000)
+
+    return one
+
+
+def _latency(kind: str, rate: float) -> Measure:
+    async def one(_recv_url: str) -> float:
+        row = await latency.measure(kind, rate, 5.0, 1)
+        return float(row["e2e_from_200"]["p50_ms"])
+
+    return one
+
+
+def _ingest(kind: str, connections: int) -> Measure:
+    async def one(recv_url: str) -> float:
+        async with database(kind) as url, tidings(url) as server, aiohttp.ClientSession() as s:
+            api = Api(server.url, s)
+            queue_id = await api.queue()
+            await api.listener(queue_id, recv_url, "fast")
+            target = f"{server.url}/v1/queues/{queue_id}/messages"
+            await wrk.post(target, MESSAGE, ingest.HEADERS, connections, 2)
+            return (await wrk.post(target, MESSAGE, ingest.HEADERS, connections, 8)).requests_per_s
+
+    return one
+
+
+async def ab(before: str, measure: Measure, rounds: int) -> dict[str, Any]:
+    runs: dict[str, list[float]] = {"before": [], "after": []}
+    async with receiver() as recv:
+        for i in range(rounds):
+            order = ["before", "after"] if i % 2 == 0 else ["after", "before"]
+            for side in order:
+                SOURCE["path"] = before if side == "before" else None
+                value = await measure(recv.url)
+                runs[side].append(value)
+                print(f"round {i + 1} {side}: {value:.2f} (load {load()[0]})", flush=True)
+    SOURCE["path"] = None
+    b, a = median(runs["before"]), median(runs["after"])
+    return {"before": b, "after": a, "after_over_before": round(a / b, 3), "runs": runs}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.ab", description=__doc__)
+    parser.add_argument("before")
+    parser.add_argument("what", choices=["delivery", "latency", "ingest"])
+    parser.add_argument("--db", default="sqlite")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rate", type=float, default=200.0, help="latency: messages/s")
+    parser.add_argument("-c", type=int, default=64, help="ingest: connections")
+    args = parser.parse_args()
+    measure = {
+        "delivery": lambda: _delivery(args.db),
+        "latency": lambda: _latency(args.db, args.rate),
+        "ingest": lambda: _ingest(args.db, args.c),
+    }[args.what]()
+    started = time.monotonic()
+    result = uvloop.run(ab(args.before, measure, args.rounds))
+    unit = {"delivery": "deliveries/s", "latency": "p50 ms", "ingest": "req/s"}[args.what]
+    print(
+        f"{args.what} {args.db}: before {result['before']:.1f} {unit}, after"
+        f" {result['after']:.1f} {unit}, after/before {result['after_over_before']}"
+        f" ({time.monotonic() - started:.0f} s)"
+    )
+
+
+if __name__ == "__main__":
+    main()
