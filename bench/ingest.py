@@ -126,14 +126,14 @@ def _summarize(kind: str, measured: dict[str, Any]) -> list[dict[str, Any]]:
                 "of_raw_asgi": median([ratio(r["tidings"]["rps"], r["raw"]["rps"]) for r in runs]),
                 "raw_driver_rows_per_s": round(driver),
                 "of_raw_driver": ratio(subject, driver),
-                "tidings_p50_ms": median([r["tidings"]["p50_ms"] for r in runs]),
-                "tidings_p99_ms": median([r["tidings"]["p99_ms"] for r in runs]),
-                "raw_p50_ms": median([r["raw"]["p50_ms"] for r in runs]),
+                "tidings_p50_ms": round(median([r["tidings"]["p50_ms"] for r in runs]), 2),
+                "tidings_p99_ms": round(median([r["tidings"]["p99_ms"] for r in runs]), 2),
+                "raw_p50_ms": round(median([r["raw"]["p50_ms"] for r in runs]), 2),
                 "errors": sum(r["tidings"]["errors"] for r in runs),
                 "sustained_msg_per_s": round(
                     median([r["tidings"]["sustained_msg_per_s"] for r in runs])
                 ),
-                "drain_s": median([r["tidings"]["drain_s"] for r in runs]),
+                "drain_s": round(median([r["tidings"]["drain_s"] for r in runs]), 2),
                 "load": [r["load"] for r in runs],
                 "runs": runs,
             }
