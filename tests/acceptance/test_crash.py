@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.conftest import BOOTSTRAP_KEY
 from tests.processes import Proc, free_port, serve
@@ -89,6 +90,9 @@ async def test_sigkill_mid_stream_loses_nothing(database_url: str, tmp_path: Pat
     await _crash_and_check(database_url, tmp_path)
 
 
+# Deliveries are in flight when tidings goes away; the test receiver may then drop a
+# half-open connection during its own teardown, which is not what this test checks.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 async def test_sigterm_exits_within_ten_seconds(database_url: str, tmp_path: Path) -> None:
     async with receiver() as rx:
         proc, base = await serve(database_url, tmp_path / "serve.log")
