@@ -271,3 +271,23 @@ async def test_deleting_message_cancels_its_retries(server: Running, queue: dict
         seen = len(rx.on("/hook"))
         await asyncio.sleep(0.6)
         assert len(rx.on("/hook")) <= seen + 1  # at most the attempt already in flight
+
+
+async def test_listeners_take_turns_under_backlog(settings: Settings) -> None:
+    """With more backlogged listeners than slots, every listener is served early on,
+    not only the first ones in the table."""
+    few_slots = replace(settings, max_in_flight=4, max_in_flight_per_listener=2)
+    slowish = lambda _p, _n: Answer(200, delay_s=0.05)  # noqa: E731
+    paths = [f"/l{i}" for i in range(8)]
+    behaviours = {p.strip("/"): slowish for p in paths}
+    async with start_server(few_slots) as server, receiver(**behaviours) as rx:
+        qid = (await server.call("POST", "/queues", json={"name": "q"})).json()["queue"]["id"]
+        for path in paths:
+            await add_listener(server, qid, rx, path.strip("/"), notify=path)
+        for n in range(8):
+            await post(server, qid, data=str(n))
+        firsts = [(await rx.wait_for(path, 1, timeout_s=10))[0].at for path in paths]
+        lasts = [(await rx.wait_for(path, 8, timeout_s=20))[-1].at for path in paths]
+    drain = max(lasts) - min(firsts)
+    # In table order the last listener would start only after the others drained.
+    assert max(firsts) - min(firsts) < 0.5 * drain, (max(firsts) - min(firsts), drain)

@@ -82,6 +82,8 @@ class Engine:
         self._per_listener: defaultdict[str, int] = defaultdict(int)
         self._listener_slots: dict[str, asyncio.Semaphore] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        # Listeners are claimed round-robin from here, so all get slots under backlog.
+        self._cursor = ""
         self._recorder = Recorder(store, on_scheduled=self._wake_at)
         self._prober = LivenessProber(store, settings, sender, clock)
         # Long enough for a full attempt even after waiting for a listener slot.
@@ -145,9 +147,14 @@ class Engine:
         cap = self._settings.max_in_flight_per_listener
         busy = [lid for lid, count in self._per_listener.items() if count >= cap]
         now = self._clock()
-        batch = await self._store.deliveries.claim(
-            now, now + self._lease_ms, min(free, CLAIM_BATCH), cap, busy
-        )
+        limit = min(free, CLAIM_BATCH)
+        claim = self._store.deliveries.claim
+        batch = await claim(now, now + self._lease_ms, limit, cap, busy, self._cursor)
+        if len(batch) < limit and self._cursor:  # wrap around to the first listeners
+            more = await claim(now, now + self._lease_ms, limit - len(batch), cap, busy)
+            batch += more
+        if batch:
+            self._cursor = batch[-1].listener_id
         bodies: dict[str, bytes] = {}
         for claimed in batch:
             body = bodies.get(claimed.message_id)

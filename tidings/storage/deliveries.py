@@ -37,7 +37,8 @@ CROSS JOIN LATERAL (
 ) d
 JOIN messages m ON m.id = d.message_id
 JOIN queues q ON q.id = l.queue_id
-WHERE l.liveness_state <> 'down' AND NOT (l.id {{busy}})
+WHERE l.liveness_state <> 'down' AND NOT (l.id {{busy}}) AND l.id > $5
+ORDER BY l.id
 LIMIT $4
 """
 # SQLite has no LATERAL: a correlated IN (... LIMIT) over rowids does the same job.
@@ -52,7 +53,8 @@ JOIN deliveries d ON d.rowid IN (
 )
 JOIN messages m ON m.id = d.message_id
 JOIN queues q ON q.id = l.queue_id
-WHERE l.liveness_state <> 'down' AND NOT (l.id {{busy}})
+WHERE l.liveness_state <> 'down' AND NOT (l.id {{busy}}) AND l.id > $5
+ORDER BY l.id
 LIMIT $4
 """
 _LEASE = "UPDATE deliveries SET lease_until = $3 WHERE message_id = $1 AND listener_id = $2"
@@ -133,14 +135,24 @@ class Deliveries:
         self._events = events
 
     async def claim(
-        self, now: int, lease_until: int, limit: int, per_listener: int, busy: Sequence[str]
+        self,
+        now: int,
+        lease_until: int,
+        limit: int,
+        per_listener: int,
+        busy: Sequence[str],
+        after: str = "",
     ) -> list[Claimed]:
+        """Lease up to ``limit`` due deliveries, listener by listener in id order
+        starting after listener ``after`` (the engine rotates it, so with more busy
+        listeners than slots each gets its turn instead of the first ones in the table).
+        """
         template = _CLAIM_POSTGRES if self._db.dialect == "postgresql" else _CLAIM_SQLITE
         in_busy, excluded = id_list(self._db, 3, busy)
         sql = template.format(busy=in_busy)
         # A lost lease only makes the row claimable sooner: no flush needed.
         async with self._db.transaction(durable=False) as tx:
-            rows = await tx.fetch(sql, now, per_listener, excluded, limit)
+            rows = await tx.fetch(sql, now, per_listener, excluded, limit, after)
             claimed = [_claimed(r) for r in rows]
             if claimed:
                 await tx.executemany(
