@@ -40,8 +40,7 @@ async def test_attempt_finishing_during_a_claim_starts_the_next_claim(
             nonlocal calls
             calls += 1
             claimed = await real_claim(*args)
-            if calls == 2:
-                assert claimed == []
+            if calls == 2 and not claimed:
                 while engine.in_flight:  # noqa: ASYNC110 (a plain count; no event to await)
                     await asyncio.sleep(0.005)
             return claimed

@@ -129,30 +129,29 @@ class Engine:
             # runs (an attempt finished, a message was committed) must start another.
             self._wake.clear()
             try:
-                claimed = await self._claim()
+                more = await self._claim()
             except StorageError as exc:
                 log.warning("claiming deliveries failed, retrying: %s", exc)
                 await asyncio.sleep(ERROR_BACKOFF_S)
                 continue
-            if claimed == 0:
+            if not more:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), POLL_INTERVAL_S)
 
-    async def _claim(self) -> int:
+    async def _claim(self) -> bool:
+        """Claim one batch; answer whether another may be waiting right away."""
         free = self._settings.max_in_flight - len(self._in_flight)
         if free <= 0:
             self._slot_free.clear()
             await self._slot_free.wait()
-            return -1
+            return True
         cap = self._settings.max_in_flight_per_listener
         busy = [lid for lid, count in self._per_listener.items() if count >= cap]
         now = self._clock()
         limit = min(free, CLAIM_BATCH)
-        claim = self._store.deliveries.claim
-        batch = await claim(now, now + self._lease_ms, limit, cap, busy, self._cursor)
-        if len(batch) < limit and self._cursor:  # wrap around to the first listeners
-            more = await claim(now, now + self._lease_ms, limit - len(batch), cap, busy)
-            batch += more
+        batch = await self._store.deliveries.claim(
+            now, now + self._lease_ms, limit, cap, busy, self._cursor
+        )
         if batch:
             self._cursor = batch[-1].listener_id
         bodies: dict[str, bytes] = {}
@@ -161,7 +160,8 @@ class Engine:
             if body is None:
                 body = bodies[claimed.message_id] = request_body(claimed)
             self._spawn(claimed, body)
-        return len(batch)
+        # A short batch took everything claimable: wait for a wake-up, not a re-poll.
+        return len(batch) == limit
 
     def _spawn(self, claimed: Claimed, body: bytes) -> None:
         if claimed.key in self._in_flight:  # our own lease ran out and we took it again
@@ -172,15 +172,21 @@ class Engine:
         task.add_done_callback(lambda _task: self._done(claimed))
 
     def _done(self, claimed: Claimed) -> None:
+        was_full = len(self._in_flight) >= self._settings.max_in_flight
         self._in_flight.pop(claimed.key, None)
-        left = self._per_listener[claimed.listener_id] - 1
-        if left <= 0:
+        held = self._per_listener[claimed.listener_id]
+        if held <= 1:
             self._per_listener.pop(claimed.listener_id, None)
             self._listener_slots.pop(claimed.listener_id, None)
         else:
-            self._per_listener[claimed.listener_id] = left
+            self._per_listener[claimed.listener_id] = held - 1
         self._slot_free.set()
-        self._wake.set()
+        # Claim again only when this made room the last claim could not use: the
+        # listener was at its cap, or every slot was taken. Otherwise a claim would
+        # find nothing new (new messages and retries wake the loop themselves), and an
+        # empty claim per finished attempt was most of the PostgreSQL delivery cost.
+        if was_full or held == self._settings.max_in_flight_per_listener:
+            self._wake.set()
 
     def _slots(self, listener_id: str) -> asyncio.Semaphore:
         slots = self._listener_slots.get(listener_id)

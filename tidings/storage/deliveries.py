@@ -37,8 +37,8 @@ CROSS JOIN LATERAL (
 ) d
 JOIN messages m ON m.id = d.message_id
 JOIN queues q ON q.id = l.queue_id
-WHERE l.liveness_state <> 'down' AND NOT (l.id {{busy}}) AND l.id > $5
-ORDER BY l.id
+WHERE l.liveness_state <> 'down' AND NOT (l.id {{busy}})
+ORDER BY l.id <= $5, l.id
 LIMIT $4
 """
 # SQLite has no LATERAL: a correlated IN (... LIMIT) over rowids does the same job.
@@ -53,8 +53,8 @@ JOIN deliveries d ON d.rowid IN (
 )
 JOIN messages m ON m.id = d.message_id
 JOIN queues q ON q.id = l.queue_id
-WHERE l.liveness_state <> 'down' AND NOT (l.id {{busy}}) AND l.id > $5
-ORDER BY l.id
+WHERE l.liveness_state <> 'down' AND NOT (l.id {{busy}})
+ORDER BY l.id <= $5, l.id
 LIMIT $4
 """
 _LEASE = "UPDATE deliveries SET lease_until = $3 WHERE message_id = $1 AND listener_id = $2"
@@ -144,8 +144,9 @@ class Deliveries:
         after: str = "",
     ) -> list[Claimed]:
         """Lease up to ``limit`` due deliveries, listener by listener in id order
-        starting after listener ``after`` (the engine rotates it, so with more busy
-        listeners than slots each gets its turn instead of the first ones in the table).
+        starting after listener ``after`` and wrapping around (the engine rotates it,
+        so with more busy listeners than slots each gets its turn instead of the
+        first ones in the table).
         """
         template = _CLAIM_POSTGRES if self._db.dialect == "postgresql" else _CLAIM_SQLITE
         in_busy, excluded = id_list(self._db, 3, busy)
