@@ -27,6 +27,19 @@ DatabaseOpt = Annotated[
 ]
 
 
+def _preflight(settings: Settings) -> None:
+    """Refuse to serve a database whose commits are not durable or whose file is damaged."""
+    from tidings.storage.durability import ALLOW_VARIABLE, StartRefused, check_database
+
+    try:
+        accepted = asyncio.run(check_database(settings))
+    except StartRefused as exc:
+        typer.echo(f"tidings: {exc}", err=True)
+        raise typer.Exit(2) from None
+    for problem in accepted:
+        typer.echo(f"tidings: WARNING: {problem} (allowed by {ALLOW_VARIABLE})", err=True)
+
+
 def _settings(**overrides: Any) -> Settings:
     """Settings from env + flags; also configures logging, once, for this process."""
     try:
@@ -50,7 +63,9 @@ def serve(
     """Run the API and the delivery engine in one process (HTTPS + HTTP/2 with TLS set)."""
     from tidings.serving import run
 
-    run(_settings(host=host, port=port, database_url=database), engine=not no_engine)
+    settings = _settings(host=host, port=port, database_url=database)
+    _preflight(settings)
+    run(settings, engine=not no_engine)
 
 
 @app.command()
@@ -58,7 +73,9 @@ def worker(database: DatabaseOpt = None) -> None:
     """Run the delivery engine alone, beside API nodes sharing one PostgreSQL."""
     from tidings.worker import run_worker
 
-    asyncio.run(run_worker(_settings(database_url=database)))
+    settings = _settings(database_url=database)
+    _preflight(settings)
+    asyncio.run(run_worker(settings))
 
 
 @app.command()

@@ -63,6 +63,10 @@ class Settings:
     # Total concurrent outbound requests of one engine.
     max_in_flight: int = 256
     event_retention_s: float = DEFAULT_EVENT_RETENTION_S
+    # Requests in progress past which the API sheds load with 503 + Retry-After.
+    max_concurrent_requests: int = 512
+    # Start even when the database would not make commits durable (tests, scratch use).
+    allow_unsafe_durability: bool = False
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -103,6 +107,15 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
     if value < minimum:
         raise SettingsError(f"{name} must be at least {minimum}, got {raw!r}")
     return value
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise SettingsError(f"{name} must be 1 or 0, got {raw!r}")
 
 
 def parse_retry_schedule(raw: str) -> tuple[float, ...]:
@@ -202,6 +215,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         metrics_token=env.get("TIDINGS_METRICS_TOKEN") or None,
         metrics_address=env.get("TIDINGS_METRICS_ADDRESS") or None,
         event_retention_s=_float(env, "TIDINGS_EVENT_RETENTION", base.event_retention_s),
+        max_concurrent_requests=_int(
+            env, "TIDINGS_MAX_CONCURRENT_REQUESTS", base.max_concurrent_requests, 1
+        ),
+        allow_unsafe_durability=_flag(env, "TIDINGS_ALLOW_UNSAFE_DURABILITY"),
     )
     return _validated(settings)
 

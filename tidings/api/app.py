@@ -23,6 +23,7 @@ from tidings.api.middleware import ConventionsMiddleware
 from tidings.api.observe import ORG_KEY, ObserveMiddleware
 from tidings.api.openapi import build_openapi
 from tidings.api.routes import ENDPOINTS, Endpoint
+from tidings.api.shedding import SheddingMiddleware
 from tidings.api.wire import Health
 from tidings.bootstrap import bootstrap
 from tidings.config import Settings
@@ -196,6 +197,7 @@ def create_app(settings: Settings, *, store: Store | None = None, engine: bool =
         routes=routes,
         middleware=[
             Middleware(ObserveMiddleware, metrics=metrics),
+            Middleware(SheddingMiddleware, max_in_progress=settings.max_concurrent_requests),
             Middleware(ConventionsMiddleware, max_body_bytes=settings.max_body_bytes),
         ],
         exception_handlers={HTTPException: problems.handle, Exception: problems.handle},

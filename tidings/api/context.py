@@ -13,10 +13,10 @@ from starlette.responses import Response
 
 from tidings.api.auth import Authenticator, Principal
 from tidings.api.middleware import BODY_KEY
-from tidings.api.wire import Link, Links, decode
+from tidings.api.wire import HostileBody, Link, Links, decode
 from tidings.config import Settings
 from tidings.delivery.destinations import DestinationPolicy
-from tidings.domain.errors import BadRequest, Forbidden, Violation
+from tidings.domain.errors import BadRequest, Forbidden, NotFound, Violation
 from tidings.domain.models import Page
 from tidings.domain.scopes import ANY_TARGET, allows, visible_targets
 from tidings.storage.store import Store
@@ -54,6 +54,9 @@ class Ctx:
 
     def param(self, name: str) -> str:
         value: str = self.request.path_params[name]
+        if "\x00" in value:
+            # Ids are URL-safe; PostgreSQL would refuse a NUL with an error (a 503).
+            raise NotFound("No such resource.")
         return value
 
     def authorize(self, *targets: str) -> None:
@@ -91,6 +94,10 @@ class Ctx:
             ) from None
         except (msgspec.DecodeError, UnicodeDecodeError):
             raise BadRequest("The request body is not valid JSON.") from None
+        except RecursionError:
+            raise BadRequest("The request body is nested too deeply.") from None
+        except HostileBody as exc:
+            raise BadRequest(str(exc)) from None
         return value
 
     def query_int(self, name: str, default: int, low: int, high: int | None) -> int:

@@ -34,6 +34,7 @@ REASONS = {
     413: "Payload Too Large",
     415: "Unsupported Media Type",
     422: "Unprocessable Entity",
+    431: "Request Header Fields Too Large",
     429: "Too Many Requests",
     500: "Internal Server Error",
     503: "Service Unavailable",

@@ -6,6 +6,7 @@ cannot drift from what the handlers do.
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -343,6 +344,57 @@ class Health(Struct):
     status: str
 
 
+class HostileBody(ValueError):
+    """Well-formed JSON that tidings still refuses (the API answers 400 with this text)."""
+
+
 def decode(body: bytes, kind: type[Any]) -> Any:
-    """Decode a request body; raises msgspec errors the API turns into 400."""
-    return msgspec.json.decode(body or b"{}", type=kind)
+    """Decode a request body; raises msgspec errors and :class:`HostileBody` (400s).
+
+    Deep nesting surfaces as ``RecursionError`` from msgspec; callers map it to 400.
+    """
+    raw = body or b"{}"
+    value = msgspec.json.decode(raw, type=kind)
+    _screen(raw)
+    return value
+
+
+def _screen(raw: bytes) -> None:
+    """Refuse duplicate keys and NUL characters, which msgspec lets through.
+
+    Duplicate keys: JSON parsers disagree on which one wins, so a body that means
+    one thing here and another to a proxy or receiver is refused instead. NUL:
+    PostgreSQL cannot store it in text, and one such message would fail a whole
+    group commit with everybody else's messages in it; refused on both backends so
+    they accept the same requests. The scan is a second parse, a few microseconds
+    on the small bodies of this API and bounded by the body cap.
+    """
+    if b"\\u0000" in raw:
+        _no_nul(msgspec.json.decode(raw))
+    # Numbers stay text: converting a 200,000-digit integer would raise (and cost).
+    json.loads(raw, object_pairs_hook=_unique_keys, parse_int=len, parse_float=len)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise HostileBody(f"The request body has the key {key!r} more than once.")
+            seen.add(key)
+    return value
+
+
+def _no_nul(value: Any) -> None:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise HostileBody("Strings must not contain the NUL character (\\u0000).")
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)

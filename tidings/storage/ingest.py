@@ -19,12 +19,19 @@ from tidings.storage.database import DatabaseUnavailable
 from tidings.storage.messages import Messages
 
 MAX_BATCH = 512
+# Past this many messages waiting for a commit, new ones are refused with 503 at
+# once: the database is not keeping up, and a longer queue would only add latency
+# and memory (the API's load shedding normally stops the queue well before this).
+MAX_PENDING = 4 * MAX_BATCH
 
 
 class IngestBatcher:
-    def __init__(self, messages: Messages, max_batch: int = MAX_BATCH) -> None:
+    def __init__(
+        self, messages: Messages, max_batch: int = MAX_BATCH, max_pending: int = MAX_PENDING
+    ) -> None:
         self._messages = messages
         self._max_batch = max_batch
+        self._max_pending = max_pending
         self._pending: list[tuple[NewMessage, asyncio.Future[None]]] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -49,6 +56,8 @@ class IngestBatcher:
 
     async def add(self, message: NewMessage) -> None:
         """Returns once ``message`` and its deliveries are durably committed."""
+        if len(self._pending) >= self._max_pending:
+            raise Unavailable("The server is overloaded; retry shortly.")
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((message, future))
         self._wakeup.set()

@@ -22,6 +22,7 @@ T = TypeVar("T")
 _POOL_SIZE = 10
 _CONNECT_TIMEOUT_S = 5.0
 _COMMAND_TIMEOUT_S = 30.0
+_RELISTEN_S = 0.5
 
 
 def _translate(exc: BaseException) -> StorageError:
@@ -79,6 +80,8 @@ class PostgresDatabase(_Conn):
         self._url = url
         self._pool = pool
         self._listener: Any = None
+        self._relisten: asyncio.Task[None] | None = None
+        self._closing = False
         self._callbacks: dict[str, list[Callable[[], None]]] = {}
 
     @classmethod
@@ -107,11 +110,41 @@ class PostgresDatabase(_Conn):
     async def subscribe(self, channel: str, callback: Callable[[], None]) -> None:
         self._callbacks.setdefault(channel, []).append(callback)
         if self._listener is None or self._listener.is_closed():
-            self._listener = await _guard(asyncpg.connect(self._url, timeout=_CONNECT_TIMEOUT_S))
-            for name in self._callbacks:
-                await self._listener.add_listener(name, self._dispatch)
+            await self._listen()
         elif len(self._callbacks[channel]) == 1:
             await _guard(self._listener.add_listener(channel, self._dispatch))
+
+    async def _listen(self) -> None:
+        conn = await _guard(asyncpg.connect(self._url, timeout=_CONNECT_TIMEOUT_S))
+        for name in self._callbacks:
+            await _guard(conn.add_listener(name, self._dispatch))
+        conn.add_termination_listener(self._lost)
+        self._listener = conn
+
+    def _lost(self, _conn: Any) -> None:
+        """The LISTEN connection died (PostgreSQL restarted, network cut): reconnect.
+
+        Until it is back the engine's poll still finds due work, only later; the
+        pool needs no help, as asyncpg replaces broken connections on acquire.
+        """
+        if not self._closing and self._relisten is None:
+            self._relisten = asyncio.get_running_loop().create_task(self._reconnect())
+
+    async def _reconnect(self) -> None:
+        try:
+            while not self._closing:
+                try:
+                    await self._listen()
+                except StorageError:
+                    await asyncio.sleep(_RELISTEN_S)
+                    continue
+                # Notifications sent while we were away are gone: wake everyone once.
+                for callbacks in self._callbacks.values():
+                    for callback in callbacks:
+                        callback()
+                return
+        finally:
+            self._relisten = None
 
     def _dispatch(self, _conn: Any, _pid: int, channel: str, _payload: str) -> None:
         for callback in self._callbacks.get(channel, ()):
@@ -126,6 +159,9 @@ class PostgresDatabase(_Conn):
         return self._listener is not None and not self._listener.is_closed()
 
     async def close(self) -> None:
+        self._closing = True
+        if self._relisten is not None:
+            self._relisten.cancel()
         if self._listener is not None and not self._listener.is_closed():
             await self._listener.close()
         if not self._pool.is_closing():
