@@ -34,6 +34,7 @@ class Arrival:
     timestamp: str
     signature: str
     body: bytes
+    at: float = 0.0  # time.monotonic() on arrival
 
 
 @dataclass
@@ -70,6 +71,7 @@ class Ledger:
     secrets: dict[str, str] = field(default_factory=dict)  # listener name -> secret
     sent: dict[int, str] = field(default_factory=dict)  # n -> data as posted
     acked: dict[int, str] = field(default_factory=dict)  # n -> message id answered 200
+    acked_at: dict[int, float] = field(default_factory=dict)  # n -> time.monotonic()
     failed: Counter[str] = field(default_factory=Counter)  # outcome -> count
     arrivals: list[Arrival] = field(default_factory=list)
     seen: dict[str, set[str]] = field(default_factory=dict)  # listener -> webhook ids
@@ -107,6 +109,15 @@ class Ledger:
         if not id_ok or data != self.sent[n] or body.get("queue", {}).get("id") != self.queue_id:
             return "corrupt", n
         return "ok", n
+
+    def delivery_latencies(self, listener: str) -> list[float]:
+        """Seconds from the 200 to the first arrival, per acknowledged message."""
+        first: dict[str, float] = {}
+        for a in self.arrivals:
+            if a.listener == listener:
+                first.setdefault(a.webhook_id, a.at)
+        by_id = {message_id: n for n, message_id in self.acked.items()}
+        return sorted(at - self.acked_at[by_id[i]] for i, at in first.items() if i in by_id)
 
     def report(self, listener: str) -> Report:
         per_n: Counter[int] = Counter()

@@ -37,6 +37,7 @@ async def sink(ledger: Ledger) -> AsyncIterator[str]:
                     h.get("webhook-timestamp", ""),
                     h.get("webhook-signature", ""),
                     body,
+                    time.monotonic(),
                 )
             )
         return web.Response(text="{}")
@@ -54,17 +55,26 @@ async def sink(ledger: Ledger) -> AsyncIterator[str]:
         await runner.cleanup()
 
 
-async def setup_queue(base: str, ledger: Ledger, listeners: dict[str, str]) -> None:
-    """Create a queue and one listener per ``name -> notify_url``; note their secrets."""
+async def setup_queue(
+    base: str, ledger: Ledger, listeners: dict[str, str], liveness_url: str | None = None
+) -> dict[str, str]:
+    """Create a queue and one listener per ``name -> notify_url``; note their secrets.
+
+    Answers ``name -> listener id``. Probes go to ``liveness_url`` when given (a
+    faulty notify_url must not also make the listener ``down``)."""
+    ids = {}
     async with aiohttp.ClientSession(base, headers=HEADERS) as c:
         async with c.post("/queues", json={"name": "faults-" + ledger.token}) as r:
             assert r.status == 200, await r.text()
             ledger.queue_id = (await r.json())["queue"]["id"]
         for name, url in listeners.items():
-            spec = {"name": name, "notify_url": url, "liveness_url": url}
+            spec = {"name": name, "notify_url": url, "liveness_url": liveness_url or url}
             async with c.post(f"/queues/{ledger.queue_id}/listeners", json=spec) as r:
                 assert r.status == 200, await r.text()
-                ledger.secrets[name] = (await r.json())["listener"]["secret"]
+                created = (await r.json())["listener"]
+                ledger.secrets[name] = created["secret"]
+                ids[name] = created["id"]
+    return ids
 
 
 @dataclass
@@ -80,6 +90,7 @@ class Driver:
     timeout_s: float = 10.0
     refused_retry_s: float = 30.0  # keep trying while the server restarts
     latencies: list[tuple[float, float, int]] = field(default_factory=list)  # (at, s, status)
+    first: int = 0  # message numbers start here (several drivers can share one ledger)
 
     async def run(self) -> None:
         gate = asyncio.Semaphore(self.concurrency)
@@ -95,7 +106,7 @@ class Driver:
                 if (wait := due - time.monotonic()) > 0:
                     await asyncio.sleep(wait)
                 await gate.acquire()
-                tasks.append(asyncio.create_task(self._post(session, gate, n)))
+                tasks.append(asyncio.create_task(self._post(session, gate, self.first + n)))
             await asyncio.gather(*tasks)
 
     async def _post(self, session: aiohttp.ClientSession, gate: asyncio.Semaphore, n: int) -> None:
@@ -120,8 +131,10 @@ class Driver:
                 async with session.post(path, json={"data": data}) as r:
                     if r.status == 200:
                         self.ledger.acked[n] = (await r.json())["message"]["id"]
+                        self.ledger.acked_at[n] = time.monotonic()
                     else:
-                        self.ledger.failed[str(r.status)] += 1
+                        retry = "" if r.headers.get("Retry-After") else " without Retry-After"
+                        self.ledger.failed[f"{r.status}{retry}"] += 1
                     return r.status
             except aiohttp.ClientConnectorError:
                 if time.monotonic() > deadline:

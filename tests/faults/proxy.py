@@ -13,8 +13,8 @@ Modes:
 The body faults answer ``500``: they test that tidings neither hangs on nor
 buffers an answer. (Status decides acknowledgement; a ``2xx`` with such a body
 would be a delivery, read only up to the sender's cap.)
-Every connection is logged as (opened, closed) so tests can check how long
-tidings held it.
+Every connection is logged as (opened, closed by tidings) so tests can check how
+long tidings held it.
 """
 
 from __future__ import annotations
@@ -84,13 +84,14 @@ class FaultProxy:
                 writer.close()
 
     async def _pass(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Forward until tidings closes its side (the answer may still be on its way)."""
         assert self.upstream is not None
         up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+        answer = asyncio.create_task(_pipe(up_reader, writer, self._answer_delay()))
         try:
-            await asyncio.gather(
-                _pipe(reader, up_writer, 0.0), _pipe(up_reader, writer, self._answer_delay())
-            )
+            await _pipe(reader, up_writer, 0.0)
         finally:
+            answer.cancel()
             up_writer.close()
 
     def _answer_delay(self) -> float:
@@ -99,9 +100,8 @@ class FaultProxy:
     _latency = _pass
 
     async def _blackhole(self, reader: asyncio.StreamReader, _w: asyncio.StreamWriter) -> None:
-        while await reader.read(65536):
+        while await reader.read(65536):  # swallow everything, answer nothing, until closed
             pass
-        await asyncio.Event().wait()
 
     async def _reset(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
@@ -130,12 +130,12 @@ class FaultProxy:
         await reader.readuntil(b"\r\n\r\n")
         body = _bomb()
         writer.write(
-            b"HTTP/1.1 500 Internal Server Error\r\nContent-Encoding: gzip\r\n"
+            b"HTTP/1.1 500 Internal Server Error\r\nContent-Encoding: gzip\r\nConnection: close\r\n"
             b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
         )
         writer.write(body)
         await writer.drain()
-        await reader.read()  # hold the connection until tidings drops it
+        await reader.read()  # hold the connection until tidings drops it (it should, at once)
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float) -> None:

@@ -11,17 +11,20 @@ from pathlib import Path
 import pytest
 
 from tests.faults.crashloop import PER_LISTENER_IN_FLIGHT, CrashRun, crash_loop
+from tests.faults.figures import publish
 
 
 def _check(run: CrashRun) -> None:
-    print("\n".join(run.lines()))
     bound = run.kills * PER_LISTENER_IN_FLIGHT
+    publish(
+        *run.lines(),
+        f"  duplicate bound per listener: {run.kills} kills x {PER_LISTENER_IN_FLIGHT} = {bound}",
+    )
     for report in run.reports:
         assert report.acked > 0
         assert report.lost == 0, report.line()
         assert report.unexpected == 0, report.line()
         assert report.corrupt == 0, report.line()
-        print(f"  {report.listener}: duplicated {report.duplicated} (bound {bound})")
 
 
 @pytest.mark.timeout(240)
