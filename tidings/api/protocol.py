@@ -19,6 +19,10 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from tidings.api.problems import problem_body
 
 MAX_HEAD_BYTES = 32 * 1024  # request line + headers; nginx allows 4 x 8 KiB by default
+# After an error answer, keep reading (and dropping) for this long before closing:
+# closing a socket with unread input sends a RST, and the client's TCP stack may
+# then drop our answer before the client reads it ("lingering close", as nginx).
+LINGER_S = 2.0
 
 
 class TidingsHttpProtocol(HttpToolsProtocol):  # type: ignore[misc]
@@ -26,6 +30,7 @@ class TidingsHttpProtocol(HttpToolsProtocol):  # type: ignore[misc]
         super().__init__(*args, **kwargs)
         self._head_done = True
         self._head_bytes = 0
+        self._discarding = False
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -37,9 +42,11 @@ class TidingsHttpProtocol(HttpToolsProtocol):  # type: ignore[misc]
         super().on_headers_complete()
 
     def data_received(self, data: bytes) -> None:
+        if self._discarding:
+            return
         waiting_for_head = not self._head_done
         super().data_received(data)
-        if self.transport.is_closing():
+        if self._discarding or self.transport.is_closing():
             return
         if waiting_for_head or not self._head_done:
             self._head_bytes += len(data)
@@ -59,4 +66,7 @@ class TidingsHttpProtocol(HttpToolsProtocol):  # type: ignore[misc]
         head.append(b"content-type: application/json\r\n")
         head.append(b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body))
         self.transport.write(b"".join(head) + body)
-        self.transport.close()
+        self._discarding = True
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.loop.call_later(LINGER_S, self.transport.close)
