@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -42,8 +43,45 @@ class Proc:
             stderr=subprocess.STDOUT,
         )
 
+    def tree(self) -> list[int]:
+        """This process and its descendants (granian runs the app in a child)."""
+        parents: dict[int, list[int]] = {}
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    stat = (entry / "stat").read_text()
+                except OSError:
+                    continue
+                ppid = int(stat.rsplit(")", 1)[1].split()[1])
+                parents.setdefault(ppid, []).append(int(entry.name))
+        pids = [self.popen.pid]
+        for pid in pids:
+            pids.extend(parents.get(pid, []))
+        return pids
+
+    def rss_mb(self) -> float:
+        """Resident memory of the whole tree, in MiB."""
+        total = 0
+        for pid in self.tree():
+            with contextlib.suppress(OSError):
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+        return total / 1024
+
+    def open_files(self) -> int:
+        total = 0
+        for pid in self.tree():
+            with contextlib.suppress(OSError):
+                total += len(os.listdir(f"/proc/{pid}/fd"))
+        return total
+
     def kill(self) -> None:
-        self.popen.send_signal(signal.SIGKILL)
+        """SIGKILL the whole tree at once, a real crash: a worker left to its parent-death
+        SIGTERM would shut down gracefully instead."""
+        for pid in reversed(self.tree()):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         self.popen.wait(10)
         self._file.close()
 

@@ -93,6 +93,17 @@ SETTING_DOCS: dict[str, tuple[str | None, str]] = {
     ),
     "max_in_flight_per_listener": (None, "Concurrent delivery requests to one listener."),
     "max_in_flight": (None, "Concurrent outbound requests of one delivery engine."),
+    "max_concurrent_requests": (
+        "TIDINGS_MAX_CONCURRENT_REQUESTS",
+        "Requests in progress on one node past which it sheds load: further requests get "
+        "`503` with `Retry-After: 1` at once (`/health` is exempt). See reliability.md.",
+    ),
+    "allow_unsafe_durability": (
+        "TIDINGS_ALLOW_UNSAFE_DURABILITY",
+        "`1` starts even when the database would not make commits durable (PostgreSQL "
+        "`fsync`, `synchronous_commit` or `full_page_writes` off; SQLite not in WAL with "
+        "`synchronous=FULL`), with a warning. For tests and scratch data only.",
+    ),
 }
 # Fields that are not settings an operator sets.
 INTERNAL = frozenset({"extra"})

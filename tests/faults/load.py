@@ -142,11 +142,21 @@ class Driver:
                 await asyncio.sleep(0.05)
 
 
-async def drain(ledger: Ledger, listeners: list[str], timeout_s: float) -> float:
-    """Poll until every acknowledged message reached every listener; answer the wait."""
-    started = time.monotonic()
+async def drain(
+    ledger: Ledger, listeners: list[str], timeout_s: float, stall_s: float = 60.0
+) -> float:
+    """Poll until every acknowledged message reached every listener; answer the wait.
+
+    Gives up at ``timeout_s``, or earlier once nothing new arrived for ``stall_s``
+    (a backlog still being worked off keeps the drain going; a stuck one ends it).
+    """
+    started = last_progress = time.monotonic()
+    arrived = len(ledger.arrivals)
     while any(ledger.missing(name) for name in listeners):
-        if time.monotonic() - started > timeout_s:
+        now = time.monotonic()
+        if len(ledger.arrivals) != arrived:
+            arrived, last_progress = len(ledger.arrivals), now
+        if now - started > timeout_s or now - last_progress > stall_s:
             break
         await asyncio.sleep(0.2)
     return time.monotonic() - started

@@ -56,7 +56,10 @@ def _raw_requests(path: str) -> dict[str, tuple[bytes, int]]:
         ),
         "bad chunk size": (head + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n" + body, 400),
         "1 MB header": (head + b"X-Big: " + b"a" * 1_000_000 + b"\r\n\r\n", 431),
-        "20,000 headers": (head + b"".join(b"X-%d: a\r\n" % i for i in range(20_000)), 431),
+        "20,000 headers": (
+            head + b"".join(b"X-%d: a\r\n" % i for i in range(20_000)) + b"\r\n",
+            431,
+        ),
         "1 MB URL": (b"GET /queues?" + b"a" * 1_000_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 431),
     }
 
@@ -70,6 +73,8 @@ async def _raw(port: int, data: bytes) -> tuple[int, bytes]:
         answer = await asyncio.wait_for(reader.read(), 5)
     finally:
         writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
     status_line, _, rest = answer.partition(b"\r\n")
     return int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2]
 
@@ -98,7 +103,9 @@ async def _hostile(base: str, queue_id: str) -> list[tuple[str, int, int, float]
     for name, (data, expected) in _raw_requests(path).items():
         started = time.monotonic()
         status, body = await _raw(port, data)
-        assert json.loads(body)["status"] == status, (name, body)
+        # granian (hyper) rejects malformed HTTP itself, before the app, with an empty
+        # body; what reaches the app gets the usual JSON problem.
+        assert not body or json.loads(body)["status"] == status, (name, body)
         results.append((name, expected, status, time.monotonic() - started))
     return results
 

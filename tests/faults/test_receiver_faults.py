@@ -33,13 +33,6 @@ FAULTS = {
 }
 
 
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
-
-
 async def _missed_counts(base: str, queue_id: str, ids: dict[str, str]) -> dict[str, int]:
     counts = {}
     async with aiohttp.ClientSession(base, headers=HEADERS) as c:
@@ -73,11 +66,11 @@ async def test_receiver_faults_fail_within_the_deadline(tmp_path: Path) -> None:
             notify = {name: f"{p.url}/{name}" for name, p in proxies.items()}
             notify |= {"healthy": f"{rx}/healthy", "slow": f"{slow.url}/slow"}
             ids = await setup_queue(base, ledger, notify, liveness_url=f"{rx}/live")
-            rss_before = rss_mb(proc.popen.pid)
+            rss_before = proc.rss_mb()
             await Driver(base, ledger, MESSAGES, rate=10).run()
             await _wait_missed(base, ledger.queue_id, {n: ids[n] for n in FAULTS}, 90)
             await drain(ledger, ["healthy", "slow"], 10)
-            rss_after = rss_mb(proc.popen.pid)
+            rss_after = proc.rss_mb()
         finally:
             proc.terminate()
             for proxy in [*proxies.values(), slow]:

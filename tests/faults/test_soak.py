@@ -33,13 +33,6 @@ class Sample:
     db_mb: float
 
 
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
 async def _db_mb(url: str) -> float:
     if url.startswith("sqlite"):
         path = sqlite_path(url)
@@ -59,11 +52,7 @@ class Watch:
         self.samples: list[Sample] = []
 
     async def sample(self, proc: Proc, incarnation: int) -> None:
-        pid = proc.popen.pid
-        try:
-            rss, fds = _rss_mb(pid), len(os.listdir(f"/proc/{pid}/fd"))
-        except FileNotFoundError:  # killed between the check and the read
-            return
+        rss, fds = proc.rss_mb(), proc.open_files()
         db = await _db_mb(self.url)
         self.samples.append(Sample(time.monotonic(), incarnation, rss, fds, db))
 

@@ -17,6 +17,7 @@ from tidings.api.problems import problem_body
 _EXEMPT = frozenset({"/docs", "/v1/docs"})
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 BODY_KEY = "tidings.body"
+_UNREADABLE = "The request body could not be read: malformed HTTP framing, or the client left."
 
 
 def _header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes | None:
@@ -71,18 +72,23 @@ class ConventionsMiddleware:
     async def _read_body(self, scope: Scope, receive: Receive, send: Send) -> bytes | None:
         declared = _header(scope["headers"], b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-            await _reject(send, 413, self._too_large())
+            await _reject(send, 413, self._too_large(), close=True)
             return None
         chunks: list[bytes] = []
         size = 0
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
+                # granian also reports a body it cannot decode (bad chunked framing,
+                # Content-Length with Transfer-Encoding) as a disconnect; without an
+                # answer it would send a 500. If the client is really gone, nobody reads
+                # this 400 and no harm is done.
+                await _reject(send, 400, _UNREADABLE, close=True)
                 return None
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
-                await _reject(send, 413, self._too_large())
+                await _reject(send, 413, self._too_large(), close=True)
                 return None
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -105,16 +111,12 @@ def _replay(body: bytes, original: Receive) -> Receive:
     return receive
 
 
-async def _reject(send: Send, status: int, detail: str) -> None:
+async def _reject(send: Send, status: int, detail: str, *, close: bool = False) -> None:
+    """``close``: the rest of the body stays unread, so the connection cannot carry
+    another request; saying so keeps clients from reusing it (and failing)."""
     body = problem_body(status, detail)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
