@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.faults.ledger import Ledger, Report
-from tests.faults.load import Driver, drain, setup_queue, sink
+from tests.faults.load import UNLIMITED, Driver, drain, setup_queue, sink
 from tests.processes import Proc, free_port, serve
 
 # Deliveries a killed process may have sent without recording: its in-flight
@@ -54,7 +54,7 @@ async def crash_loop(
     started = time.monotonic()
     async with sink(ledger) as rx:
         port = free_port()
-        proc, base = await serve(database_url, logs / "serve-0.log", port)
+        proc, base = await serve(database_url, logs / "serve-0.log", port, **UNLIMITED)
         try:
             await setup_queue(base, ledger, {name: f"{rx}/{name}" for name in names})
             driver = Driver(base, ledger, messages, rate)
@@ -88,5 +88,5 @@ async def _kill_repeatedly(
     for k in range(1, kills + 1):
         await asyncio.sleep(rng.uniform(0.3, 1.0) * slice_s)
         proc.kill()
-        proc, _ = await serve(database_url, logs / f"serve-{k}.log", port)
+        proc, _ = await serve(database_url, logs / f"serve-{k}.log", port, **UNLIMITED)
     return proc

@@ -13,7 +13,7 @@ import pytest
 
 from tests.faults.figures import publish
 from tests.faults.ledger import Ledger
-from tests.faults.load import Driver, drain, setup_queue, sink
+from tests.faults.load import UNLIMITED, Driver, drain, setup_queue, sink
 from tests.faults.pgcluster import private_cluster
 from tests.processes import serve
 
@@ -35,7 +35,7 @@ async def test_postgres_outage_answers_503_and_recovers(tmp_path: Path) -> None:
     with private_cluster() as cluster:
         ledger = Ledger()
         async with sink(ledger) as rx:
-            proc, base = await serve(cluster.url, tmp_path / "serve.log")
+            proc, base = await serve(cluster.url, tmp_path / "serve.log", None, **UNLIMITED)
             try:
                 await setup_queue(base, ledger, {"l0": f"{rx}/l0"})
                 driver = Driver(base, ledger, total=3000, rate=200, timeout_s=15)

@@ -14,7 +14,7 @@ import pytest
 
 from tests.faults.figures import publish
 from tests.faults.ledger import Ledger
-from tests.faults.load import Driver, drain, setup_queue, sink
+from tests.faults.load import UNLIMITED, Driver, drain, setup_queue, sink
 from tests.processes import serve
 
 UNPACED = 1e9  # a rate no client reaches: the driver runs closed-loop at its concurrency
@@ -39,7 +39,7 @@ async def _probe(base: str, ledger: Ledger, first: int) -> tuple[float, float]:
 async def test_overload_sheds_quickly_and_recovers(database_url: str, tmp_path: Path) -> None:
     ledger = Ledger()
     async with sink(ledger) as rx:
-        env = {"TIDINGS_MAX_CONCURRENT_REQUESTS": "64"}
+        env = {"TIDINGS_MAX_CONCURRENT_REQUESTS": "64", **UNLIMITED}
         proc, base = await serve(database_url, tmp_path / "serve.log", None, **env)
         try:
             await setup_queue(base, ledger, {"l0": f"{rx}/l0"})

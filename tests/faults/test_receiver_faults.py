@@ -16,7 +16,7 @@ import pytest
 
 from tests.faults.figures import publish
 from tests.faults.ledger import Ledger
-from tests.faults.load import HEADERS, Driver, drain, setup_queue, sink
+from tests.faults.load import HEADERS, UNLIMITED, Driver, drain, setup_queue, sink
 from tests.faults.proxy import FaultProxy
 from tests.processes import serve
 
@@ -61,6 +61,7 @@ async def test_receiver_faults_fail_within_the_deadline(tmp_path: Path) -> None:
         }
         slow = await FaultProxy("latency", upstream, 0.5).start()
         env = {"TIDINGS_RETRY_SCHEDULE": "0.2,0.2", "TIDINGS_DELIVERY_TIMEOUT": str(DEADLINE_S)}
+        env |= UNLIMITED
         proc, base = await serve(url, tmp_path / "serve.log", None, **env)
         try:
             notify = {name: f"{p.url}/{name}" for name, p in proxies.items()}
@@ -88,7 +89,8 @@ async def test_receiver_faults_fail_within_the_deadline(tmp_path: Path) -> None:
         "  " + ledger.report("healthy").line(),
         "  " + ledger.report("slow").line(),
     )
-    assert max(held.values()) < DEADLINE_S + 1.0, held
+    assert max(held.values()) < DEADLINE_S + 1.5, held
     assert ledger.report("healthy").lost == 0 and ledger.report("slow").lost == 0
-    assert p99 < 1.0, f"the healthy listener slowed down: p99 {p99:.2f} s"
+    # Waiting behind a faulty listener would cost at least one deadline.
+    assert p99 < DEADLINE_S * 0.75, f"the healthy listener slowed down: p99 {p99:.2f} s"
     assert rss_after - rss_before < 50, f"memory grew {rss_before:.0f} -> {rss_after:.0f} MB"

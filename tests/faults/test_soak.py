@@ -15,7 +15,7 @@ import pytest
 
 from tests.faults.figures import publish
 from tests.faults.ledger import Ledger
-from tests.faults.load import Driver, drain, setup_queue, sink
+from tests.faults.load import UNLIMITED, Driver, drain, setup_queue, sink
 from tests.processes import Proc, free_port, serve
 from tidings.config import sqlite_path
 
@@ -77,7 +77,7 @@ async def test_soak_with_kills(database_url: str, tmp_path: Path) -> None:
     watch = Watch(database_url)
     async with sink(ledger) as rx:
         port = free_port()
-        proc, base = await serve(database_url, tmp_path / "serve-0.log", port)
+        proc, base = await serve(database_url, tmp_path / "serve-0.log", port, **UNLIMITED)
         try:
             await setup_queue(base, ledger, {"l0": f"{rx}/l0"})
             load = asyncio.create_task(Driver(base, ledger, int(SECONDS * RATE), RATE).run())
@@ -87,7 +87,9 @@ async def test_soak_with_kills(database_url: str, tmp_path: Path) -> None:
                 if time.monotonic() >= next_kill:
                     proc.kill()
                     incarnation += 1
-                    proc, _ = await serve(database_url, tmp_path / f"serve-{incarnation}.log", port)
+                    proc, _ = await serve(
+                        database_url, tmp_path / f"serve-{incarnation}.log", port, **UNLIMITED
+                    )
                     next_kill += KILL_EVERY
                 await asyncio.wait({load}, timeout=5)
             await load
