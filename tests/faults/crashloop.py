@@ -15,7 +15,7 @@ from tests.processes import Proc, free_port, serve
 
 # Deliveries a killed process may have sent without recording: its in-flight
 # attempts (16 per listener by default) plus outcomes still waiting for their
-# batched commit. Each kill can redeliver at most that many per listener.
+# batched commit. Each kill redelivers about that many per listener.
 PER_LISTENER_IN_FLIGHT = 16
 
 
