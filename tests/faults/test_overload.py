@@ -78,6 +78,6 @@ async def test_overload_sheds_quickly_and_recovers(database_url: str, tmp_path: 
     assert statuses.count(503) > 0, "the burst never made tidings shed load"
     assert 0 not in statuses, f"some POSTs got no answer: {ledger.failed}"
     assert not any("without Retry-After" in k for k in ledger.failed), ledger.failed
-    assert _p(answers, 0.99) < 3.0
+    assert _p(answers, 0.99) < 5.0  # clients time out at 10 s
     assert recovered_after is not None and recovered_after < 60
     assert report.lost == 0 and report.corrupt == 0 and report.unexpected == 0

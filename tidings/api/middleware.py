@@ -17,6 +17,8 @@ from tidings.api.problems import problem_body
 _EXEMPT = frozenset({"/docs", "/v1/docs"})
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 BODY_KEY = "tidings.body"
+# An over-limit body up to this size is read to its end before the 413 (see _too_large).
+_DRAIN_BYTES = 1 << 20
 _UNREADABLE = "The request body could not be read: malformed HTTP framing, or the client left."
 
 
@@ -72,7 +74,8 @@ class ConventionsMiddleware:
     async def _read_body(self, scope: Scope, receive: Receive, send: Send) -> bytes | None:
         declared = _header(scope["headers"], b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-            await _reject(send, 413, self._too_large(), close=True)
+            clean = int(declared) <= _DRAIN_BYTES and await _discard(receive, _DRAIN_BYTES)
+            await self._too_large(send, clean)
             return None
         chunks: list[bytes] = []
         size = 0
@@ -88,14 +91,33 @@ class ConventionsMiddleware:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
-                await _reject(send, 413, self._too_large(), close=True)
+                more = message.get("more_body", False)
+                await self._too_large(send, not more or await _discard(receive, _DRAIN_BYTES))
                 return None
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)
 
-    def _too_large(self) -> str:
-        return f"The request body is larger than {self.max_body_bytes} bytes."
+    async def _too_large(self, send: Send, clean: bool) -> None:
+        """413. A modest excess is read and dropped first (``clean``: all of it was),
+        so the client finishes sending, reads the answer and may reuse the connection;
+        otherwise the answer says ``Connection: close`` (servers close a connection
+        with a body left unread, and a client reusing it would fail)."""
+        detail = f"The request body is larger than {self.max_body_bytes} bytes."
+        await _reject(send, 413, detail, close=not clean)
+
+
+async def _discard(receive: Receive, limit: int) -> bool:
+    """Read the rest of the body and drop it; False when it passed ``limit`` bytes."""
+    read = 0
+    while read <= limit:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return False
+        read += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return True
+    return False
 
 
 def _replay(body: bytes, original: Receive) -> Receive:
