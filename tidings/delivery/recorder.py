@@ -21,15 +21,26 @@ RETRY_S = 1.0
 
 
 class Recorder:
-    def __init__(self, store: Store, on_scheduled: Callable[[int], None]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        on_scheduled: Callable[[int], None],
+        on_flushed: Callable[[], None] | None = None,
+    ) -> None:
         self._store = store
         self._on_scheduled = on_scheduled
+        self._on_flushed = on_flushed
         self._pending: list[AttemptResult] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="tidings-record")
+
+    @property
+    def backlog(self) -> int:
+        """Outcomes not written yet: their deliveries are still leased."""
+        return len(self._pending)
 
     def add(self, result: AttemptResult) -> None:
         self._pending.append(result)
@@ -66,3 +77,5 @@ class Recorder:
         ]
         if retries:
             self._on_scheduled(min(retries))
+        if self._on_flushed is not None:
+            self._on_flushed()
