@@ -13,6 +13,7 @@ from tidings.domain.liveness import judge, record_probe
 from tidings.domain.models import Listener, Liveness, LivenessState, Page
 from tidings.storage.database import Connection, Database, ForeignKeyViolation, Row, id_list
 from tidings.storage.events import EventLog
+from tidings.storage.paging import fetch_page
 from tidings.storage.queues import queue_name
 
 _COLUMNS = (
@@ -126,25 +127,17 @@ class Listeners:
         within: Sequence[str] | None = None,
     ) -> tuple[list[Listener], int]:
         """One page, of one queue or all; ``within`` keeps items whose id or queue is there."""
-        where, args = "org_id = $1", [org_id]
-        if queue_id is not None:
-            where, args = "org_id = $1 AND queue_id = $2", [org_id, queue_id]
-        if within is not None:
-            if not within:
-                return [], 0
-            ids, value = id_list(self._db, len(args) + 1, within)
-            where += f" AND (id {ids} OR queue_id {ids})"
-            args.append(value)
-        n = len(args)
-        rows = await self._db.fetch(
-            f"SELECT {_COLUMNS} FROM listeners WHERE {where} ORDER BY id"
-            f" LIMIT ${n + 1} OFFSET ${n + 2}",
-            *args,
-            page.per_page,
-            page.offset,
+        rows, total = await fetch_page(
+            self._db,
+            "listeners",
+            _COLUMNS,
+            org_id,
+            page,
+            queue_id=queue_id,
+            within=within,
+            within_queues=True,
         )
-        total = await self._db.fetchval(f"SELECT count(*) FROM listeners WHERE {where}", *args)
-        return await self._with_missed(rows), int(total)
+        return await self._with_missed(rows), total
 
     async def summaries(self, org_id: str, queue_id: str) -> list[tuple[str, str]]:
         """``(id, name)`` of every listener of a queue, oldest first."""

@@ -10,6 +10,7 @@ from tidings.domain.ids import now_ms
 from tidings.domain.models import Delivery, DeliveryState, Message, NewMessage, Page
 from tidings.storage.database import Connection, Database, ForeignKeyViolation, Row, id_list
 from tidings.storage.events import EventLog
+from tidings.storage.paging import fetch_page
 from tidings.storage.queues import queue_names
 
 _COLUMNS = "id, org_id, queue_id, name, data, created_at, updated_at"
@@ -125,26 +126,18 @@ class Messages:
         within: Sequence[str] | None = None,
     ) -> tuple[list[Message], int]:
         """One page, of one queue or all; ``within`` keeps items whose id or queue is there."""
-        where, args = "org_id = $1", [org_id]
-        if queue_id is not None:
-            where, args = "org_id = $1 AND queue_id = $2", [org_id, queue_id]
-        if within is not None:
-            if not within:
-                return [], 0
-            ids, value = id_list(self._db, len(args) + 1, within)
-            where += f" AND (id {ids} OR queue_id {ids})"
-            args.append(value)
-        n = len(args)
-        rows = await self._db.fetch(
-            f"SELECT {_COLUMNS} FROM messages WHERE {where} ORDER BY id"
-            f" LIMIT ${n + 1} OFFSET ${n + 2}",
-            *args,
-            page.per_page,
-            page.offset,
+        rows, total = await fetch_page(
+            self._db,
+            "messages",
+            _COLUMNS,
+            org_id,
+            page,
+            queue_id=queue_id,
+            within=within,
+            within_queues=True,
         )
-        total = await self._db.fetchval(f"SELECT count(*) FROM messages WHERE {where}", *args)
         deliveries = await self._deliveries_of([r["id"] for r in rows])
-        return [_message(r, deliveries.get(r["id"], ())) for r in rows], int(total)
+        return [_message(r, deliveries.get(r["id"], ())) for r in rows], total
 
     async def _deliveries_of(self, message_ids: list[str]) -> dict[str, tuple[Delivery, ...]]:
         """Deliveries of a page of messages in one query, not one per message."""

@@ -11,8 +11,9 @@ from tidings.domain.errors import Conflict, NotFound
 from tidings.domain.events import EventType, NewEvent, Ref
 from tidings.domain.ids import new_id, now_ms
 from tidings.domain.models import ApiKey, Organization, Page, Scope
-from tidings.storage.database import Connection, Database, Row, UniqueViolation, id_list
+from tidings.storage.database import Connection, Database, Row, UniqueViolation
 from tidings.storage.events import EventLog
+from tidings.storage.paging import fetch_page
 
 KEY_PREFIX_CHARS = 3
 # Sentinel for "leave this column as it is" in updates.
@@ -190,23 +191,10 @@ class ApiKeys:
         self, org_id: str, page: Page, within: Sequence[str] | None = None
     ) -> tuple[list[ApiKey], int]:
         """One page of the organization's keys; ``within`` keeps only those ids."""
-        where, args = "org_id = $1", [org_id]
-        if within is not None:
-            if not within:
-                return [], 0
-            ids, value = id_list(self._db, 2, within)
-            where += f" AND id {ids}"
-            args.append(value)
-        n = len(args)
-        rows = await self._db.fetch(
-            f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE {where} ORDER BY id"
-            f" LIMIT ${n + 1} OFFSET ${n + 2}",
-            *args,
-            page.per_page,
-            page.offset,
+        rows, total = await fetch_page(
+            self._db, "api_keys", _KEY_COLUMNS, org_id, page, within=within
         )
-        total = await self._db.fetchval(f"SELECT count(*) FROM api_keys WHERE {where}", *args)
-        return [_key(r) for r in rows], int(total)
+        return [_key(r) for r in rows], total
 
     async def update(
         self,

@@ -11,8 +11,9 @@ from tidings.domain.errors import Conflict, NotFound
 from tidings.domain.events import EventType, NewEvent, Ref
 from tidings.domain.ids import new_id, now_ms
 from tidings.domain.models import Page, Queue
-from tidings.storage.database import Connection, Database, Row, UniqueViolation, id_list
+from tidings.storage.database import Connection, Database, Row, UniqueViolation
 from tidings.storage.events import EventLog
+from tidings.storage.paging import fetch_page
 
 _COLUMNS = "id, org_id, name, schema, schema_id, created_at, updated_at"
 RECENT_TTL_S = 2.0
@@ -117,23 +118,8 @@ class Queues:
         self, org_id: str, page: Page, within: Sequence[str] | None = None
     ) -> tuple[list[Queue], int]:
         """One page of the organization's queues; ``within`` keeps only those ids."""
-        where, args = "org_id = $1", [org_id]
-        if within is not None:
-            if not within:
-                return [], 0
-            ids, value = id_list(self._db, 2, within)
-            where += f" AND id {ids}"
-            args.append(value)
-        n = len(args)
-        rows = await self._db.fetch(
-            f"SELECT {_COLUMNS} FROM queues WHERE {where} ORDER BY id"
-            f" LIMIT ${n + 1} OFFSET ${n + 2}",
-            *args,
-            page.per_page,
-            page.offset,
-        )
-        total = await self._db.fetchval(f"SELECT count(*) FROM queues WHERE {where}", *args)
-        return [_queue(r) for r in rows], int(total)
+        rows, total = await fetch_page(self._db, "queues", _COLUMNS, org_id, page, within=within)
+        return [_queue(r) for r in rows], total
 
     async def update(
         self,
