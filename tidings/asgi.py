@@ -9,10 +9,12 @@ from __future__ import annotations
 import os
 import signal
 import sys
-
-from starlette.applications import Starlette
+from typing import TYPE_CHECKING
 
 from tidings.config import load_settings
+
+if TYPE_CHECKING:
+    from tidings.api.application import App
 
 # Set by `tidings serve --no-engine` for its worker process (internal, not a setting).
 ENGINE_ENV = "TIDINGS_SERVE_ENGINE"
@@ -36,7 +38,7 @@ def die_with_parent() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-def app() -> Starlette:
+def app() -> App:
     """Factory: build the app from the environment (called in granian's worker)."""
     from tidings.api.app import create_app
 

@@ -115,3 +115,19 @@ async def test_pagination_links_and_total(server: Running) -> None:
     for bad in ("page=0", "page=x", "per_page=0", "per_page=101", "per_page=-1"):
         r = await server.call("GET", f"/v1/queues?{bad}")
         assert r.status_code == 400, bad
+
+
+async def test_routing_edges(server: Running) -> None:
+    """HEAD answers a GET's headers without a body; a trailing slash, an empty id
+    segment or a path under an unknown prefix is 404, never a redirect or a 500."""
+    got = await server.call("GET", "/v1/queues")
+    head = await server.call("HEAD", "/v1/queues")
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-length"] == got.headers["content-length"]
+    for path in ("/v1/queues/", "/queues//listeners", "/v2/queues", "/v1", "/v1/v1/queues"):
+        r = await server.call("GET", path)
+        assert r.status_code == 404, path
+        assert r.json() == {"title": "Not Found", "status": 404, "detail": "No such path."}
+    r = await server.call("OPTIONS", "/queues/abc/messages")
+    assert r.status_code == 405
+    assert r.headers["Allow"] == "GET, HEAD, POST"

@@ -4,24 +4,22 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from aiohttp import web
-from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-from starlette.routing import BaseRoute, Route
 
 from tidings.api import problems, scrape
+from tidings.api.application import App
 from tidings.api.context import Ctx, Services, respond
 from tidings.api.gatekeeper import Gatekeeper
 from tidings.api.middleware import ConventionsMiddleware
 from tidings.api.observe import ORG_KEY, ObserveMiddleware
 from tidings.api.openapi import build_openapi
+from tidings.api.router import RequestHandler, Router
 from tidings.api.routes import ENDPOINTS, Endpoint
 from tidings.api.shedding import SheddingMiddleware
 from tidings.api.wire import Health
@@ -36,7 +34,6 @@ from tidings.storage.retention import EventRetention
 from tidings.storage.store import Store
 
 log = logging.getLogger("tidings")
-RequestHandler = Callable[[Request], Awaitable[Response]]
 
 _DOCS_PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>tidings API</title>
@@ -88,7 +85,7 @@ def _endpoint(ep: Endpoint, state: State) -> RequestHandler:
     return run
 
 
-def _meta_routes(state: State, openapi: dict[str, Any]) -> list[BaseRoute]:
+def _meta_routes(router: Router, state: State, openapi: dict[str, Any]) -> None:
     async def health(request: Request) -> Response:
         try:
             await state.services.store.ping()
@@ -102,33 +99,14 @@ def _meta_routes(state: State, openapi: dict[str, Any]) -> list[BaseRoute]:
     async def docs(_request: Request) -> Response:
         return HTMLResponse(_DOCS_PAGE)
 
-    routes: list[BaseRoute] = []
-    for prefix in ("/v1", ""):
-        routes += [
-            Route(prefix + "/health", health, methods=["GET"]),
-            Route(prefix + "/openapi.json", openapi_json, methods=["GET"]),
-            Route(prefix + "/docs", docs, methods=["GET"]),
-        ]
-    return routes
+    router.add("GET", "/health", health)
+    router.add("GET", "/openapi.json", openapi_json)
+    router.add("GET", "/docs", docs)
 
 
-def _group_by_path(state: State) -> list[BaseRoute]:
-    """One Route per path (with all its methods) so a wrong method gets 405 + Allow."""
-    by_path: dict[str, dict[str, Endpoint]] = {}
+def _endpoints(router: Router, state: State) -> None:
     for ep in ENDPOINTS:
-        by_path.setdefault(ep.path, {})[ep.method] = ep
-    routes: list[BaseRoute] = []
-    for prefix in ("/v1", ""):
-        for path, methods in by_path.items():
-            handlers = {m: _endpoint(ep, state) for m, ep in methods.items()}
-
-            async def dispatch(
-                request: Request, handlers: dict[str, RequestHandler] = handlers
-            ) -> Response:
-                return await handlers[request.method](request)
-
-            routes.append(Route(prefix + path, dispatch, methods=list(methods)))
-    return routes
+        router.add(ep.method, ep.path, _endpoint(ep, state))
 
 
 async def _observe(
@@ -143,7 +121,7 @@ async def _observe(
     return await scrape.start_listener(metrics, settings.metrics_address, store.db)
 
 
-def create_app(settings: Settings, *, store: Store | None = None, engine: bool = True) -> Starlette:
+def create_app(settings: Settings, *, store: Store | None = None, engine: bool = True) -> App:
     """Build the app; its lifespan runs the delivery engine unless ``engine=False``.
 
     Pass ``store`` to share an already open one (tests)."""
@@ -151,7 +129,7 @@ def create_app(settings: Settings, *, store: Store | None = None, engine: bool =
     metrics = Metrics() if settings.metrics_enabled else None
 
     @asynccontextmanager
-    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+    async def lifespan() -> AsyncIterator[None]:
         own = store is None
         opened = store or await Store.open(settings.database_url)
         created = await bootstrap(opened, settings.bootstrap_api_key)
@@ -190,18 +168,23 @@ def create_app(settings: Settings, *, store: Store | None = None, engine: bool =
             if own:
                 await opened.close()
 
-    routes = _meta_routes(state, build_openapi(ENDPOINTS)) + _group_by_path(state)
+    router = Router()
+    _meta_routes(router, state, build_openapi(ENDPOINTS))
+    _endpoints(router, state)
     if metrics is not None and settings.metrics_token is not None:
-        routes.append(scrape.token_route(metrics, settings.metrics_token, lambda: state.db))
-    app = Starlette(
-        routes=routes,
-        middleware=[
-            Middleware(ObserveMiddleware, metrics=metrics),
-            Middleware(SheddingMiddleware, max_in_progress=settings.max_concurrent_requests),
-            Middleware(ConventionsMiddleware, max_body_bytes=settings.max_body_bytes),
+        router.add(
+            "GET", "/metrics", scrape.token_page(metrics, settings.metrics_token, lambda: state.db)
+        )
+    app = App(
+        router,
+        lifespan,
+        [
+            lambda inner: ObserveMiddleware(inner, metrics=metrics),
+            lambda inner: SheddingMiddleware(
+                inner, max_in_progress=settings.max_concurrent_requests
+            ),
+            lambda inner: ConventionsMiddleware(inner, max_body_bytes=settings.max_body_bytes),
         ],
-        exception_handlers={HTTPException: problems.handle, Exception: problems.handle},
-        lifespan=lifespan,
     )
     app.state.tidings = state
     return app

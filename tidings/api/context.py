@@ -116,9 +116,9 @@ class Ctx:
     def base(self) -> str:
         """Absolute base URL including the ``/v1`` prefix when the request used it."""
         if self._base is None:
-            root = str(self.request.base_url).rstrip("/")
-            prefix = "/v1" if self.request.scope["path"].startswith("/v1/") else ""
-            self._base = root + prefix
+            scope = self.request.scope
+            prefix = "/v1" if scope["path"].startswith("/v1/") else ""
+            self._base = _root_url(self.request) + prefix
         return self._base
 
     def href(self, *parts: str) -> Link:
@@ -157,11 +157,31 @@ class Ctx:
         return respond(self.request, body, 200, headers)
 
 
+def _root_url(request: Request) -> str:
+    """``scheme://host[/root_path]`` as Starlette's ``base_url`` spells it, cached by
+    what it depends on: building it is a URL parse per request otherwise."""
+    scope = request.scope
+    host = next((v for k, v in scope["headers"] if k == b"host"), b"")
+    key = (scope["scheme"], host, scope.get("root_path", ""))
+    root = _ROOTS.get(key)
+    if root is None:
+        if len(_ROOTS) >= 256:  # the Host header is the client's: keep the cache small
+            _ROOTS.clear()
+        root = _ROOTS[key] = str(request.base_url).rstrip("/")
+    return root
+
+
+_ROOTS: dict[tuple[str, bytes, str], str] = {}
+
+
 def respond(
     request: Request, body: Any, status: int = 200, headers: dict[str, str] | None = None
 ) -> Response:
     data = _encoder.encode(body)
-    if request.query_params.get("pretty", "").lower() == "true":
+    query: bytes = request.scope["query_string"]
+    if (b"pretty" in query or b"%" in query) and request.query_params.get(
+        "pretty", ""
+    ).lower() == "true":
         data = msgspec.json.format(data, indent=2)
     return Response(data, status_code=status, headers=headers, media_type="application/json")
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import math
+from functools import lru_cache
 
 from starlette.requests import Request
 
@@ -27,7 +28,11 @@ log = logging.getLogger("tidings.lockout")
 
 
 def client_address(request: Request) -> str:
-    host = request.client.host if request.client else ""
+    return _address(request.client.host if request.client else "")
+
+
+@lru_cache(maxsize=4096)
+def _address(host: str) -> str:
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:

@@ -6,8 +6,6 @@ import logging
 from collections.abc import Mapping
 
 import msgspec
-from starlette.exceptions import HTTPException
-from starlette.requests import Request
 from starlette.responses import Response
 
 from tidings.api.wire import Problem
@@ -87,15 +85,8 @@ def from_error(exc: BaseException) -> Response:
         return problem(
             503, "The database is unavailable; retry shortly.", headers={"Retry-After": "1"}
         )
-    if isinstance(exc, HTTPException):
-        detail = {404: "No such path.", 405: "This method is not allowed on this path."}
-        return problem(exc.status_code, detail.get(exc.status_code), headers=exc.headers)
     if isinstance(exc, StorageError):
         log.error("storage error: %s", exc)
     else:
         log.exception("unhandled error", exc_info=exc)
     return problem(500)
-
-
-async def handle(_request: Request, exc: Exception) -> Response:
-    return from_error(exc)

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from tidings.api import problems
 from tidings.config import parse_address
@@ -32,7 +31,9 @@ async def _page(metrics: Metrics, db: Database) -> bytes:
     return metrics.render()
 
 
-def token_route(metrics: Metrics, token: str, db: Callable[[], Database]) -> Route:
+def token_page(
+    metrics: Metrics, token: str, db: Callable[[], Database]
+) -> Callable[[Request], Awaitable[Response]]:
     """``GET /metrics`` on the API port; ``401`` without ``Authorization: Bearer <token>``.
 
     ``db`` is a getter: the database opens in the lifespan, after routing is built."""
@@ -48,7 +49,7 @@ def token_route(metrics: Metrics, token: str, db: Callable[[], Database]) -> Rou
             )
         return Response(await _page(metrics, db()), media_type=CONTENT_TYPE)
 
-    return Route("/metrics", scrape, methods=["GET"])
+    return scrape
 
 
 async def start_listener(metrics: Metrics, address: str, db: Database) -> web.AppRunner:

@@ -371,8 +371,7 @@ def _screen(raw: bytes) -> None:
     """
     if b"\\u0000" in raw:
         _no_nul(msgspec.json.decode(raw))
-    # Numbers stay text: converting a 200,000-digit integer would raise (and cost).
-    json.loads(raw, object_pairs_hook=_unique_keys, parse_int=len, parse_float=len)
+    _KEY_CHECKER.decode(raw.decode("utf-8"))  # msgspec has accepted it: valid UTF-8
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -384,6 +383,11 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
                 raise HostileBody(f"The request body has the key {key!r} more than once.")
             seen.add(key)
     return value
+
+
+# Built once (json.loads with hooks builds a decoder per call). Numbers stay text:
+# converting a 200,000-digit integer would raise (and cost).
+_KEY_CHECKER = json.JSONDecoder(object_pairs_hook=_unique_keys, parse_int=len, parse_float=len)
 
 
 def _no_nul(value: Any) -> None:
