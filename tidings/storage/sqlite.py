@@ -26,6 +26,7 @@ from tidings.storage.database import (
     StorageError,
     UniqueViolation,
 )
+from tidings.storage.wakeups import WakeListener, WakeSender, address
 
 T = TypeVar("T")
 _PLACEHOLDER = re.compile(r"\$(\d+)")
@@ -127,6 +128,8 @@ class SqliteDatabase(_Session):
         self._all_readers: list[sqlite3.Connection] = []
         self._write_lock = asyncio.Lock()
         self._subscribers: dict[str, list[Callable[[], None]]] = {}
+        self._listeners: dict[str, WakeListener] = {}
+        self._wake_sender = WakeSender()
         super().__init__(self._read)
 
     @classmethod
@@ -167,16 +170,30 @@ class SqliteDatabase(_Session):
                 raise
             await tx.end(partial(_end, "COMMIT", durable))
         for channel in tx.notified:
-            for callback in self._subscribers.get(channel, ()):
-                callback()
+            self._deliver(channel)
+            if channel not in self._listeners:  # maybe another process listens
+                self._wake_sender.send(address(self._path, channel))
+
+    def _deliver(self, channel: str) -> None:
+        for callback in self._subscribers.get(channel, ()):
+            callback()
 
     async def subscribe(self, channel: str, callback: Callable[[], None]) -> None:
+        """``callback`` runs after every commit that notifies ``channel``, in this
+        process or (Linux) in another process using the same file."""
         self._subscribers.setdefault(channel, []).append(callback)
+        if channel not in self._listeners:
+            found = WakeListener.bind(address(self._path, channel), partial(self._deliver, channel))
+            if found is not None:
+                self._listeners[channel] = found
 
     async def notify(self, conn: Connection, channel: str) -> None:
         cast(_Transaction, conn).notified.add(channel)
 
     async def close(self) -> None:
+        for listener in self._listeners.values():
+            listener.close()
+        self._wake_sender.close()
         await self._on_writer(lambda c: c.close())
         self._writer_pool.shutdown(wait=True)
         self._reader_pool.shutdown(wait=True)

@@ -1,0 +1,78 @@
+"""Processes sharing one SQLite file wake each other after a commit (Linux), the way
+LISTEN/NOTIFY does on PostgreSQL, so a separate engine does not wait for its poll."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.conftest import BOOTSTRAP_KEY
+from tests.processes import Proc, serve, tidings_env
+from tests.receivers import receiver
+from tidings.storage import wakeups
+from tidings.storage.sqlite import SqliteDatabase
+
+pytestmark = pytest.mark.skipif(not wakeups.SUPPORTED, reason="abstract sockets are Linux's")
+
+
+async def test_a_commit_on_one_connection_wakes_a_subscriber_on_another(tmp_path: Path) -> None:
+    path = tmp_path / "w.db"
+    listening = await SqliteDatabase.open(f"sqlite:///{path}")
+    other = await SqliteDatabase.open(f"sqlite:///{path}")
+    woken = asyncio.Event()
+    try:
+        await listening.subscribe("deliveries", woken.set)
+        async with other.transaction() as tx:
+            await tx.execute("CREATE TABLE t (x INTEGER)")
+        await asyncio.sleep(0.2)
+        assert not woken.is_set()  # nothing notified: no wake-up
+        async with other.transaction() as tx:
+            await tx.execute("INSERT INTO t VALUES (1)")
+            await other.notify(tx, "deliveries")
+        await asyncio.wait_for(woken.wait(), 2)
+        # A second subscriber of the same file and channel cannot bind; it polls instead.
+        await other.subscribe("deliveries", lambda: None)
+        woken.clear()
+        async with other.transaction() as tx:
+            await other.notify(tx, "deliveries")
+        await asyncio.wait_for(woken.wait(), 2)
+    finally:
+        await listening.close()
+        await other.close()
+
+
+@pytest.mark.timeout(120)
+async def test_a_worker_on_sqlite_delivers_without_waiting_for_its_poll(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'tidings.db'}"
+    async with receiver() as rx:
+        api, base = await serve(url, tmp_path / "api.log", None, "--no-engine")
+        worker = Proc(["worker"], tidings_env(url), tmp_path / "worker.log")
+        try:
+            async with aiohttp.ClientSession(base, headers={"X-API-KEY": BOOTSTRAP_KEY}) as c:
+                async with c.post("/queues", json={"name": "w"}) as r:
+                    qid = (await r.json())["queue"]["id"]
+                hook, live = rx.url("/hook"), rx.url("/live")
+                body = {"name": "rx", "notify_url": hook, "liveness_url": live}
+                async with c.post(f"/queues/{qid}/listeners", json=body) as r:
+                    assert r.status == 200
+                await asyncio.sleep(1.5)  # the worker is up and subscribed
+                answered = []
+                for n in range(8):
+                    async with c.post(f"/queues/{qid}/messages", json={"data": str(n)}) as r:
+                        assert r.status == 200
+                        answered.append(time.monotonic())
+                    await asyncio.sleep(0.35 + 0.1 * n)  # not in step with the 1 s poll
+                await asyncio.sleep(1.5)
+        finally:
+            worker.terminate()
+            api.terminate()
+    arrived = [a.at for a in rx.on("/hook")]
+    assert len(arrived) == len(answered)
+    lags = [at - sent for at, sent in zip(arrived, answered, strict=True)]
+    # With the 1 s poll alone the median would be about half a second.
+    assert statistics.median(lags) < 0.15, lags
