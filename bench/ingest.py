@@ -8,6 +8,10 @@ driver inserting the same row with one commit per row (``bench.rawdriver``).
 After each tidings run the scenario waits until the receiver has every message, so
 the c=64 run also gives the sustained ingest + delivery rate: messages / (run +
 drain time).
+
+Two deployments are measured: ``one`` process (``tidings serve``: API and engine share
+one interpreter) and ``split`` (``tidings serve --no-engine`` plus ``tidings worker``
+on the same database: the engine on the second core).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from bench.api import MESSAGE, Api
 from bench.loadgen import wait_count
 from bench.procs import (
     API_KEY,
+    SOURCE,
     Proc,
     database,
     free_port,
@@ -33,11 +38,13 @@ from bench.procs import (
     receiver,
     spawn,
     tidings,
+    tidings_env,
     wait_ready,
 )
 from bench.stats import median, ratio
 
 CONNECTIONS = (1, 16, 64)
+TOPOLOGIES = ("one", "split")
 HEADERS = {"X-API-KEY": API_KEY, "Content-Type": "application/json"}
 
 
@@ -87,27 +94,46 @@ async def _tidings_run(
     }
 
 
+@asynccontextmanager
+async def deployment(url: str, topology: str) -> AsyncIterator[Proc]:
+    """The API's process; with ``split`` a ``tidings worker`` runs beside it."""
+    if topology == "one":
+        async with tidings(url) as server:
+            yield server
+        return
+    async with tidings(url, "--no-engine") as server:
+        engine = spawn(
+            [sys.executable, "-m", "tidings", "worker"], "worker", "", tidings_env(url),
+            cwd=SOURCE["path"],
+        )  # fmt: skip
+        try:
+            yield server
+        finally:
+            engine.stop()
+
+
 async def _measure(
     kind: str, url: str, raw_url: str, seconds: float, rounds: int
 ) -> dict[str, Any]:
-    rows: dict[int, list[dict[str, Any]]] = {c: [] for c in CONNECTIONS}
+    rows: dict[tuple[str, int], list[dict[str, Any]]] = {
+        (t, c): [] for t in TOPOLOGIES for c in CONNECTIONS
+    }
     drivers: list[float] = []
-    async with (
-        receiver() as recv,
-        tidings(url) as server,
-        aiohttp.ClientSession() as session,
-    ):
-        api = Api(server.url, session)
-        queue_id = await api.queue()
-        await api.listener(queue_id, recv.url, "fast")
-        path = f"/v1/queues/{queue_id}/messages"
-        target, raw_target = server.url + path, raw_url + path
-        await _tidings_run(session, target, recv.url, 16, 2)  # warm-up
+    async with receiver() as recv, aiohttp.ClientSession() as session:
         for _ in range(rounds):
-            for c in CONNECTIONS:
-                raw = await wrk.post(raw_target, MESSAGE, HEADERS, c, seconds)
-                sub = await _tidings_run(session, target, recv.url, c, seconds)
-                rows[c].append({"raw": raw.as_dict(), "tidings": sub, "load": load()[0]})
+            for topology in TOPOLOGIES:
+                async with deployment(url, topology) as server:
+                    api = Api(server.url, session)
+                    queue_id = await api.queue()
+                    await api.listener(queue_id, recv.url, "fast")
+                    path = f"/v1/queues/{queue_id}/messages"
+                    target, raw_target = server.url + path, raw_url + path
+                    await _tidings_run(session, target, recv.url, 16, 2)  # warm-up
+                    for c in CONNECTIONS:
+                        raw = await wrk.post(raw_target, MESSAGE, HEADERS, c, seconds)
+                        sub = await _tidings_run(session, target, recv.url, c, seconds)
+                        row = {"raw": raw.as_dict(), "tidings": sub, "load": load()[0]}
+                        rows[topology, c].append(row)
             drivers.append(await raw_driver(kind, url, seconds))
     return {"runs": rows, "drivers": drivers}
 
@@ -115,11 +141,12 @@ async def _measure(
 def _summarize(kind: str, measured: dict[str, Any]) -> list[dict[str, Any]]:
     driver = median(measured["drivers"])
     out = []
-    for c, runs in measured["runs"].items():
+    for (topology, c), runs in measured["runs"].items():
         subject = median([r["tidings"]["rps"] for r in runs])
         out.append(
             {
                 "db": kind,
+                "topology": topology,
                 "connections": c,
                 "tidings_rps": round(subject),
                 "raw_asgi_rps": round(median([r["raw"]["rps"] for r in runs])),

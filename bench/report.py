@@ -63,6 +63,7 @@ def _latency(section: dict[str, Any]) -> list[str]:
 def _ingest(section: dict[str, Any]) -> list[str]:
     header = [
         "db",
+        "deployment",
         "c",
         "tidings req/s",
         "raw ASGI req/s",
@@ -79,6 +80,7 @@ def _ingest(section: dict[str, Any]) -> list[str]:
     rows = [
         [
             r["db"],
+            r.get("topology", "one"),
             r["connections"],
             r["tidings_rps"],
             r["raw_asgi_rps"],
