@@ -78,7 +78,8 @@ def _endpoint(ep: Endpoint, state: State) -> RequestHandler:
         except Exception as exc:
             response = problems.from_error(exc)
         # Every authenticated answer carries the rate headers, errors included (SPEC §1).
-        response.headers.update(headers)
+        if headers:
+            response.headers.update(headers)
         return response
 
     run.__name__ = ep.handler.__name__
