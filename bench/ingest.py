@@ -120,11 +120,11 @@ async def _measure(
     }
     drivers: list[float] = []
     async with receiver() as recv, aiohttp.ClientSession() as session:
-        for _ in range(rounds):
+        for n in range(rounds):
             for topology in TOPOLOGIES:
                 async with deployment(url, topology) as server:
                     api = Api(server.url, session)
-                    queue_id = await api.queue()
+                    queue_id = await api.queue(f"bench-{topology}-{n}")
                     await api.listener(queue_id, recv.url, "fast")
                     path = f"/v1/queues/{queue_id}/messages"
                     target, raw_target = server.url + path, raw_url + path

@@ -44,6 +44,8 @@ class App:
             await self._serve(scope, receive, send)
         elif scope["type"] == "lifespan":
             await self._run_lifespan(receive, send)
+        elif scope["type"] == "websocket":  # no WebSocket endpoints: refuse the handshake
+            await send({"type": "websocket.close", "code": 1008})
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The last resort: a bug anywhere still answers a JSON 500 (if nothing was sent)."""
