@@ -15,10 +15,12 @@ from tidings.storage.queues import queue_names
 
 _COLUMNS = "id, org_id, queue_id, name, data, created_at, updated_at"
 _INSERT_MESSAGE = f"INSERT INTO messages ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $6)"
-# One delivery per listener the queue has at commit time (SPEC §5 "Who").
+# One delivery per listener the queue has at commit time (SPEC §5 "Who"), for a
+# whole batch of just-inserted messages in one statement.
 _FAN_OUT = (
     "INSERT INTO deliveries (message_id, listener_id, org_id, state, attempts, next_attempt_at)"
-    " SELECT $1, id, org_id, 'pending', 0, $2 FROM listeners WHERE queue_id = $3"
+    " SELECT m.id, l.id, l.org_id, 'pending', 0, m.created_at"
+    " FROM messages m JOIN listeners l ON l.queue_id = m.queue_id WHERE m.id {ids}"
 )
 _DELIVERIES = (
     "SELECT message_id, listener_id, state, attempts, last_status, last_attempt_at,"
@@ -86,7 +88,9 @@ class Messages:
             _INSERT_MESSAGE,
             [(m.id, m.org_id, m.queue_id, m.name, m.data, m.created_at) for m in batch],
         )
-        await tx.executemany(_FAN_OUT, [(m.id, m.created_at, m.queue_id) for m in batch])
+        ids, value = id_list(self._db, 1, [m.id for m in batch])
+        # executemany of one row: nothing to answer, so SQLite queues it with the rest.
+        await tx.executemany(_FAN_OUT.format(ids=ids), [(value,)])
         # The messages are in, so their queues exist: one query names them all, and
         # the events go in as one more executemany of the same group commit.
         names = await queue_names(tx, {(m.org_id, m.queue_id) for m in batch})

@@ -39,6 +39,37 @@ def _sql(sql: str) -> str:
     return _PLACEHOLDER.sub(r"?\1", sql)
 
 
+# Parameters per statement; SQLite allows 32,766 since 3.32 and 999 before.
+_MAX_VARIABLES = 32_766 if sqlite3.sqlite_version_info >= (3, 32) else 999
+_INSERT_VALUES = re.compile(r"(?is)^(INSERT\s.+?\sVALUES\s*)(\([^()]*\))(.*)$")
+
+
+@lru_cache(maxsize=256)
+def _multi_row(sql: str) -> tuple[str, str, str, int] | None:
+    """``INSERT ... VALUES (...) [ON CONFLICT ...]`` split for a multi-row statement.
+
+    An ``executemany`` steps the statement once per row, and the sqlite3 module gives
+    up and retakes the GIL around every step; with the event loop busy on the other
+    side each retake waits, which made a group commit of 26 messages take 6 ms
+    instead of 1.4 ms. One statement of many rows is one step.
+    """
+    found = _INSERT_VALUES.match(sql)
+    if found is None:
+        return None
+    head, values, tail = found.groups()
+    width = max(int(n) for n in _PLACEHOLDER.findall(values))
+    return head, values, tail, width
+
+
+def _shifted(values: str, base: int) -> str:
+    """``($1, $2)`` as ``(?{base+1}, ?{base+2})``: one row's placeholders in a long list."""
+    return _PLACEHOLDER.sub(lambda m: f"?{base + int(m[1])}", values)
+
+
+def _execute(statement: str, args: list[Any], conn: sqlite3.Connection) -> None:
+    conn.execute(statement, args)
+
+
 def _translate(exc: sqlite3.Error) -> StorageError:
     text = str(exc)
     if isinstance(exc, sqlite3.IntegrityError):
@@ -229,7 +260,17 @@ class _Transaction(_Session):
 
     async def executemany(self, sql: str, args: Iterable[Sequence[Any]]) -> None:
         rows = list(args)
-        self.defer(lambda c: c.executemany(_sql(sql), rows))
+        multi = _multi_row(sql)
+        if multi is None or len(rows) < 2:
+            self.defer(lambda c: c.executemany(_sql(sql), rows))
+            return
+        head, values, tail, width = multi
+        per_statement = max(1, _MAX_VARIABLES // width)
+        for start in range(0, len(rows), per_statement):
+            chunk = rows[start : start + per_statement]
+            tuples = ", ".join(_shifted(values, i * width) for i in range(len(chunk)))
+            flat = [value for row in chunk for value in row]
+            self.defer(partial(_execute, f"{head}{tuples}{tail}", flat))
 
     async def end(self, fn: Callable[[sqlite3.Connection], None]) -> None:
         await self._call(fn)
