@@ -20,6 +20,10 @@ from tidings.storage.database import (
 
 T = TypeVar("T")
 _POOL_SIZE = 10
+# Connections for ``transaction(durable=False)`` (the engine's claims and records):
+# their sessions commit asynchronously, so such a transaction needs no extra
+# ``SET LOCAL`` round trip. Only the engine uses them (claim loop, recorder, release).
+_ASYNC_POOL_SIZE = 3
 _CONNECT_TIMEOUT_S = 5.0
 _COMMAND_TIMEOUT_S = 30.0
 _RELISTEN_S = 0.5
@@ -75,10 +79,11 @@ class _Conn:
 class PostgresDatabase(_Conn):
     dialect = "postgresql"
 
-    def __init__(self, url: str, pool: Any) -> None:
+    def __init__(self, url: str, pool: Any, async_pool: Any) -> None:
         super().__init__(pool)
         self._url = url
         self._pool = pool
+        self._async_pool = async_pool
         self._listener: Any = None
         self._relisten: asyncio.Task[None] | None = None
         self._closing = False
@@ -86,23 +91,33 @@ class PostgresDatabase(_Conn):
 
     @classmethod
     async def open(cls, url: str) -> PostgresDatabase:
-        pool = await _guard(
-            asyncpg.create_pool(
+        def pool(size: int, **server_settings: str) -> Any:
+            return asyncpg.create_pool(
                 url,
                 min_size=1,
-                max_size=_POOL_SIZE,
+                max_size=size,
                 timeout=_CONNECT_TIMEOUT_S,
                 command_timeout=_COMMAND_TIMEOUT_S,
+                server_settings=server_settings,
             )
-        )
-        return cls(url, pool)
+
+        durable = await _guard(pool(_POOL_SIZE))
+        try:
+            # "off" on PostgreSQL: COMMIT returns before its WAL record is flushed (the
+            # WAL writer flushes it within 3 x wal_writer_delay, 600 ms by default). A
+            # crash of PostgreSQL or the machine in that window may undo the commit;
+            # it stays atomic and ordered, and any later durable commit flushes it.
+            lazy = await _guard(pool(_ASYNC_POOL_SIZE, synchronous_commit="off"))
+        except StorageError:
+            await durable.close()
+            raise
+        return cls(url, durable, lazy)
 
     @asynccontextmanager
     async def transaction(self, *, durable: bool = True) -> AsyncIterator[Connection]:
+        pool = self._pool if durable else self._async_pool
         try:
-            async with self._pool.acquire() as conn, conn.transaction():
-                if not durable:  # asynchronous commit, for this transaction only
-                    await conn.execute("SET LOCAL synchronous_commit = off")
+            async with pool.acquire() as conn, conn.transaction():
                 yield _Conn(conn)
         except _DRIVER_ERRORS as exc:
             raise _translate(exc) from exc
@@ -164,5 +179,6 @@ class PostgresDatabase(_Conn):
             self._relisten.cancel()
         if self._listener is not None and not self._listener.is_closed():
             await self._listener.close()
-        if not self._pool.is_closing():
-            await self._pool.close()
+        for pool in (self._pool, self._async_pool):
+            if not pool.is_closing():
+                await pool.close()
