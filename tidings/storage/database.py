@@ -60,6 +60,12 @@ class Database(Connection, Protocol):
         one more attempt)."""
         ...
 
+    async def write(self, sql: str, *args: Any, durable: bool = True) -> list[Row]:
+        """Run one statement as a transaction of its own and answer the rows it
+        returns (``RETURNING``); ``durable`` as for :meth:`transaction`. On PostgreSQL
+        one round trip, where a transaction takes three (BEGIN, statement, COMMIT)."""
+        ...
+
     async def subscribe(self, channel: str, callback: Callable[[], None]) -> None:
         """Call ``callback`` whenever a transaction that called :meth:`notify` commits.
 

@@ -167,10 +167,16 @@ class Deliveries:
         """
         # A lost lease only makes the row claimable sooner: no flush needed.
         if self._db.dialect == "postgresql":
-            async with self._db.transaction(durable=False) as tx:
-                rows = await tx.fetch(
-                    _CLAIM_POSTGRES, now, per_listener, list(busy), limit, after, lease_until
-                )
+            rows = await self._db.write(
+                _CLAIM_POSTGRES,
+                now,
+                per_listener,
+                list(busy),
+                limit,
+                after,
+                lease_until,
+                durable=False,
+            )
             return [_claimed(r) for r in rows]
         in_busy, excluded = id_list(self._db, 3, busy)
         sql = _CLAIM_SQLITE.format(busy=in_busy)

@@ -20,9 +20,9 @@ from tidings.storage.database import (
 
 T = TypeVar("T")
 _POOL_SIZE = 10
-# Connections for ``transaction(durable=False)`` (the engine's claims and records):
-# their sessions commit asynchronously, so such a transaction needs no extra
-# ``SET LOCAL`` round trip. Only the engine uses them (claim loop, recorder, release).
+# Connections for ``durable=False`` writes (the engine's claims and records): their
+# sessions commit asynchronously, so such a write needs no ``SET LOCAL`` round trip.
+# Only the engine uses them (claim loop, recorder).
 _ASYNC_POOL_SIZE = 3
 _CONNECT_TIMEOUT_S = 5.0
 _COMMAND_TIMEOUT_S = 30.0
@@ -53,6 +53,13 @@ async def _guard(call: Awaitable[T]) -> T:
         return await call
     except _DRIVER_ERRORS as exc:
         raise _translate(exc) from exc
+
+
+async def _keep_session(_conn: Any) -> None:
+    """Release without asyncpg's reset query (advisory unlock, CLOSE ALL, UNLISTEN,
+    RESET ALL: a round trip per release). The asynchronous-commit pool only runs the
+    engine's plain statements and transactions, which leave no session state behind;
+    asyncpg still rolls back a transaction left open before calling this."""
 
 
 class _Conn:
@@ -91,13 +98,14 @@ class PostgresDatabase(_Conn):
 
     @classmethod
     async def open(cls, url: str) -> PostgresDatabase:
-        def pool(size: int, **server_settings: str) -> Any:
+        def pool(size: int, reset: Any = None, **server_settings: str) -> Any:
             return asyncpg.create_pool(
                 url,
                 min_size=1,
                 max_size=size,
                 timeout=_CONNECT_TIMEOUT_S,
                 command_timeout=_COMMAND_TIMEOUT_S,
+                reset=reset,
                 server_settings=server_settings,
             )
 
@@ -107,7 +115,9 @@ class PostgresDatabase(_Conn):
             # WAL writer flushes it within 3 x wal_writer_delay, 600 ms by default). A
             # crash of PostgreSQL or the machine in that window may undo the commit;
             # it stays atomic and ordered, and any later durable commit flushes it.
-            lazy = await _guard(pool(_ASYNC_POOL_SIZE, synchronous_commit="off"))
+            lazy = await _guard(
+                pool(_ASYNC_POOL_SIZE, reset=_keep_session, synchronous_commit="off")
+            )
         except StorageError:
             await durable.close()
             raise
@@ -121,6 +131,10 @@ class PostgresDatabase(_Conn):
                 yield _Conn(conn)
         except _DRIVER_ERRORS as exc:
             raise _translate(exc) from exc
+
+    async def write(self, sql: str, *args: Any, durable: bool = True) -> list[Row]:
+        pool = self._pool if durable else self._async_pool
+        return list(await _guard(pool.fetch(sql, *args)))
 
     async def subscribe(self, channel: str, callback: Callable[[], None]) -> None:
         self._callbacks.setdefault(channel, []).append(callback)

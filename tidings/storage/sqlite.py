@@ -209,6 +209,10 @@ class SqliteDatabase(_Session):
         for callback in self._subscribers.get(channel, ()):
             callback()
 
+    async def write(self, sql: str, *args: Any, durable: bool = True) -> list[Row]:
+        async with self.transaction(durable=durable) as tx:
+            return await tx.fetch(sql, *args)
+
     async def subscribe(self, channel: str, callback: Callable[[], None]) -> None:
         """``callback`` runs after every commit that notifies ``channel``, in this
         process or (Linux) in another process using the same file."""
