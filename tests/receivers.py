@@ -34,6 +34,7 @@ class Answer:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
+    hold: asyncio.Event | None = None  # answer only once this is set
 
 
 @dataclass
@@ -70,6 +71,8 @@ async def receiver(**behaviour: Behaviour) -> AsyncIterator[Receiver]:
         answer = table.get(request.path, lambda _p, _n: Answer())(request.path, earlier)
         if answer.delay_s:
             await asyncio.sleep(answer.delay_s)
+        if answer.hold is not None:
+            await answer.hold.wait()
         return web.Response(status=answer.status, headers=answer.headers, text="{}")
 
     app = web.Application()

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import start_server
-from tests.integration.test_delivery import add_listener, post
-from tests.receivers import receiver
+from tests.integration.test_delivery import add_listener, post, until
+from tests.receivers import Answer, receiver
 from tidings.config import Settings
 from tidings.delivery import engine as engine_module
 from tidings.delivery.engine import Engine
@@ -51,3 +51,47 @@ async def test_attempt_finishing_during_a_claim_starts_the_next_claim(
             await rx.wait_for("/hook", 2, timeout_s=10)
         finally:
             await engine.stop()
+
+
+async def test_backlogged_listener_is_refilled_while_its_slots_are_busy(
+    settings: Settings,
+) -> None:
+    """A listener's next rows are claimed while it still has requests waiting for a
+    slot, not once its slots start to empty (which left a fast receiver idle for the
+    length of every claim); it never has more than its cap of requests open, nor
+    more than twice the cap less one claimed."""
+    cap = 4
+    capped = replace(settings, max_in_flight_per_listener=cap)
+    gates = [asyncio.Event() for _ in range(20)]
+    held = lambda _p, n: Answer(200, hold=gates[n])  # noqa: E731
+    async with start_server(capped, engine=False) as server, receiver(hook=held) as rx:
+        qid = (await server.call("POST", "/queues", json={"name": "q"})).json()["queue"]["id"]
+        await add_listener(server, qid, rx)
+        for n in range(20):
+            await post(server, qid, data=str(n))
+        policy = server.app.state.tidings.services.destinations
+        engine = Engine(server.store, capped, Sender(policy, 8))
+
+        async def settles(arrived: int, claimed: int) -> None:
+            await rx.wait_for("/hook", arrived, timeout_s=10)
+            await until(lambda: _true(engine.in_flight == claimed), timeout_s=10)
+            await asyncio.sleep(0.2)  # nothing more happens on its own
+            assert (len(rx.on("/hook")), engine.in_flight) == (arrived, claimed)
+
+        await engine.start()
+        try:
+            await settles(arrived=cap, claimed=2 * cap - 1)
+            gates[0].set()  # one answered: a waiting row takes its slot
+            await settles(arrived=cap + 1, claimed=2 * cap - 2)
+            gates[1].set()  # down to the refill point, every slot still busy: refilled
+            await settles(arrived=cap + 2, claimed=2 * cap - 1)
+            for gate in gates:
+                gate.set()
+            arrivals = await rx.wait_for("/hook", 20, timeout_s=10)
+        finally:
+            await engine.stop()
+    assert len({a.headers["webhook-id"] for a in arrivals}) == 20
+
+
+async def _true(value: bool) -> bool:
+    return value

@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 
 import msgspec
@@ -86,6 +86,15 @@ class Engine:
         self._cursor = ""
         self._recorder = Recorder(store, on_scheduled=self._wake_at)
         self._prober = LivenessProber(store, settings, sender, clock)
+        # A listener holds at most 2 x cap - 1 claimed deliveries: cap sending, the
+        # rest waiting for a slot, so each one is done within two rounds of attempts.
+        # It is claimed for again as soon as it holds no more than ``_refill_at``,
+        # while some still wait, so new rows arrive before the sending ones run out.
+        # (Claiming only once every waiting one had started left a fast receiver
+        # idle for the length of each claim.)
+        cap = settings.max_in_flight_per_listener
+        self._max_held = 2 * cap - 1
+        self._refill_at = self._max_held - max(1, cap // 2)
         # Long enough for a full attempt even after waiting for a listener slot.
         self._lease_ms = int(max(30.0, 3 * settings.delivery_timeout_s) * 1000)
 
@@ -145,12 +154,19 @@ class Engine:
             self._slot_free.clear()
             await self._slot_free.wait()
             return True
-        cap = self._settings.max_in_flight_per_listener
-        busy = [lid for lid, count in self._per_listener.items() if count >= cap]
+        busy, rooms = [], []
+        for lid, count in self._per_listener.items():
+            if count > self._refill_at:
+                busy.append(lid)
+            else:
+                rooms.append(self._max_held - count)
+        # As many per listener as the fullest claimable one has room for (a listener
+        # this engine holds nothing of has room for the most).
+        take = min(rooms, default=self._max_held)
         now = self._clock()
         limit = min(free, CLAIM_BATCH)
         batch = await self._store.deliveries.claim(
-            now, now + self._lease_ms, limit, cap, busy, self._cursor
+            now, now + self._lease_ms, limit, take, busy, self._cursor
         )
         if batch:
             self._cursor = batch[-1].listener_id
@@ -160,8 +176,14 @@ class Engine:
             if body is None:
                 body = bodies[claimed.message_id] = request_body(claimed)
             self._spawn(claimed, body)
-        # A short batch took everything claimable: wait for a wake-up, not a re-poll.
-        return len(batch) == limit
+        # A short batch took everything claimable: wait for a wake-up, not a re-poll;
+        # unless a listener got all it was offered and is still at or below its
+        # refill point: no finished attempt will cross that point to wake us.
+        taken = Counter(c.listener_id for c in batch)
+        return len(batch) == limit or any(
+            n == take and self._per_listener.get(lid, 0) <= self._refill_at
+            for lid, n in taken.items()
+        )
 
     def _spawn(self, claimed: Claimed, body: bytes) -> None:
         if claimed.key in self._in_flight:  # our own lease ran out and we took it again
@@ -182,10 +204,11 @@ class Engine:
             self._per_listener[claimed.listener_id] = held - 1
         self._slot_free.set()
         # Claim again only when this made room the last claim could not use: the
-        # listener was at its cap, or every slot was taken. Otherwise a claim would
-        # find nothing new (new messages and retries wake the loop themselves), and an
-        # empty claim per finished attempt was most of the PostgreSQL delivery cost.
-        if was_full or held == self._settings.max_in_flight_per_listener:
+        # listener was busy (above its refill point), or every slot was taken.
+        # Otherwise a claim would find nothing new (new messages and retries wake the
+        # loop themselves), and an empty claim per finished attempt was most of the
+        # PostgreSQL delivery cost.
+        if was_full or held == self._refill_at + 1:
             self._wake.set()
 
     def _slots(self, listener_id: str) -> asyncio.Semaphore:
