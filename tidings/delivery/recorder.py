@@ -1,5 +1,8 @@
 """Writes attempt outcomes in batches: one commit for everything that finished
-while the previous commit was in flight. An outcome that cannot be written yet is
+while the previous commit was in flight, and at most one commit per
+``FLUSH_INTERVAL_S`` under load (each commit has a fixed cost: at a few thousand
+attempts a second, commits of 15 outcomes cost the engine a quarter of its time on
+PostgreSQL). An outcome that cannot be written yet is
 kept and retried; if the process dies first, the lease expires and the delivery is
 attempted again (at-least-once)."""
 
@@ -18,6 +21,7 @@ from tidings.storage.store import Store
 log = logging.getLogger("tidings.delivery")
 MAX_BATCH = 1000
 RETRY_S = 1.0
+FLUSH_INTERVAL_S = 0.02
 
 
 class Recorder:
@@ -56,15 +60,21 @@ class Recorder:
                 await self._flush()
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             await self._wake.wait()
             self._wake.clear()
             while self._pending:
+                started = loop.time()
                 try:
                     await self._flush()
                 except StorageError as exc:
                     log.warning("recording attempts failed, retrying: %s", exc)
                     await asyncio.sleep(RETRY_S)
+                    continue
+                # The first outcome after a quiet spell is written at once; under
+                # load the next batch gathers for the rest of the interval.
+                await asyncio.sleep(started + FLUSH_INTERVAL_S - loop.time())
 
     async def _flush(self) -> None:
         batch = self._pending[:MAX_BATCH]
