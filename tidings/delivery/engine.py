@@ -84,7 +84,9 @@ class Engine:
         self._tasks: list[asyncio.Task[None]] = []
         # Listeners are claimed round-robin from here, so all get slots under backlog.
         self._cursor = ""
-        self._recorder = Recorder(store, on_scheduled=self._wake_at)
+        # Outcomes waiting to be written keep their leases: they count against the
+        # in-flight window, and each written batch frees room for another claim.
+        self._recorder = Recorder(store, on_scheduled=self._wake_at, on_flushed=self._slot_free.set)
         self._prober = LivenessProber(store, settings, sender, clock)
         # A listener holds at most 2 x cap - 1 claimed deliveries: cap sending, the
         # rest waiting for a slot, so each one is done within two rounds of attempts.
@@ -149,7 +151,9 @@ class Engine:
 
     async def _claim(self) -> bool:
         """Claim one batch; answer whether another may be waiting right away."""
-        free = self._settings.max_in_flight - len(self._in_flight)
+        # Outcomes not yet written count too: claiming on while recording lags would
+        # hold leases until they run out, and those deliveries would be sent again.
+        free = self._settings.max_in_flight - len(self._in_flight) - self._recorder.backlog
         if free <= 0:
             self._slot_free.clear()
             await self._slot_free.wait()
