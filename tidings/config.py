@@ -42,6 +42,8 @@ class Settings:
     allowed_networks: tuple[str, ...] = ()
     retry_schedule_s: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE_S
     delivery_timeout_s: float = 10.0
+    # How long a claimed delivery stays with its engine; None: max(30, 3 x timeout).
+    delivery_lease_s: float | None = None
     liveness_interval_s: float = 30.0
     liveness_timeout_s: float = 5.0
     rate_limit_per_minute: int = 6000
@@ -72,6 +74,13 @@ class Settings:
     @property
     def metrics_enabled(self) -> bool:
         return self.metrics_token is not None or self.metrics_address is not None
+
+    @property
+    def lease_s(self) -> float:
+        """Seconds a claim lasts: after a crash, its deliveries are retried after this."""
+        if self.delivery_lease_s is not None:
+            return self.delivery_lease_s
+        return max(30.0, 3 * self.delivery_timeout_s)
 
     @property
     def is_sqlite(self) -> bool:
@@ -172,6 +181,14 @@ def _validated(settings: Settings) -> Settings:
         parse_address(settings.metrics_address)
     if settings.event_retention_s < MIN_EVENT_RETENTION_S:
         raise SettingsError("TIDINGS_EVENT_RETENTION must be at least 86400 seconds (24 h)")
+    lease = settings.delivery_lease_s
+    if lease is not None and lease < 3 * settings.delivery_timeout_s:
+        # An attempt may wait for a listener slot (one attempt's time), then take its
+        # own; the lease must outlast both and the write of the outcome.
+        raise SettingsError(
+            "TIDINGS_DELIVERY_LEASE must be at least 3 x TIDINGS_DELIVERY_TIMEOUT"
+            f" ({3 * settings.delivery_timeout_s:g} s), got {lease:g}"
+        )
     if settings.rate_limit_window_s < 1:
         raise SettingsError("TIDINGS_RATE_LIMIT_WINDOW must be at least 1 second")
     if settings.max_body_bytes < 1024:
@@ -199,6 +216,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         allowed_networks=tuple(n.strip() for n in networks.split(",") if n.strip()),
         retry_schedule_s=parse_retry_schedule(schedule) if schedule else base.retry_schedule_s,
         delivery_timeout_s=_float(env, "TIDINGS_DELIVERY_TIMEOUT", base.delivery_timeout_s, 0.01),
+        delivery_lease_s=(
+            _float(env, "TIDINGS_DELIVERY_LEASE", 0.0, 0.01)
+            if env.get("TIDINGS_DELIVERY_LEASE")
+            else None
+        ),
         liveness_interval_s=_float(
             env, "TIDINGS_LIVENESS_INTERVAL", base.liveness_interval_s, 0.01
         ),

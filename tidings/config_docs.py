@@ -40,6 +40,15 @@ SETTING_DOCS: dict[str, tuple[str | None, str]] = {
         "TIDINGS_DELIVERY_TIMEOUT",
         "Seconds a receiver has to answer a delivery completely.",
     ),
+    "delivery_lease_s": (
+        "TIDINGS_DELIVERY_LEASE",
+        "Seconds an engine holds the deliveries it claims; unset means "
+        "`max(30, 3 x TIDINGS_DELIVERY_TIMEOUT)`, and at least 3 x the timeout is required. "
+        "After a crash, the deliveries a process held are attempted again when this runs "
+        "out: shorter recovers sooner, but a database stalled for longer than the lease "
+        "makes another engine send deliveries whose outcome is not written yet again "
+        "(duplicates). See reliability.md.",
+    ),
     "liveness_interval_s": (
         "TIDINGS_LIVENESS_INTERVAL",
         "Seconds between liveness probes of each listener.",

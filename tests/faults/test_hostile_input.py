@@ -40,27 +40,56 @@ BODIES: dict[str, tuple[bytes, int]] = {
 }
 
 
-def _raw_requests(path: str) -> dict[str, tuple[bytes, int]]:
+# Who answers a raw request: the app (a JSON problem) or granian itself. granian's
+# HTTP/1 parser (hyper) rejects malformed heads before the app sees them, with a bare
+# status line, ``content-length: 0`` and no body; granian 2.8 has no option to change
+# that (docs/reliability.md, docs/security.md).
+APP, GRANIAN = "app", "granian"
+
+
+def _raw_requests(path: str) -> dict[str, tuple[bytes, int, str]]:
     head = (
         f"POST {path} HTTP/1.1\r\nHost: x\r\nX-API-KEY: {KEY}\r\nContent-Type: application/json\r\n"
     ).encode()
+    get = f"GET /queues HTTP/1.1\r\nHost: x\r\nX-API-KEY: {KEY}\r\n".encode()
     body = b'{"data":"smuggled"}'
     return {
         "Content-Length + Transfer-Encoding": (
             head + b"Content-Length: 19\r\nTransfer-Encoding: chunked\r\n\r\n" + body,
             400,
+            APP,
         ),
         "two Content-Lengths": (
             head + b"Content-Length: 5\r\nContent-Length: 19\r\n\r\n" + body,
             400,
+            GRANIAN,
         ),
-        "bad chunk size": (head + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n" + body, 400),
-        "1 MB header": (head + b"X-Big: " + b"a" * 1_000_000 + b"\r\n\r\n", 431),
+        "Content-Length not a number": (head + b"Content-Length: -1\r\n\r\n", 400, GRANIAN),
+        "bad chunk size": (head + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n" + body, 400, APP),
+        "garbage request line": (b"GARBAGE\r\n\r\n", 400, GRANIAN),
+        "header line without colon": (get + b"NoColon\r\n\r\n", 400, GRANIAN),
+        "NUL in a header value": (get + b"X-A: a\x00b\r\n\r\n", 400, GRANIAN),
+        "1 MB header": (head + b"X-Big: " + b"a" * 1_000_000 + b"\r\n\r\n", 431, GRANIAN),
+        "200 headers": (
+            get + b"".join(b"X-%d: a\r\n" % i for i in range(200)) + b"\r\n",
+            431,
+            GRANIAN,
+        ),
         "20,000 headers": (
             head + b"".join(b"X-%d: a\r\n" % i for i in range(20_000)) + b"\r\n",
             431,
+            GRANIAN,
         ),
-        "1 MB URL": (b"GET /queues?" + b"a" * 1_000_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 431),
+        "70 KB URL": (
+            b"GET /queues?" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+            414,
+            GRANIAN,
+        ),
+        "1 MB URL": (
+            b"GET /queues?" + b"a" * 1_000_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+            431,
+            GRANIAN,
+        ),
     }
 
 
@@ -100,12 +129,13 @@ async def _hostile(base: str, queue_id: str) -> list[tuple[str, int, int, float]
         async with c.get(f"/queues/{queue_id}%00/messages") as r:
             results.append(("NUL in the path", 404, r.status, time.monotonic() - started))
     port = int(base.rsplit(":", 1)[1])
-    for name, (data, expected) in _raw_requests(path).items():
+    for name, (data, expected, answered_by) in _raw_requests(path).items():
         started = time.monotonic()
         status, body = await _raw(port, data)
-        # granian (hyper) rejects malformed HTTP itself, before the app, with an empty
-        # body; what reaches the app gets the usual JSON problem.
-        assert not body or json.loads(body)["status"] == status, (name, body)
+        if answered_by == APP:
+            assert json.loads(body)["status"] == status, (name, body)
+        else:  # the known limitation: granian's own answer has no body
+            assert body == b"", (name, body)
         results.append((name, expected, status, time.monotonic() - started))
     return results
 

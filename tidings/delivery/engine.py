@@ -98,7 +98,7 @@ class Engine:
         self._max_held = 2 * cap - 1
         self._refill_at = self._max_held - max(1, cap // 2)
         # Long enough for a full attempt even after waiting for a listener slot.
-        self._lease_ms = int(max(30.0, 3 * settings.delivery_timeout_s) * 1000)
+        self._lease_ms = int(settings.lease_s * 1000)
 
     async def start(self) -> None:
         await self._store.db.subscribe(DELIVERIES_CHANNEL, self._wake.set)
