@@ -12,11 +12,13 @@ from pathlib import Path
 from tests.faults.ledger import Ledger, Report
 from tests.faults.load import UNLIMITED, Driver, drain, setup_queue, sink
 from tests.processes import Proc, free_port, serve
+from tidings.config import Settings
 
-# Deliveries a killed process may have sent without recording: its in-flight
-# attempts (16 per listener by default) plus outcomes still waiting for their
-# batched commit. Each kill redelivers about that many per listener.
-PER_LISTENER_IN_FLIGHT = 16
+# What a kill can cost in duplicates: deliveries sent but whose outcome was not
+# written yet. The engine keeps those (attempts in flight plus outcomes awaiting their
+# batched commit) within its in-flight window, so each kill redelivers at most that
+# many, over all listeners; typically about one listener's concurrency (16) each.
+IN_FLIGHT_WINDOW = Settings().max_in_flight
 
 
 @dataclass
@@ -28,10 +30,12 @@ class CrashRun:
     drain_s: float
     outcomes: str
     reports: list[Report]
+    lease_s: float | None = None
 
     def lines(self) -> list[str]:
+        lease = "default lease" if self.lease_s is None else f"lease {self.lease_s:g} s"
         head = (
-            f"[{self.backend}] {self.messages} messages, {self.kills} kills, "
+            f"[{self.backend}] {self.messages} messages, {self.kills} kills, {lease}, "
             f"{self.seconds:.0f} s (drain {self.drain_s:.0f} s); {self.outcomes}"
         )
         return [head, *("  " + r.line() for r in self.reports)]
@@ -47,20 +51,24 @@ async def crash_loop(
     listeners: int = 1,
     seed: int = 7,
     drain_timeout_s: float = 120,
+    lease_s: float | None = None,
 ) -> CrashRun:
     ledger = Ledger()
     names = [f"l{i}" for i in range(listeners)]
     rng = random.Random(seed)
+    env = dict(UNLIMITED)
+    if lease_s is not None:  # deliveries a killed process held are retried this soon
+        env["TIDINGS_DELIVERY_LEASE"] = str(lease_s)
     started = time.monotonic()
     async with sink(ledger) as rx:
         port = free_port()
-        proc, base = await serve(database_url, logs / "serve-0.log", port, **UNLIMITED)
+        proc, base = await serve(database_url, logs / "serve-0.log", port, **env)
         try:
             await setup_queue(base, ledger, {name: f"{rx}/{name}" for name in names})
             driver = Driver(base, ledger, messages, rate)
             load = asyncio.create_task(driver.run())
             proc = await _kill_repeatedly(
-                proc, database_url, logs, port, kills, messages / rate, rng
+                proc, database_url, logs, port, kills, messages / rate, rng, env
             )
             await load
             waited = await drain(ledger, names, drain_timeout_s)
@@ -69,9 +77,8 @@ async def crash_loop(
                 proc.terminate()
     backend = database_url.split(":", 1)[0]
     reports = [ledger.report(name) for name in names]
-    return CrashRun(
-        backend, messages, kills, time.monotonic() - started, waited, ledger.outcomes(), reports
-    )
+    seconds = time.monotonic() - started
+    return CrashRun(backend, messages, kills, seconds, waited, ledger.outcomes(), reports, lease_s)
 
 
 async def _kill_repeatedly(
@@ -82,11 +89,12 @@ async def _kill_repeatedly(
     kills: int,
     load_s: float,
     rng: random.Random,
+    env: dict[str, str],
 ) -> Proc:
     """Spread ``kills`` over the load, each at a random moment of its own slice."""
     slice_s = load_s / (kills + 1)
     for k in range(1, kills + 1):
         await asyncio.sleep(rng.uniform(0.3, 1.0) * slice_s)
         proc.kill()
-        proc, _ = await serve(database_url, logs / f"serve-{k}.log", port, **UNLIMITED)
+        proc, _ = await serve(database_url, logs / f"serve-{k}.log", port, **env)
     return proc
