@@ -19,6 +19,8 @@ from tidings.config import Settings
 # batched commit) within its in-flight window, so each kill redelivers at most that
 # many, over all listeners; typically about one listener's concurrency (16) each.
 IN_FLIGHT_WINDOW = Settings().max_in_flight
+# After a lease runs out: the next claim (poll: 1 s), the attempt and its arrival.
+SETTLE_S = 3.0
 
 
 @dataclass
@@ -67,11 +69,18 @@ async def crash_loop(
             await setup_queue(base, ledger, {name: f"{rx}/{name}" for name in names})
             driver = Driver(base, ledger, messages, rate)
             load = asyncio.create_task(driver.run())
-            proc = await _kill_repeatedly(
+            proc, last_kill = await _kill_repeatedly(
                 proc, database_url, logs, port, kills, messages / rate, rng, env
             )
             await load
             waited = await drain(ledger, names, drain_timeout_s)
+            # The last kill's redeliveries come when its leases run out; the drain can
+            # end before (every message arrived once), so wait for them too: the
+            # duplicate count is then complete.
+            lease = 30.0 if lease_s is None else lease_s  # the default at a 2 s timeout
+            settle = last_kill + lease + SETTLE_S - time.monotonic()
+            if settle > 0:
+                await asyncio.sleep(settle)
         finally:
             if proc.popen.poll() is None:
                 proc.terminate()
@@ -90,11 +99,14 @@ async def _kill_repeatedly(
     load_s: float,
     rng: random.Random,
     env: dict[str, str],
-) -> Proc:
-    """Spread ``kills`` over the load, each at a random moment of its own slice."""
+) -> tuple[Proc, float]:
+    """Spread ``kills`` over the load, each at a random moment of its own slice;
+    answer the running process and when the last kill was."""
     slice_s = load_s / (kills + 1)
+    killed_at = time.monotonic()
     for k in range(1, kills + 1):
         await asyncio.sleep(rng.uniform(0.3, 1.0) * slice_s)
         proc.kill()
+        killed_at = time.monotonic()
         proc, _ = await serve(database_url, logs / f"serve-{k}.log", port, **env)
-    return proc
+    return proc, killed_at
