@@ -60,7 +60,11 @@ async def test_a_worker_on_sqlite_delivers_without_waiting_for_its_poll(tmp_path
                 body = {"name": "rx", "notify_url": hook, "liveness_url": live}
                 async with c.post(f"/queues/{qid}/listeners", json=body) as r:
                     assert r.status == 200
-                await asyncio.sleep(1.5)  # the worker is up and subscribed
+                # A first message, delivered by the poll or a wake-up: the worker is up
+                # and subscribed however long it took to start on a loaded machine.
+                async with c.post(f"/queues/{qid}/messages", json={"data": "first"}) as r:
+                    assert r.status == 200
+                await rx.wait_for("/hook", 1, timeout_s=60)
                 answered = []
                 for n in range(8):
                     async with c.post(f"/queues/{qid}/messages", json={"data": str(n)}) as r:
@@ -71,8 +75,8 @@ async def test_a_worker_on_sqlite_delivers_without_waiting_for_its_poll(tmp_path
         finally:
             worker.terminate()
             api.terminate()
-    arrived = [a.at for a in rx.on("/hook")]
+    arrived = [a.at for a in rx.on("/hook")[1:]]
     assert len(arrived) == len(answered)
     lags = [at - sent for at, sent in zip(arrived, answered, strict=True)]
     # With the 1 s poll alone the median would be about half a second.
-    assert statistics.median(lags) < 0.15, lags
+    assert statistics.median(lags) < 0.25, lags
