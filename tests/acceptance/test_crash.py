@@ -57,15 +57,19 @@ async def _blast(base: str, qid: str, proc: Proc) -> set[str]:
     return acked
 
 
+SHORT_LEASE = {"TIDINGS_DELIVERY_LEASE": "10"}
+
+
 async def _crash_and_check(database_url: str, tmp_path: Path) -> None:
     async with receiver() as rx:
         port = free_port()
-        proc, base = await serve(database_url, tmp_path / "first.log", port)
+        # The killed server's claims expire after the lease: 10 s instead of 30.
+        proc, base = await serve(database_url, tmp_path / "first.log", port, **SHORT_LEASE)
         qid = await _setup(base, rx)
         acked = await _blast(base, qid, proc)
         assert proc.popen.poll() is not None, "the server was never killed"
         assert len(acked) >= KILL_AFTER
-        again, _ = await serve(database_url, tmp_path / "second.log", port)
+        again, _ = await serve(database_url, tmp_path / "second.log", port, **SHORT_LEASE)
         try:
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
