@@ -45,7 +45,7 @@ _DOCS_PAGE = """<!doctype html>
 
 
 class State:
-    """What the lifespan opens; handlers reach it through ``request.app.state``."""
+    """What the lifespan opens; endpoint wrappers close over it (tests: ``app.state.tidings``)."""
 
     services: Services
     gatekeeper: Gatekeeper
