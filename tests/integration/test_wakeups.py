@@ -4,7 +4,10 @@ LISTEN/NOTIFY does on PostgreSQL, so a separate engine does not wait for its pol
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -80,3 +83,29 @@ async def test_a_worker_on_sqlite_delivers_without_waiting_for_its_poll(tmp_path
     lags = [at - sent for at, sent in zip(arrived, answered, strict=True)]
     # With the 1 s poll alone the median would be about half a second.
     assert statistics.median(lags) < 0.25, lags
+
+
+# Any interpreter that user may run; the test's own may live in a directory it cannot.
+SYSTEM_PYTHON = shutil.which("python3", path="/usr/bin:/bin") or sys.executable
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="sending as another user needs root")
+async def test_wake_ups_from_another_user_are_ignored(tmp_path: Path) -> None:
+    path = tmp_path / "w.db"
+    listening = await SqliteDatabase.open(f"sqlite:///{path}")
+    woken = asyncio.Event()
+    try:
+        await listening.subscribe("deliveries", woken.set)
+        name = wakeups.address(str(path), "deliveries")
+        send = (
+            f"import socket; socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(b'', {name!r})"
+        )
+        for uid in (65534, os.getuid()):  # nobody, then ourselves
+            proc = await asyncio.create_subprocess_exec(
+                SYSTEM_PYTHON, "-c", send, preexec_fn=lambda uid=uid: os.setuid(uid)
+            )
+            assert await proc.wait() == 0
+            await asyncio.sleep(0.3)
+            assert woken.is_set() == (uid == os.getuid()), uid
+    finally:
+        await listening.close()

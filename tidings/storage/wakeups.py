@@ -5,6 +5,10 @@ socket named after the database file and the channel; a process that commits a
 change on that channel sends it one empty datagram. Abstract sockets vanish with
 their process, so a ``kill -9`` leaves nothing stale behind.
 
+Only datagrams from processes of the same user wake the engine (the kernel attaches
+the sender's credentials); another local user can at worst take the name first, and
+then the engine polls.
+
 Lossy on purpose, like NOTIFY: a wake-up only shortens a wait. When the receiver's
 buffer is full it has wake-ups pending already; when nobody listens nobody needs
 one; the engine's slow poll covers everything else. One process per database and
@@ -19,11 +23,24 @@ import hashlib
 import logging
 import os
 import socket
+import struct
 import sys
 from collections.abc import Callable
 
 log = logging.getLogger("tidings.storage")
 SUPPORTED = sys.platform.startswith("linux")
+
+
+_UCRED = struct.Struct("3i")  # pid, uid, gid
+_CREDENTIALS_SPACE = socket.CMSG_SPACE(_UCRED.size) if SUPPORTED else 0
+
+
+def _from_our_user(ancillary: list[tuple[int, int, bytes]]) -> bool:
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+            uid: int = _UCRED.unpack(data[: _UCRED.size])[1]
+            return uid == os.getuid()
+    return False
 
 
 def address(db_path: str, channel: str) -> bytes:
@@ -51,14 +68,20 @@ class WakeListener:
             sock.close()
             log.info("another process receives these wake-ups; this one polls")
             return None
+        # The kernel attaches each sender's credentials: abstract sockets have no file
+        # permissions, so any local user could otherwise make the engine claim in a loop.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         sock.setblocking(False)
         return cls(sock, on_wake)
 
     def _read(self) -> None:
+        woken = False
         with contextlib.suppress(BlockingIOError, InterruptedError):
             while True:  # drain: many commits, one wake-up
-                self._sock.recv(16)
-        self._on_wake()
+                _, ancillary, _, _ = self._sock.recvmsg(16, _CREDENTIALS_SPACE)
+                woken = woken or _from_our_user(ancillary)
+        if woken:
+            self._on_wake()
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
