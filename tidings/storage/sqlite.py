@@ -61,6 +61,15 @@ def _multi_row(sql: str) -> tuple[str, str, str, int] | None:
     return head, values, tail, width
 
 
+@lru_cache(maxsize=1024)
+def _rows_sql(sql: str, count: int) -> str:
+    """The multi-row form of ``sql`` for ``count`` rows (cached: batch sizes repeat)."""
+    multi = _multi_row(sql)
+    assert multi is not None
+    head, values, tail, width = multi
+    return head + ", ".join(_shifted(values, i * width) for i in range(count)) + tail
+
+
 def _shifted(values: str, base: int) -> str:
     """``($1, $2)`` as ``(?{base+1}, ?{base+2})``: one row's placeholders in a long list."""
     return _PLACEHOLDER.sub(lambda m: f"?{base + int(m[1])}", values)
@@ -268,13 +277,11 @@ class _Transaction(_Session):
         if multi is None or len(rows) < 2:
             self.defer(lambda c: c.executemany(_sql(sql), rows))
             return
-        head, values, tail, width = multi
-        per_statement = max(1, _MAX_VARIABLES // width)
+        per_statement = max(1, _MAX_VARIABLES // multi[3])
         for start in range(0, len(rows), per_statement):
             chunk = rows[start : start + per_statement]
-            tuples = ", ".join(_shifted(values, i * width) for i in range(len(chunk)))
             flat = [value for row in chunk for value in row]
-            self.defer(partial(_execute, f"{head}{tuples}{tail}", flat))
+            self.defer(partial(_execute, _rows_sql(sql, len(chunk)), flat))
 
     async def end(self, fn: Callable[[sqlite3.Connection], None]) -> None:
         await self._call(fn)
