@@ -1,4 +1,5 @@
-"""The ASGI application object: the lifespan protocol, the middleware chain and dispatch.
+"""The ASGI application object: the lifespan protocol, the middleware chain and dispatch
+(the last-resort 500 is the outermost middleware's, ``api/observe.py``).
 
 It replaces Starlette's application and router stack (error middleware, exception
 middleware, regex router, request/response wrappers per layer), which was a sixth
@@ -16,7 +17,7 @@ from contextlib import AbstractAsyncContextManager
 from types import SimpleNamespace
 
 from starlette.requests import Request
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tidings.api import problems
 from tidings.api.observe import ROUTE_KEY
@@ -41,27 +42,11 @@ class App:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            await self._serve(scope, receive, send)
+            await self._http(scope, receive, send)
         elif scope["type"] == "lifespan":
             await self._run_lifespan(receive, send)
         elif scope["type"] == "websocket":  # no WebSocket endpoints: refuse the handshake
             await send({"type": "websocket.close", "code": 1008})
-
-    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """The last resort: a bug anywhere still answers a JSON 500 (if nothing was sent)."""
-        started = False
-
-        async def tracked(message: Message) -> None:
-            nonlocal started
-            started = True
-            await send(message)
-
-        try:
-            await self._http(scope, receive, tracked)
-        except Exception:
-            log.exception("unhandled error in %s %s", scope["method"], scope["path"])
-            if not started:
-                await problems.problem(500)(scope, receive, send)
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         found = self.router.match(scope["path"])

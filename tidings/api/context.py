@@ -157,6 +157,9 @@ class Ctx:
         return respond(self.request, body, 200, headers)
 
 
+_ROOTS: dict[tuple[str, bytes, str], str] = {}
+
+
 def _root_url(request: Request) -> str:
     """``scheme://host[/root_path]`` as Starlette's ``base_url`` spells it, cached by
     what it depends on: building it is a URL parse per request otherwise."""
@@ -171,17 +174,13 @@ def _root_url(request: Request) -> str:
     return root
 
 
-_ROOTS: dict[tuple[str, bytes, str], str] = {}
-
-
 def respond(
     request: Request, body: Any, status: int = 200, headers: dict[str, str] | None = None
 ) -> Response:
     data = _encoder.encode(body)
     query: bytes = request.scope["query_string"]
-    if (b"pretty" in query or b"%" in query) and request.query_params.get(
-        "pretty", ""
-    ).lower() == "true":
+    maybe_pretty = b"pretty" in query or b"%" in query  # else skip parsing the query
+    if maybe_pretty and request.query_params.get("pretty", "").lower() == "true":
         data = msgspec.json.format(data, indent=2)
     return Response(data, status_code=status, headers=headers, media_type="application/json")
 

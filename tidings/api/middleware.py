@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tidings.api.problems import problem_body
+from tidings.api.problems import send_problem
 
 # Paths that answer without JSON negotiation (the interactive docs page is HTML).
 _EXEMPT = frozenset({"/docs", "/v1/docs"})
@@ -57,7 +57,7 @@ class ConventionsMiddleware:
             return
         headers = scope["headers"]
         if not accepts_json(_header(headers, b"accept")):
-            await _reject(send, 406, "This API answers application/json only.")
+            await send_problem(send, 406, "This API answers application/json only.")
             return
         if scope["method"] not in _BODY_METHODS:
             await self.app(scope, receive, send)
@@ -66,7 +66,9 @@ class ConventionsMiddleware:
         if body is None:
             return
         if body and not is_json(_header(headers, b"content-type")):
-            await _reject(send, 415, "Send the request body as Content-Type: application/json.")
+            await send_problem(
+                send, 415, "Send the request body as Content-Type: application/json."
+            )
             return
         scope[BODY_KEY] = body  # handlers read it from here, skipping a second stream pass
         await self.app(scope, _replay(body, receive), send)
@@ -86,7 +88,7 @@ class ConventionsMiddleware:
                 # Content-Length with Transfer-Encoding) as a disconnect; without an
                 # answer it would send a 500. If the client is really gone, nobody reads
                 # this 400 and no harm is done.
-                await _reject(send, 400, _UNREADABLE, close=True)
+                await send_problem(send, 400, _UNREADABLE, close=True)
                 return None
             chunk = message.get("body", b"")
             size += len(chunk)
@@ -104,7 +106,7 @@ class ConventionsMiddleware:
         otherwise the answer says ``Connection: close`` (servers close a connection
         with a body left unread, and a client reusing it would fail)."""
         detail = f"The request body is larger than {self.max_body_bytes} bytes."
-        await _reject(send, 413, detail, close=not clean)
+        await send_problem(send, 413, detail, close=not clean)
 
 
 async def _discard(receive: Receive, limit: int) -> bool:
@@ -131,14 +133,3 @@ def _replay(body: bytes, original: Receive) -> Receive:
         return {"type": "http.request", "body": body, "more_body": False}
 
     return receive
-
-
-async def _reject(send: Send, status: int, detail: str, *, close: bool = False) -> None:
-    """``close``: the rest of the body stays unread, so the connection cannot carry
-    another request; saying so keeps clients from reusing it (and failing)."""
-    body = problem_body(status, detail)
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    if close:
-        headers.append((b"connection", b"close"))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})

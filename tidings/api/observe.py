@@ -1,4 +1,5 @@
-"""Request ids, the access log and request metrics, in one pure-ASGI middleware.
+"""Request ids, the access log, request metrics and the last-resort 500, in one
+pure-ASGI middleware.
 
 It is the outermost layer, so its timing covers everything (406/413/415 answers
 included) and every response carries ``X-Request-Id``. The id comes from the
@@ -14,9 +15,11 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tidings.api.problems import send_problem
 from tidings.logs import request_id
 from tidings.metrics import Metrics
 
+log = logging.getLogger("tidings.api")
 access_log = logging.getLogger("tidings.access")
 _SANE_ID = re.compile(rb"[A-Za-z0-9._:/+=@-]{1,128}")
 ROUTE_KEY = "tidings.route"  # set by the dispatcher: the matched template, without /v1
@@ -43,7 +46,7 @@ class ObserveMiddleware:
         rid = incoming_id(scope["headers"]) or f"{random.getrandbits(64):016x}"  # not a secret
         header = (b"x-request-id", rid.encode("ascii"))
         token = request_id.set(rid)
-        status = 500  # what the server answers if the app dies before starting one
+        status = 0  # no answer started yet
         started = time.perf_counter()
 
         async def send_with_id(message: Message) -> None:
@@ -55,6 +58,12 @@ class ObserveMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            # The last resort (handlers' errors were mapped already): a bug in a layer
+            # still answers a JSON 500, when no answer had started.
+            log.exception("unhandled error in %s %s", scope["method"], scope["path"])
+            if status == 0:
+                await send_problem(send_with_id, 500, None)
         finally:
             elapsed = time.perf_counter() - started
             self._record(scope, status, elapsed)

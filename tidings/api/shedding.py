@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from tidings.api.problems import problem_body
+from tidings.api.problems import send_problem
 
 _EXEMPT = frozenset({"/health", "/v1/health"})
 RETRY_AFTER_S = 1
@@ -30,26 +30,15 @@ class SheddingMiddleware:
             return
         if self.in_progress >= self.max_in_progress:
             self.shed += 1
-            await _overloaded(send)
+            await send_problem(
+                send,
+                503,
+                "The server is overloaded; retry after the Retry-After delay.",
+                extra=((b"retry-after", str(RETRY_AFTER_S).encode()),),
+            )
             return
         self.in_progress += 1
         try:
             await self.app(scope, receive, send)
         finally:
             self.in_progress -= 1
-
-
-async def _overloaded(send: Send) -> None:
-    body = problem_body(503, "The server is overloaded; retry after the Retry-After delay.")
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 503,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"retry-after", str(RETRY_AFTER_S).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})

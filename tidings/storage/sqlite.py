@@ -49,9 +49,9 @@ def _multi_row(sql: str) -> tuple[str, str, str, int] | None:
     """``INSERT ... VALUES (...) [ON CONFLICT ...]`` split for a multi-row statement.
 
     An ``executemany`` steps the statement once per row, and the sqlite3 module gives
-    up and retakes the GIL around every step; with the event loop busy on the other
-    side each retake waits, which made a group commit of 26 messages take 6 ms
-    instead of 1.4 ms. One statement of many rows is one step.
+    up and retakes the GIL around every step, a wait each time the event loop holds
+    it. One statement of many rows is one step: the writer thread's share of a group
+    commit fell from 0.41 + 1.09 ms to 0.20 + 0.71 ms (in-process, docs/benchmarks.md).
     """
     found = _INSERT_VALUES.match(sql)
     if found is None:
@@ -206,9 +206,9 @@ class SqliteDatabase(_Session):
             try:
                 yield tx
             except BaseException:
-                await asyncio.shield(tx.end(partial(_rollback, durable)))
+                await asyncio.shield(tx._call(partial(_rollback, durable)))
                 raise
-            await tx.end(partial(_end, "COMMIT", durable))
+            await tx._call(partial(_end, "COMMIT", durable))
         for channel in tx.notified:
             self._deliver(channel)
             if channel not in self._listeners:  # maybe another process listens
@@ -282,6 +282,3 @@ class _Transaction(_Session):
             chunk = rows[start : start + per_statement]
             flat = [value for row in chunk for value in row]
             self.defer(partial(_execute, _rows_sql(sql, len(chunk)), flat))
-
-    async def end(self, fn: Callable[[sqlite3.Connection], None]) -> None:
-        await self._call(fn)
