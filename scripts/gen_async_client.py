@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Write tidings/client/_async.py from tidings/client/_sync.py, so the two cannot drift.
+"""Write client/tidings_client/_async.py from _sync.py beside it, so the two cannot drift.
 
     scripts/gen_async_client.py          rewrite _async.py
     scripts/gen_async_client.py --check  exit 1 if _async.py is stale
@@ -17,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-CLIENT = Path(__file__).resolve().parent.parent / "tidings" / "client"
+CLIENT = Path(__file__).resolve().parent.parent / "client" / "tidings_client"
 HEADER = (
     '"""The asyncio client: the same methods as :class:`Client`, awaited.\n\n'
     'Generated from ``_sync.py`` by ``scripts/gen_async_client.py``; edit that file.\n"""'

@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import Running
 from tests.receivers import receiver
-from tidings.client import AsyncClient, Client, TidingsClientError, verify_webhook
+from tidings_client import AsyncClient, Client, TidingsClientError, verify_webhook
 
 
 async def test_readme_walk_through_with_the_async_client(server: Running) -> None:
@@ -88,7 +88,7 @@ def _sync_walk(base_url: str, api_key: str) -> None:
 
 
 def tidings_calls():  # type: ignore[no-untyped-def]
-    from tidings.client import calls
+    from tidings_client import calls
 
     return calls
 

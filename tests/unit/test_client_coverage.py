@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from tidings.api.routes import ENDPOINTS
-from tidings.client import AsyncClient, Client, calls
+from tidings_client import AsyncClient, Client, calls
 
 ROOT = Path(__file__).resolve().parents[2]
 

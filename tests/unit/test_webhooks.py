@@ -1,4 +1,4 @@
-"""verify_webhook against bodies signed by tidings' own signer (tidings.signing)."""
+"""verify_webhook (tidings_client) against bodies signed by the server's own signer."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from tidings.client import WebhookVerificationError, verify_webhook
 from tidings.signing import new_secret, secret_key, sign
+from tidings_client import WebhookVerificationError, verify_webhook
 
 BODY = b'{"id":"m1","name":"n","queue":{"id":"q","name":"orders"},"data":"{}","created_at":1}'
 

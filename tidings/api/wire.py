@@ -1,7 +1,9 @@
 """Wire models: request bodies (decoded and validated by msgspec) and response shapes.
 
 The same types drive decoding, encoding and ``/openapi.json``, so the document
-cannot drift from what the handlers do.
+cannot drift from what the handlers do. The response shapes are defined in the
+client distribution (``tidings_client.wire``) and re-exported here: the server
+encodes and the client decodes one definition.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
+
+from tidings_client.wire import *  # noqa: F403  (the response shapes, see above)
 
 Name = Annotated[str, Meta(min_length=1, max_length=256)]
 Url = Annotated[str, Meta(min_length=1, max_length=2048)]
@@ -29,13 +33,6 @@ Resource = Literal[
 ]
 Access = Literal["read", "write"]
 KeyStatus = Literal["enabled", "disabled"]
-
-
-class Link(Struct):
-    href: str
-
-
-Links = dict[str, Link]
 
 
 # --- requests -------------------------------------------------------------------
@@ -103,245 +100,6 @@ class CreateApiClient(Struct):
 
 class UpdateApiClient(Struct):
     name: Name
-
-
-# --- responses ------------------------------------------------------------------
-
-
-class Problem(Struct, omit_defaults=True):
-    title: str
-    status: int
-    detail: str | None = None
-    errors: list[dict[str, str]] | None = None
-
-
-# gc=False: these hold only strings, numbers and each other (no cycles possible), so
-# the garbage collector need not track them; an events page makes thousands.
-class Summary(Struct, gc=False):
-    id: str
-    name: str | None
-
-
-class QueueOut(Struct, omit_defaults=True):
-    id: str
-    name: str
-    listeners: list[Summary]
-    schema: Any = None
-    schema_id: str | None = None
-
-
-class QueueEnvelope(Struct):
-    queue: QueueOut
-    _links: Links
-
-
-class QueuesEnvelope(Struct):
-    queues: list[Summary]
-    _links: Links
-
-
-class SchemaEnvelope(Struct):
-    schema: Any
-    _links: Links
-
-
-class LivenessOut(Struct):
-    state: str
-    success_count: int
-    failure_count: int
-
-
-class ListenerMessagesOut(Struct):
-    acknowledged_count: int
-    missed: list[str]
-    missed_count: int
-
-
-class ListenerOut(Struct, omit_defaults=True):
-    id: str
-    name: str
-    queue_id: str
-    notify_url: str
-    liveness_url: str
-    liveness: LivenessOut
-    messages: ListenerMessagesOut
-    secret: str | None = None
-
-
-class CreatedListener(Struct):
-    id: str
-    name: str
-    secret: str
-
-
-class CreatedListenerEnvelope(Struct):
-    listener: CreatedListener
-    _links: Links
-
-
-class UpdatedListenerEnvelope(Struct):
-    listener: Summary
-    _links: Links
-
-
-class ListenerEnvelope(Struct):
-    listener: ListenerOut
-    _links: Links
-
-
-class ListenersEnvelope(Struct):
-    listeners: list[ListenerOut]
-    _links: Links
-
-
-class DeliveryOut(Struct):
-    listener_id: str
-    state: str
-    attempts: int
-    last_status: int | None
-    last_attempt_at: int | None
-    next_attempt_at: int | None
-
-
-class MessageOut(Struct):
-    id: str
-    name: str | None
-    queue_id: str
-    data: str
-    created_at: int
-    deliveries: list[DeliveryOut]
-
-
-class MessageEnvelope(Struct):
-    message: MessageOut
-    _links: Links
-
-
-class CreatedMessageEnvelope(Struct):
-    message: Summary
-    _links: Links
-
-
-class MessagesEnvelope(Struct):
-    messages: list[MessageOut]
-    _links: Links
-
-
-class RedeliveryOut(Struct):
-    message_ids: list[str]
-
-
-class RedeliveryEnvelope(Struct):
-    redelivery: RedeliveryOut
-    _links: Links
-
-
-class ClientRef(Struct, gc=False):
-    id: str
-
-
-class EventOut(Struct, omit_defaults=True, gc=False):
-    """A usage event: the resources it concerns appear as ``{id, name}``, the rest not."""
-
-    id: str
-    type: str
-    stored_at: int
-    client: ClientRef
-    api_key: Summary | None = None
-    queue: Summary | None = None
-    listener: Summary | None = None
-    message: Summary | None = None
-
-
-class EventsEnvelope(Struct):
-    events: list[EventOut]
-    _links: Links
-
-
-class EventCounts(Struct):
-    """One count per event type (SPEC §6); a test keeps it in step with ``EventType``."""
-
-    api_key_added: int
-    api_key_updated: int
-    api_key_deleted: int
-    queue_added: int
-    queue_updated: int
-    queue_deleted: int
-    listener_added: int
-    listener_updated: int
-    listener_deleted: int
-    message_added: int
-    message_published_ok: int
-    message_published_not_ok: int
-
-
-class AggregatedUsage(Struct):
-    last_24_hours: EventCounts
-    last_1_hours: EventCounts
-    today_so_far: EventCounts
-
-
-class StatsEnvelope(Struct):
-    aggregated_api_usage_events: AggregatedUsage
-    _links: Links
-
-
-class ScopeOut(Struct):
-    resource: str
-    access: str
-    targets: list[str]
-
-
-class ApiKeyOut(Struct):
-    """A key as shown after its creation: ``key`` is only its first 3 characters."""
-
-    id: str
-    name: str | None
-    status: str
-    scopes: list[ScopeOut]
-    created_at: int
-    updated_at: int
-    last_used_at: int | None
-    key: str
-
-
-class CreatedApiKeyEnvelope(Struct):
-    api_key: str  # the full key, shown this once
-    _links: Links
-
-
-class ApiKeyEnvelope(Struct):
-    api_key: ApiKeyOut
-    _links: Links
-
-
-class ApiKeysEnvelope(Struct):
-    api_keys: list[ApiKeyOut]
-    _links: Links
-
-
-class ApiClientOut(Struct):
-    id: str
-    name: str
-
-
-class CreatedApiClientEnvelope(Struct):
-    api_client: ApiClientOut
-    api_key: str  # the new organization's operator key, shown this once
-    _links: Links
-
-
-class ApiClientEnvelope(Struct):
-    api_client: ApiClientOut
-    _links: Links
-
-
-class Deleted(Struct):
-    _links: Links
-
-
-class Health(Struct):
-    status: str
 
 
 class HostileBody(ValueError):

@@ -1,6 +1,6 @@
 """A typed Python client for the tidings (discue v1) API, sync and async.
 
-    from tidings.client import Client
+    from tidings_client import Client
 
     with Client("http://127.0.0.1:8080", api_key) as tidings:
         queue = tidings.create_queue("orders")
@@ -8,10 +8,17 @@
         for message in tidings.iter_messages(queue.id):
             print(message.id, message.deliveries)
 
-Receivers check deliveries with :func:`verify_webhook`.
+Receivers check deliveries with :func:`verify_webhook`. This package depends on
+httpx, msgspec and standardwebhooks only: ``pip install ./client`` from a checkout of
+tidings installs it without the server (``pip install .`` includes it).
 """
 
-from tidings.api.wire import (
+from tidings_client._async import AsyncClient
+from tidings_client._sync import Client
+from tidings_client.calls import UNSET, NewApiKey, Page
+from tidings_client.errors import TidingsClientError
+from tidings_client.webhooks import WebhookVerificationError, verify_webhook
+from tidings_client.wire import (
     AggregatedUsage,
     ApiClientOut,
     ApiKeyOut,
@@ -23,11 +30,6 @@ from tidings.api.wire import (
     QueueOut,
     Summary,
 )
-from tidings.client._async import AsyncClient
-from tidings.client._sync import Client
-from tidings.client.calls import UNSET, NewApiKey, Page
-from tidings.client.errors import TidingsClientError
-from tidings.client.webhooks import WebhookVerificationError, verify_webhook
 
 __all__ = [
     "UNSET",

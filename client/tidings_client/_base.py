@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from tidings.client.calls import Call, Page
+from tidings_client.calls import Call, Page
 
 T = TypeVar("T")
 DEFAULT_TIMEOUT_S = 30.0

@@ -8,10 +8,9 @@ from typing import Any, TypeVar
 
 import httpx
 
-from tidings.api import wire
-from tidings.client import calls
-from tidings.client._base import DEFAULT_TIMEOUT_S, client_options, next_page, target
-from tidings.client.calls import UNSET, Call, NewApiKey, Page
+from tidings_client import calls, wire
+from tidings_client._base import DEFAULT_TIMEOUT_S, client_options, next_page, target
+from tidings_client.calls import UNSET, Call, NewApiKey, Page
 
 T = TypeVar("T")
 
@@ -19,7 +18,7 @@ T = TypeVar("T")
 class Client:
     """``Client("http://127.0.0.1:8080", api_key)``; use as a context manager or ``close()``.
 
-    Every method raises :class:`~tidings.client.TidingsClientError` for a non-2xx
+    Every method raises :class:`~tidings_client.TidingsClientError` for a non-2xx
     answer. ``list_*`` return one :class:`Page`; ``iter_*`` walk all pages through the
     ``Link`` header.
     """

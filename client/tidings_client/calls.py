@@ -1,8 +1,8 @@
 """Every endpoint as data: method, path, body and how to read the answer.
 
 Both clients run these, so the sync and async APIs cannot drift. Answers are
-decoded into the server's own wire types (``tidings.api.wire``): the client reads
-exactly what the server writes, and ignores fields it does not know.
+decoded into the types the server encodes (``tidings_client.wire``): the client
+reads exactly what the server writes, and ignores fields it does not know.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from urllib.parse import quote
 import httpx
 import msgspec
 
-from tidings.api import wire
-from tidings.client.errors import TidingsClientError
+from tidings_client import wire
+from tidings_client.errors import TidingsClientError
 
 T = TypeVar("T")
 E = TypeVar("E")
