@@ -199,8 +199,16 @@ async def test_openapi_describes_events_and_stats(server: Running) -> None:
     doc = (await server.call("GET", "/openapi.json")).json()
     get_events = doc["paths"]["/v1/events"]["get"]
     names = {p["name"] for p in get_events["parameters"]}
-    assert {"events", "limit", "startAfter", "startAfterId"} <= names
+    assert {"events", "limit", "cursor"} <= names
     assert "page" not in names
+    # The cursor's two parts go together: one object parameter spread into the query.
+    (cursor,) = (p for p in get_events["parameters"] if p["name"] == "cursor")
+    assert (cursor["style"], cursor["explode"]) == ("form", True)
+    assert set(cursor["schema"]["properties"]) == {"startAfter", "startAfterId"}
+    assert cursor["schema"]["dependentRequired"] == {
+        "startAfter": ["startAfterId"],
+        "startAfterId": ["startAfter"],
+    }
     assert "/stats/messages" in doc["paths"]
     counts = doc["components"]["schemas"]["EventCounts"]["properties"]
     assert set(counts) == {t.value for t in EventType}

@@ -19,6 +19,7 @@ from tidings.api.gatekeeper import Gatekeeper
 from tidings.api.middleware import ConventionsMiddleware
 from tidings.api.observe import ORG_KEY, ObserveMiddleware
 from tidings.api.openapi import build_openapi
+from tidings.api.query import QueryReader
 from tidings.api.router import RequestHandler, Router
 from tidings.api.routes import ENDPOINTS, Endpoint
 from tidings.api.shedding import SheddingMiddleware
@@ -67,13 +68,22 @@ def start_engine(
 
 
 def _endpoint(ep: Endpoint, state: State) -> RequestHandler:
+    reader = QueryReader(ep.params)
+
     async def run(request: Request) -> Response:
         headers: dict[str, str] = {}
         try:
             admission = await state.gatekeeper.admit(request)
             headers = admission.headers
             request.scope[ORG_KEY] = admission.principal.org_id  # for the access log
-            ctx = Ctx(request, state.services, admission.principal, ep.resource, ep.access)
+            ctx = Ctx(
+                request,
+                state.services,
+                admission.principal,
+                ep.resource,
+                ep.access,
+                reader.read(request),
+            )
             response = await ep.handler(ctx)
         except Exception as exc:
             response = problems.from_error(exc)

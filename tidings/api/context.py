@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
@@ -22,8 +22,6 @@ from tidings.domain.scopes import ANY_TARGET, allows, visible_targets
 from tidings.storage.store import Store
 
 T = TypeVar("T")
-MAX_PER_PAGE = 100
-DEFAULT_PER_PAGE = 10
 _encoder = msgspec.json.Encoder()
 
 
@@ -42,6 +40,7 @@ class Ctx:
     principal: Principal
     resource: str
     access: str
+    query: dict[str, Any] = field(default_factory=dict)  # the endpoint's, read by api/query.py
     _base: str | None = None
 
     @property
@@ -100,15 +99,8 @@ class Ctx:
             raise BadRequest(str(exc)) from None
         return value
 
-    def query_int(self, name: str, default: int, low: int, high: int | None) -> int:
-        """An integer query parameter within ``low..high``; anything else is 400."""
-        return _int_param(self.request, name, default, low, high)
-
     def page(self) -> Page:
-        return Page(
-            page=_int_param(self.request, "page", 1, 1, None),
-            per_page=_int_param(self.request, "per_page", DEFAULT_PER_PAGE, 1, MAX_PER_PAGE),
-        )
+        return Page(page=self.query["page"], per_page=self.query["per_page"])
 
     # --- links ------------------------------------------------------------------
 
@@ -180,23 +172,6 @@ def respond(
     data = _encoder.encode(body)
     query: bytes = request.scope["query_string"]
     maybe_pretty = b"pretty" in query or b"%" in query  # else skip parsing the query
-    if maybe_pretty and request.query_params.get("pretty", "").lower() == "true":
+    if maybe_pretty and request.query_params.get("pretty") == "true":
         data = msgspec.json.format(data, indent=2)
     return Response(data, status_code=status, headers=headers, media_type="application/json")
-
-
-def _int_param(request: Request, name: str, default: int, low: int, high: int | None) -> int:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = low - 1
-    if value < low or (high is not None and value > high):
-        bound = f"{low}..{high}" if high is not None else f"at least {low}"
-        raise BadRequest(
-            f"Query parameter {name} must be an integer {bound}.",
-            [Violation(f"$.query.{name}", f"must be an integer {bound}")],
-        )
-    return value

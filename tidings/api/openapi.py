@@ -29,17 +29,7 @@ def _operation(ep: Endpoint, prefix: str) -> dict[str, Any]:
         {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
         for name in _PARAM.findall(ep.path)
     ]
-    params.append({"name": "pretty", "in": "query", "schema": {"type": "boolean"}})
-    if ep.paginated:
-        params += [
-            {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1}},
-            {
-                "name": "per_page",
-                "in": "query",
-                "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 10},
-            },
-        ]
-    params += ep.query
+    params += [param.openapi() for param in ep.params]
     statuses = [400, 401, 403, 404, 405, 406, 429, 500, 503]
     if ep.body is not None:
         statuses += [413, 415, 422]

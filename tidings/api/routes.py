@@ -10,6 +10,8 @@ from starlette.responses import Response
 
 from tidings.api import clients, events, keys, listeners, messages, queues, wire
 from tidings.api.context import Ctx
+from tidings.api.query import Choice, Flag, Integer, Param, Text, Together
+from tidings.domain.events import ALL_KINDS, KINDS
 
 Handler = Callable[[Ctx], Awaitable[Response]]
 
@@ -25,41 +27,48 @@ class Endpoint:
     response: type[Any]
     body: type[Any] | None = None
     paginated: bool = False
-    query: tuple[dict[str, Any], ...] = ()  # OpenAPI query parameters beyond the shared ones
+    query: tuple[Param, ...] = ()  # beyond the shared pretty, page and per_page
+
+    @property
+    def params(self) -> tuple[Param, ...]:
+        """Every query parameter this endpoint takes: checked, and in /openapi.json."""
+        paging = (PAGE, PER_PAGE) if self.paginated else ()
+        return (PRETTY, *paging, *self.query)
 
 
-def _int_query(name: str, description: str, **schema: Any) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "query",
-        "description": description,
-        "schema": {"type": "integer", **schema},
-    }
-
-
-EVENTS_QUERY = (
-    {
-        "name": "events",
-        "in": "query",
-        "description": "Only events of this kind",
-        "schema": {
-            "type": "string",
-            "enum": ["all", "api_keys", "listeners", "messages", "queues"],
-            "default": "all",
-        },
-    },
-    _int_query("limit", "At most this many events", minimum=1, maximum=1000, default=100),
-    _int_query(
-        "startAfter",
-        "Only events after (startAfter, startAfterId): the stored_at of the last event seen",
-        minimum=0,
+MAX_PER_PAGE = 100
+PRETTY = Flag("pretty", "true: indent the JSON answer")
+PAGE = Integer(
+    "page",
+    "Page number, from 1; a page past the end (however large the number) is empty",
+    minimum=1,
+    default=1,
+    # (page - 1) * per_page stays a 64-bit OFFSET: past that no page has items anyway.
+    ceiling=2**62 // MAX_PER_PAGE,
+)
+PER_PAGE = Integer("per_page", "Items per page", 1, MAX_PER_PAGE, 10)
+EVENTS_QUERY: tuple[Param, ...] = (
+    Choice(
+        "events",
+        "Only events of this kind",
+        (ALL_KINDS, *KINDS),
+        ALL_KINDS,
     ),
-    {
-        "name": "startAfterId",
-        "in": "query",
-        "description": "The id of the last event seen; required with startAfter",
-        "schema": {"type": "string", "minLength": 1, "maxLength": 64},
-    },
+    Integer("limit", "At most this many events", 1, 1000, 100),
+    Together(
+        "cursor",
+        "Only events after the (stored_at, id) pair of the last event seen: give "
+        "startAfter and startAfterId together, or neither",
+        (
+            Integer(
+                "startAfter",
+                "The stored_at of the last event seen (ms); a time past every event "
+                "answers an empty list",
+                minimum=0,
+            ),
+            Text("startAfterId", "The id of the last event seen", max_length=64),
+        ),
+    ),
 )
 
 Q = "/queues/{queue_id}"

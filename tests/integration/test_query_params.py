@@ -1,0 +1,133 @@
+"""Query parameters at the edge (SPEC §1): every integer a client can send, however
+large, is a 200 or a 400 (never a 5xx); `pretty` is a strict boolean; a parameter
+given twice is refused; both backends."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.conftest import Running
+
+HUGE = "561859945824189415424"  # > 2**64
+ENORMOUS = "9" * 5000  # past Python's int() digit limit
+
+
+@pytest.fixture
+async def world(server: Running, queue: dict[str, Any]) -> dict[str, str]:
+    listener = await server.call(
+        "POST",
+        f"/queues/{queue['id']}/listeners",
+        json={
+            "name": "l",
+            "notify_url": "http://127.0.0.1:9/n",
+            "liveness_url": "http://127.0.0.1:9/l",
+        },
+    )
+    assert listener.status_code == 200, listener.text
+    message = await server.call("POST", f"/queues/{queue['id']}/messages", json={"data": "{}"})
+    assert message.status_code == 200, message.text
+    return {"queue_id": queue["id"]}
+
+
+LISTS = (
+    "/queues",
+    "/listeners",
+    "/messages",
+    "/api_keys",
+    "/queues/{queue_id}/listeners",
+    "/queues/{queue_id}/messages",
+)
+
+
+@pytest.mark.parametrize("prefix", ["/v1", ""])
+async def test_a_page_past_any_result_is_an_empty_200(
+    server: Running, world: dict[str, str], prefix: str
+) -> None:
+    for path in LISTS:
+        url = prefix + path.format(**world)
+        for page in (HUGE, ENORMOUS, str(2**63), str(2**62)):
+            r = await server.call("GET", url, params={"page": page, "per_page": "100"})
+            assert r.status_code == 200, (url, page[:30], r.text)
+            (items,) = (v for k, v in r.json().items() if k != "_links")
+            assert items == []
+            assert int(r.headers["X-Total-Count"]) >= 1
+            assert 'rel="first"' in r.headers["Link"] and 'rel="last"' in r.headers["Link"]
+
+
+async def test_out_of_range_or_malformed_integers_are_400(
+    server: Running, world: dict[str, str]
+) -> None:
+    bad = {
+        "page": ("0", "-1", "-" + HUGE, "1.5", "1e3", "x", "", " 1", "+1", "1_0", "\u0661"),
+        "per_page": ("0", "101", HUGE, ENORMOUS, "-" + HUGE, "10.0", "ten"),
+    }
+    for path in LISTS:
+        url = path.format(**world)
+        for name, values in bad.items():
+            for value in values:
+                r = await server.call("GET", url, params={name: value})
+                assert r.status_code == 400, (url, name, value[:30], r.text)
+                assert r.json()["errors"][0]["path"] == f"$.query.{name}"
+
+
+async def test_events_huge_integers(server: Running, world: dict[str, str]) -> None:
+    events = (await server.call("GET", "/events")).json()["events"]
+    assert events
+    last = events[-1]
+    for after in ("4820680088022323052937216", ENORMOUS, str(2**63), str(2**63 - 1)):
+        r = await server.call(
+            "GET", "/v1/events", params={"startAfter": after, "startAfterId": last["id"]}
+        )
+        assert r.status_code == 200, (after[:30], r.text)
+        assert r.json()["events"] == []
+    for params in (
+        {"limit": HUGE},
+        {"limit": "0"},
+        {"limit": "1001"},
+        {"limit": ENORMOUS},
+        {"startAfter": "-" + HUGE, "startAfterId": last["id"]},
+        {"startAfter": "-1", "startAfterId": last["id"]},
+        {"startAfter": "1.5", "startAfterId": last["id"]},
+    ):
+        r = await server.call("GET", "/events", params=params)
+        assert r.status_code == 400, (params, r.text)
+    # Zero is the start of time: everything comes back.
+    r = await server.call("GET", "/events", params={"startAfter": "0", "startAfterId": "0"})
+    assert r.json()["events"] == events
+
+
+async def test_pretty_is_a_strict_boolean(server: Running, world: dict[str, str]) -> None:
+    plain = await server.call("GET", "/queues")
+    assert (await server.call("GET", "/queues?pretty=false")).text == plain.text
+    pretty = await server.call("GET", "/queues?pretty=true")
+    assert "\n  " in pretty.text and pretty.json() == plain.json()
+    for value in ("null", "1", "0", "TRUE", "yes", "", "true "):
+        r = await server.call("GET", "/queues", params={"pretty": value})
+        assert r.status_code == 400, (value, r.text)
+        assert r.json()["errors"] == [
+            {"path": "$.query.pretty", "message": "must be true or false"}
+        ]
+    # Writes refuse it before changing anything.
+    r = await server.call("POST", "/queues?pretty=null", json={"name": "never"})
+    assert r.status_code == 400
+    names = [q["name"] for q in (await server.call("GET", "/queues")).json()["queues"]]
+    assert "never" not in names
+
+
+async def test_a_parameter_given_twice_is_400(server: Running, world: dict[str, str]) -> None:
+    for url in (
+        "/queues?pretty=true&pretty=true",
+        "/queues?page=1&page=2",
+        "/queues?per_page=5&per_page=5",
+        "/events?limit=5&limit=6",
+        "/events?events=all&events=queues",
+        "/events?startAfter=1&startAfter=2&startAfterId=a",
+        f"/queues/{world['queue_id']}?pretty=false&pretty=false",
+    ):
+        r = await server.call("GET", url)
+        assert r.status_code == 400, (url, r.text)
+        assert "more than once" in r.json()["detail"]
+    # Parameters the endpoint does not take are ignored (cache busters and the like).
+    assert (await server.call("GET", "/queues?_=123&_=456")).status_code == 200
