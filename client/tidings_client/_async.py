@@ -127,7 +127,7 @@ class AsyncClient:
     ) -> AsyncIterator[wire.ListenerOut]:
         return self.items(calls.list_listeners(queue_id, 1, per_page))
 
-    async def get_listener(self, queue_id: str, listener_id: str) -> wire.ListenerOut:
+    async def get_listener(self, queue_id: str, listener_id: str) -> wire.ListenerDetail:
         return await self.run(calls.get_listener(queue_id, listener_id))
 
     async def update_listener(

@@ -121,7 +121,7 @@ class Client:
     ) -> Iterator[wire.ListenerOut]:
         return self.items(calls.list_listeners(queue_id, 1, per_page))
 
-    def get_listener(self, queue_id: str, listener_id: str) -> wire.ListenerOut:
+    def get_listener(self, queue_id: str, listener_id: str) -> wire.ListenerDetail:
         return self.run(calls.get_listener(queue_id, listener_id))
 
     def update_listener(

@@ -159,7 +159,8 @@ def list_listeners(
     return Call("GET", path, read, params=_paging(page, per_page))
 
 
-def get_listener(queue_id: str, listener_id: str) -> Call[wire.ListenerOut]:
+def get_listener(queue_id: str, listener_id: str) -> Call[wire.ListenerDetail]:
+    """One listener; its ``secret`` is ``None`` unless the key may write to the listener."""
     read = _envelope(wire.ListenerEnvelope, lambda e: e.listener)
     return Call("GET", _listener_path(queue_id, listener_id), read)
 

@@ -32,6 +32,7 @@ __all__ = [
     "Health",
     "Link",
     "Links",
+    "ListenerDetail",
     "ListenerEnvelope",
     "ListenerMessagesOut",
     "ListenerOut",
@@ -110,7 +111,9 @@ class ListenerMessagesOut(Struct):
     missed_count: int
 
 
-class ListenerOut(Struct, omit_defaults=True):
+class ListenerOut(Struct):
+    """A listener as lists show it: never its secret."""
+
     id: str
     name: str
     queue_id: str
@@ -118,7 +121,13 @@ class ListenerOut(Struct, omit_defaults=True):
     liveness_url: str
     liveness: LivenessOut
     messages: ListenerMessagesOut
-    secret: str | None = None
+
+
+class ListenerDetail(ListenerOut):
+    """One listener: ``secret`` only for a key with write access to it, else ``None``
+    (SPEC §3: a read-only key must not be enough to forge deliveries)."""
+
+    secret: str | None
 
 
 class CreatedListener(Struct):
@@ -138,7 +147,7 @@ class UpdatedListenerEnvelope(Struct):
 
 
 class ListenerEnvelope(Struct):
-    listener: ListenerOut
+    listener: ListenerDetail
     _links: Links
 
 

@@ -58,12 +58,16 @@ class Ctx:
             raise NotFound("No such resource.")
         return value
 
+    def may(self, access: str, *targets: str) -> bool:
+        """Whether the key has ``access`` to this endpoint's resource on one of ``targets``."""
+        return allows(self.principal.scopes, self.resource, access, targets)
+
     def authorize(self, *targets: str) -> None:
         """403 unless the key may do this endpoint's access on one of ``targets``.
 
         Call it after the targets were found, so unknown ids answer 404 first.
         """
-        if not allows(self.principal.scopes, self.resource, self.access, targets):
+        if not self.may(self.access, *targets):
             raise Forbidden(f"This API key has no {self.access} scope for {self.resource} here.")
 
     def authorize_all(self) -> None:

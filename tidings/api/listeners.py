@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from msgspec import UNSET
 from starlette.responses import Response
 
@@ -14,7 +15,7 @@ from tidings.domain.models import Listener
 from tidings.signing import new_secret
 
 
-def listener_out(listener: Listener, *, with_secret: bool = False) -> wire.ListenerOut:
+def listener_out(listener: Listener) -> wire.ListenerOut:
     return wire.ListenerOut(
         id=listener.id,
         name=listener.name,
@@ -31,7 +32,6 @@ def listener_out(listener: Listener, *, with_secret: bool = False) -> wire.Liste
             missed=list(listener.missed),
             missed_count=listener.missed_count,
         ),
-        secret=listener.secret if with_secret else None,
     )
 
 
@@ -94,9 +94,12 @@ async def _find(ctx: Ctx) -> Listener:
 
 async def get_listener(ctx: Ctx) -> Response:
     listener = await _find(ctx)
+    # The secret signs deliveries: only a key that may change the listener sees it.
+    writer = ctx.may("write", listener.queue_id, listener.id)
+    shown = msgspec.structs.asdict(listener_out(listener))
     return ctx.respond(
         wire.ListenerEnvelope(
-            listener_out(listener, with_secret=True),
+            wire.ListenerDetail(**shown, secret=listener.secret if writer else None),
             ctx.links(queue=ctx.href("queues", listener.queue_id)),
         )
     )
