@@ -131,7 +131,11 @@ async def start_server(
     store = await Store.open(settings.database_url, clock=clock)
     app = create_app(settings, store=store, engine=engine)
     sock = free_socket()
-    config = uvicorn.Config(app, lifespan="on", log_level="warning", access_log=False)
+    # proxy_headers=False: uvicorn would otherwise take X-Forwarded-For from 127.0.0.1
+    # itself; like granian under `tidings serve`, only TIDINGS_TRUSTED_PROXIES decides.
+    config = uvicorn.Config(
+        app, lifespan="on", log_level="warning", access_log=False, proxy_headers=False
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:

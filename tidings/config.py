@@ -52,6 +52,8 @@ class Settings:
     lockout_threshold: int = 10
     lockout_window_s: float = 60.0
     lockout_seconds: float = 300.0
+    # Reverse proxies whose X-Forwarded-For names the client (SPEC §2); none by default.
+    trusted_proxies: tuple[str, ...] = ()
     max_body_bytes: int = 262_144
     tls_cert: str | None = None
     tls_key: str | None = None
@@ -193,13 +195,18 @@ def _validated(settings: Settings) -> Settings:
         raise SettingsError("TIDINGS_RATE_LIMIT_WINDOW must be at least 1 second")
     if settings.max_body_bytes < 1024:
         raise SettingsError("TIDINGS_MAX_BODY_BYTES must be at least 1024")
+    _check_networks("TIDINGS_ALLOWED_NETWORKS", settings.allowed_networks)
+    _check_networks("TIDINGS_TRUSTED_PROXIES", settings.trusted_proxies)
+    return replace(settings, database_url=normalize_database_url(settings.database_url))
+
+
+def _check_networks(name: str, networks: tuple[str, ...]) -> None:
     from tidings.delivery.destinations import parse_networks
 
     try:
-        parse_networks(",".join(settings.allowed_networks))
+        parse_networks(",".join(networks))
     except ValueError as exc:
-        raise SettingsError(f"TIDINGS_ALLOWED_NETWORKS: {exc}") from None
-    return replace(settings, database_url=normalize_database_url(settings.database_url))
+        raise SettingsError(f"{name}: {exc}") from None
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -208,6 +215,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     base = Settings()
     schedule = env.get("TIDINGS_RETRY_SCHEDULE")
     networks = env.get("TIDINGS_ALLOWED_NETWORKS", "")
+    proxies = env.get("TIDINGS_TRUSTED_PROXIES", "")
     settings = Settings(
         database_url=env.get("TIDINGS_DATABASE_URL") or base.database_url,
         host=env.get("TIDINGS_HOST") or base.host,
@@ -229,6 +237,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         lockout_threshold=_int(env, "TIDINGS_LOCKOUT_THRESHOLD", base.lockout_threshold, 1),
         lockout_window_s=_float(env, "TIDINGS_LOCKOUT_WINDOW", base.lockout_window_s, 0.01),
         lockout_seconds=_float(env, "TIDINGS_LOCKOUT_SECONDS", base.lockout_seconds),
+        trusted_proxies=tuple(p.strip() for p in proxies.split(",") if p.strip()),
         max_body_bytes=_int(env, "TIDINGS_MAX_BODY_BYTES", base.max_body_bytes, 1),
         tls_cert=env.get("TIDINGS_TLS_CERT") or None,
         tls_key=env.get("TIDINGS_TLS_KEY") or None,

@@ -71,6 +71,12 @@ SETTING_DOCS: dict[str, tuple[str | None, str]] = {
         "Seconds within which the failures are counted.",
     ),
     "lockout_seconds": ("TIDINGS_LOCKOUT_SECONDS", "Seconds a locked-out address gets `403`."),
+    "trusted_proxies": (
+        "TIDINGS_TRUSTED_PROXIES",
+        "Comma-separated CIDRs of reverse proxies, e.g. `10.0.0.5/32`. When the TCP peer is "
+        "one, the client is the rightmost `X-Forwarded-For` address that is not (for the "
+        "lockout and the access log); otherwise that header is ignored (see security.md).",
+    ),
     "max_body_bytes": ("TIDINGS_MAX_BODY_BYTES", "Largest request body; larger ones get `413`."),
     "tls_cert": (
         "TIDINGS_TLS_CERT",

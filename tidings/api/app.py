@@ -19,6 +19,7 @@ from tidings.api.gatekeeper import Gatekeeper
 from tidings.api.middleware import ConventionsMiddleware
 from tidings.api.observe import ORG_KEY, ObserveMiddleware
 from tidings.api.openapi import build_openapi
+from tidings.api.peers import ClientAddresses
 from tidings.api.query import QueryReader
 from tidings.api.router import RequestHandler, Router
 from tidings.api.routes import ENDPOINTS, Endpoint
@@ -190,7 +191,9 @@ def create_app(settings: Settings, *, store: Store | None = None, engine: bool =
         router,
         lifespan,
         [
-            lambda inner: ObserveMiddleware(inner, metrics=metrics),
+            lambda inner: ObserveMiddleware(
+                inner, metrics=metrics, addresses=ClientAddresses(settings.trusted_proxies)
+            ),
             lambda inner: SheddingMiddleware(
                 inner, max_in_progress=settings.max_concurrent_requests
             ),

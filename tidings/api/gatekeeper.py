@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from starlette.requests import Request
 
 from tidings.api.auth import Authenticator, Principal
-from tidings.api.lockout import Lockout, client_address
+from tidings.api.lockout import Lockout
+from tidings.api.peers import ClientAddresses
 from tidings.api.ratelimit import RateLimiter
 from tidings.config import Settings
 from tidings.domain.errors import TooManyRequests, Unauthorized
@@ -35,6 +36,7 @@ class Admission:
 class Gatekeeper:
     def __init__(self, store: Store, settings: Settings) -> None:
         self.auth = Authenticator(store)
+        self.addresses = ClientAddresses(settings.trusted_proxies)
         self.lockout = Lockout(
             store.lockouts,
             settings.lockout_threshold,
@@ -51,7 +53,7 @@ class Gatekeeper:
 
         A 429 carries the rate headers in ``TooManyRequests.headers``.
         """
-        address = client_address(request)
+        address = self.addresses.of(request.scope)
         self.lockout.check(address)
         try:
             principal = await self.auth.authenticate(request.headers.get("x-api-key"))

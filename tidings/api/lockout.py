@@ -6,42 +6,20 @@ locked is answered from memory on every request: this node learns of its own loc
 at once and of other nodes' locks at the next :meth:`Lockout.sync` (every
 ``SYNC_INTERVAL_S``) or at the next failure it sees from that address.
 
-An address is the TCP peer's: an IPv4 address, or the /64 network of an IPv6 one
-(one host usually holds a whole /64, so a per-address lockout would be void).
-``X-Forwarded-For`` is not trusted: anyone could set it to dodge the lockout.
+Addresses come from :mod:`tidings.api.peers`: the TCP peer's, or behind trusted
+reverse proxies the forwarded client's; an IPv6 client counts as its /64.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import math
-from functools import lru_cache
-
-from starlette.requests import Request
 
 from tidings.domain.errors import LockedOut
 from tidings.domain.ids import now_ms
 from tidings.storage.throttles import Lockouts
 
 log = logging.getLogger("tidings.lockout")
-
-
-def client_address(request: Request) -> str:
-    return _address(request.client.host if request.client else "")
-
-
-@lru_cache(maxsize=4096)
-def _address(host: str) -> str:
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return host or "unknown"
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.IPv6Network((ip, 64), strict=False))
-    return str(ip)
 
 
 class Lockout:

@@ -15,6 +15,7 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tidings.api.peers import ClientAddresses
 from tidings.api.problems import send_problem
 from tidings.logs import request_id
 from tidings.metrics import Metrics
@@ -35,9 +36,16 @@ def incoming_id(headers: list[tuple[bytes, bytes]]) -> str | None:
 
 
 class ObserveMiddleware:
-    def __init__(self, app: ASGIApp, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        metrics: Metrics | None = None,
+        addresses: ClientAddresses | None = None,
+    ) -> None:
         self.app = app
         self.metrics = metrics
+        # The same resolver as the lockout's, so the log names the address it counts.
+        self.addresses = addresses or ClientAddresses()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -88,5 +96,6 @@ class ObserveMiddleware:
                     "status": status,
                     "duration_ms": round(elapsed * 1000, 2),
                     "org_id": scope.get(ORG_KEY),
+                    "client": self.addresses.of(scope),
                 },
             )
