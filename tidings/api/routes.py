@@ -28,6 +28,12 @@ class Endpoint:
     body: type[Any] | None = None
     paginated: bool = False
     query: tuple[Param, ...] = ()  # beyond the shared pretty, page and per_page
+    # Statuses beyond those every operation of its kind has (api/openapi.py): 422 where
+    # a well-formed body must also keep a rule no JSON schema states (SPEC §1).
+    extra_statuses: tuple[int, ...] = ()
+    # Path parameters the answer holds, as (name, JSON pointer): OpenAPI links from
+    # this operation to every operation on what it created.
+    creates: tuple[tuple[str, str], ...] = ()
 
     @property
     def params(self) -> tuple[Param, ...]:
@@ -86,6 +92,8 @@ ENDPOINTS: list[Endpoint] = [
         "write",
         wire.QueueEnvelope,
         wire.CreateQueue,
+        extra_statuses=(422,),
+        creates=(("queue_id", "/queue/id"), ("schema_id", "/queue/schema_id")),
     ),
     Endpoint(
         "GET",
@@ -107,6 +115,7 @@ ENDPOINTS: list[Endpoint] = [
         "write",
         wire.QueueEnvelope,
         wire.UpdateQueue,
+        extra_statuses=(422,),
     ),
     Endpoint(
         "DELETE",
@@ -135,6 +144,8 @@ ENDPOINTS: list[Endpoint] = [
         "write",
         wire.CreatedListenerEnvelope,
         wire.CreateListener,
+        extra_statuses=(422,),
+        creates=(("listener_id", "/listener/id"),),
     ),
     Endpoint(
         "GET",
@@ -174,6 +185,7 @@ ENDPOINTS: list[Endpoint] = [
         "write",
         wire.UpdatedListenerEnvelope,
         wire.UpdateListener,
+        extra_statuses=(422,),
     ),
     Endpoint(
         "DELETE",
@@ -203,6 +215,8 @@ ENDPOINTS: list[Endpoint] = [
         "write",
         wire.CreatedMessageEnvelope,
         wire.CreateMessage,
+        extra_statuses=(422,),
+        creates=(("message_id", "/message/id"),),
     ),
     Endpoint(
         "GET",
@@ -280,6 +294,7 @@ ENDPOINTS: list[Endpoint] = [
         "write",
         wire.CreatedApiClientEnvelope,
         wire.CreateApiClient,
+        extra_statuses=(422,),
     ),
     Endpoint(
         "PUT",
@@ -290,6 +305,7 @@ ENDPOINTS: list[Endpoint] = [
         "write",
         wire.ApiClientEnvelope,
         wire.UpdateApiClient,
+        extra_statuses=(422,),
     ),
     Endpoint(
         "POST",
@@ -300,6 +316,7 @@ ENDPOINTS: list[Endpoint] = [
         "write",
         wire.CreatedApiKeyEnvelope,
         wire.CreateApiKey,
+        extra_statuses=(422,),
     ),
     Endpoint(
         "GET",
@@ -321,6 +338,7 @@ ENDPOINTS: list[Endpoint] = [
         "write",
         wire.ApiKeyEnvelope,
         wire.UpdateApiKey,
+        extra_statuses=(422,),
     ),
     Endpoint(
         "DELETE", K, keys.delete_api_key, "Delete an API key", "api_keys", "write", wire.Deleted

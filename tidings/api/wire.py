@@ -14,11 +14,37 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
+from tidings.api.schema_language import MESSAGE_SCHEMA, REF
+from tidings.domain.urls import MAX_URL_LENGTH, URL_PATTERN
 from tidings_client.wire import *  # noqa: F403  (the response shapes, see above)
 
+# Every string in a request body is also free of NUL (``_screen`` refuses it anywhere);
+# /openapi.json adds that pattern to each string schema that has none (api/openapi.py).
+NO_NUL = "^[^\\x00]*$"
 Name = Annotated[str, Meta(min_length=1, max_length=256)]
-Url = Annotated[str, Meta(min_length=1, max_length=2048)]
+# The grammar is checked by the handler (a clear 400), and published here.
+Url = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=MAX_URL_LENGTH,
+        extra_json_schema={
+            "pattern": URL_PATTERN,
+            "description": "An absolute http or https URL, ASCII only (see docs/api.md)",
+        },
+    ),
+]
 Id = Annotated[str, Meta(min_length=1, max_length=64)]
+# The queue message-schema language, stated in /openapi.json (api/schema_language.py);
+# malformed ones are refused by tidings.domain.schemas (422).
+MessageSchema = Annotated[
+    Any,
+    Meta(
+        extra_json_schema={
+            "anyOf": [{"$ref": REF.format(name=MESSAGE_SCHEMA)}, {"type": "null"}],
+        }
+    ),
+]
 # Kept in step with tidings.domain.scopes.RESOURCES (a unit test checks).
 Resource = Literal[
     "api_clients",
@@ -40,12 +66,12 @@ KeyStatus = Literal["enabled", "disabled"]
 
 class CreateQueue(Struct):
     name: Name
-    schema: Any = None
+    schema: MessageSchema = None
 
 
 class UpdateQueue(Struct):
     name: Name | UnsetType = UNSET
-    schema: Any = UNSET  # null removes the schema
+    schema: MessageSchema = UNSET  # null removes the schema
 
 
 class CreateListener(Struct):

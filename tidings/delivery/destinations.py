@@ -25,6 +25,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
 from tidings.domain.errors import BadRequest, Invalid, Violation
+from tidings.domain.urls import MAX_URL_LENGTH, is_listener_url
 
 if TYPE_CHECKING:
     from aiohttp.client_reqrep import ClientRequest
@@ -35,7 +36,6 @@ IPAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 SETTING: Final = "TIDINGS_ALLOWED_NETWORKS"
-MAX_URL_LENGTH: Final = 2048
 RESOLVE_TIMEOUT_S: Final = 2.0
 
 _NAT64_WELL_KNOWN: Final = ipaddress.IPv6Network("64:ff9b::/96")
@@ -128,9 +128,18 @@ class DestinationPolicy:
         return address.is_global and not address.is_multicast
 
     def check_url_syntax(self, url: str) -> str:
-        """The URL itself, if it is an absolute http(s) URL with a sane host and port."""
+        """The URL itself, if it is an absolute http(s) URL of the published grammar
+        (``tidings.domain.urls``) with a sane host and port."""
         if len(url) > MAX_URL_LENGTH:
             raise BadRequest(f"URL is longer than {MAX_URL_LENGTH} characters")
+        if not is_listener_url(url):
+            raise BadRequest(
+                f"{url!r} is not an absolute http or https URL: ASCII only (international"
+                " host names in punycode, other characters percent-encoded), a host name or"
+                " a bracketed IPv6 address, a port of 1..65535"
+            )
+        # The grammar decides; yarl, the parser aiohttp connects with, must agree on
+        # the host it will use (tests/unit/test_urls.py checks that it never refuses).
         try:
             # yarl is the parser aiohttp connects with: judge the very host it will use.
             parsed = URL(url)

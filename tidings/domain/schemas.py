@@ -178,7 +178,7 @@ class _Report:
 
 
 _COMMON = frozenset({"type", "required"})
-_KEYWORDS = {
+KEYWORDS = {
     "object": _COMMON | {"props", "strict"},
     "array": _COMMON | {"items"},
     "string": _COMMON | {"pattern", "enum", "min", "max"},
@@ -215,11 +215,11 @@ class _Parser(_Report):
             self.add(path, 'must be a rule: an object with a "type"')
             return None
         kind = raw.get("type")
-        if not isinstance(kind, str) or kind not in _KEYWORDS:
+        if not isinstance(kind, str) or kind not in KEYWORDS:
             self.add(f"{path}.type", "must be one of: array, number, object, string")
             return None
         for key in raw:
-            if key not in _KEYWORDS[kind]:
+            if key not in KEYWORDS[kind]:
                 self.add(_child(path, str(key)), f"is not a keyword of {kind} rules")
         return _BUILDERS[kind](self, raw, path, depth)
 
@@ -308,7 +308,10 @@ class _Parser(_Report):
 def _is_bound(value: object, length: bool) -> TypeGuard[float]:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return False
-    return isinstance(value, int) and value >= 0 if length else math.isfinite(value)
+    if not length:
+        return math.isfinite(value)
+    # 2.0 is an integer to JSON Schema, which /openapi.json states this language in.
+    return (isinstance(value, int) or value.is_integer()) and value >= 0
 
 
 _BUILDERS: dict[str, Callable[[_Parser, dict[object, object], str, int], Rule | None]] = {
