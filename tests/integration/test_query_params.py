@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Running
+from tests.integration.events_helpers import add_listener, add_message
 
 HUGE = "561859945824189415424"  # > 2**64
 ENORMOUS = "9" * 5000  # past Python's int() digit limit
@@ -16,18 +17,8 @@ ENORMOUS = "9" * 5000  # past Python's int() digit limit
 
 @pytest.fixture
 async def world(server: Running, queue: dict[str, Any]) -> dict[str, str]:
-    listener = await server.call(
-        "POST",
-        f"/queues/{queue['id']}/listeners",
-        json={
-            "name": "l",
-            "notify_url": "http://127.0.0.1:9/n",
-            "liveness_url": "http://127.0.0.1:9/l",
-        },
-    )
-    assert listener.status_code == 200, listener.text
-    message = await server.call("POST", f"/queues/{queue['id']}/messages", json={"data": "{}"})
-    assert message.status_code == 200, message.text
+    await add_listener(server, queue["id"], "l")
+    await add_message(server, queue["id"])
     return {"queue_id": queue["id"]}
 
 

@@ -21,7 +21,6 @@ import msgspec
 from tidings import __version__
 from tidings.api import schema_language, wire
 from tidings.api.problems import REASONS
-from tidings.api.query import ID_PATTERN
 from tidings.api.routes import Endpoint
 
 _REF = schema_language.REF
@@ -129,7 +128,7 @@ def _operation(ep: Endpoint, endpoints: list[Endpoint], prefix: str) -> dict[str
             "in": "path",
             "required": True,
             "description": "An id the server made; any other text is 404",
-            "schema": {"type": "string", "pattern": ID_PATTERN},
+            "schema": {"type": "string", "pattern": wire.ID_PATTERN},
         }
         for name in _PARAM.findall(ep.path)
     ]

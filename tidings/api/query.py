@@ -23,11 +23,10 @@ from typing import Any, Protocol
 
 from starlette.requests import Request
 
+from tidings.api.wire import NO_NUL
 from tidings.domain.errors import BadRequest, Violation
 
 INT64_MAX = 2**63 - 1
-ID_PATTERN = "^[A-Za-z0-9_-]{1,64}$"
-NO_NUL = "^[^\\x00]*$"
 _INTEGER = re.compile(r"-?[0-9]+")
 # Longer numbers are past every bound here; int() itself refuses more than 4300 digits.
 _MAX_DIGITS = 30
@@ -47,6 +46,11 @@ class Param(Protocol):
     @property
     def name(self) -> str: ...
 
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The query string names it reads."""
+        ...
+
     def read(self, values: Mapping[str, str]) -> dict[str, Any]:
         """The parsed value(s) under their names, defaults included; raises BadRequest."""
         ...
@@ -60,6 +64,10 @@ class Param(Protocol):
 class _Scalar:
     name: str
     description: str
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (self.name,)
 
     def read(self, values: Mapping[str, str]) -> dict[str, Any]:
         raw = values.get(self.name)
@@ -224,16 +232,12 @@ class Together:
         return tuple(m.name for m in self.members)
 
 
-def names_of(param: Param) -> tuple[str, ...]:
-    return param.names if isinstance(param, Together) else (param.name,)
-
-
 class QueryReader:
     """Reads one endpoint's declared parameters from a request."""
 
     def __init__(self, params: Sequence[Param]) -> None:
         self.params = tuple(params)
-        self._names = tuple(n for p in self.params for n in names_of(p))
+        self._names = tuple(n for p in self.params for n in p.names)
         self._defaults: dict[str, Any] = {}
         for param in self.params:
             self._defaults.update(param.read({}))

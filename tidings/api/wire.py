@@ -35,6 +35,8 @@ Url = Annotated[
     ),
 ]
 Id = Annotated[str, Meta(min_length=1, max_length=64)]
+# Ids the server makes (base32hex today); path ids in /openapi.json are stated so.
+ID_PATTERN = "^[A-Za-z0-9_-]{1,64}$"
 # The queue message-schema language, stated in /openapi.json (api/schema_language.py);
 # malformed ones are refused by tidings.domain.schemas (422).
 MessageSchema = Annotated[
