@@ -168,7 +168,7 @@ async def test_the_client_alone_produces_and_verifies(client_python: Path, serve
     assert verified["tampered"] == "refused"
 
 
-def test_the_server_wheel_carries_the_client(tmp_path: Path) -> None:
+def test_the_server_wheel_carries_the_client_and_the_console(tmp_path: Path) -> None:
     wheel = _wheel(tmp_path, ROOT, "pyproject.toml", "README.md", "tidings", "client")
     with zipfile.ZipFile(wheel) as built:
         names = set(built.namelist())
@@ -177,3 +177,5 @@ def test_the_server_wheel_carries_the_client(tmp_path: Path) -> None:
     }
     assert client - {"tidings_client/__pycache__"} <= names
     assert {"tidings_client/py.typed", "tidings/py.typed", "tidings/client.py"} <= names
+    web = {p.relative_to(ROOT).as_posix() for p in ROOT.glob("tidings/web/**/*") if p.is_file()}
+    assert "tidings/web/console/index.html" in web and web <= names

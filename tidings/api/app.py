@@ -10,9 +10,9 @@ from typing import Any
 
 from aiohttp import web
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 
-from tidings.api import problems, scrape
+from tidings.api import console, problems, scrape
 from tidings.api.application import App
 from tidings.api.context import Ctx, Services, respond
 from tidings.api.gatekeeper import Gatekeeper
@@ -36,14 +36,6 @@ from tidings.storage.retention import EventRetention
 from tidings.storage.store import Store
 
 log = logging.getLogger("tidings")
-
-_DOCS_PAGE = """<!doctype html>
-<html><head><meta charset="utf-8"><title>tidings API</title>
-<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css">
-</head><body><div id="ui"></div>
-<script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
-<script>SwaggerUIBundle({url: "/openapi.json", dom_id: "#ui"});</script>
-</body></html>"""
 
 
 class State:
@@ -108,12 +100,8 @@ def _meta_routes(router: Router, state: State, openapi: dict[str, Any]) -> None:
     async def openapi_json(request: Request) -> Response:
         return respond(request, openapi)
 
-    async def docs(_request: Request) -> Response:
-        return HTMLResponse(_DOCS_PAGE)
-
     router.add("GET", "/health", health)
     router.add("GET", "/openapi.json", openapi_json)
-    router.add("GET", "/docs", docs)
 
 
 def _endpoints(router: Router, state: State) -> None:
@@ -183,6 +171,7 @@ def create_app(settings: Settings, *, store: Store | None = None, engine: bool =
     router = Router()
     _meta_routes(router, state, build_openapi(ENDPOINTS))
     _endpoints(router, state)
+    console.add_routes(router)
     if metrics is not None and settings.metrics_token is not None:
         router.add(
             "GET", "/metrics", scrape.token_page(metrics, settings.metrics_token, lambda: state.db)

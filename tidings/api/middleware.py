@@ -13,8 +13,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tidings.api.problems import send_problem
 
-# Paths that answer without JSON negotiation (the interactive docs page is HTML).
-_EXEMPT = frozenset({"/docs", "/v1/docs"})
+# Paths that answer without JSON negotiation: the console and the interactive docs
+# page (HTML) and their assets (api/console.py).
+_EXEMPT = frozenset({"/docs", "/v1/docs", "/console", "/v1/console"})
+_EXEMPT_UNDER = ("/docs/", "/v1/docs/", "/console/", "/v1/console/")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 BODY_KEY = "tidings.body"
 # An over-limit body up to this size is read to its end before the 413 (see _too_large).
@@ -27,6 +29,10 @@ def _header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes | None
         if key == name:
             return value
     return None
+
+
+def _exempt(path: str) -> bool:
+    return path in _EXEMPT or path.startswith(_EXEMPT_UNDER)
 
 
 def accepts_json(accept: bytes | None) -> bool:
@@ -52,7 +58,7 @@ class ConventionsMiddleware:
         self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in _EXEMPT:
+        if scope["type"] != "http" or _exempt(scope["path"]):
             await self.app(scope, receive, send)
             return
         headers = scope["headers"]

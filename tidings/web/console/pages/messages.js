@@ -1,0 +1,195 @@
+// Messages: newest first, across queues or in one; one message with its deliveries.
+import { call, listPage, may, q, seg } from "../api.js";
+import { MessageForm } from "../forms.js";
+import { html, useEffect, useState } from "../lib.js";
+import {
+  Action,
+  Badge,
+  Confirm,
+  CopyButton,
+  Empty,
+  Id,
+  Loading,
+  MayNot,
+  Page,
+  Pager,
+  Problem,
+  Section,
+  Time,
+  formatTime,
+  go,
+  href,
+  notice,
+  useLoad,
+  useMay,
+} from "../ui.js";
+import { useQueueNames } from "./listeners.js";
+import { MessageTable } from "./queues.js";
+
+const PER_PAGE = 20;
+
+/** Page `page` counted from the newest: the API counts from the oldest. */
+async function newestFirst(path, page) {
+  const { total } = await listPage(path, "messages", 1, 1);
+  const pages = Math.max(1, Math.ceil(total / PER_PAGE));
+  const apiPage = pages - Math.min(page, pages) + 1;
+  const { items } = total ? await listPage(path, "messages", apiPage, PER_PAGE) : { items: [] };
+  return { items: items.reverse(), total, pages };
+}
+
+export function Messages({ query }) {
+  const page = Math.max(1, Number.parseInt(query.get("page") || "1", 10) || 1);
+  const queueId = query.get("queue") || "";
+  const [posting, setPosting] = useState(false);
+  const queues = useQueueNames();
+  const path = queueId ? `queues/${seg(queueId)}/messages` : "messages";
+  const list = useLoad(() => newestFirst(path, page), [path, page]);
+  const mayPost = useMay(() => (queueId ? may.postMessage(queueId) : Promise.resolve(undefined)), [queueId]);
+  const chosen = queues.data && queues.data.queues.find((x) => x.id === queueId);
+  const pick = (event) => go(href("messages", { queue: event.currentTarget.value }));
+  const actions = queueId
+    ? html`<${Action} may=${mayPost} what="post messages to this queue" kind="primary" onClick=${() => setPosting(true)}>Post message<//>`
+    : null;
+  return html`<${Page} title="Messages" subtitle="Newest first, with how each stands with its listeners." actions=${actions}>
+    <div class="toolbar">
+      <label class="inline-field">
+        <span class="label">Queue</span>
+        <select value=${queueId} onChange=${pick}>
+          <option value="">All queues</option>
+          ${queues.data && queues.data.queues.map((x) => html`<option key=${x.id} value=${x.id}>${x.name}</option>`)}
+        </select>
+      </label>
+      <button type="button" class="button small" onClick=${list.reload}>Refresh</button>
+    </div>
+    ${queueId && html`<${MayNot} may=${mayPost} what="post messages to this queue" />`}
+    ${list.loading && !list.data && html`<${Loading} />`}
+    <${Problem} error=${list.error} what=${queueId ? "read this queue's messages" : "list messages"} />
+    ${list.data && list.data.total === 0 &&
+    html`<${Empty} title="No messages">
+      <p>${queueId
+        ? "Post one with the button above, or from your application with this queue's id."
+        : html`Messages appear here once posted to a queue. Choose a queue above to post one,
+          or <a href=${href("queues")}>create a queue</a> first.`}</p>
+    <//>`}
+    ${list.data && list.data.items.length > 0 &&
+    html`<${MessageTable} messages=${list.data.items} queueNames=${queueId ? null : queues.data ? queues.data.names : new Map()} />
+      <${Pager} page=${Math.min(page, list.data.pages)} pages=${list.data.pages} total=${list.data.total}
+        to=${(n) => href("messages", { queue: queueId, page: n })} label="Message pages" />`}
+    ${posting && chosen &&
+    html`<${MessageForm} queue=${chosen} onClose=${() => setPosting(false)} onDone=${(m) => {
+      notice("Message posted.");
+      go(href("queues", queueId, "messages", m.id));
+    }} />`}
+  <//>`;
+}
+
+function DataView({ data }) {
+  let shown = data;
+  try {
+    shown = JSON.stringify(JSON.parse(data), null, 2);
+  } catch {
+    // not JSON: shown as sent
+  }
+  return html`<pre class="code block">${shown}</pre>`;
+}
+
+function Redeliver({ queueId, messageId, listenerId, onDone }) {
+  const allowed = useMay(() => may.changeListener(queueId, listenerId), [queueId, listenerId]);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState(null);
+  const run = async () => {
+    setBusy(true);
+    setError(null);
+    try {
+      const path = `queues/${seg(queueId)}/listeners/${seg(listenerId)}/redeliveries`;
+      await call("POST", path, { message_ids: [messageId] });
+      notice("Scheduled again.");
+      onDone();
+    } catch (e) {
+      setError(e);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return html`<${Action} may=${busy ? undefined : allowed} what="redeliver to this listener" kind="small" onClick=${run}>Redeliver<//>
+    ${error && html`<span class="field-error">${error.detail}</span>`}`;
+}
+
+export function MessageDetail({ queueId, messageId }) {
+  const [dialog, setDialog] = useState(null);
+  const path = `queues/${seg(queueId)}/messages/${seg(messageId)}`;
+  const message = useLoad(() => call("GET", path).then(({ data }) => data.message), [path]);
+  const names = useLoad(
+    () =>
+      call("GET", q(`queues/${seg(queueId)}/listeners`, { per_page: 100 })).then(
+        ({ data }) => new Map(data.listeners.map((l) => [l.id, l.name])),
+        () => new Map(),
+      ),
+    [queueId],
+  );
+  const queue = useLoad(
+    () => call("GET", `queues/${seg(queueId)}`).then(({ data }) => data.queue, () => null),
+    [queueId],
+  );
+  const mayChange = useMay(() => may.changeMessage(queueId, messageId), [queueId, messageId]);
+  const pending = message.data && message.data.deliveries.some((d) => d.state === "pending");
+  useEffect(() => {
+    // While deliveries are under way, follow them.
+    if (!pending) return undefined;
+    const timer = setInterval(() => message.reload(), 2000);
+    return () => clearInterval(timer);
+  }, [pending, message.reload]);
+
+  if (message.error) {
+    return html`<${Page} title="Message"><${Problem} error=${message.error} what="read this message" />
+      <p><a href=${href("messages", { queue: queueId })}>Messages of this queue</a></p><//>`;
+  }
+  if (!message.data) return html`<${Page} title="Message"><${Loading} /><//>`;
+  const m = message.data;
+  const listenerName = (id) => (names.data && names.data.get(id)) || id;
+  const actions = html`<${Action} may=${mayChange} what="delete this message" kind="danger" onClick=${() => setDialog("delete")}>Delete<//>`;
+  return html`<${Page} title=${m.name || "Message"} subtitle=${html`Message <${Id} value=${m.id} />`} actions=${actions}>
+    <p class="crumbs">
+      <a href=${href("messages", { queue: queueId })}>Messages</a>${" · queue "}
+      <a href=${href("queues", queueId)}>${queue.data ? queue.data.name : queueId}</a>${" · posted "}
+      <span title=${formatTime(m.created_at)}><${Time} ms=${m.created_at} /></span>
+    </p>
+    <${MayNot} may=${mayChange} what="delete this message" />
+
+    <${Section} title="Deliveries" actions=${pending && html`<span class="muted small live">Updating while pending…</span>`}>
+      ${m.deliveries.length === 0
+        ? html`<${Empty} title="No deliveries"><p>The queue had no listener when this message was posted.</p><//>`
+        : html`<div class="table-wrap"><table class="table deliveries">
+          <thead><tr>
+            <th scope="col">Listener</th><th scope="col">State</th><th scope="col" class="num">Attempts</th>
+            <th scope="col">Last status</th><th scope="col" class="hide-narrow">Last attempt</th><th scope="col" class="hide-narrow">Next attempt</th><th scope="col"><span class="sr-only">Actions</span></th>
+          </tr></thead>
+          <tbody>
+            ${m.deliveries.map(
+              (d) => html`<tr key=${d.listener_id}>
+                <td><a href=${href("queues", queueId, "listeners", d.listener_id)}>${listenerName(d.listener_id)}</a></td>
+                <td><${Badge} value=${d.state} /></td>
+                <td class="num">${d.attempts}</td>
+                <td>${d.last_status === null ? html`<span class="muted">—</span>` : html`<code>${d.last_status}</code>`}</td>
+                <td class="hide-narrow"><${Time} ms=${d.last_attempt_at} /></td>
+                <td class="hide-narrow"><${Time} ms=${d.next_attempt_at} /></td>
+                <td>${d.state === "missed" &&
+                html`<${Redeliver} queueId=${queueId} messageId=${m.id} listenerId=${d.listener_id} onDone=${message.reload} />`}</td>
+              </tr>`,
+            )}
+          </tbody>
+        </table></div>`}
+    <//>
+
+    <${Section} title="Data" actions=${html`<${CopyButton} text=${m.data} />`}>
+      <${DataView} data=${m.data} />
+    <//>
+
+    ${dialog === "delete" &&
+    html`<${Confirm} title="Delete this message?" onClose=${() => setDialog(null)} onConfirm=${async () => {
+      await call("DELETE", path);
+      notice("Message deleted.");
+      go(href("messages", { queue: queueId }));
+    }}><p>Its pending deliveries are cancelled. It cannot be undone.</p><//>`}
+  <//>`;
+}
