@@ -114,7 +114,7 @@ function SignIn({ onSignedIn, reason }) {
         <button type="submit" class="button primary" disabled=${busy || !key.trim()}>Sign in</button>
       </div>
       <p class="muted small">
-        <code>tidings serve</code> prints an operator key on its first start;
+        <code>tidings serve</code> prints an operator key on its first start;${" "}
         <code>tidings init</code> makes another. The <a href="docs">API docs</a> need no key.
       </p>
     </form>

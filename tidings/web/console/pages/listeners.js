@@ -126,6 +126,8 @@ export function ListenerDetail({ queueId, listenerId }) {
       <//>
     </div>
 
+    ${/* Health and status (SPEC §11), options (§10) and the attempt log are sections
+         of their own beside these once the API serves them. */ ""}
     <${Section} title="Missed messages" actions=${missed.length > 0 &&
       html`<${Action} may=${mayChange} what="redeliver to this listener" kind="primary" onClick=${() => setDialog("redeliver")}>Redeliver all ${l.messages.missed_count}<//>`}>
       ${missed.length === 0

@@ -136,7 +136,7 @@ export function MessageDetail({ queueId, messageId }) {
   useEffect(() => {
     // While deliveries are under way, follow them.
     if (!pending) return undefined;
-    const timer = setInterval(() => message.reload(), 2000);
+    const timer = setInterval(() => message.reload(), 1000);
     return () => clearInterval(timer);
   }, [pending, message.reload]);
 
@@ -162,25 +162,26 @@ export function MessageDetail({ queueId, messageId }) {
         : html`<div class="table-wrap"><table class="table deliveries">
           <thead><tr>
             <th scope="col">Listener</th><th scope="col">State</th><th scope="col" class="num">Attempts</th>
-            <th scope="col">Last status</th><th scope="col" class="hide-narrow">Last attempt</th><th scope="col" class="hide-narrow">Next attempt</th><th scope="col"><span class="sr-only">Actions</span></th>
+            <th scope="col">Last status</th><th scope="col" class="hide-narrow">Last attempt</th><th scope="col" class="hide-narrow">Next attempt</th>
           </tr></thead>
           <tbody>
             ${m.deliveries.map(
               (d) => html`<tr key=${d.listener_id}>
                 <td><a href=${href("queues", queueId, "listeners", d.listener_id)}>${listenerName(d.listener_id)}</a></td>
-                <td><${Badge} value=${d.state} /></td>
+                <td><div class="state-cell"><${Badge} value=${d.state} />
+                  ${d.state === "missed" &&
+                  html`<${Redeliver} queueId=${queueId} messageId=${m.id} listenerId=${d.listener_id} onDone=${message.reload} />`}</div></td>
                 <td class="num">${d.attempts}</td>
                 <td>${d.last_status === null ? html`<span class="muted">—</span>` : html`<code>${d.last_status}</code>`}</td>
                 <td class="hide-narrow"><${Time} ms=${d.last_attempt_at} /></td>
                 <td class="hide-narrow"><${Time} ms=${d.next_attempt_at} /></td>
-                <td>${d.state === "missed" &&
-                html`<${Redeliver} queueId=${queueId} messageId=${m.id} listenerId=${d.listener_id} onDone=${message.reload} />`}</td>
               </tr>`,
             )}
           </tbody>
         </table></div>`}
     <//>
 
+    ${/* Each delivery's attempts (SPEC §11) go under its row once the API lists them. */ ""}
     <${Section} title="Data" actions=${html`<${CopyButton} text=${m.data} />`}>
       <${DataView} data=${m.data} />
     <//>

@@ -85,6 +85,7 @@ export function Overview() {
       <${Count} label="Messages" to=${href("messages")} load=${total("messages", "messages")} />
     </div>
     <${Section} title="Listeners needing a look"><${Attention} /><//>
+    ${/* The charts of /stats/messages/series (SPEC §11, vendor/uplot.mjs) go here. */ ""}
     <${Section} title="Activity"><${Activity} /><//>
   <//>`;
 }

@@ -134,6 +134,7 @@ export function QueueDetail({ queueId }) {
         <p class="muted">${messages.data.total} in all.</p>`}
     <//>
 
+    ${/* Retention (SPEC §9, retention_seconds) joins this queue's settings here. */ ""}
     <${Section} title="Schema" actions=${html`<${Action} may=${mayChange} what="change this queue" onClick=${() => setDialog("schema")}>${data.schema ? "Edit schema" : "Add schema"}<//>
       ${data.schema && html`<${Action} may=${mayChange} what="change this queue" onClick=${() => setDialog("drop-schema")}>Remove<//>`}`}>
       ${data.schema
