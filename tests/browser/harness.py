@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from playwright.sync_api import Browser, ConsoleMessage, Page, Request, Route, expect
+from playwright.sync_api import Browser, ConsoleMessage, Page, Request, Response, Route, expect
 
 from tests.conftest import BOOTSTRAP_KEY, Running, start_server
-from tests.receivers import Answer, Receiver, receiver
+from tests.receivers import Answer, Behaviour, Receiver, receiver
 from tidings.config import Settings
 
 CHROMIUM = os.environ.get("TIDINGS_CHROMIUM", "/usr/bin/chromium")
@@ -44,6 +44,8 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+# Waits for what the page shows; generous, for a machine shared with other test runs.
+expect.set_options(timeout=15_000)
 LAPTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 OPERATOR = BOOTSTRAP_KEY
@@ -64,9 +66,10 @@ class Switch:
 
 
 class Backdrop:
-    """A tidings server and a receiver in a thread of their own."""
+    """A tidings server and a receiver in a thread of their own (``behaviour``: the
+    receiver's paths that answer otherwise than 200, see tests/receivers.py)."""
 
-    def __init__(self, database: Path) -> None:
+    def __init__(self, database: Path, **behaviour: Behaviour) -> None:
         self.settings = Settings(
             database_url=f"sqlite:///{database}",
             bootstrap_api_key=BOOTSTRAP_KEY,
@@ -78,6 +81,7 @@ class Backdrop:
             lockout_threshold=10_000,  # the wrong-key test fails on purpose
         )
         self.switch = Switch()
+        self._behaviour: dict[str, Behaviour] = {"flaky": self.switch, **behaviour}
         self.running: Running
         self.receiver: Receiver
         self._ready: Future[None] = Future()
@@ -106,7 +110,7 @@ class Backdrop:
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        async with start_server(self.settings) as running, receiver(flaky=self.switch) as rx:
+        async with start_server(self.settings) as running, receiver(**self._behaviour) as rx:
             self.running, self.receiver = running, rx
             self._ready.set_result(None)
             await self._stop.wait()
@@ -150,9 +154,11 @@ class Tenant:
     def queue(self, name: str, **extra: Any) -> str:
         return str(self.post("/queues", {"name": name, **extra})["queue"]["id"])
 
-    def listener(self, queue_id: str, name: str, notify_path: str = "/ok") -> str:
+    def listener(
+        self, queue_id: str, name: str, notify_path: str = "/ok", liveness_path: str = "/live"
+    ) -> str:
         hook = self.backdrop.receiver.url
-        body = {"name": name, "notify_url": hook(notify_path), "liveness_url": hook("/live")}
+        body = {"name": name, "notify_url": hook(notify_path), "liveness_url": hook(liveness_path)}
         return str(self.post(f"/queues/{queue_id}/listeners", body)["listener"]["id"])
 
     def message(self, queue_id: str, data: str, name: str | None = None) -> str:
@@ -239,7 +245,12 @@ def open_tab(browser: Browser, origin: str, viewport: dict[str, int] = LAPTOP) -
     context.on("request", request)
     page.on("console", console)
     page.on("pageerror", lambda error: tab.problems.append(f"JavaScript error: {error}"))
-    page.on("response", lambda r: r.status >= 400 and tab.api_failures.add((r.url, r.status)))
+
+    def response(answer: Response) -> None:
+        if answer.status >= 400:
+            tab.api_failures.add((answer.url, answer.status))
+
+    page.on("response", response)
     try:
         yield tab
     finally:

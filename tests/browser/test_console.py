@@ -150,6 +150,58 @@ def test_a_missed_message_is_redelivered_from_the_message_and_the_listener(
     wait_for(lambda: delivery_state(tenant, queue, second) == "delivered")
 
 
+def test_edits_and_deletes_ask_first_and_land(tab: Tab, tenant: Tenant) -> None:
+    queue = tenant.queue("orders")
+    listener = tenant.listener(queue, "shop")
+    page = tab.page
+    tab.sign_in(tenant.key)
+
+    tab.go(f"#/queues/{queue}/listeners/{listener}")
+    page.get_by_role("button", name="Edit").click()
+    dialog = page.get_by_role("dialog", name="Edit listener")
+    dialog.get_by_label("Name").fill("shop-v2")
+    dialog.get_by_label("Name").press("Enter")
+    expect(page.get_by_role("heading", name="shop-v2")).to_be_visible()
+    page.get_by_role("button", name="Delete").click()
+    page.get_by_role("dialog", name="Delete listener shop-v2?").get_by_role(
+        "button", name="Delete"
+    ).click()
+    expect(page.get_by_role("heading", name="orders", exact=True)).to_be_visible()
+    expect(page.get_by_text("No listeners")).to_be_visible()
+
+    page.get_by_role("button", name="Rename").click()
+    dialog = page.get_by_role("dialog", name="Rename queue")
+    dialog.get_by_label("Name").fill("orders-eu")
+    dialog.get_by_label("Name").press("Enter")
+    expect(page.get_by_role("heading", name="orders-eu")).to_be_visible()
+    page.get_by_role("button", name="Delete").click()
+    confirm = page.get_by_role("dialog", name="Delete queue orders-eu?")
+    confirm.get_by_role("button", name="Cancel").click()  # asked first: nothing happens
+    assert tenant.get("/queues")["queues"] != []
+    page.get_by_role("button", name="Delete").click()
+    confirm.get_by_role("button", name="Delete").click()
+    expect(page.get_by_text("No queues yet")).to_be_visible()
+    assert tenant.get("/queues")["queues"] == []
+
+
+def test_messages_are_paged_newest_first(tab: Tab, tenant: Tenant) -> None:
+    queue = tenant.queue("orders")
+    for n in range(1, 24):  # 23: a full page of 20 and 3 more
+        tenant.message(queue, "x", name=f"m{n:02}")
+    page = tab.page
+    tab.sign_in(tenant.key)
+    tab.go("#/messages")
+    names = page.locator("tbody tr td:first-child a")
+    expect(names).to_have_count(20)
+    expect(names.first).to_have_text("m23")
+    expect(names.last).to_have_text("m04")
+    expect(page.get_by_text("Page 1 of 2 · 23 in all")).to_be_visible()
+    page.get_by_role("link", name="Next").click()
+    expect(names).to_have_text(["m03", "m02", "m01"])
+    page.get_by_label("Queue").select_option(label="orders")  # one queue: the same, newest first
+    expect(names.first).to_have_text("m23")
+
+
 def test_schema_and_message_errors_are_shown_by_path(tab: Tab, tenant: Tenant) -> None:
     queue = tenant.queue("orders")
     page = tab.page
@@ -248,6 +300,9 @@ def test_api_keys_are_shown_once_then_disabled_and_deleted(
     expect(billing).to_contain_text("disabled")
     with backdrop.api(full) as api:
         wait_for(lambda: api.get("/queues").status_code == 401)
+        billing.get_by_role("button", name="Enable").click()
+        expect(billing).to_contain_text("enabled")
+        wait_for(lambda: api.get("/queues").status_code == 200)
 
     billing.get_by_role("button", name="Delete").click()
     page.get_by_role("dialog").get_by_role("button", name="Delete").click()

@@ -103,6 +103,25 @@ export async function listPage(path, field, page, perPage) {
   return { items: data[field], total: total ?? data[field].length };
 }
 
+/** Page `page` of a list counted from its newest item, newest first, every page full
+ *  but the last: {items, total, pages}. Lists come oldest first, so this reads the one
+ *  or two pages of `perPage` that hold the wanted run. */
+export async function newestPage(path, field, page, perPage) {
+  const { total } = await listPage(path, field, 1, 1);
+  const pages = Math.max(1, Math.ceil(total / perPage));
+  const end = total - (Math.min(page, pages) - 1) * perPage; // oldest-first index, exclusive
+  const start = Math.max(0, end - perPage);
+  const items = [];
+  const first = Math.floor(start / perPage) + 1;
+  const last = Math.max(first, Math.ceil(end / perPage));
+  for (let n = first; n <= last && total > 0; n += 1) {
+    const { items: more } = await listPage(path, field, n, perPage);
+    items.push(...more);
+  }
+  const offset = start - (first - 1) * perPage;
+  return { items: items.slice(offset, offset + (end - start)).reverse(), total, pages };
+}
+
 /** Every item of a list, up to `limit` (for lookups such as queue names). */
 export async function listAll(path, field, limit = 1000) {
   const items = [];

@@ -141,12 +141,12 @@ export function Violations({ errors, strip }) {
 
 /** A button for a change: disabled until the key is known to be allowed (`may` is
  *  undefined while the API is asked), with the reason as its description. */
-export function Action({ may, what, onClick, children, kind = "" }) {
+export function Action({ may, what, reason, onClick, children, kind = "" }) {
   return html`<button
     type="button"
     class=${`button ${kind}`}
     disabled=${may !== true}
-    title=${may === false ? `This key may not ${what}.` : undefined}
+    title=${may === false ? reason || `This key may not ${what}.` : undefined}
     onClick=${onClick}
   >
     ${children}

@@ -43,7 +43,7 @@ export function Listeners({ query }) {
   const queues = useQueueNames();
   const list = useLoad(() => listPage("listeners", "listeners", page, PER_PAGE), [page]);
   const noQueues = queues.data && queues.data.queues.length === 0;
-  const create = html`<${Action} may=${queues.data ? !noQueues : undefined} what="add listeners: there is no queue it may see" kind="primary"
+  const create = html`<${Action} may=${queues.data ? !noQueues : undefined} reason="A listener needs a queue: create one first." kind="primary"
     onClick=${() => setCreating(true)}>New listener<//>`;
   return html`<${Page} title="Listeners" subtitle="The endpoints messages are pushed to, with how each is doing." actions=${create}>
     ${list.loading && !list.data && html`<${Loading} />`}

@@ -1,5 +1,5 @@
 // Messages: newest first, across queues or in one; one message with its deliveries.
-import { call, listPage, may, q, seg } from "../api.js";
+import { call, may, newestPage, q, seg } from "../api.js";
 import { MessageForm } from "../forms.js";
 import { html, useEffect, useState } from "../lib.js";
 import {
@@ -28,22 +28,13 @@ import { MessageTable } from "./queues.js";
 
 const PER_PAGE = 20;
 
-/** Page `page` counted from the newest: the API counts from the oldest. */
-async function newestFirst(path, page) {
-  const { total } = await listPage(path, "messages", 1, 1);
-  const pages = Math.max(1, Math.ceil(total / PER_PAGE));
-  const apiPage = pages - Math.min(page, pages) + 1;
-  const { items } = total ? await listPage(path, "messages", apiPage, PER_PAGE) : { items: [] };
-  return { items: items.reverse(), total, pages };
-}
-
 export function Messages({ query }) {
   const page = Math.max(1, Number.parseInt(query.get("page") || "1", 10) || 1);
   const queueId = query.get("queue") || "";
   const [posting, setPosting] = useState(false);
   const queues = useQueueNames();
   const path = queueId ? `queues/${seg(queueId)}/messages` : "messages";
-  const list = useLoad(() => newestFirst(path, page), [path, page]);
+  const list = useLoad(() => newestPage(path, "messages", page, PER_PAGE), [path, page]);
   const mayPost = useMay(() => (queueId ? may.postMessage(queueId) : Promise.resolve(undefined)), [queueId]);
   const chosen = queues.data && queues.data.queues.find((x) => x.id === queueId);
   const pick = (event) => go(href("messages", { queue: event.currentTarget.value }));

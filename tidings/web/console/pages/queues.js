@@ -1,5 +1,5 @@
 // Queues: the list, and one queue with its listeners, schema and newest messages.
-import { call, listPage, may, q, seg } from "../api.js";
+import { call, listPage, may, newestPage, q, seg } from "../api.js";
 import { ListenerForm, MessageForm, QueueForm, RenameQueue, SchemaForm } from "../forms.js";
 import { html, useState } from "../lib.js";
 import {
@@ -75,19 +75,6 @@ export function Queues({ query }) {
   <//>`;
 }
 
-/** The newest `count` messages of a list, newest first (lists are oldest first). */
-export async function newest(path, count) {
-  const first = await listPage(path, "messages", 1, count);
-  const pages = Math.ceil(first.total / count);
-  if (pages <= 1) return { items: first.items.reverse(), total: first.total };
-  let { items } = await listPage(path, "messages", pages, count);
-  if (items.length < count) {
-    const before = await listPage(path, "messages", pages - 1, count);
-    items = [...before.items.slice(items.length - count), ...items];
-  }
-  return { items: items.reverse(), total: first.total };
-}
-
 export function QueueDetail({ queueId }) {
   const [dialog, setDialog] = useState(null);
   const queue = useLoad(() => call("GET", `queues/${seg(queueId)}`).then(({ data }) => data.queue), [queueId]);
@@ -95,7 +82,7 @@ export function QueueDetail({ queueId }) {
     () => call("GET", q(`queues/${seg(queueId)}/listeners`, { per_page: 100 })).then(({ data, total }) => ({ items: data.listeners, total })),
     [queueId],
   );
-  const messages = useLoad(() => newest(`queues/${seg(queueId)}/messages`, 5), [queueId]);
+  const messages = useLoad(() => newestPage(`queues/${seg(queueId)}/messages`, "messages", 1, 5), [queueId]);
   const mayChange = useMay(() => may.changeQueue(queueId), [queueId]);
   const mayAddListener = useMay(() => may.createListener(queueId), [queueId]);
   const mayPost = useMay(() => may.postMessage(queueId), [queueId]);
