@@ -70,14 +70,13 @@ export function useMay(ask, deps) {
 // ---- layout ----------------------------------------------------------------------
 
 export function Page({ title, subtitle, actions, children }) {
-  const heading = useRef(null);
   useEffect(() => {
     document.title = `${title} · tidings`;
   }, [title]);
   return html`<section class="page" aria-labelledby="page-title">
     <header class="page-head">
       <div>
-        <h1 id="page-title" ref=${heading} tabindex="-1">${title}</h1>
+        <h1 id="page-title" tabindex="-1">${title}</h1>
         ${subtitle && html`<p class="subtitle">${subtitle}</p>`}
       </div>
       ${actions && html`<div class="actions">${actions}</div>`}
