@@ -2,26 +2,7 @@
 // hands the result to `onDone`.
 import { call, seg } from "./api.js";
 import { html, useState } from "./lib.js";
-import { Dialog, Field, Problem } from "./ui.js";
-
-/** State for a form that calls the API: {busy, error, run(fn)}. */
-export function useSubmit() {
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState(null);
-  const run = (fn) => async (event) => {
-    event.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
-      await fn();
-    } catch (e) {
-      setError(e);
-    } finally {
-      setBusy(false);
-    }
-  };
-  return { busy, error, setError, run };
-}
+import { Dialog, Field, Problem, useSubmit } from "./ui.js";
 
 function Buttons({ busy, label, onClose }) {
   return html`<div class="form-actions">

@@ -158,6 +158,26 @@ export function MayNot({ may, what }) {
   return html`<p class="may-not">Read only: this key may not ${what}.</p>`;
 }
 
+/** State for an action that calls the API: {busy, error, run(fn)}; `run(fn)` makes the
+ *  handler of a form's submit (or a button's click). */
+export function useSubmit() {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState(null);
+  const run = (fn) => async (event) => {
+    event.preventDefault();
+    setBusy(true);
+    setError(null);
+    try {
+      await fn();
+    } catch (e) {
+      setError(e);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return { busy, error, run };
+}
+
 // ---- dialogs ---------------------------------------------------------------------
 
 const FOCUSABLE = "a[href], button, input, select, textarea, summary, [tabindex]:not([tabindex='-1'])";
@@ -207,21 +227,9 @@ export function Dialog({ title, onClose, children, wide }) {
 
 /** Ask before doing something that cannot be undone; shows the API's error if any. */
 export function Confirm({ title, children, confirm = "Delete", onConfirm, onClose }) {
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState(null);
-  const submit = async (event) => {
-    event.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
-      await onConfirm();
-    } catch (e) {
-      setError(e);
-      setBusy(false);
-    }
-  };
+  const { busy, error, run } = useSubmit();
   return html`<${Dialog} title=${title} onClose=${onClose}>
-    <form onSubmit=${submit} class="form">
+    <form onSubmit=${run(onConfirm)} class="form">
       ${children}
       <${Problem} error=${error} what="do this" />
       <div class="form-actions">

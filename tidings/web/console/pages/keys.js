@@ -1,6 +1,5 @@
 // API keys: for keys that may see them (operator keys hold the api_keys scope).
 import { call, listPage, may, seg } from "../api.js";
-import { useSubmit } from "../forms.js";
 import { html, useState } from "../lib.js";
 import {
   Action,
@@ -20,6 +19,7 @@ import {
   notice,
   useLoad,
   useMay,
+  useSubmit,
 } from "../ui.js";
 
 const PER_PAGE = 50;

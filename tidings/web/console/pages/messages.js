@@ -22,6 +22,7 @@ import {
   notice,
   useLoad,
   useMay,
+  useSubmit,
 } from "../ui.js";
 import { useQueueNames } from "./listeners.js";
 import { MessageTable } from "./queues.js";
@@ -86,23 +87,14 @@ function DataView({ data }) {
 
 function Redeliver({ queueId, messageId, listenerId, onDone }) {
   const allowed = useMay(() => may.changeListener(queueId, listenerId), [queueId, listenerId]);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState(null);
-  const run = async () => {
-    setBusy(true);
-    setError(null);
-    try {
-      const path = `queues/${seg(queueId)}/listeners/${seg(listenerId)}/redeliveries`;
-      await call("POST", path, { message_ids: [messageId] });
-      notice("Scheduled again.");
-      onDone();
-    } catch (e) {
-      setError(e);
-    } finally {
-      setBusy(false);
-    }
-  };
-  return html`<${Action} may=${busy ? undefined : allowed} what="redeliver to this listener" kind="small" onClick=${run}>Redeliver<//>
+  const { busy, error, run } = useSubmit();
+  const redeliver = run(async () => {
+    const path = `queues/${seg(queueId)}/listeners/${seg(listenerId)}/redeliveries`;
+    await call("POST", path, { message_ids: [messageId] });
+    notice("Scheduled again.");
+    onDone();
+  });
+  return html`<${Action} may=${busy ? undefined : allowed} what="redeliver to this listener" kind="small" onClick=${redeliver}>Redeliver<//>
     ${error && html`<span class="field-error">${error.detail}</span>`}`;
 }
 
