@@ -216,18 +216,24 @@ class Probes:
     async def claim(
         self, now: int, lease_until: int, next_probe_at: int, limit: int
     ) -> list[DueProbe]:
-        lock = " FOR UPDATE SKIP LOCKED" if self._db.dialect == "postgresql" else ""
-        async with self._db.transaction() as tx:
-            rows = await tx.fetch(
-                "UPDATE listeners SET probe_lease_until = $2, next_probe_at = $3"
-                " WHERE id IN (SELECT id FROM listeners"
-                " WHERE next_probe_at <= $1 AND probe_lease_until <= $1"
-                f" ORDER BY next_probe_at LIMIT $4{lock}) RETURNING id, liveness_url",
-                now,
-                lease_until,
-                next_probe_at,
-                limit,
-            )
+        """Lease the probes that are due, in one statement (its own transaction, so a
+        process paused mid-claim holds no lock). ``FOR NO KEY UPDATE``, not ``FOR
+        UPDATE``: the stronger lock conflicts with the ``FOR KEY SHARE`` that every
+        ``INSERT INTO deliveries`` takes on its listener for the foreign key, which let
+        a stalled prober on one node hold up ingest on the others."""
+        lock = " FOR NO KEY UPDATE SKIP LOCKED" if self._db.dialect == "postgresql" else ""
+        # Not durable: a lost probe lease only means the probe is made again.
+        rows = await self._db.write(
+            "UPDATE listeners SET probe_lease_until = $2, next_probe_at = $3"
+            " WHERE id IN (SELECT id FROM listeners"
+            " WHERE next_probe_at <= $1 AND probe_lease_until <= $1"
+            f" ORDER BY next_probe_at LIMIT $4{lock}) RETURNING id, liveness_url",
+            now,
+            lease_until,
+            next_probe_at,
+            limit,
+            durable=False,
+        )
         return [DueProbe(r["id"], r["liveness_url"]) for r in rows]
 
     async def record(self, listener_id: str, ok: bool) -> tuple[LivenessState, LivenessState]:

@@ -22,11 +22,12 @@ T = TypeVar("T")
 _POOL_SIZE = 10
 # Connections for ``durable=False`` writes (the engine's claims and records): their
 # sessions commit asynchronously, so such a write needs no ``SET LOCAL`` round trip.
-# Only the engine uses them (claim loop, recorder).
+# Only the engine uses them (claim loop, recorder, probe claims).
 _ASYNC_POOL_SIZE = 3
 _CONNECT_TIMEOUT_S = 5.0
 _COMMAND_TIMEOUT_S = 30.0
 _RELISTEN_S = 0.5
+_ENGINE_LOCK_TIMEOUT = "5s"
 
 
 def _translate(exc: BaseException) -> StorageError:
@@ -115,8 +116,16 @@ class PostgresDatabase(_Conn):
             # WAL writer flushes it within 3 x wal_writer_delay, 600 ms by default). A
             # crash of PostgreSQL or the machine in that window may undo the commit;
             # it stays atomic and ordered, and any later durable commit flushes it.
+            # The engine never waits long for a row another session holds (a paused
+            # node, a long delete): the write fails, and the claim loop or the
+            # recorder tries again later instead of stalling behind it.
             lazy = await _guard(
-                pool(_ASYNC_POOL_SIZE, reset=_keep_session, synchronous_commit="off")
+                pool(
+                    _ASYNC_POOL_SIZE,
+                    reset=_keep_session,
+                    synchronous_commit="off",
+                    lock_timeout=_ENGINE_LOCK_TIMEOUT,
+                )
             )
         except StorageError:
             await durable.close()
