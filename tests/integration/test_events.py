@@ -132,11 +132,11 @@ async def test_delivery_attempts_record_published_events(server: Running) -> Non
     listener = await add_listener(server, queue["id"], "shop")
     message = await add_message(server, queue["id"], "order-1")
     at = now_ms() + 1_000
-    claimed = await server.store.deliveries.claim(at, at + 30_000, 10, 4, [])
+    claimed = await server.store.deliveries.claim(1, at, at + 30_000, 10, 4, [])
     assert [c.message_id for c in claimed] == [message["id"]]
     failed = AttemptResult(claimed[0], 500, DeliveryState.PENDING, 1, at, at + 50)
     await server.store.deliveries.record([failed])
-    again = await server.store.deliveries.claim(at + 100, at + 30_000, 10, 4, [])
+    again = await server.store.deliveries.claim(1, at + 100, at + 30_000, 10, 4, [])
     acked = AttemptResult(again[0], 204, DeliveryState.DELIVERED, 2, at + 100, None)
     await server.store.deliveries.record([acked])
 

@@ -99,7 +99,7 @@ async def test_windows_move_with_the_clock(server_at: Running, clock: ManualCloc
     for _ in range(3):
         await add_message(server, queue["id"])
     at = now_ms() + 1_000  # claims compare with the real creation time of the message
-    claimed = await server.store.deliveries.claim(at, at + 30_000, 100, 100, [])
+    claimed = await server.store.deliveries.claim(1, at, at + 30_000, 100, 100, [])
     mine = [c for c in claimed if c.message_id == message["id"]]
     await server.store.deliveries.record(
         [AttemptResult(mine[0], 503, DeliveryState.PENDING, 1, at, at + 50)]

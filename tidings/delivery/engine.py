@@ -11,7 +11,12 @@ may share one PostgreSQL. The loop:
 
 Wake-ups come from the database (a committed message notifies ``deliveries``) and
 from timers armed for the next retry, with a slow poll as the safety net for work
-scheduled by other processes and for leases that expire after a crash.
+scheduled by other processes and for leases that run out.
+
+Each engine joins under an id and holds a liveness lock under it while it lives;
+its claims carry the id. On start and every ``TAKEOVER_INTERVAL_S`` it releases the
+claims of engines whose lock is free (dead ones), so a crash costs seconds, not a
+lease (storage/engines.py). It claims only while it holds its own lock.
 """
 
 from __future__ import annotations
@@ -27,22 +32,26 @@ import msgspec
 
 from tidings.config import Settings
 from tidings.delivery.liveness import LivenessProber
+from tidings.delivery.port import DeliveryStore
 from tidings.delivery.recorder import Recorder
-from tidings.delivery.sender import Sender
-from tidings.domain.ids import now_ms
+from tidings.delivery.sender import Transport
+from tidings.domain.clock import SYSTEM_CLOCK, Clock
 from tidings.domain.models import DeliveryState, LivenessState
 from tidings.domain.retry import after_attempt, parse_retry_after
 from tidings.signing import secret_key, sign
 from tidings.storage.database import StorageError
 from tidings.storage.deliveries import AttemptResult, Claimed
+from tidings.storage.engines import Membership
 from tidings.storage.messages import DELIVERIES_CHANNEL
-from tidings.storage.store import Store
 
 log = logging.getLogger("tidings.delivery")
 
 CLAIM_BATCH = 256
 POLL_INTERVAL_S = 1.0
 ERROR_BACKOFF_S = 1.0
+# How often a running engine looks for dead ones: a killed worker's deliveries are
+# taken over within about this (SPEC §5: 10 s).
+TAKEOVER_INTERVAL_S = 2.0
 _encoder = msgspec.json.Encoder()
 
 
@@ -62,10 +71,10 @@ def request_body(c: Claimed) -> bytes:
 class Engine:
     def __init__(
         self,
-        store: Store,
+        store: DeliveryStore,
         settings: Settings,
-        sender: Sender,
-        clock: Callable[[], int] = now_ms,
+        sender: Transport,
+        clock: Clock = SYSTEM_CLOCK,
         rng: random.Random | None = None,
         on_attempt: Callable[[int | None, float], None] | None = None,
     ) -> None:
@@ -86,7 +95,9 @@ class Engine:
         self._cursor = ""
         # Outcomes waiting to be written keep their leases: they count against the
         # in-flight window, and each written batch frees room for another claim.
-        self._recorder = Recorder(store, on_scheduled=self._wake_at, on_flushed=self._slot_free.set)
+        self._recorder = Recorder(
+            store.deliveries, on_scheduled=self._wake_at, on_flushed=self._slot_free.set
+        )
         self._prober = LivenessProber(store, settings, sender, clock)
         # A listener holds at most 2 x cap - 1 claimed deliveries: cap sending, the
         # rest waiting for a slot, so each one is done within two rounds of attempts.
@@ -99,12 +110,17 @@ class Engine:
         self._refill_at = self._max_held - max(1, cap // 2)
         # Long enough for a full attempt even after waiting for a listener slot.
         self._lease_ms = int(settings.lease_s * 1000)
+        self._me: Membership | None = None
 
     async def start(self) -> None:
-        await self._store.db.subscribe(DELIVERIES_CHANNEL, self._wake.set)
+        self._me = await self._store.engines.join(self._clock.now_ms())
+        log.info("delivery engine %x started", self._me.id)
+        await self._store.subscribe(DELIVERIES_CHANNEL, self._wake.set)
+        await self._take_over()  # a predecessor's claims, before the first claim
         self._recorder.start()
         self._prober.start()
         self._tasks.append(asyncio.create_task(self._claim_loop(), name="tidings-claim"))
+        self._tasks.append(asyncio.create_task(self._watch_loop(), name="tidings-takeover"))
 
     async def stop(self, grace_s: float = 4.0) -> None:
         """Stop claiming, let in-flight attempts finish for ``grace_s``, release the rest."""
@@ -124,18 +140,46 @@ class Engine:
         await self._recorder.stop()
         with contextlib.suppress(StorageError):
             await self._store.deliveries.release(unfinished)
+        if self._me is not None:
+            with contextlib.suppress(StorageError):
+                await self._store.engines.leave(self._me)
         await self._sender.close()
 
     @property
     def in_flight(self) -> int:
         return len(self._in_flight)
 
+    @property
+    def id(self) -> int | None:
+        return None if self._me is None else self._me.id
+
     def _wake_at(self, at_ms: int) -> None:
-        delay_s = max(0.0, (at_ms - self._clock()) / 1000)
+        delay_s = max(0.0, (at_ms - self._clock.now_ms()) / 1000)
         asyncio.get_running_loop().call_later(delay_s, self._wake.set)
 
+    async def _take_over(self) -> None:
+        assert self._me is not None
+        try:
+            released = await self._store.engines.take_over(self._me, self._clock.now_ms())
+        except StorageError as exc:
+            log.warning("looking for dead engines failed: %s", exc)
+            return
+        if released:
+            log.warning("took over %d deliveries of engines that died", released)
+
+    async def _watch_loop(self) -> None:
+        while True:
+            await asyncio.sleep(TAKEOVER_INTERVAL_S)
+            await self._take_over()
+
     async def _claim_loop(self) -> None:
+        assert self._me is not None
         while not self._stopping:
+            if not self._me.held:
+                # Without our lock another engine may take us for dead and release
+                # what we claim: claim nothing until it is ours again.
+                log.warning("engine %x lost its liveness lock; claiming paused", self._me.id)
+                await self._me.wait_held()
             # Cleared before claiming, not after: a wake-up that comes while the claim
             # runs (an attempt finished, a message was committed) must start another.
             self._wake.clear()
@@ -167,10 +211,11 @@ class Engine:
         # As many per listener as the fullest claimable one has room for (a listener
         # this engine holds nothing of has room for the most).
         take = min(rooms, default=self._max_held)
-        now = self._clock()
+        assert self._me is not None
+        now = self._clock.now_ms()
         limit = min(free, CLAIM_BATCH)
         batch = await self._store.deliveries.claim(
-            now, now + self._lease_ms, limit, take, busy, self._cursor
+            self._me.id, now, now + self._lease_ms, limit, take, busy, self._cursor
         )
         if batch:
             self._cursor = batch[-1].listener_id
@@ -224,7 +269,7 @@ class Engine:
 
     async def _attempt(self, claimed: Claimed, body: bytes) -> None:
         async with self._slots(claimed.listener_id):
-            timestamp_s = self._clock() // 1000
+            timestamp_s = self._clock.now_ms() // 1000
             headers = {
                 "Content-Type": "application/json",
                 "webhook-id": claimed.message_id,
@@ -238,7 +283,7 @@ class Engine:
             )
         if self._on_attempt is not None:
             self._on_attempt(answer.status, answer.elapsed_s)
-        now = self._clock()
+        now = self._clock.now_ms()
         attempts = claimed.attempts + 1
         outcome = after_attempt(
             self._settings.retry_schedule_s,

@@ -10,14 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
 
 from tidings.config import Settings
-from tidings.delivery.sender import Sender
+from tidings.delivery.port import DeliveryStore
+from tidings.delivery.sender import Transport
+from tidings.domain.clock import Clock
 from tidings.domain.models import LivenessState
 from tidings.domain.retry import is_success
 from tidings.storage.database import StorageError
-from tidings.storage.store import Store
 
 log = logging.getLogger("tidings.liveness")
 PROBES_CHANNEL = "probes"
@@ -27,7 +27,7 @@ TICK_S = 1.0
 
 class LivenessProber:
     def __init__(
-        self, store: Store, settings: Settings, sender: Sender, clock: Callable[[], int]
+        self, store: DeliveryStore, settings: Settings, sender: Transport, clock: Clock
     ) -> None:
         self._store = store
         self._settings = settings
@@ -51,11 +51,11 @@ class LivenessProber:
         await asyncio.gather(*self._probing, return_exceptions=True)
 
     async def _run(self) -> None:
-        await self._store.db.subscribe(PROBES_CHANNEL, self._wake.set)
+        await self._store.subscribe(PROBES_CHANNEL, self._wake.set)
         interval_ms = int(self._settings.liveness_interval_s * 1000)
         lease_ms = int((self._settings.liveness_timeout_s + 5) * 1000)
         while True:
-            now = self._clock()
+            now = self._clock.now_ms()
             try:
                 due = await self._store.probes.claim(
                     now, now + lease_ms, now + interval_ms, MAX_CONCURRENT_PROBES
@@ -80,7 +80,9 @@ class LivenessProber:
         try:
             before, after = await self._store.probes.record(listener_id, ok)
             if ok and before is LivenessState.DOWN:
-                woken = await self._store.deliveries.wake_listener(listener_id, self._clock())
+                woken = await self._store.deliveries.wake_listener(
+                    listener_id, self._clock.now_ms()
+                )
                 log.info(
                     "listener %s is back (%s); %d deliveries due now",
                     listener_id,

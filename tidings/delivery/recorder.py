@@ -13,10 +13,10 @@ import contextlib
 import logging
 from collections.abc import Callable
 
+from tidings.delivery.port import DeliveryQueue
 from tidings.domain.models import DeliveryState
 from tidings.storage.database import StorageError
 from tidings.storage.deliveries import AttemptResult
-from tidings.storage.store import Store
 
 log = logging.getLogger("tidings.delivery")
 MAX_BATCH = 1000
@@ -27,11 +27,11 @@ FLUSH_INTERVAL_S = 0.02
 class Recorder:
     def __init__(
         self,
-        store: Store,
+        deliveries: DeliveryQueue,
         on_scheduled: Callable[[int], None],
         on_flushed: Callable[[], None] | None = None,
     ) -> None:
-        self._store = store
+        self._deliveries = deliveries
         self._on_scheduled = on_scheduled
         self._on_flushed = on_flushed
         self._pending: list[AttemptResult] = []
@@ -78,7 +78,7 @@ class Recorder:
 
     async def _flush(self) -> None:
         batch = self._pending[:MAX_BATCH]
-        await self._store.deliveries.record(batch)
+        await self._deliveries.record(batch)
         del self._pending[: len(batch)]
         retries = [
             r.next_attempt_at

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 import aiohttp
 
@@ -28,6 +29,22 @@ class Response:
     retry_after: str | None
     error: str | None
     elapsed_s: float
+
+
+class Transport(Protocol):
+    """What the engine and the prober send through: :class:`Sender` for real, an
+    in-process fake in the engine's unit tests."""
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        deadline_s: float,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Response: ...
+
+    async def close(self) -> None: ...
 
 
 class Sender:

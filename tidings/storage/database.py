@@ -31,6 +31,23 @@ class DatabaseUnavailable(StorageError):
     """The database cannot be reached or refused the operation; the API answers 503."""
 
 
+class LockTaken(StorageError):
+    """Another session holds the liveness lock asked for."""
+
+
+class HeldLock(Protocol):
+    """A liveness lock held for as long as its process lives (see storage/engines.py)."""
+
+    @property
+    def held(self) -> bool:
+        """False while the lock is lost and being taken again (PostgreSQL reconnecting)."""
+        ...
+
+    async def wait_held(self) -> None: ...
+
+    async def release(self) -> None: ...
+
+
 class Connection(Protocol):
     """A connection inside a transaction (or a read-only session)."""
 
@@ -75,16 +92,29 @@ class Database(Connection, Protocol):
 
     async def notify(self, conn: Connection, channel: str) -> None: ...
 
+    async def hold_lock(self, key: int) -> HeldLock:
+        """Take the liveness lock ``key`` for this process's lifetime, or raise
+        :class:`LockTaken`. The lock goes the moment the process dies (PostgreSQL: a
+        session-level advisory lock on a connection of its own; SQLite: ``flock`` on
+        a file beside the database)."""
+        ...
+
+    async def free_locks(self, keys: Sequence[int]) -> list[int]:
+        """Which of these liveness locks nobody holds: their processes are gone."""
+        ...
+
     async def close(self) -> None: ...
 
 
-def id_list(db: Database, param: int, ids: Sequence[str]) -> tuple[str, Any]:
+def id_list(
+    db: Database, param: int, ids: Sequence[str] | Sequence[int], of: str = "text"
+) -> tuple[str, Any]:
     """``(sql, value)`` testing a column against a list of ids bound as one parameter.
 
-    Used as ``f"column {sql}"``: PostgreSQL binds a text array, SQLite a JSON array.
+    Used as ``f"column {sql}"``: PostgreSQL binds an array of ``of``, SQLite a JSON array.
     """
     if db.dialect == "postgresql":
-        return f"= ANY(${param}::text[])", list(ids)
+        return f"= ANY(${param}::{of}[])", list(ids)
     return f"IN (SELECT value FROM json_each(${param}))", json.dumps(list(ids))
 
 

@@ -1,15 +1,18 @@
 """Owns the engine's side of the ``deliveries`` table: claim, record, release, redeliver.
 
-Claims are leases: a claimed row carries ``lease_until``; if its worker dies, the
-lease runs out and the next claim takes the row again. PostgreSQL claims with
-``FOR UPDATE SKIP LOCKED`` so several workers never take the same row at once;
-SQLite has a single writer, so its claim transaction is exclusive anyway.
+Claims are leases: a claimed row carries ``lease_until`` and the id of the engine
+that claimed it (``claimed_by``). When an engine dies, another releases its claims
+at once (storage/engines.py); the lease running out is the last resort, for an
+engine that lives but is stalled. PostgreSQL claims with ``FOR NO KEY UPDATE SKIP
+LOCKED`` so several workers never take the same row at once; SQLite has a single
+writer, so its claim statement is exclusive anyway.
 Claims are per listener (at most ``per_listener`` rows each, listeners marked
 ``down`` or already busy skipped) so one backlog never starves other listeners.
 """
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,7 +33,8 @@ _CLAIMED = (
 # (a TID scan whatever the statistics say; a join on the key could be planned as a
 # scan of the whole table); only rows the lease really updated are answered (a row
 # whose newer version was locked is not visible to this statement's UPDATE: it stays
-# unleased and is not sent). Rows come back in the round-robin order.
+# unleased and is not sent). Rows come back in the round-robin order. FOR NO KEY
+# UPDATE: the weakest lock that keeps other engines off the row.
 _CLAIM_POSTGRES = f"""
 WITH picked AS MATERIALIZED (
     SELECT {_CLAIMED}, d.row_id, d.next_attempt_at, l.id <= $5 AS wrapped
@@ -41,7 +45,7 @@ WITH picked AS MATERIALIZED (
         WHERE listener_id = l.id AND state = 'pending'
           AND next_attempt_at <= $1 AND lease_until <= $1
         ORDER BY next_attempt_at LIMIT $2
-        FOR UPDATE SKIP LOCKED
+        FOR NO KEY UPDATE SKIP LOCKED
     ) d
     JOIN messages m ON m.id = d.message_id
     JOIN queues q ON q.id = l.queue_id
@@ -49,7 +53,7 @@ WITH picked AS MATERIALIZED (
     ORDER BY l.id <= $5, l.id
     LIMIT $4
 ), leased AS (
-    UPDATE deliveries SET lease_until = $6
+    UPDATE deliveries SET lease_until = $6, claimed_by = $7
     WHERE ctid = ANY(ARRAY(SELECT row_id FROM picked))
     RETURNING message_id, listener_id
 )
@@ -57,22 +61,34 @@ SELECT p.* FROM picked p JOIN leased USING (message_id, listener_id)
 ORDER BY p.wrapped, p.listener_id, p.next_attempt_at, p.message_id
 """
 # SQLite has no LATERAL: a correlated IN (... LIMIT) over rowids does the same job.
-_CLAIM_SQLITE = f"""
-SELECT {_CLAIMED}
-FROM listeners l
-JOIN deliveries d ON d.rowid IN (
-    SELECT rowid FROM deliveries
-    WHERE listener_id = l.id AND state = 'pending'
-      AND next_attempt_at <= $1 AND lease_until <= $1
-    ORDER BY next_attempt_at LIMIT $2
+# The lease is one statement (BEGIN, UPDATE, COMMIT in one hop to the writer thread,
+# so ingest never waits for the event loop in the middle of a claim); RETURNING can
+# only name the leased table, so what to send is read after it, on a reader.
+_CLAIM_SQLITE = """
+UPDATE deliveries SET lease_until = $6, claimed_by = $7
+WHERE rowid IN (
+    SELECT d.rowid
+    FROM listeners l
+    JOIN deliveries d ON d.rowid IN (
+        SELECT rowid FROM deliveries
+        WHERE listener_id = l.id AND state = 'pending'
+          AND next_attempt_at <= $1 AND lease_until <= $1
+        ORDER BY next_attempt_at LIMIT $2
+    )
+    WHERE l.liveness_state <> 'down' AND NOT (l.id {busy})
+    ORDER BY l.id <= $5, l.id, d.next_attempt_at
+    LIMIT $4
 )
+RETURNING rowid AS row_id, listener_id, next_attempt_at, message_id
+"""
+_CLAIMED_SQLITE = f"""
+SELECT {_CLAIMED}, d.rowid AS row_id
+FROM deliveries d
+JOIN listeners l ON l.id = d.listener_id
 JOIN messages m ON m.id = d.message_id
 JOIN queues q ON q.id = l.queue_id
-WHERE l.liveness_state <> 'down' AND NOT (l.id {{busy}})
-ORDER BY l.id <= $5, l.id
-LIMIT $4
+WHERE d.rowid IN (SELECT value FROM json_each($1))
 """
-_LEASE = "UPDATE deliveries SET lease_until = $3 WHERE message_id = $1 AND listener_id = $2"
 # One row by primary key, still pending. Spelled "not delivered, not missed" rather
 # than "= 'pending'" on purpose: that would match the predicate of the partial
 # listener index, and PostgreSQL without fresh statistics (a backlog that grew faster
@@ -153,6 +169,7 @@ class Deliveries:
 
     async def claim(
         self,
+        by: int,
         now: int,
         lease_until: int,
         limit: int,
@@ -160,10 +177,10 @@ class Deliveries:
         busy: Sequence[str],
         after: str = "",
     ) -> list[Claimed]:
-        """Lease up to ``limit`` due deliveries, listener by listener in id order
-        starting after listener ``after`` and wrapping around (the engine rotates it,
-        so with more busy listeners than slots each gets its turn instead of the
-        first ones in the table).
+        """Lease up to ``limit`` due deliveries to engine ``by``, listener by listener
+        in id order starting after listener ``after`` and wrapping around (the engine
+        rotates it, so with more busy listeners than slots each gets its turn instead
+        of the first ones in the table).
         """
         # A lost lease only makes the row claimable sooner: no flush needed.
         if self._db.dialect == "postgresql":
@@ -175,19 +192,34 @@ class Deliveries:
                 limit,
                 after,
                 lease_until,
+                by,
                 durable=False,
             )
             return [_claimed(r) for r in rows]
         in_busy, excluded = id_list(self._db, 3, busy)
         sql = _CLAIM_SQLITE.format(busy=in_busy)
-        async with self._db.transaction(durable=False) as tx:
-            rows = await tx.fetch(sql, now, per_listener, excluded, limit, after)
-            claimed = [_claimed(r) for r in rows]
-            if claimed:
-                await tx.executemany(
-                    _LEASE, [(c.message_id, c.listener_id, lease_until) for c in claimed]
-                )
-        return claimed
+        leased = await self._db.write(
+            sql, now, per_listener, excluded, limit, after, lease_until, by, durable=False
+        )
+        if not leased:
+            return []
+        # A row deleted since (its message or listener went) is simply not sent.
+        found = {
+            r["row_id"]: r
+            for r in await self._db.fetch(
+                _CLAIMED_SQLITE, json.dumps([r["row_id"] for r in leased])
+            )
+        }
+        order = sorted(
+            leased,
+            key=lambda r: (
+                r["listener_id"] <= after,
+                r["listener_id"],
+                r["next_attempt_at"],
+                r["message_id"],
+            ),
+        )
+        return [_claimed(found[r["row_id"]]) for r in order if r["row_id"] in found]
 
     async def record(self, results: Sequence[AttemptResult]) -> None:
         """Write a batch of attempt outcomes, listener counters and events in one commit.

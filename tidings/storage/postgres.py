@@ -13,6 +13,8 @@ from tidings.storage.database import (
     Connection,
     DatabaseUnavailable,
     ForeignKeyViolation,
+    HeldLock,
+    LockTaken,
     Row,
     StorageError,
     UniqueViolation,
@@ -192,6 +194,19 @@ class PostgresDatabase(_Conn):
         # Delivered by PostgreSQL when (and only if) the transaction commits.
         await conn.execute("SELECT pg_notify($1, '')", channel)
 
+    async def hold_lock(self, key: int) -> HeldLock:
+        lock = _SessionLock(self._url, key)
+        await lock.take()
+        return lock
+
+    async def free_locks(self, keys: Sequence[int]) -> list[int]:
+        # Taking a free lock for the length of this statement proves nobody holds it.
+        rows = await self.fetch(
+            "SELECT k FROM unnest($1::bigint[]) AS k WHERE pg_try_advisory_xact_lock(k)",
+            list(keys),
+        )
+        return [r["k"] for r in rows]
+
     @property
     def listener_alive(self) -> bool:
         return self._listener is not None and not self._listener.is_closed()
@@ -205,3 +220,62 @@ class PostgresDatabase(_Conn):
         for pool in (self._pool, self._async_pool):
             if not pool.is_closing():
                 await pool.close()
+
+
+class _SessionLock:
+    """A session-level advisory lock on a connection of its own. PostgreSQL drops it
+    when the session ends, so when this process dies. If the connection drops while
+    the process lives (PostgreSQL restarted, network cut), the lock is lost: ``held``
+    turns false until a new connection has taken it again."""
+
+    def __init__(self, url: str, key: int) -> None:
+        self._url = url
+        self._key = key
+        self._conn: Any = None
+        self._held = asyncio.Event()
+        self._retake: asyncio.Task[None] | None = None
+        self._closing = False
+
+    async def take(self) -> None:
+        conn = await _guard(asyncpg.connect(self._url, timeout=_CONNECT_TIMEOUT_S))
+        try:
+            taken = await _guard(conn.fetchval("SELECT pg_try_advisory_lock($1)", self._key))
+        except StorageError:
+            await conn.close()
+            raise
+        if not taken:
+            await conn.close()
+            raise LockTaken(f"advisory lock {self._key}")
+        conn.add_termination_listener(self._lost)
+        self._conn = conn
+        self._held.set()
+
+    @property
+    def held(self) -> bool:
+        return self._held.is_set()
+
+    async def wait_held(self) -> None:
+        await self._held.wait()
+
+    def _lost(self, _conn: Any) -> None:
+        self._held.clear()
+        if not self._closing and self._retake is None:
+            self._retake = asyncio.get_running_loop().create_task(self._take_again())
+
+    async def _take_again(self) -> None:
+        try:
+            while not self._closing:
+                try:
+                    await self.take()
+                    return
+                except StorageError:  # still unreachable, or another engine checks us
+                    await asyncio.sleep(_RELISTEN_S)
+        finally:
+            self._retake = None
+
+    async def release(self) -> None:
+        self._closing = True
+        if self._retake is not None:
+            self._retake.cancel()
+        if self._conn is not None and not self._conn.is_closed():
+            await self._conn.close()

@@ -22,10 +22,12 @@ from tidings.storage.database import (
     Connection,
     DatabaseUnavailable,
     ForeignKeyViolation,
+    HeldLock,
     Row,
     StorageError,
     UniqueViolation,
 )
+from tidings.storage.filelocks import FileLock, is_free, lock_dir
 from tidings.storage.wakeups import WakeListener, WakeSender, address
 
 T = TypeVar("T")
@@ -113,6 +115,19 @@ def _rollback(durable: bool, conn: sqlite3.Connection) -> None:
         _end("ROLLBACK", durable, conn)
     elif not durable:
         conn.execute("PRAGMA synchronous = FULL")
+
+
+def _one_statement(
+    sql: str, args: Sequence[Any], durable: bool, conn: sqlite3.Connection
+) -> list[Row]:
+    _begin(durable, conn)
+    try:
+        rows: list[Row] = conn.execute(_sql(sql), args).fetchall()
+    except BaseException:
+        _rollback(durable, conn)
+        raise
+    _end("COMMIT", durable, conn)
+    return rows
 
 
 def _end(statement: str, durable: bool, conn: sqlite3.Connection) -> None:
@@ -219,8 +234,13 @@ class SqliteDatabase(_Session):
             callback()
 
     async def write(self, sql: str, *args: Any, durable: bool = True) -> list[Row]:
-        async with self.transaction(durable=durable) as tx:
-            return await tx.fetch(sql, *args)
+        """BEGIN, the statement and COMMIT in one hop to the writer thread: the write
+        lock is never held while the event loop runs something else."""
+        async with self._write_lock:
+            try:
+                return await self._on_writer(partial(_one_statement, sql, args, durable))
+            except sqlite3.Error as exc:
+                raise _translate(exc) from exc
 
     async def subscribe(self, channel: str, callback: Callable[[], None]) -> None:
         """``callback`` runs after every commit that notifies ``channel``, in this
@@ -233,6 +253,13 @@ class SqliteDatabase(_Session):
 
     async def notify(self, conn: Connection, channel: str) -> None:
         cast(_Transaction, conn).notified.add(channel)
+
+    async def hold_lock(self, key: int) -> HeldLock:
+        return FileLock(lock_dir(self._path) / f"{key}.lock")
+
+    async def free_locks(self, keys: Sequence[int]) -> list[int]:
+        folder = lock_dir(self._path)
+        return [key for key in keys if is_free(folder / f"{key}.lock")]
 
     async def close(self) -> None:
         for listener in self._listeners.values():

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from tidings.domain.clock import SYSTEM_CLOCK, Clock
 from tidings.storage.database import Database, open_database
 from tidings.storage.deliveries import Deliveries
+from tidings.storage.engines import Engines
 from tidings.storage.events import EventLog
 from tidings.storage.ingest import IngestBatcher
 from tidings.storage.listeners import Listeners, Probes
@@ -29,6 +31,7 @@ class Store:
         self.listeners = Listeners(db, self.events)
         self.messages = Messages(db, self.events)
         self.deliveries = Deliveries(db, self.events)
+        self.engines = Engines(db)
         self.probes = Probes(db)
         self.rate_counters = RateCounters(db)
         self.lockouts = Lockouts(db)
@@ -44,6 +47,9 @@ class Store:
         store = cls(await open_database(database_url), clock)
         store.ingest.start()
         return store
+
+    async def subscribe(self, channel: str, callback: Callable[[], None]) -> None:
+        await self.db.subscribe(channel, callback)
 
     async def ping(self) -> None:
         await self.db.fetchval("SELECT 1")

@@ -129,6 +129,10 @@ deliveries = Table(
     Column("next_attempt_at", BigInteger, nullable=True),
     # A claimed delivery is leased; an expired lease means its worker died.
     Column("lease_until", BigInteger, nullable=False, server_default="0"),
+    # The engine that claimed it last (engines.id; no foreign key: a dead engine's
+    # registration is forgotten once its claims were released). Not indexed, so a
+    # claim stays a HOT update on PostgreSQL; only a takeover filters on it.
+    Column("claimed_by", BigInteger, nullable=True),
     Index(
         "ix_deliveries_due",
         "next_attempt_at",
@@ -143,6 +147,16 @@ deliveries = Table(
         sqlite_where=text("state = 'pending'"),
     ),
     Index("ix_deliveries_listener_state", "listener_id", "state", "message_id"),
+)
+
+# Running delivery engines (SPEC §5, prompt recovery). Each holds a liveness lock
+# under its id while it lives (storage/engines.py); an engine whose lock is free is
+# dead, and its claims are released at once instead of when their leases run out.
+engines = Table(
+    "engines",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("started_at", BigInteger, nullable=False),
 )
 
 # Usage events (SPEC §6). No foreign keys: an event outlives the resources it names,

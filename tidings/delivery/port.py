@@ -1,0 +1,70 @@
+"""What the delivery engine, its recorder and its prober need of storage, and no more.
+
+``Store`` implements it over SQLite and PostgreSQL; ``delivery/memory.py`` implements
+it in memory so the engine's scheduling (claim order, caps, fairness, retries,
+liveness, backpressure, takeover) can be tested in-process against a virtual clock.
+The protocols live here, beside their user: storage satisfies them without
+importing delivery.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from tidings.domain.models import LivenessState
+from tidings.storage.deliveries import AttemptResult, Claimed
+from tidings.storage.engines import Membership
+from tidings.storage.listeners import DueProbe
+
+
+class DeliveryQueue(Protocol):
+    async def claim(
+        self,
+        by: int,
+        now: int,
+        lease_until: int,
+        limit: int,
+        per_listener: int,
+        busy: Sequence[str],
+        after: str = "",
+    ) -> list[Claimed]: ...
+
+    async def record(self, results: Sequence[AttemptResult]) -> None: ...
+
+    async def release(self, keys: Sequence[tuple[str, str]]) -> None: ...
+
+    async def wake_listener(self, listener_id: str, now: int) -> int: ...
+
+
+class ProbeQueue(Protocol):
+    async def claim(
+        self, now: int, lease_until: int, next_probe_at: int, limit: int
+    ) -> list[DueProbe]: ...
+
+    async def record(self, listener_id: str, ok: bool) -> tuple[LivenessState, LivenessState]: ...
+
+    async def state(self, listener_id: str) -> LivenessState | None: ...
+
+
+class EngineRegistry(Protocol):
+    async def join(self, now: int) -> Membership: ...
+
+    async def take_over(self, me: Membership, now: int) -> int: ...
+
+    async def leave(self, me: Membership) -> None: ...
+
+
+class DeliveryStore(Protocol):
+    @property
+    def deliveries(self) -> DeliveryQueue: ...
+
+    @property
+    def probes(self) -> ProbeQueue: ...
+
+    @property
+    def engines(self) -> EngineRegistry: ...
+
+    async def subscribe(self, channel: str, callback: Callable[[], None]) -> None:
+        """``callback`` runs after every commit that notifies ``channel``."""
+        ...

@@ -1,0 +1,89 @@
+"""Owns the ``engines`` table: which delivery engines live, and taking over the
+claims of dead ones, so a crash is detected instead of waited out (SPEC §5).
+
+An engine joins under a random id and holds a liveness lock under that id for as
+long as it lives (``Database.hold_lock``: a PostgreSQL session-level advisory lock,
+or ``flock`` on a file beside a SQLite database). Its claims carry the id
+(``deliveries.claimed_by``). The lock goes when the process dies, so any other
+engine can tell a dead one from a slow one at once: an engine registered here
+whose lock is free is dead; its leased deliveries are released (due at once) and
+its registration is forgotten. Leases stay as the last resort for an engine that is
+alive but stalled.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from tidings.storage.database import Database, HeldLock, LockTaken, id_list
+from tidings.storage.messages import DELIVERIES_CHANNEL
+
+_REGISTER = "INSERT INTO engines (id, started_at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING"
+# Not indexed on ``claimed_by`` (that would cost every claim its HOT update): a
+# takeover, which only follows a crash, scans the pending deliveries.
+_RELEASE = (
+    "UPDATE deliveries SET lease_until = 0"
+    " WHERE claimed_by {dead} AND state = 'pending' AND lease_until > 0"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Membership:
+    """An engine's id and the liveness lock it holds under it."""
+
+    id: int
+    lock: HeldLock
+
+    @property
+    def held(self) -> bool:
+        return self.lock.held
+
+    async def wait_held(self) -> None:
+        await self.lock.wait_held()
+
+
+class Engines:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def join(self, now: int) -> Membership:
+        """Take the liveness lock of a new id, then register it (in that order: an
+        engine found registered always holds its lock, or is dead)."""
+        while True:
+            engine_id = secrets.randbits(63)
+            try:
+                lock = await self._db.hold_lock(engine_id)
+            except LockTaken:  # another program's advisory lock: pick another id
+                continue
+            await self._register(engine_id, now)
+            return Membership(engine_id, lock)
+
+    async def _register(self, engine_id: int, now: int) -> None:
+        await self._db.write(_REGISTER, engine_id, now, durable=False)
+
+    async def take_over(self, me: Membership, now: int) -> int:
+        """Release the claims of every dead engine; answer how many were released.
+
+        Registers ``me`` again first: after a lost PostgreSQL connection another
+        engine may have taken us for dead and forgotten us meanwhile."""
+        if me.held:
+            await self._register(me.id, now)
+        rows = await self._db.fetch("SELECT id FROM engines WHERE id <> $1", me.id)
+        dead = await self._db.free_locks([r["id"] for r in rows]) if rows else []
+        if not dead:
+            return 0
+        in_dead, value = id_list(self._db, 1, dead, of="bigint")
+        async with self._db.transaction(durable=False) as tx:
+            released = await tx.execute(_RELEASE.format(dead=in_dead), value)
+            await tx.execute(f"DELETE FROM engines WHERE id {in_dead}", value)
+            if released:
+                await self._db.notify(tx, DELIVERIES_CHANNEL)
+        return released
+
+    async def leave(self, me: Membership) -> None:
+        """Forget a stopping engine (its claims were released already) and unlock."""
+        try:
+            await self._db.write("DELETE FROM engines WHERE id = $1", me.id, durable=False)
+        finally:
+            await me.lock.release()
