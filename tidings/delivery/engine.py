@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 import random
 from collections import Counter, defaultdict
@@ -52,6 +53,8 @@ ERROR_BACKOFF_S = 1.0
 # How often a running engine looks for dead ones: a killed worker's deliveries are
 # taken over within about this (SPEC §5: 10 s).
 TAKEOVER_INTERVAL_S = 2.0
+# Retry times kept for precise wake-ups; past this many the 1 s poll finds the rest.
+MAX_RETRY_TIMES = 10_000
 _encoder = msgspec.json.Encoder()
 
 
@@ -111,6 +114,10 @@ class Engine:
         # Long enough for a full attempt even after waiting for a listener slot.
         self._lease_ms = int(settings.lease_s * 1000)
         self._me: Membership | None = None
+        # When retries this engine wrote are due (a heap), and the one timer for them.
+        self._retry_times: list[int] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0
 
     async def start(self) -> None:
         self._me = await self._store.engines.join(self._clock.now_ms())
@@ -126,6 +133,8 @@ class Engine:
         """Stop claiming, let in-flight attempts finish for ``grace_s``, release the rest."""
         self._stopping = True
         self._wake.set()
+        if self._timer is not None:
+            self._timer.cancel()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -153,9 +162,35 @@ class Engine:
     def id(self) -> int | None:
         return None if self._me is None else self._me.id
 
-    def _wake_at(self, at_ms: int) -> None:
-        delay_s = max(0.0, (at_ms - self._clock.now_ms()) / 1000)
-        asyncio.get_running_loop().call_later(delay_s, self._wake.set)
+    def _wake_at(self, times_ms: list[int]) -> None:
+        """Claim again when each of these retries is due. One timer, for the earliest:
+        a timer for the earliest of a batch only left the others to the 1 s poll, up
+        to a second late (five times a 0.2 s delay)."""
+        for at in times_ms:
+            if len(self._retry_times) >= MAX_RETRY_TIMES:
+                break  # the poll finds the rest, later
+            heapq.heappush(self._retry_times, at)
+        self._arm()
+
+    def _arm(self) -> None:
+        if not self._retry_times:
+            return
+        first = self._retry_times[0]
+        if self._timer is not None:
+            if self._timer_at <= first:
+                return
+            self._timer.cancel()
+        delay_s = max(0.0, (first - self._clock.now_ms()) / 1000)
+        self._timer = asyncio.get_running_loop().call_later(delay_s, self._ring)
+        self._timer_at = first
+
+    def _ring(self) -> None:
+        self._timer = None
+        now = self._clock.now_ms()
+        while self._retry_times and self._retry_times[0] <= now:
+            heapq.heappop(self._retry_times)
+        self._wake.set()
+        self._arm()
 
     async def _take_over(self) -> None:
         assert self._me is not None

@@ -28,7 +28,7 @@ class Recorder:
     def __init__(
         self,
         deliveries: DeliveryQueue,
-        on_scheduled: Callable[[int], None],
+        on_scheduled: Callable[[list[int]], None],  # retry times just written
         on_flushed: Callable[[], None] | None = None,
     ) -> None:
         self._deliveries = deliveries
@@ -86,6 +86,6 @@ class Recorder:
             if r.state is DeliveryState.PENDING and r.next_attempt_at is not None
         ]
         if retries:
-            self._on_scheduled(min(retries))
+            self._on_scheduled(retries)
         if self._on_flushed is not None:
             self._on_flushed()
