@@ -37,6 +37,16 @@ def virtual_time(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[...
     return run
 
 
+async def until(predicate: Callable[[], bool], within_s: float = 600) -> float:
+    """Wait (virtual time) until ``predicate`` holds; answer the loop time then."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    while not predicate():
+        assert loop.time() < deadline, "not reached"
+        await asyncio.sleep(0.01)
+    return loop.time()
+
+
 class LoopClock:
     """``now`` is the event loop's time: it moves exactly as looptime fast-forwards."""
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
 
 import pytest
 
-from tests.unit.fakes import EPOCH_MS, FakeSender, LoopClock, Reply, virtual_time
+from tests.unit.fakes import EPOCH_MS, FakeSender, LoopClock, Reply, until, virtual_time
 from tidings.config import Settings
 from tidings.delivery import engine as engine_module
 from tidings.delivery.engine import Engine
@@ -48,16 +48,6 @@ async def running(
         yield engine
     finally:
         await engine.stop(grace_s=0.5)
-
-
-async def until(predicate: Callable[[], bool], within_s: float = 600) -> float:
-    """Wait (virtual time) until ``predicate`` holds; answer the loop time then."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within_s
-    while not predicate():
-        assert loop.time() < deadline, "not reached"
-        await asyncio.sleep(0.01)
-    return loop.time()
 
 
 def add(store: MemoryStore, listeners: list[str], messages: int, at_ms: int = EPOCH_MS) -> None:
@@ -327,3 +317,22 @@ async def test_an_engine_that_lost_its_lock_claims_nothing_until_it_has_it_again
         assert sender.sent == []
         lock.regain()
         await until(lambda: len(sender.sent) == 1)
+
+
+@virtual_time
+async def test_probes_run_at_the_interval_and_judge_the_last_three() -> None:
+    store = MemoryStore()
+    store.add_listener("a")
+    store.listeners["a"].next_probe_at = 0  # due on creation
+    answers = [200, 503, 503, 503, 200]
+    sender = FakeSender(lambda _u, n: Reply(answers[min(n, len(answers) - 1)]))
+    seen = []
+    async with running(store, sender):
+        for _ in range(5):
+            await until(lambda: len(sender.sent) > len(seen))
+            await until(lambda: store.listeners["a"].probe_lease_until == 0)
+            seen.append(store.listeners["a"].state.value)
+    assert seen == ["stable", "unstable", "unstable", "down", "unstable"]
+    times = [s.at for s in sender.sent[:5]]
+    assert all(0.99 <= b - a <= 1.1 for a, b in itertools.pairwise(times))
+    assert {s.method for s in sender.sent} == {"GET"}

@@ -20,9 +20,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import time
 from dataclasses import dataclass
 
+from tidings.domain.clock import SYSTEM_CLOCK, Clock
 from tidings.storage.throttles import RateCounters
 
 log = logging.getLogger("tidings.ratelimit")
@@ -56,8 +56,11 @@ class Verdict:
 
 
 class RateLimiter:
-    def __init__(self, counters: RateCounters, limit: int, window_s: int) -> None:
+    def __init__(
+        self, counters: RateCounters, limit: int, window_s: int, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         self._counters = counters
+        self._clock = clock
         self.limit = limit
         self._window_s = window_s
         self._windows: dict[str, _Window] = {}
@@ -65,6 +68,9 @@ class RateLimiter:
     @property
     def enabled(self) -> bool:
         return self.limit > 0
+
+    def _window_start(self) -> int:
+        return self._clock.now_ms() // 1000 // self._window_s * self._window_s
 
     async def hit(self, key_id: str) -> Verdict:
         """Count one request of ``key_id`` and say whether it is within the limit."""
@@ -79,7 +85,7 @@ class RateLimiter:
         )
 
     async def _current(self, key_id: str) -> _Window:
-        start = int(time.time()) // self._window_s * self._window_s
+        start = self._window_start()
         window = self._windows.get(key_id)
         if window is None or window.start != start:
             window = self._windows[key_id] = _Window(start)
@@ -97,7 +103,7 @@ class RateLimiter:
 
     async def sync(self) -> None:
         """Write this node's pending hits and learn every node's totals."""
-        now_start = int(time.time()) // self._window_s * self._window_s
+        now_start = self._window_start()
         for key_id, window in list(self._windows.items()):
             if window.start < now_start and window.pending == 0 and window.writing == 0:
                 del self._windows[key_id]  # a past window with nothing left to write
@@ -118,5 +124,5 @@ class RateLimiter:
             window.known, window.writing = total, 0
 
     async def prune(self) -> None:
-        start = int(time.time()) // self._window_s * self._window_s
+        start = self._window_start()
         await self._counters.prune(start - self._window_s)
