@@ -12,6 +12,8 @@ import standardwebhooks
 from tests.conftest import Running, start_server
 from tests.receivers import Answer, Receiver, drip_server, receiver
 from tidings.config import Settings
+from tidings.delivery.engine import Engine
+from tidings.delivery.sender import Sender
 
 
 async def add_listener(
@@ -155,14 +157,17 @@ async def test_exhaustion_missed_then_redelivered(server: Running, queue: dict[s
 
 
 async def test_retry_after_is_honoured(settings: Settings) -> None:
-    slow_schedule = replace(settings, retry_schedule_s=(0.05, 5.0))
+    # Without Retry-After the retry would come after 0.05 s; capped at the largest
+    # delay, 60 s. Timing against the clock is the unit tests' (virtual time): here
+    # only "neither of those" is asserted, which load cannot break.
+    slow_schedule = replace(settings, retry_schedule_s=(0.05, 60.0))
     behaviour = lambda _p, n: Answer(429, {"Retry-After": "1"}) if n == 0 else Answer(200)  # noqa: E731
     async with start_server(slow_schedule) as server, receiver(hook=behaviour) as rx:
         qid = (await server.call("POST", "/queues", json={"name": "q"})).json()["queue"]["id"]
         await add_listener(server, qid, rx)
         await post(server, qid)
-        first, second = await rx.wait_for("/hook", 2, timeout_s=5)
-    assert 0.9 <= second.at - first.at < 2.5
+        first, second = await rx.wait_for("/hook", 2, timeout_s=30)
+    assert second.at - first.at >= 1.0 - 0.01
 
 
 async def test_redirects_are_not_followed(server: Running, queue: dict[str, Any]) -> None:
@@ -182,23 +187,24 @@ async def test_redirects_are_not_followed(server: Running, queue: dict[str, Any]
 
 
 async def test_slow_listener_does_not_delay_fast_one(settings: Settings) -> None:
-    quick_timeout = replace(settings, delivery_timeout_s=2.0, max_in_flight_per_listener=2)
-    sleepy = lambda _p, _n: Answer(200, delay_s=10)  # noqa: E731
-    async with start_server(quick_timeout) as server, receiver(slow=sleepy) as rx:
+    """Event-driven: the slow listener never answers while the fast one gets all 20
+    (had the fast one queued behind it, it would get none until the slow one's
+    attempts ended, 30 s away), and the slow one never has more than its cap open."""
+    capped = replace(settings, delivery_timeout_s=30.0, max_in_flight_per_listener=2)
+    never = asyncio.Event()
+    held = lambda _p, _n: Answer(200, hold=never)  # noqa: E731
+    async with start_server(capped) as server, receiver(slow=held) as rx:
         qid = (await server.call("POST", "/queues", json={"name": "q"})).json()["queue"]["id"]
         await add_listener(server, qid, rx, "slow", notify="/slow")
         await add_listener(server, qid, rx, "fast", notify="/fast")
-        for n in range(20):
-            await post(server, qid, data=str(n))
-        posted = time.monotonic()
-        fast = await rx.wait_for("/fast", 20, timeout_s=5)
-        # Had the fast listener queued behind the slow one, it would have waited for
-        # the slow one's 2 s deadlines.
-        assert fast[-1].at - posted < 1.5, "the fast listener waited for the slow one"
-        # The slow one is capped at 2 requests in flight and each attempt ends at 2 s,
-        # so no three of its arrivals fall within one deadline.
-        slow = [a.at for a in await rx.wait_for("/slow", 4, timeout_s=8)]
-        assert all(later - earlier > 1.6 for earlier, later in zip(slow, slow[2:], strict=False))
+        try:
+            for n in range(20):
+                await post(server, qid, data=str(n))
+            await rx.wait_for("/fast", 20, timeout_s=20)
+            await rx.wait_for("/slow", 2, timeout_s=20)
+            assert len(rx.on("/slow")) == 2  # the cap, every one of them still open
+        finally:
+            never.set()
 
 
 async def test_drip_receiver_is_cut_at_the_deadline(settings: Settings) -> None:
@@ -222,7 +228,8 @@ async def test_drip_receiver_is_cut_at_the_deadline(settings: Settings) -> None:
         assert d["last_status"] is None and d["state"] == "pending"
         first_connect = min(connected)
         # The attempt was recorded about one deadline after it started, not 200 s later.
-        assert d["last_attempt_at"] / 1000 - time.time() + time.monotonic() - first_connect < 2.0
+        # (The drip would take 200 s; the margin is for a loaded machine.)
+        assert d["last_attempt_at"] / 1000 - time.time() + time.monotonic() - first_connect < 10
 
 
 async def test_liveness_states_pause_and_resume(settings: Settings) -> None:
@@ -280,14 +287,20 @@ async def test_listeners_take_turns_under_backlog(settings: Settings) -> None:
     slowish = lambda _p, _n: Answer(200, delay_s=0.05)  # noqa: E731
     paths = [f"/l{i}" for i in range(8)]
     behaviours = {p.strip("/"): slowish for p in paths}
-    async with start_server(few_slots) as server, receiver(**behaviours) as rx:
+    async with start_server(few_slots, engine=False) as server, receiver(**behaviours) as rx:
         qid = (await server.call("POST", "/queues", json={"name": "q"})).json()["queue"]["id"]
         for path in paths:
             await add_listener(server, qid, rx, path.strip("/"), notify=path)
-        for n in range(8):
+        for n in range(8):  # the whole backlog first, whatever the machine's speed
             await post(server, qid, data=str(n))
-        firsts = [(await rx.wait_for(path, 1, timeout_s=10))[0].at for path in paths]
-        lasts = [(await rx.wait_for(path, 8, timeout_s=20))[-1].at for path in paths]
-    drain = max(lasts) - min(firsts)
-    # In table order the last listener would start only after the others drained.
-    assert max(firsts) - min(firsts) < 0.5 * drain, (max(firsts) - min(firsts), drain)
+        policy = server.app.state.tidings.services.destinations
+        engine = Engine(server.store, few_slots, Sender(policy, 8))
+        await engine.start()
+        try:
+            firsts = [(await rx.wait_for(path, 1, timeout_s=10))[0].at for path in paths]
+            lasts = [(await rx.wait_for(path, 8, timeout_s=30))[-1].at for path in paths]
+        finally:
+            await engine.stop()
+    # In table order the last listener would start only after the first drained. An
+    # order, not a ratio of durations: a loaded machine cannot change it.
+    assert max(firsts) < min(lasts), (firsts, lasts)

@@ -10,14 +10,13 @@ SQLite has one writer, so it cannot block recording without blocking claims too.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import replace
 
 import asyncpg
 import pytest
 
 from tests.conftest import start_server
-from tests.integration.test_delivery import add_listener, post
+from tests.integration.test_delivery import add_listener, post, until
 from tests.receivers import receiver
 from tidings.config import Settings
 from tidings.delivery.engine import Engine
@@ -60,9 +59,15 @@ async def test_claiming_pauses_while_recording_lags(settings: Settings) -> None:
             await engine.start()
             try:
                 await rx.wait_for("/hook", WINDOW)
-                # Every attempt answered at once, but none could be recorded: more
-                # than two poll intervals later, the engine has claimed nothing more.
-                await asyncio.sleep(2.5)
+
+                # Every attempt answered, none recorded: once all of them finished,
+                # their outcomes fill the window and the engine cannot claim (no
+                # sleep: the state itself says it, and virtual-time unit tests check
+                # that it stays so).
+                async def finished() -> bool:
+                    return engine.in_flight == 0
+
+                await until(finished, timeout_s=10)
                 assert len(rx.on("/hook")) == WINDOW
                 leased = await gate.fetchval(
                     "SELECT count(*) FROM deliveries WHERE lease_until > 0"
@@ -72,7 +77,6 @@ async def test_claiming_pauses_while_recording_lags(settings: Settings) -> None:
                 # message arrives exactly once.
                 await gate.execute(f"SELECT pg_advisory_unlock({GATE})")
                 arrivals = await rx.wait_for("/hook", MESSAGES)
-                await asyncio.sleep(0.3)
                 ids = [a.json()["id"] for a in rx.on("/hook")]
                 assert len(arrivals) == len(ids) == len(set(ids)) == MESSAGES
             finally:

@@ -75,7 +75,7 @@ async def test_stop_releases_in_flight_deliveries(settings: Settings) -> None:
         await rx.wait_for("/hook", 1)
         started = time.monotonic()
         await engine.stop(grace_s=0.3)
-        assert time.monotonic() - started < 3
+        assert time.monotonic() - started < 10  # SPEC §8: SIGTERM exits within 10 s
         row = await server.store.db.fetchrow(
             "SELECT state, attempts, lease_until FROM deliveries WHERE message_id = $1", mid
         )

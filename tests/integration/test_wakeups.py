@@ -49,6 +49,9 @@ async def test_a_commit_on_one_connection_wakes_a_subscriber_on_another(tmp_path
         await other.close()
 
 
+# A median of lags against a threshold: load can break it, so on demand only (-m slow).
+# The wake-up across connections itself is checked above, event-driven.
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 async def test_a_worker_on_sqlite_delivers_without_waiting_for_its_poll(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'tidings.db'}"
@@ -105,7 +108,10 @@ async def test_wake_ups_from_another_user_are_ignored(tmp_path: Path) -> None:
                 SYSTEM_PYTHON, "-c", send, preexec_fn=lambda uid=uid: os.setuid(uid)
             )
             assert await proc.wait() == 0
-            await asyncio.sleep(0.3)
-            assert woken.is_set() == (uid == os.getuid()), uid
+            if uid == os.getuid():
+                await asyncio.wait_for(woken.wait(), 10)
+            else:
+                await asyncio.sleep(0.3)  # an absence: load can only hide a wake-up
+                assert not woken.is_set()
     finally:
         await listening.close()
