@@ -44,10 +44,10 @@ SETTING_DOCS: dict[str, tuple[str | None, str]] = {
         "TIDINGS_DELIVERY_LEASE",
         "Seconds an engine holds the deliveries it claims; unset means "
         "`max(30, 3 x TIDINGS_DELIVERY_TIMEOUT)`, and at least 3 x the timeout is required. "
-        "After a crash, the deliveries a process held are attempted again when this runs "
-        "out: shorter recovers sooner, but a database stalled for longer than the lease "
-        "makes another engine send deliveries whose outcome is not written yet again "
-        "(duplicates). See reliability.md.",
+        "A crashed engine's deliveries do not wait for it: its death is detected within "
+        "seconds (reliability.md). The lease is the last resort for an engine that is "
+        "alive but stalled; a database stalled for longer than the lease makes another "
+        "engine send deliveries whose outcome is not written yet again (duplicates).",
     ),
     "liveness_interval_s": (
         "TIDINGS_LIVENESS_INTERVAL",
