@@ -17,7 +17,9 @@ _IN_FLIGHT = 256
 
 
 async def seed_messages(database_url: str, queue_id: str, count: int) -> None:
-    store = await Store.open(database_url)
+    # The server under test created the schema; an A/B "before" server must not find
+    # it upgraded to this tree's version.
+    store = await Store.open(database_url, migrate=False)
     try:
         org_id = await _org_of(store, queue_id)
         left = iter(range(count))

@@ -16,6 +16,7 @@ import asyncpg
 import pytest
 
 from tests.conftest import start_server
+from tests.integration.gates import gate_trigger
 from tests.integration.test_delivery import add_listener, post, until
 from tests.receivers import receiver
 from tidings.config import Settings
@@ -23,20 +24,12 @@ from tidings.delivery.engine import Engine
 from tidings.delivery.sender import Sender
 
 GATE = 7007
-_TRIGGER = f"""
-CREATE FUNCTION test_record_gate() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_advisory_xact_lock_shared({GATE});
-    RETURN NEW;
-END $$;
-CREATE TRIGGER test_record_gate BEFORE UPDATE ON deliveries FOR EACH ROW
-    WHEN (NEW.state <> OLD.state OR NEW.attempts <> OLD.attempts)
-    EXECUTE FUNCTION test_record_gate();
-"""
-_DROP = """
-DROP TRIGGER IF EXISTS test_record_gate ON deliveries;
-DROP FUNCTION IF EXISTS test_record_gate();
-"""
+_TRIGGER, _DROP = gate_trigger(
+    "test_record_gate",
+    "deliveries",
+    "NEW.state <> OLD.state OR NEW.attempts <> OLD.attempts",
+    GATE,
+)
 WINDOW = 8
 MESSAGES = 60
 

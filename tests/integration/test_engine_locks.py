@@ -15,26 +15,16 @@ import asyncpg
 import pytest
 
 from tests.conftest import start_server
+from tests.integration.gates import gate_trigger
 from tests.integration.test_delivery import add_listener, post, until
 from tests.receivers import receiver
 from tidings.config import Settings
 from tidings.domain.ids import now_ms
 
 GATE = 7011
-_TRIGGER = f"""
-CREATE FUNCTION test_probe_gate() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_advisory_xact_lock_shared({GATE});
-    RETURN NEW;
-END $$;
-CREATE TRIGGER test_probe_gate BEFORE UPDATE ON listeners FOR EACH ROW
-    WHEN (NEW.probe_lease_until <> OLD.probe_lease_until)
-    EXECUTE FUNCTION test_probe_gate();
-"""
-_DROP = """
-DROP TRIGGER IF EXISTS test_probe_gate ON listeners;
-DROP FUNCTION IF EXISTS test_probe_gate();
-"""
+_TRIGGER, _DROP = gate_trigger(
+    "test_probe_gate", "listeners", "NEW.probe_lease_until <> OLD.probe_lease_until", GATE
+)
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ def _results(store: MemoryStore, count: int, retry_at: int | None = None) -> lis
     store.add_listener("a")
     for n in range(count):
         store.add_message(f"m{n}", EPOCH_MS, ["a"])
-    claimed = [store._claimed(r) for r in store.rows.values()]
+    claimed = [store.claimed(r) for r in store.rows.values()]
     state = DeliveryState.DELIVERED if retry_at is None else DeliveryState.PENDING
     return [AttemptResult(c, 200, state, 1, EPOCH_MS, retry_at) for c in claimed]
 

@@ -278,7 +278,7 @@ async def test_a_dead_engines_claims_are_taken_over_by_a_running_one() -> None:
         assert survivor.in_flight == 0  # everything is leased to the first engine
         loop = asyncio.get_running_loop()
         killed = loop.time()
-        store.kill(doomed._me)  # type: ignore[arg-type]
+        store.kill(doomed.id)  # type: ignore[arg-type]
         taken = await until(lambda: states(store) == {DeliveryState.DELIVERED})
     # Within one takeover interval (plus a claim), not the 30 s lease.
     assert taken - killed <= engine_module.TAKEOVER_INTERVAL_S + 0.1
@@ -295,7 +295,7 @@ async def test_an_engine_that_starts_takes_over_at_once() -> None:
     doomed = Engine(store, SLOW_ATTEMPTS, held, LoopClock())
     await doomed.start()
     await until(lambda: doomed.in_flight == 3)
-    store.kill(doomed._me)  # type: ignore[arg-type]
+    store.kill(doomed.id)  # type: ignore[arg-type]
     restarted = asyncio.get_running_loop().time()
     async with running(store, FakeSender()):
         done = await until(lambda: states(store) == {DeliveryState.DELIVERED})

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from tidings.domain.liveness import judge, record_probe
 from tidings.domain.models import DeliveryState, LivenessState
-from tidings.storage.database import DatabaseUnavailable
+from tidings.storage.database import DatabaseUnavailable, LockState
 from tidings.storage.deliveries import AttemptResult, Claimed
 from tidings.storage.engines import Membership
 from tidings.storage.listeners import DueProbe
@@ -59,18 +59,11 @@ class ListenerRow:
         return judge(self.recent_probes)
 
 
-class MemoryLock:
+class MemoryLock(LockState):
     def __init__(self) -> None:
+        super().__init__()
         self.alive = True  # False: its process died
-        self._held = asyncio.Event()
         self._held.set()
-
-    @property
-    def held(self) -> bool:
-        return self._held.is_set()
-
-    async def wait_held(self) -> None:
-        await self._held.wait()
 
     def lose(self) -> None:
         self._held.clear()
@@ -115,9 +108,9 @@ class MemoryStore:
             self.rows[message_id, lid] = Row(message_id, lid, at)
         self.notify(DELIVERIES_CHANNEL)
 
-    def kill(self, me: Membership) -> None:
+    def kill(self, engine_id: int) -> None:
         """The engine's process died: the operating system dropped its lock."""
-        lock = self.engine_locks[me.id]
+        lock = self.engine_locks[engine_id]
         lock.alive = False
         lock.lose()
 
@@ -176,9 +169,10 @@ class MemoryStore:
                 break
         for r in taken[:limit]:
             r.lease_until, r.claimed_by = lease_until, by
-        return [self._claimed(r) for r in taken[:limit]]
+        return [self.claimed(r) for r in taken[:limit]]
 
-    def _claimed(self, r: Row) -> Claimed:
+    def claimed(self, r: Row) -> Claimed:
+        """What a claim of ``r`` answers."""
         listener = self.listeners[r.listener_id]
         return Claimed(
             r.message_id,

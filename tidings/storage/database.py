@@ -7,6 +7,7 @@ storage ever sees one.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -33,6 +34,20 @@ class DatabaseUnavailable(StorageError):
 
 class LockTaken(StorageError):
     """Another session holds the liveness lock asked for."""
+
+
+class LockState:
+    """``held`` and ``wait_held`` over an event, for locks that can be lost and retaken."""
+
+    def __init__(self) -> None:
+        self._held = asyncio.Event()
+
+    @property
+    def held(self) -> bool:
+        return self._held.is_set()
+
+    async def wait_held(self) -> None:
+        await self._held.wait()
 
 
 class HeldLock(Protocol):

@@ -14,6 +14,7 @@ from tidings.storage.database import (
     DatabaseUnavailable,
     ForeignKeyViolation,
     HeldLock,
+    LockState,
     LockTaken,
     Row,
     StorageError,
@@ -56,6 +57,17 @@ async def _guard(call: Awaitable[T]) -> T:
         return await call
     except _DRIVER_ERRORS as exc:
         raise _translate(exc) from exc
+
+
+async def _until_done(attempt: Callable[[], Awaitable[None]], stopped: Callable[[], bool]) -> bool:
+    """Retry ``attempt`` every ``_RELISTEN_S`` until it succeeds (True) or ``stopped()``."""
+    while not stopped():
+        try:
+            await attempt()
+            return True
+        except StorageError:
+            await asyncio.sleep(_RELISTEN_S)
+    return False
 
 
 async def _keep_session(_conn: Any) -> None:
@@ -172,17 +184,11 @@ class PostgresDatabase(_Conn):
 
     async def _reconnect(self) -> None:
         try:
-            while not self._closing:
-                try:
-                    await self._listen()
-                except StorageError:
-                    await asyncio.sleep(_RELISTEN_S)
-                    continue
+            if await _until_done(self._listen, lambda: self._closing):
                 # Notifications sent while we were away are gone: wake everyone once.
                 for callbacks in self._callbacks.values():
                     for callback in callbacks:
                         callback()
-                return
         finally:
             self._relisten = None
 
@@ -222,7 +228,7 @@ class PostgresDatabase(_Conn):
                 await pool.close()
 
 
-class _SessionLock:
+class _SessionLock(LockState):
     """A session-level advisory lock on a connection of its own. PostgreSQL drops it
     when the session ends, so when this process dies. If the connection drops while
     the process lives (PostgreSQL restarted, network cut), the lock is lost: ``held``
@@ -231,8 +237,8 @@ class _SessionLock:
     def __init__(self, url: str, key: int) -> None:
         self._url = url
         self._key = key
+        super().__init__()
         self._conn: Any = None
-        self._held = asyncio.Event()
         self._retake: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -250,26 +256,14 @@ class _SessionLock:
         self._conn = conn
         self._held.set()
 
-    @property
-    def held(self) -> bool:
-        return self._held.is_set()
-
-    async def wait_held(self) -> None:
-        await self._held.wait()
-
     def _lost(self, _conn: Any) -> None:
         self._held.clear()
         if not self._closing and self._retake is None:
             self._retake = asyncio.get_running_loop().create_task(self._take_again())
 
     async def _take_again(self) -> None:
-        try:
-            while not self._closing:
-                try:
-                    await self.take()
-                    return
-                except StorageError:  # still unreachable, or another engine checks us
-                    await asyncio.sleep(_RELISTEN_S)
+        try:  # fails while unreachable, or while another engine checks us
+            await _until_done(self.take, lambda: self._closing)
         finally:
             self._retake = None
 
