@@ -3,14 +3,16 @@ that name their engine, and the takeover of a dead engine's claims."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import pytest
 
-from tests.conftest import Running
+from tests.conftest import Running, start_server
 from tests.integration.test_delivery import add_listener, post, until
 from tests.receivers import receiver
+from tidings.config import Settings
 from tidings.domain.ids import now_ms
 from tidings.storage.database import LockTaken
 from tidings.storage.engines import Membership
@@ -39,10 +41,8 @@ async def _claim_one(server: Running, me: Membership, queue: dict[str, Any]) -> 
 
 
 @pytest.fixture
-async def idle(settings: Any) -> Any:
+async def idle(settings: Settings) -> AsyncIterator[Running]:
     """A server without an engine: the test plays the engines."""
-    from tests.conftest import start_server
-
     async with start_server(settings, engine=False) as running:
         yield running
 
@@ -88,7 +88,7 @@ async def test_a_liveness_lock_is_held_once(idle: Running) -> None:
 
 
 async def test_a_lost_lock_connection_is_retaken_and_registered_again(
-    idle: Running, settings: Any
+    idle: Running, settings: Settings
 ) -> None:
     if settings.is_sqlite:
         pytest.skip("a file lock is only lost with its process")
