@@ -255,11 +255,17 @@ class SqliteDatabase(_Session):
         cast(_Transaction, conn).notified.add(channel)
 
     async def hold_lock(self, key: int) -> HeldLock:
-        return FileLock(lock_dir(self._path) / f"{key}.lock")
+        try:
+            return FileLock(lock_dir(self._path) / f"{key}.lock")
+        except OSError as exc:  # a directory we may not write, a full disk
+            raise DatabaseUnavailable(f"engine lock beside {self._path}: {exc}") from exc
 
     async def free_locks(self, keys: Sequence[int]) -> list[int]:
         folder = lock_dir(self._path)
-        return [key for key in keys if is_free(folder / f"{key}.lock")]
+        try:
+            return [key for key in keys if is_free(folder / f"{key}.lock")]
+        except OSError as exc:
+            raise DatabaseUnavailable(f"engine locks beside {self._path}: {exc}") from exc
 
     async def close(self) -> None:
         for listener in self._listeners.values():
