@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import BOOTSTRAP_KEY
-from tests.processes import free_port, serve
+from tests.processes import serve
 from tests.receivers import Answer, receiver
 
 # A 10 s attempt timeout keeps the held attempt in flight; the lease is the default
@@ -35,8 +35,7 @@ async def test_a_restarted_server_attempts_the_dead_ones_deliveries_at_once(
         return Answer(200)
 
     async with receiver(hook=hook) as rx:
-        port = free_port()
-        first, base = await serve(database_url, tmp_path / "first.log", port, **SLOW_ATTEMPTS)
+        first, base = await serve(database_url, tmp_path / "first.log", None, **SLOW_ATTEMPTS)
         async with httpx.AsyncClient(base_url=base, headers={"X-API-KEY": BOOTSTRAP_KEY}) as c:
             qid = (await c.post("/queues", json={"name": "q"})).json()["queue"]["id"]
             body = {"name": "l", "notify_url": rx.url("/hook"), "liveness_url": rx.url("/live")}
@@ -46,7 +45,8 @@ async def test_a_restarted_server_attempts_the_dead_ones_deliveries_at_once(
         await rx.wait_for("/hook", 2, timeout_s=30)
         first.kill()
         restarted = time.monotonic()
-        again, _ = await serve(database_url, tmp_path / "second.log", port, **SLOW_ATTEMPTS)
+        # A new port: a port freed by the kill may be handed to another test's server.
+        again, _ = await serve(database_url, tmp_path / "second.log", None, **SLOW_ATTEMPTS)
         healthy = time.monotonic()
         try:
             arrivals = await rx.wait_for("/hook", 3, timeout_s=40)
