@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from tidings.storage.database import Connection, Database, open_database
+from tidings.storage.database import Connection, Database
+from tidings.storage.drivers import open_database
 from tidings.storage.migrate import upgrade
 
 

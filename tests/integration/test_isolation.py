@@ -45,7 +45,7 @@ class Tenant:
 
 async def _drop_tenants(database_url: str) -> None:
     """Delete every organization but the operator's ``default`` (cascades to its data)."""
-    from tidings.storage.database import open_database
+    from tidings.storage.drivers import open_database
 
     db = await open_database(database_url)
     try:

@@ -40,10 +40,10 @@ from tidings.domain.clock import SYSTEM_CLOCK, Clock
 from tidings.domain.models import DeliveryState, LivenessState
 from tidings.domain.retry import after_attempt, parse_retry_after
 from tidings.signing import secret_key, sign
+from tidings.storage import channels
 from tidings.storage.database import StorageError
 from tidings.storage.deliveries import AttemptResult, Claimed
 from tidings.storage.engines import Membership
-from tidings.storage.messages import DELIVERIES_CHANNEL
 
 log = logging.getLogger("tidings.delivery")
 
@@ -122,7 +122,7 @@ class Engine:
     async def start(self) -> None:
         self._me = await self._store.engines.join(self._clock.now_ms())
         log.info("delivery engine %x started", self._me.id)
-        await self._store.subscribe(DELIVERIES_CHANNEL, self._wake.set)
+        await self._store.subscribe(channels.DELIVERIES, self._wake.set)
         await self._take_over()  # a predecessor's claims, before the first claim
         self._recorder.start()
         self._prober.start()

@@ -17,10 +17,10 @@ from tidings.delivery.sender import Transport
 from tidings.domain.clock import Clock
 from tidings.domain.models import LivenessState
 from tidings.domain.retry import is_success
+from tidings.storage import channels
 from tidings.storage.database import StorageError
 
 log = logging.getLogger("tidings.liveness")
-PROBES_CHANNEL = "probes"
 MAX_CONCURRENT_PROBES = 32
 TICK_S = 1.0
 
@@ -51,7 +51,7 @@ class LivenessProber:
         await asyncio.gather(*self._probing, return_exceptions=True)
 
     async def _run(self) -> None:
-        await self._store.subscribe(PROBES_CHANNEL, self._wake.set)
+        await self._store.subscribe(channels.PROBES, self._wake.set)
         interval_ms = int(self._settings.liveness_interval_s * 1000)
         lease_ms = int((self._settings.liveness_timeout_s + 5) * 1000)
         while True:

@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 
 from tidings.domain.liveness import judge, record_probe
 from tidings.domain.models import DeliveryState, LivenessState
+from tidings.storage import channels
 from tidings.storage.database import DatabaseUnavailable, LockState
 from tidings.storage.deliveries import AttemptResult, Claimed
 from tidings.storage.engines import Membership
 from tidings.storage.listeners import DueProbe
-from tidings.storage.messages import DELIVERIES_CHANNEL
 
 
 @dataclass
@@ -106,7 +106,7 @@ class MemoryStore:
         """A committed message: one pending delivery per listener, due at ``at``."""
         for lid in listeners or sorted(self.listeners):
             self.rows[message_id, lid] = Row(message_id, lid, at)
-        self.notify(DELIVERIES_CHANNEL)
+        self.notify(channels.DELIVERIES)
 
     def kill(self, engine_id: int) -> None:
         """The engine's process died: the operating system dropped its lock."""
@@ -218,7 +218,7 @@ class MemoryStore:
             pending = r.listener_id == listener_id and r.state is DeliveryState.PENDING
             if pending and r.next_attempt_at > now:
                 r.next_attempt_at, woken = now, woken + 1
-        self.notify(DELIVERIES_CHANNEL)
+        self.notify(channels.DELIVERIES)
         return woken
 
 
@@ -272,7 +272,7 @@ class MemoryEngines:
         for engine_id in dead:
             del self.store.engine_locks[engine_id]
         if released:
-            self.store.notify(DELIVERIES_CHANNEL)
+            self.store.notify(channels.DELIVERIES)
         return released
 
     async def leave(self, me: Membership) -> None:

@@ -131,13 +131,3 @@ def id_list(
     if db.dialect == "postgresql":
         return f"= ANY(${param}::{of}[])", list(ids)
     return f"IN (SELECT value FROM json_each(${param}))", json.dumps(list(ids))
-
-
-async def open_database(url: str) -> Database:
-    if url.startswith("sqlite"):
-        from tidings.storage.sqlite import SqliteDatabase
-
-        return await SqliteDatabase.open(url)
-    from tidings.storage.postgres import PostgresDatabase
-
-    return await PostgresDatabase.open(url)

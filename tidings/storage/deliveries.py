@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from tidings.domain.events import EventType, NewEvent, Ref
 from tidings.domain.models import DeliveryState
+from tidings.storage import channels
 from tidings.storage.database import Database, Row, id_list
 from tidings.storage.events import EventLog
 from tidings.storage.listeners import add_acknowledged
@@ -284,7 +285,7 @@ class Deliveries:
                     if row is not None:
                         rows.append(row)
             if rows:
-                await self._db.notify(tx, "deliveries")
+                await self._db.notify(tx, channels.DELIVERIES)
         return sorted(r["message_id"] for r in rows)
 
     async def wake_listener(self, listener_id: str, now: int) -> int:
@@ -296,5 +297,5 @@ class Deliveries:
                 listener_id,
                 now,
             )
-            await self._db.notify(tx, "deliveries")
+            await self._db.notify(tx, channels.DELIVERIES)
         return count

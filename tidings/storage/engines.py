@@ -16,8 +16,8 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
+from tidings.storage import channels
 from tidings.storage.database import Database, HeldLock, LockTaken, id_list
-from tidings.storage.messages import DELIVERIES_CHANNEL
 
 _REGISTER = "INSERT INTO engines (id, started_at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING"
 # Not indexed on ``claimed_by`` (that would cost every claim its HOT update): a
@@ -78,7 +78,7 @@ class Engines:
             released = await tx.execute(_RELEASE.format(dead=in_dead), value)
             await tx.execute(f"DELETE FROM engines WHERE id {in_dead}", value)
             if released:
-                await self._db.notify(tx, DELIVERIES_CHANNEL)
+                await self._db.notify(tx, channels.DELIVERIES)
         return released
 
     async def leave(self, me: Membership) -> None:

@@ -11,6 +11,7 @@ from tidings.domain.events import EventType, NewEvent, Ref
 from tidings.domain.ids import new_id, now_ms
 from tidings.domain.liveness import judge, record_probe
 from tidings.domain.models import Listener, Liveness, LivenessState, Page
+from tidings.storage import channels
 from tidings.storage.database import Connection, Database, ForeignKeyViolation, Row, id_list
 from tidings.storage.events import EventLog
 from tidings.storage.paging import fetch_page
@@ -101,7 +102,7 @@ class Listeners:
                 )
                 if row is not None:
                     await _record(self._events, tx, EventType.LISTENER_ADDED, org_id, row)
-                    await self._db.notify(tx, "probes")
+                    await self._db.notify(tx, channels.PROBES)
         except ForeignKeyViolation as exc:  # the queue was deleted meanwhile
             raise NotFound("No queue with this id.") from exc
         if row is None:

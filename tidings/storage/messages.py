@@ -8,6 +8,7 @@ from tidings.domain.errors import NotFound
 from tidings.domain.events import EventType, NewEvent, Ref
 from tidings.domain.ids import now_ms
 from tidings.domain.models import Delivery, DeliveryState, Message, NewMessage, Page
+from tidings.storage import channels
 from tidings.storage.database import Connection, Database, ForeignKeyViolation, Row, id_list
 from tidings.storage.events import EventLog
 from tidings.storage.paging import fetch_page
@@ -26,7 +27,6 @@ _DELIVERIES = (
     "SELECT message_id, listener_id, state, attempts, last_status, last_attempt_at,"
     " next_attempt_at FROM deliveries WHERE message_id = $1 ORDER BY listener_id"
 )
-DELIVERIES_CHANNEL = "deliveries"
 
 
 def _delivery(row: Row) -> Delivery:
@@ -106,7 +106,7 @@ class Messages:
                 for m in batch
             ],
         )
-        await self._db.notify(tx, DELIVERIES_CHANNEL)
+        await self._db.notify(tx, channels.DELIVERIES)
 
     async def _deliveries(self, message_id: str) -> tuple[Delivery, ...]:
         return tuple(_delivery(r) for r in await self._db.fetch(_DELIVERIES, message_id))

@@ -6,8 +6,9 @@ import asyncio
 from collections.abc import Callable
 
 from tidings.domain.clock import SYSTEM_CLOCK, Clock
-from tidings.storage.database import Database, open_database
+from tidings.storage.database import Database
 from tidings.storage.deliveries import Deliveries
+from tidings.storage.drivers import open_database
 from tidings.storage.engines import Engines
 from tidings.storage.events import EventLog
 from tidings.storage.ingest import IngestBatcher
