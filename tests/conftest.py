@@ -20,6 +20,7 @@ import uvicorn
 from tidings.api.app import create_app
 from tidings.config import Settings
 from tidings.domain.clock import SYSTEM_CLOCK, Clock
+from tidings.domain.networks import parse_networks
 from tidings.storage.migrate import upgrade
 from tidings.storage.store import Store
 from tidings.storage.tables import metadata
@@ -87,7 +88,7 @@ def settings(database_url: str) -> Settings:
     return Settings(
         database_url=database_url,
         bootstrap_api_key=BOOTSTRAP_KEY,
-        allowed_networks=("127.0.0.0/8", "::1/128"),
+        allowed_networks=parse_networks("127.0.0.0/8,::1/128"),
         retry_schedule_s=(0.05, 0.1, 0.2),
         delivery_timeout_s=2.0,
         liveness_interval_s=0.5,

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from tidings.domain.networks import IPNetwork, parse_networks
+
 DEFAULT_RETRY_SCHEDULE_S = (
     5.0,
     30.0,
@@ -39,7 +41,8 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
     bootstrap_api_key: str | None = None
-    allowed_networks: tuple[str, ...] = ()
+    # Networks listeners may reach besides public addresses (parsed once, here).
+    allowed_networks: tuple[IPNetwork, ...] = ()
     retry_schedule_s: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE_S
     delivery_timeout_s: float = 10.0
     # How long a claimed delivery stays with its engine; None: max(30, 3 x timeout).
@@ -53,7 +56,7 @@ class Settings:
     lockout_window_s: float = 60.0
     lockout_seconds: float = 300.0
     # Reverse proxies whose X-Forwarded-For names the client (SPEC §2); none by default.
-    trusted_proxies: tuple[str, ...] = ()
+    trusted_proxies: tuple[IPNetwork, ...] = ()
     max_body_bytes: int = 262_144
     tls_cert: str | None = None
     tls_key: str | None = None
@@ -195,16 +198,12 @@ def _validated(settings: Settings) -> Settings:
         raise SettingsError("TIDINGS_RATE_LIMIT_WINDOW must be at least 1 second")
     if settings.max_body_bytes < 1024:
         raise SettingsError("TIDINGS_MAX_BODY_BYTES must be at least 1024")
-    _check_networks("TIDINGS_ALLOWED_NETWORKS", settings.allowed_networks)
-    _check_networks("TIDINGS_TRUSTED_PROXIES", settings.trusted_proxies)
     return replace(settings, database_url=normalize_database_url(settings.database_url))
 
 
-def _check_networks(name: str, networks: tuple[str, ...]) -> None:
-    from tidings.delivery.destinations import parse_networks
-
+def _networks(env: Mapping[str, str], name: str) -> tuple[IPNetwork, ...]:
     try:
-        parse_networks(",".join(networks))
+        return parse_networks(env.get(name, ""))
     except ValueError as exc:
         raise SettingsError(f"{name}: {exc}") from None
 
@@ -214,14 +213,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     base = Settings()
     schedule = env.get("TIDINGS_RETRY_SCHEDULE")
-    networks = env.get("TIDINGS_ALLOWED_NETWORKS", "")
-    proxies = env.get("TIDINGS_TRUSTED_PROXIES", "")
     settings = Settings(
         database_url=env.get("TIDINGS_DATABASE_URL") or base.database_url,
         host=env.get("TIDINGS_HOST") or base.host,
         port=_int(env, "TIDINGS_PORT", base.port),
         bootstrap_api_key=env.get("TIDINGS_BOOTSTRAP_API_KEY") or None,
-        allowed_networks=tuple(n.strip() for n in networks.split(",") if n.strip()),
+        allowed_networks=_networks(env, "TIDINGS_ALLOWED_NETWORKS"),
         retry_schedule_s=parse_retry_schedule(schedule) if schedule else base.retry_schedule_s,
         delivery_timeout_s=_float(env, "TIDINGS_DELIVERY_TIMEOUT", base.delivery_timeout_s, 0.01),
         delivery_lease_s=(
@@ -237,7 +234,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         lockout_threshold=_int(env, "TIDINGS_LOCKOUT_THRESHOLD", base.lockout_threshold, 1),
         lockout_window_s=_float(env, "TIDINGS_LOCKOUT_WINDOW", base.lockout_window_s, 0.01),
         lockout_seconds=_float(env, "TIDINGS_LOCKOUT_SECONDS", base.lockout_seconds),
-        trusted_proxies=tuple(p.strip() for p in proxies.split(",") if p.strip()),
+        trusted_proxies=_networks(env, "TIDINGS_TRUSTED_PROXIES"),
         max_body_bytes=_int(env, "TIDINGS_MAX_BODY_BYTES", base.max_body_bytes, 1),
         tls_cert=env.get("TIDINGS_TLS_CERT") or None,
         tls_key=env.get("TIDINGS_TLS_KEY") or None,

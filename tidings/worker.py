@@ -8,9 +8,9 @@ import signal
 
 from tidings.api.scrape import start_listener
 from tidings.config import Settings
-from tidings.delivery.destinations import DestinationPolicy, parse_networks
 from tidings.delivery.engine import Engine
 from tidings.delivery.sender import Sender
+from tidings.destinations import DestinationPolicy
 from tidings.metrics import Metrics
 from tidings.storage.retention import EventRetention
 from tidings.storage.store import Store
@@ -20,7 +20,7 @@ log = logging.getLogger("tidings.worker")
 
 async def run_worker(settings: Settings) -> None:
     store = await Store.open(settings.database_url)
-    policy = DestinationPolicy(parse_networks(",".join(settings.allowed_networks)))
+    policy = DestinationPolicy(settings.allowed_networks)
     # No API port here: metrics are served only on TIDINGS_METRICS_ADDRESS.
     metrics = Metrics() if settings.metrics_address else None
     engine = Engine(

@@ -11,9 +11,10 @@ from tests.conftest import Running, start_server
 from tests.integration.test_delivery import add_listener, message, post, until
 from tests.receivers import Answer, receiver
 from tidings.config import Settings
-from tidings.delivery.destinations import DestinationPolicy, parse_networks
 from tidings.delivery.engine import Engine
 from tidings.delivery.sender import Sender
+from tidings.destinations import DestinationPolicy
+from tidings.domain.networks import parse_networks
 from tidings.signing import new_secret
 
 

@@ -94,7 +94,7 @@ async def test_private_destinations_are_422_without_allow_list(
 ) -> None:
     from dataclasses import replace
 
-    from tidings.delivery.destinations import DestinationPolicy
+    from tidings.destinations import DestinationPolicy
 
     # The test server allows 127/8; swap in the default policy.
     state = server.app.state.tidings

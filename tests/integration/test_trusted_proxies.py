@@ -15,6 +15,7 @@ import pytest
 from tests.conftest import BOOTSTRAP_KEY, Running, start_server
 from tests.processes import serve
 from tidings.config import Settings
+from tidings.domain.networks import parse_networks
 
 WRONG = "wrong-key-" + "w" * 30
 ALICE, BOB = "203.0.113.5", "198.51.100.7"
@@ -27,7 +28,7 @@ def _locking(settings: Settings, *proxies: str) -> Settings:
         lockout_threshold=3,
         lockout_window_s=60.0,
         lockout_seconds=60.0,
-        trusted_proxies=proxies,
+        trusted_proxies=parse_networks(",".join(proxies)),
     )
 
 

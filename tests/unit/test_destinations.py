@@ -10,15 +10,11 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from tidings.delivery.destinations import (
-    SETTING,
-    DestinationPolicy,
-    DestinationRefused,
-    GuardedConnector,
-    GuardedResolver,
-    parse_networks,
-)
+from tidings.config import SettingsError, load_settings
+from tidings.delivery.guard import GuardedConnector, GuardedResolver
+from tidings.destinations import SETTING, DestinationPolicy, DestinationRefused
 from tidings.domain.errors import BadRequest, Invalid
+from tidings.domain.networks import parse_networks
 
 LOOPBACK = parse_networks("127.0.0.0/8,::1/128")
 # Newer Pythons call all of 2002::/16 non-global; the policy defers to ipaddress there.
@@ -272,3 +268,11 @@ async def test_guarded_connector_end_to_end(server_port: int, host: str) -> None
     with pytest.raises(aiohttp.ClientConnectorError, match=SETTING):
         await _get(GuardedConnector(DestinationPolicy()), url)
     assert await _get(GuardedConnector(DestinationPolicy(LOOPBACK)), url) == "ok"
+
+
+def test_allowed_networks_are_parsed_once_into_the_settings() -> None:
+    settings = load_settings({"TIDINGS_ALLOWED_NETWORKS": " 10.0.0.0/8 ,::1/128,"})
+    assert settings.allowed_networks == parse_networks("10.0.0.0/8,::1/128")
+    assert DestinationPolicy(settings.allowed_networks).is_allowed(ipaddress.ip_address("::1"))
+    with pytest.raises(SettingsError, match=SETTING):
+        load_settings({"TIDINGS_ALLOWED_NETWORKS": "10.0.0.0/8,intranet"})

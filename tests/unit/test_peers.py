@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from tidings.api.peers import ClientAddresses
+from tidings.domain.networks import parse_networks
 
-TRUSTED = ClientAddresses(["10.0.0.0/8", "127.0.0.1/32", "2001:db8:ffff::/48"])
+TRUSTED = ClientAddresses(parse_networks("10.0.0.0/8, 127.0.0.1/32, 2001:db8:ffff::/48"))
 
 
 def _scope(peer: str, *forwarded: str) -> dict[str, object]:

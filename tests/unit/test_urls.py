@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tidings.delivery.destinations import DestinationPolicy
+from tidings.destinations import DestinationPolicy
 from tidings.domain.errors import BadRequest
 from tidings.domain.urls import URL_PATTERN, is_listener_url
 

@@ -27,9 +27,9 @@ from tidings.api.shedding import SheddingMiddleware
 from tidings.api.wire import Health
 from tidings.bootstrap import bootstrap
 from tidings.config import Settings
-from tidings.delivery.destinations import DestinationPolicy, parse_networks
 from tidings.delivery.engine import Engine
 from tidings.delivery.sender import Sender
+from tidings.destinations import DestinationPolicy
 from tidings.metrics import Metrics
 from tidings.storage.database import Database
 from tidings.storage.retention import EventRetention
@@ -144,7 +144,7 @@ def create_app(settings: Settings, *, store: Store | None = None, engine: bool =
         state.services = Services(
             settings,
             opened,
-            DestinationPolicy(parse_networks(",".join(settings.allowed_networks))),
+            DestinationPolicy(settings.allowed_networks),
             state.gatekeeper.auth,
         )
         state.gatekeeper.start()

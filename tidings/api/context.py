@@ -15,7 +15,7 @@ from tidings.api.auth import Authenticator, Principal
 from tidings.api.middleware import BODY_KEY
 from tidings.api.wire import HostileBody, Link, Links, decode
 from tidings.config import Settings
-from tidings.delivery.destinations import DestinationPolicy
+from tidings.destinations import DestinationPolicy
 from tidings.domain.errors import BadRequest, Forbidden, NotFound, Violation
 from tidings.domain.models import Page
 from tidings.domain.scopes import ANY_TARGET, allows, visible_targets

@@ -24,13 +24,14 @@ from functools import lru_cache
 
 from starlette.types import Scope
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+from tidings.domain.networks import IPAddress, IPNetwork
+
 _CACHED = "tidings.client"  # scope key: the lockout and the access log share one answer
 
 
 class ClientAddresses:
-    def __init__(self, trusted_proxies: Sequence[str] = ()) -> None:
-        self._trusted = tuple(ipaddress.ip_network(cidr) for cidr in trusted_proxies)
+    def __init__(self, trusted_proxies: Sequence[IPNetwork] = ()) -> None:
+        self._trusted = tuple(trusted_proxies)
 
     def of(self, scope: Scope) -> str:
         """The client's address (IPv4, or the /64 network of an IPv6 one)."""

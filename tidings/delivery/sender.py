@@ -17,7 +17,8 @@ from typing import Protocol
 import aiohttp
 
 from tidings import __version__
-from tidings.delivery.destinations import DestinationPolicy, GuardedConnector
+from tidings.delivery.guard import GuardedConnector
+from tidings.destinations import DestinationPolicy
 
 MAX_RESPONSE_BYTES = 16 * 1024
 USER_AGENT = f"tidings/{__version__} (+webhooks)"

@@ -3,7 +3,7 @@
 ``/openapi.json`` publishes it as the ``pattern`` of ``notify_url`` and
 ``liveness_url`` and the server refuses (``400``) every URL it does not match, so
 the document and the server take the same URLs by construction. Which *addresses*
-a URL may reach is judged afterwards (``tidings.delivery.destinations``: ``422``).
+a URL may reach is judged afterwards (``tidings.destinations``: ``422``).
 
 The grammar is RFC 3986's, ASCII only (an international host name is written in
 punycode, ``xn--...``), narrowed to what a webhook needs:

@@ -1,39 +1,30 @@
-"""Where listeners may point (SPEC §7): the SSRF guard for ``notify_url`` and ``liveness_url``.
+"""Where listeners may point (SPEC §7): the SSRF policy for ``notify_url`` and ``liveness_url``.
 
-Three checkpoints share one :class:`DestinationPolicy`:
+The API checks a URL against it when a listener is registered; the delivery engine
+checks every address it connects to (``delivery/guard.py`` plugs :meth:`resolve` into
+aiohttp). Both sides use this one module, and neither imports the other, so it sits
+below both: it is rules plus checked DNS resolution, with no HTTP library.
 
 * ``check_at_registration`` on create/update: syntax, then the literal or the current DNS answer;
   a name that does not resolve yet is accepted.
-* ``GuardedConnector`` (a ``TCPConnector`` wired to ``GuardedResolver``) on every attempt and
-  probe: the answer that is checked is the answer that is connected to, so DNS rebinding between
-  "check" and "connect" is impossible.
-* ``resolve`` for callers that want the checked addresses themselves.
+* ``resolve`` on every attempt and probe: the answer that is checked is the answer that is
+  connected to, so DNS rebinding between "check" and "connect" is impossible.
 """
 
 from __future__ import annotations
 
 import asyncio
-import errno
 import ipaddress
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeAlias
+from typing import Final, NoReturn
 
-import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
 from tidings.domain.errors import BadRequest, Invalid, Violation
+from tidings.domain.networks import IPAddress, IPNetwork, ip_literal
 from tidings.domain.urls import MAX_URL_LENGTH, is_listener_url
-
-if TYPE_CHECKING:
-    from aiohttp.client_reqrep import ClientRequest
-    from aiohttp.connector import Connection
-    from aiohttp.tracing import Trace
-
-IPAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPNetwork: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 SETTING: Final = "TIDINGS_ALLOWED_NETWORKS"
 RESOLVE_TIMEOUT_S: Final = 2.0
@@ -58,28 +49,6 @@ class ResolvedAddress:
     port: int
     family: socket.AddressFamily
     proto: int = 0
-
-
-def parse_networks(text: str) -> tuple[IPNetwork, ...]:
-    """``"127.0.0.0/8, 10.0.0.0/8"`` -> networks; empty items are ignored."""
-    networks: list[IPNetwork] = []
-    for item in (part.strip() for part in text.split(",")):
-        if not item:
-            continue
-        try:
-            networks.append(ipaddress.ip_network(item))
-        except ValueError as exc:
-            raise ValueError(
-                f"{item!r} is not a network in CIDR notation such as 10.0.0.0/8 ({exc})"
-            ) from None
-    return tuple(networks)
-
-
-def _ip_literal(host: str) -> IPAddress | None:
-    try:
-        return ipaddress.ip_address(host)
-    except ValueError:
-        return None
 
 
 def _directly_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
@@ -148,7 +117,7 @@ class DestinationPolicy:
         host = parsed.raw_host
         if parsed.scheme not in ("http", "https") or not parsed.absolute or not host:
             raise BadRequest(f"{url!r} is not an absolute http or https URL with a host")
-        if _ip_literal(host) is None and not set(host) <= _HOST_CHARS:
+        if ip_literal(host) is None and not set(host) <= _HOST_CHARS:
             raise BadRequest(f"{url!r} has an invalid host name")
         if parsed.port is None or not 1 <= parsed.port <= 65535:
             raise BadRequest(f"{url!r} has an invalid port")
@@ -161,7 +130,7 @@ class DestinationPolicy:
         """
         parsed = URL(self.check_url_syntax(url))
         host, port = parsed.raw_host or "", parsed.port or 0
-        literal = _ip_literal(host)
+        literal = ip_literal(host)
         if literal is not None:
             if not self.is_allowed(literal):
                 self._refuse(f"{host} is not a public address", field)
@@ -176,7 +145,7 @@ class DestinationPolicy:
 
     async def resolve(self, host: str, port: int) -> list[ResolvedAddress]:
         """Fresh, checked addresses of ``host``: only allowed ones, never an empty list."""
-        literal = _ip_literal(host)
+        literal = ip_literal(host)
         if literal is not None:
             family = socket.AF_INET if literal.version == 4 else socket.AF_INET6
             candidates = [ResolvedAddress(host, literal, port, family)]
@@ -212,84 +181,3 @@ class DestinationPolicy:
         detail = f"{message}; set {SETTING} (comma-separated CIDRs) to allow it"
         errors = [Violation(f"$.{field}", detail)] if field else None
         raise Invalid(detail, errors)
-
-
-def _refusal(message: str) -> OSError:
-    # aiohttp's ClientConnectorError shows the strerror, so the reason reaches the logs.
-    return OSError(errno.EACCES, message)
-
-
-class GuardedResolver(AbstractResolver):
-    """aiohttp resolver that hands the connector only addresses the policy just checked."""
-
-    def __init__(self, policy: DestinationPolicy) -> None:
-        self._policy = policy
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        try:
-            addresses = await self._policy.resolve(host, port)
-        except DestinationRefused as exc:
-            # The connector turns an OSError into ClientConnectorDNSError.
-            raise _refusal(str(exc)) from exc
-        results: list[ResolveResult] = [
-            ResolveResult(
-                hostname=host,
-                host=str(a.address),
-                port=a.port,
-                family=a.family,
-                proto=a.proto,
-                flags=socket.AI_NUMERICHOST | socket.AI_NUMERICSERV,
-            )
-            for a in addresses
-            if family in (socket.AF_UNSPEC, a.family)
-        ]
-        if not results:
-            raise _refusal(
-                f"{host} has no allowed address of family {socket.AddressFamily(family).name}"
-            )
-        return results
-
-    async def close(self) -> None:
-        pass
-
-
-class GuardedConnector(aiohttp.TCPConnector):
-    """``TCPConnector`` that connects only to addresses the policy allows.
-
-    aiohttp never asks the resolver about IP-literal hosts, so those are checked here.
-    """
-
-    def __init__(self, policy: DestinationPolicy, **kwargs: Any) -> None:
-        super().__init__(resolver=GuardedResolver(policy), use_dns_cache=False, **kwargs)
-        self._policy = policy
-        # Verdicts on IP-literal hosts: the policy is fixed, and parsing the address
-        # and matching the networks on every attempt was 5 % of the engine's CPU.
-        self._literals: dict[str, bool] = {}
-
-    def _literal_allowed(self, host: str) -> bool:
-        verdict = self._literals.get(host)
-        if verdict is None:
-            literal = _ip_literal(host)
-            verdict = literal is not None and self._policy.is_allowed(literal)
-            if len(self._literals) >= 4096:
-                self._literals.clear()
-            self._literals[host] = verdict
-        return verdict
-
-    async def connect(
-        self,
-        req: ClientRequest,
-        traces: list[Trace],
-        timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109 - aiohttp's own signature
-    ) -> Connection:
-        host = req.url.raw_host or ""
-        # Same heuristic aiohttp uses to skip the resolver.
-        literal = ":" in host or host.replace(".", "").isdigit()
-        if literal and not self._literal_allowed(host):
-            raise aiohttp.ClientConnectorError(
-                req.connection_key,
-                _refusal(f"{host} is not an allowed address; see {SETTING}"),
-            )
-        return await super().connect(req, traces, timeout)
