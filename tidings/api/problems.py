@@ -11,9 +11,14 @@ from starlette.types import Send
 
 from tidings.api.wire import Problem
 from tidings.domain.errors import (
+    BadRequest,
+    Forbidden,
+    Invalid,
     LockedOut,
+    NotFound,
     TidingsError,
     TooManyRequests,
+    Unauthorized,
     Unavailable,
     Violation,
 )
@@ -39,7 +44,28 @@ REASONS = {
     503: "Service Unavailable",
 }
 
+# Domain errors by the status that answers them; subclasses answer as their base
+# (LockedOut as Forbidden, Conflict as Invalid: discue answers a duplicate with 422).
+STATUSES: dict[type[TidingsError], int] = {
+    BadRequest: 400,
+    Unauthorized: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    Invalid: 422,
+    TooManyRequests: 429,
+    Unavailable: 503,
+}
+DATABASE_UNAVAILABLE = "The database is unavailable; retry shortly."
+
 _encoder = msgspec.json.Encoder()
+
+
+def status_of(exc: TidingsError) -> int:
+    for kind in type(exc).__mro__:
+        status = STATUSES.get(kind)
+        if status is not None:
+            return status
+    return 500
 
 
 def problem_body(
@@ -80,12 +106,10 @@ def from_error(exc: BaseException) -> Response:
     if isinstance(exc, Unavailable):
         return problem(503, exc.detail, headers={"Retry-After": str(exc.retry_after_s)})
     if isinstance(exc, TidingsError):
-        return problem(exc.status, exc.detail, exc.errors)
+        return problem(status_of(exc), exc.detail, exc.errors)
     if isinstance(exc, DatabaseUnavailable):
         log.warning("database unavailable: %s", exc)
-        return problem(
-            503, "The database is unavailable; retry shortly.", headers={"Retry-After": "1"}
-        )
+        return problem(503, DATABASE_UNAVAILABLE, headers={"Retry-After": "1"})
     if isinstance(exc, StorageError):
         log.error("storage error: %s", exc)
     else:

@@ -1,7 +1,8 @@
 """The one exception family of tidings.
 
-The domain and storage raise these; ``tidings.api.problems`` is the one place that
-maps them to HTTP problems. Nothing above storage sees a driver exception.
+The domain and storage raise these. They say what went wrong, not how to answer it:
+``tidings.api.problems`` is the one place that maps them to HTTP statuses. Nothing
+above storage sees a driver exception.
 """
 
 from __future__ import annotations
@@ -20,8 +21,6 @@ class Violation:
 class TidingsError(Exception):
     """Root of every error tidings raises on purpose."""
 
-    status = 500
-
     def __init__(self, detail: str | None = None, errors: list[Violation] | None = None) -> None:
         super().__init__(detail or self.__class__.__name__)
         self.detail = detail
@@ -29,21 +28,19 @@ class TidingsError(Exception):
 
 
 class BadRequest(TidingsError):
-    """The request is malformed or breaks the request schema (400)."""
-
-    status = 400
+    """The request is malformed or breaks the request schema."""
 
 
 class Unauthorized(TidingsError):
-    status = 401
+    """No API key, or one that is unknown or disabled."""
 
 
 class Forbidden(TidingsError):
-    status = 403
+    """The caller is known but may not do this."""
 
 
 class LockedOut(Forbidden):
-    """The client address failed to authenticate too often; refused for a while (403)."""
+    """The client address failed to authenticate too often; refused for a while."""
 
     def __init__(self, retry_after_s: int, detail: str | None = None) -> None:
         super().__init__(detail)
@@ -51,21 +48,19 @@ class LockedOut(Forbidden):
 
 
 class NotFound(TidingsError):
-    status = 404
+    """No such resource (in the caller's organization)."""
 
 
 class Invalid(TidingsError):
-    """A well-formed request that breaks a rule: duplicate name, bad schema, ... (422)."""
-
-    status = 422
+    """A well-formed request that breaks a rule: duplicate name, bad schema, ..."""
 
 
 class Conflict(Invalid):
-    """A uniqueness rule was broken; discue answers these with 422 too."""
+    """A uniqueness rule was broken (discue answers these like any broken rule)."""
 
 
 class TooManyRequests(TidingsError):
-    status = 429
+    """The API key used up its requests for this window."""
 
     def __init__(
         self, retry_after_s: int, detail: str | None = None, headers: dict[str, str] | None = None
@@ -76,9 +71,7 @@ class TooManyRequests(TidingsError):
 
 
 class Unavailable(TidingsError):
-    """The database cannot be reached or the node is shedding load (503)."""
-
-    status = 503
+    """The node cannot take the request now (overloaded, shutting down); retry later."""
 
     def __init__(self, detail: str | None = None, retry_after_s: int = 1) -> None:
         super().__init__(detail)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from tidings.domain.errors import TidingsError, Unavailable
 from tidings.domain.models import NewMessage
-from tidings.storage.database import DatabaseUnavailable
+from tidings.storage.database import StorageError
 from tidings.storage.messages import Messages
 
 MAX_BATCH = 512
@@ -75,11 +75,7 @@ class IngestBatcher:
     async def _flush(self, batch: list[tuple[NewMessage, asyncio.Future[None]]]) -> None:
         try:
             outcomes = await self._messages.insert_batch([m for m, _ in batch])
-        except DatabaseUnavailable as exc:
-            error: BaseException = Unavailable("The database is unavailable; retry shortly.")
-            error.__cause__ = exc
-            outcomes = [error] * len(batch)
-        except TidingsError as exc:
+        except (StorageError, TidingsError) as exc:  # each request answers it (api/problems.py)
             outcomes = [exc] * len(batch)
         if self.on_commit is not None:
             self.on_commit(len(batch), sum(1 for o in outcomes if o is None))
