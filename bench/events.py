@@ -94,7 +94,7 @@ async def fill(url: str, total: int) -> str:
         print(f" in {elapsed:.1f} s ({written / elapsed:,.0f} events/s)")
         # What a running server would already have done: drop counters no window needs.
         clock.set(end)
-        await EventRetention(store.events, 7 * DAY_MS, pause_s=0).run_once()
+        await EventRetention(store.events, 7 * DAY_MS, clock=clock, pause_s=0).run_once()
         return org.id
     finally:
         await store.close()

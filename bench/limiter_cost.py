@@ -58,7 +58,7 @@ async def _timed(seconds: float, concurrency: int, op: Callable[[], Awaitable[ob
 async def _db_costs(url: str) -> None:
     store = await Store.open(url)
     try:
-        limiter = RateLimiter(store.rate_counters, 10**9, 60)
+        limiter = RateLimiter(store.rate_counters, 10**9, 60, store.clock)
         await limiter.hit("warm")
         hits = await _timed(1.0, 1, lambda: limiter.hit("k"))
         print(f"  RateLimiter.hit (in memory)      {hits}")

@@ -27,6 +27,7 @@ async def run_worker(settings: Settings) -> None:
         store,
         settings,
         Sender(policy, settings.max_in_flight),
+        clock=store.clock,
         on_attempt=metrics.observe_attempt if metrics else None,
     )
     listener = None
@@ -39,7 +40,9 @@ async def run_worker(settings: Settings) -> None:
     await engine.start()
     # Workers purge old usage events too, so a deployment of API nodes that are
     # restarted often (or none at all for a while) still keeps the table bounded.
-    retention = EventRetention(store.events, int(settings.event_retention_s * 1000))
+    retention = EventRetention(
+        store.events, int(settings.event_retention_s * 1000), clock=store.clock
+    )
     retention.start()
     log.info("worker started on %s", settings.database_url.split("@")[-1])
     try:

@@ -66,7 +66,7 @@ async def test_purge_deletes_only_what_is_past_retention(
     assert {e["queue"]["name"] for e in await read_events(server)} == {"mid", "new"}
     assert min(await _stored(server, org)) < cutoff
 
-    retention = EventRetention(server.store.events, WEEK, batch_rows=2, pause_s=0)
+    retention = EventRetention(server.store.events, WEEK, clock=clock, batch_rows=2, pause_s=0)
     deleted = await retention.run_once()
     # The bootstrap key, the second org's key, queue "old" and its four messages.
     assert deleted == 1 + 1 + 1 + 4
@@ -93,7 +93,7 @@ async def test_background_task_purges_and_stops(server_at: Running, clock: Manua
     org = await org_id(server)
     await add_queue(server, "q")
     clock.advance(WEEK + 1)
-    retention = EventRetention(server.store.events, WEEK, interval_s=0.02, pause_s=0)
+    retention = EventRetention(server.store.events, WEEK, clock=clock, interval_s=0.02, pause_s=0)
     retention.start()
     try:
         deadline = asyncio.get_running_loop().time() + 10

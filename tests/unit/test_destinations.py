@@ -10,6 +10,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from tidings.api.problems import status_of
 from tidings.config import SettingsError, load_settings
 from tidings.delivery.guard import GuardedConnector, GuardedResolver
 from tidings.destinations import SETTING, DestinationPolicy, DestinationRefused
@@ -166,7 +167,7 @@ def test_url_syntax_accepted(url: str) -> None:
 async def test_registration_refuses_non_public(url: str) -> None:
     with pytest.raises(Invalid) as caught:
         await DestinationPolicy().check_at_registration(url)
-    assert caught.value.status == 422
+    assert status_of(caught.value) == 422
     assert SETTING in (caught.value.detail or "")
 
 

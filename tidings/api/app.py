@@ -56,6 +56,7 @@ def start_engine(
         store,
         settings,
         Sender(policy, settings.max_in_flight),
+        clock=store.clock,
         on_attempt=metrics.observe_attempt if metrics else None,
     )
 
@@ -140,12 +141,13 @@ def create_app(settings: Settings, *, store: Store | None = None, engine: bool =
                 file=sys.stdout,  # program output, not the log stream (stderr)
                 flush=True,
             )
-        state.gatekeeper = Gatekeeper(opened, settings)
+        state.gatekeeper = Gatekeeper(opened, settings, opened.clock)
         state.services = Services(
             settings,
             opened,
             DestinationPolicy(settings.allowed_networks),
             state.gatekeeper.auth,
+            opened.clock,
         )
         state.gatekeeper.start()
         listener = await _observe(metrics, opened, settings)
@@ -154,7 +156,9 @@ def create_app(settings: Settings, *, store: Store | None = None, engine: bool =
         )
         if running is not None:
             await running.start()
-        retention = EventRetention(opened.events, int(settings.event_retention_s * 1000))
+        retention = EventRetention(
+            opened.events, int(settings.event_retention_s * 1000), clock=opened.clock
+        )
         retention.start()
         try:
             yield

@@ -15,8 +15,8 @@ import logging
 import time
 from dataclasses import dataclass
 
+from tidings.domain.clock import Clock
 from tidings.domain.errors import Unauthorized
-from tidings.domain.ids import now_ms
 from tidings.domain.models import ApiKey, Scope
 from tidings.storage.orgs import hash_key
 from tidings.storage.store import Store
@@ -35,8 +35,9 @@ class Principal:
 
 
 class Authenticator:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, clock: Clock) -> None:
         self._store = store
+        self._clock = clock
         self._cache: dict[str, tuple[float, tuple[ApiKey, str] | None]] = {}
         self._last_used: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -79,7 +80,7 @@ class Authenticator:
         return key
 
     def _touch(self, key_id: str) -> None:
-        now = now_ms()
+        now = self._clock.now_ms()
         if now - self._last_used.get(key_id, 0) < LAST_USED_RESOLUTION_MS:
             return
         self._last_used[key_id] = now

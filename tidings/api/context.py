@@ -16,6 +16,7 @@ from tidings.api.middleware import BODY_KEY
 from tidings.api.wire import HostileBody, Link, Links, decode
 from tidings.config import Settings
 from tidings.destinations import DestinationPolicy
+from tidings.domain.clock import Clock
 from tidings.domain.errors import BadRequest, Forbidden, NotFound, Violation
 from tidings.domain.models import Page
 from tidings.domain.scopes import ANY_TARGET, allows, visible_targets
@@ -31,6 +32,7 @@ class Services:
     store: Store
     destinations: DestinationPolicy
     auth: Authenticator  # handlers that change keys make this node forget them at once
+    clock: Clock  # "now" for whatever a handler stamps or windows
 
 
 @dataclass(slots=True)
@@ -50,6 +52,10 @@ class Ctx:
     @property
     def store(self) -> Store:
         return self.services.store
+
+    @property
+    def clock(self) -> Clock:
+        return self.services.clock
 
     def param(self, name: str) -> str:
         value: str = self.request.path_params[name]

@@ -58,7 +58,7 @@ async def list_events(ctx: Ctx) -> Response:
     ctx.authorize()
     query = parse_events_query(ctx)
     retention_ms = int(ctx.services.settings.event_retention_s * 1000)
-    since_ms = ctx.store.clock.now_ms() - retention_ms
+    since_ms = ctx.clock.now_ms() - retention_ms
     # A key limited to some ids sees the events that name one of them.
     events = await ctx.store.events.read(
         ctx.org_id, query.kind, query.after, since_ms, query.limit, ctx.visible()

@@ -19,6 +19,7 @@ from tidings.api.lockout import Lockout
 from tidings.api.peers import ClientAddresses
 from tidings.api.ratelimit import RateLimiter
 from tidings.config import Settings
+from tidings.domain.clock import Clock
 from tidings.domain.errors import TooManyRequests, Unauthorized
 from tidings.storage.store import Store
 
@@ -34,17 +35,22 @@ class Admission:
 
 
 class Gatekeeper:
-    def __init__(self, store: Store, settings: Settings) -> None:
-        self.auth = Authenticator(store)
+    def __init__(self, store: Store, settings: Settings, clock: Clock) -> None:
+        self._clock = clock
+        self.auth = Authenticator(store, clock)
         self.addresses = ClientAddresses(settings.trusted_proxies)
         self.lockout = Lockout(
             store.lockouts,
             settings.lockout_threshold,
             settings.lockout_window_s,
             settings.lockout_seconds,
+            clock,
         )
         self.limiter = RateLimiter(
-            store.rate_counters, settings.rate_limit_per_minute, settings.rate_limit_window_s
+            store.rate_counters,
+            settings.rate_limit_per_minute,
+            settings.rate_limit_window_s,
+            clock,
         )
         self._task: asyncio.Task[None] | None = None
 
@@ -65,7 +71,7 @@ class Gatekeeper:
         verdict = await self.limiter.hit(principal.key_id)
         if not verdict.allowed:
             raise TooManyRequests(
-                verdict.retry_after_s(time.time()),
+                verdict.retry_after_s(self._clock.now_ms() / 1000),
                 f"This API key may make {verdict.limit} requests per window; "
                 "retry after the window resets.",
                 headers=verdict.headers(),
@@ -90,6 +96,7 @@ class Gatekeeper:
             log.warning("could not sync rate limits and lockouts", exc_info=True)
 
     async def _run(self) -> None:
+        # Timers run on the monotonic clock; the Clock is "now" for what is stored.
         next_prune = time.monotonic() + PRUNE_INTERVAL_S
         while True:
             await asyncio.sleep(SYNC_INTERVAL_S)

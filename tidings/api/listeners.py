@@ -10,7 +10,6 @@ from starlette.responses import Response
 
 from tidings.api import wire
 from tidings.api.context import Ctx
-from tidings.domain.ids import now_ms
 from tidings.domain.models import Listener
 from tidings.signing import new_secret
 
@@ -133,7 +132,7 @@ async def redeliver(ctx: Ctx) -> Response:
     listener = await _find(ctx)
     body = await ctx.body(wire.CreateRedelivery)
     ids = None if body.message_ids is UNSET else body.message_ids
-    scheduled = await ctx.store.deliveries.redeliver(ctx.org_id, listener.id, ids, now_ms())
+    scheduled = await ctx.store.deliveries.redeliver(ctx.org_id, listener.id, ids)
     return ctx.respond(
         wire.RedeliveryEnvelope(
             wire.RedeliveryOut(scheduled), ctx.links(listener=_href(ctx, listener))

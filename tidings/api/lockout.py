@@ -15,8 +15,8 @@ from __future__ import annotations
 import logging
 import math
 
+from tidings.domain.clock import Clock
 from tidings.domain.errors import LockedOut
-from tidings.domain.ids import now_ms
 from tidings.storage.throttles import Lockouts
 
 log = logging.getLogger("tidings.lockout")
@@ -24,9 +24,15 @@ log = logging.getLogger("tidings.lockout")
 
 class Lockout:
     def __init__(
-        self, lockouts: Lockouts, threshold: int, window_s: float, lock_seconds: float
+        self,
+        lockouts: Lockouts,
+        threshold: int,
+        window_s: float,
+        lock_seconds: float,
+        clock: Clock,
     ) -> None:
         self._lockouts = lockouts
+        self._clock = clock
         self._threshold = threshold
         self._window_ms = int(window_s * 1000)
         self._lock_ms = int(lock_seconds * 1000)
@@ -41,7 +47,7 @@ class Lockout:
         until = self._locked.get(address)
         if until is None:
             return
-        now = now_ms()
+        now = self._clock.now_ms()
         if until <= now:
             self._locked.pop(address, None)
             return
@@ -54,7 +60,7 @@ class Lockout:
         if not self.enabled:
             return
         until = await self._lockouts.record_failure(
-            address, now_ms(), self._window_ms, self._threshold, self._lock_ms
+            address, self._clock.now_ms(), self._window_ms, self._threshold, self._lock_ms
         )
         if until is not None:
             self._lock(address, until)
@@ -67,7 +73,7 @@ class Lockout:
         """Learn the locks other nodes made."""
         if not self.enabled:
             return
-        now = now_ms()
+        now = self._clock.now_ms()
         for address, until in (await self._lockouts.active(now)).items():
             self._lock(address, until)
         for address, until in list(self._locked.items()):
@@ -75,4 +81,4 @@ class Lockout:
                 del self._locked[address]
 
     async def prune(self) -> None:
-        await self._lockouts.prune(now_ms(), self._window_ms)
+        await self._lockouts.prune(self._clock.now_ms(), self._window_ms)

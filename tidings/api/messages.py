@@ -10,7 +10,7 @@ from starlette.responses import Response
 from tidings.api import wire
 from tidings.api.context import Ctx
 from tidings.domain.errors import Invalid
-from tidings.domain.ids import new_id, now_ms
+from tidings.domain.ids import new_id
 from tidings.domain.models import Message, NewMessage, Queue
 from tidings.domain.schemas import MessageSchema, parse_schema, validate_data
 
@@ -60,7 +60,7 @@ async def create_message(ctx: Ctx) -> Response:
     ctx.authorize(queue.id)
     body = await ctx.body(wire.CreateMessage)
     _check_data(queue, body.data)
-    message = NewMessage(new_id(), ctx.org_id, queue.id, body.name, body.data, now_ms())
+    message = NewMessage(new_id(), ctx.org_id, queue.id, body.name, body.data, ctx.clock.now_ms())
     await ctx.store.ingest.add(message)
     return ctx.respond(
         wire.CreatedMessageEnvelope(

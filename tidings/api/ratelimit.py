@@ -22,7 +22,7 @@ import logging
 import math
 from dataclasses import dataclass
 
-from tidings.domain.clock import SYSTEM_CLOCK, Clock
+from tidings.domain.clock import Clock
 from tidings.storage.throttles import RateCounters
 
 log = logging.getLogger("tidings.ratelimit")
@@ -56,9 +56,7 @@ class Verdict:
 
 
 class RateLimiter:
-    def __init__(
-        self, counters: RateCounters, limit: int, window_s: int, clock: Clock = SYSTEM_CLOCK
-    ) -> None:
+    def __init__(self, counters: RateCounters, limit: int, window_s: int, clock: Clock) -> None:
         self._counters = counters
         self._clock = clock
         self.limit = limit
@@ -70,6 +68,7 @@ class RateLimiter:
         return self.limit > 0
 
     def _window_start(self) -> int:
+        """Epoch second the current window began."""
         return self._clock.now_ms() // 1000 // self._window_s * self._window_s
 
     async def hit(self, key_id: str) -> Verdict:

@@ -180,6 +180,7 @@ class Engine:
             if self._timer_at <= first:
                 return
             self._timer.cancel()
+        # The timer runs on the loop's monotonic clock; only the delay is Clock time.
         delay_s = max(0.0, (first - self._clock.now_ms()) / 1000)
         self._timer = asyncio.get_running_loop().call_later(delay_s, self._ring)
         self._timer_at = first

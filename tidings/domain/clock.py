@@ -1,7 +1,13 @@
 """The clock seam: what "now" is for anything that stamps or windows by time.
 
-Storage and background tasks take a :class:`Clock` instead of calling ``time``
-so that tests can move time (a day, a midnight) without sleeping.
+The runtime makes one :class:`Clock` and hands it to the store (every repository),
+the handlers, the gatekeeper (rate-limit windows, lockouts, key use), the delivery
+engine and liveness prober, and retention, so that tests can move time (a day, a
+midnight, a lockout's end) without sleeping.
+
+Not "now" and so not the Clock: timers and timeouts (``asyncio`` sleeps, deadlines,
+cache lifetimes) run on the monotonic clock, which a test does not move; and ids
+keep the real time in their first bits (``domain/ids.py``), which only orders them.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from tidings.domain.clock import Clock
 from tidings.domain.events import EventType, NewEvent, Ref
 from tidings.domain.models import DeliveryState
 from tidings.storage import channels
@@ -164,9 +165,10 @@ def _published(result: AttemptResult) -> NewEvent:
 
 
 class Deliveries:
-    def __init__(self, db: Database, events: EventLog) -> None:
+    def __init__(self, db: Database, events: EventLog, clock: Clock) -> None:
         self._db = db
         self._events = events
+        self._clock = clock
 
     async def claim(
         self,
@@ -262,9 +264,11 @@ class Deliveries:
         return None if value is None else int(value)
 
     async def redeliver(
-        self, org_id: str, listener_id: str, message_ids: Sequence[str] | None, now: int
+        self, org_id: str, listener_id: str, message_ids: Sequence[str] | None
     ) -> list[str]:
-        """Give missed deliveries a fresh schedule; ids that are not missed are ignored."""
+        """Give missed deliveries a fresh schedule, due now; ids that are not missed are
+        ignored."""
+        now = self._clock.now_ms()
         sql = (
             "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = $3,"
             " lease_until = 0 WHERE org_id = $1 AND listener_id = $2 AND state = 'missed'"

@@ -130,10 +130,6 @@ class EventLog:
         self._db = db
         self._clock = clock
 
-    @property
-    def clock(self) -> Clock:
-        return self._clock
-
     async def add(self, tx: Connection, event: NewEvent) -> None:
         await self.add_many(tx, (event,))
 

@@ -6,9 +6,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tidings.domain.clock import Clock
 from tidings.domain.errors import NotFound
 from tidings.domain.events import EventType, NewEvent, Ref
-from tidings.domain.ids import new_id, now_ms
+from tidings.domain.ids import new_id
 from tidings.domain.liveness import judge, record_probe
 from tidings.domain.models import Listener, Liveness, LivenessState, Page
 from tidings.storage import channels
@@ -54,9 +55,10 @@ async def _record(events: EventLog, tx: Connection, kind: EventType, org_id: str
 
 
 class Listeners:
-    def __init__(self, db: Database, events: EventLog) -> None:
+    def __init__(self, db: Database, events: EventLog, clock: Clock) -> None:
         self._db = db
         self._events = events
+        self._clock = clock
 
     async def _with_missed(self, rows: list[Row]) -> list[Listener]:
         """Attach missed message ids to a page of listeners in one query."""
@@ -81,7 +83,7 @@ class Listeners:
         liveness_url: str,
         secret: str,
     ) -> Listener:
-        now = now_ms()
+        now = self._clock.now_ms()
         listener_id = new_id()
         try:
             async with self._db.transaction() as tx:
@@ -169,7 +171,7 @@ class Listeners:
                 merged["name"],
                 merged["notify_url"],
                 merged["liveness_url"],
-                now_ms(),
+                self._clock.now_ms(),
             )
             if row is not None:
                 await _record(self._events, tx, EventType.LISTENER_UPDATED, org_id, row)

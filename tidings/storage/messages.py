@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from tidings.domain.clock import Clock
 from tidings.domain.errors import NotFound
 from tidings.domain.events import EventType, NewEvent, Ref
-from tidings.domain.ids import now_ms
 from tidings.domain.models import Delivery, DeliveryState, Message, NewMessage, Page
 from tidings.storage import channels
 from tidings.storage.database import Connection, Database, ForeignKeyViolation, Row, id_list
@@ -60,9 +60,10 @@ def _not_found() -> NotFound:
 
 
 class Messages:
-    def __init__(self, db: Database, events: EventLog) -> None:
+    def __init__(self, db: Database, events: EventLog, clock: Clock) -> None:
         self._db = db
         self._events = events
+        self._clock = clock
 
     async def insert_batch(self, batch: Sequence[NewMessage]) -> list[BaseException | None]:
         """Store messages and their deliveries; one durable commit for the whole batch.
@@ -168,7 +169,7 @@ class Messages:
                 queue_id,
                 message_id,
                 name,
-                now_ms(),
+                self._clock.now_ms(),
             )
         if row is None:
             raise _not_found()

@@ -7,9 +7,10 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from tidings.domain.clock import Clock
 from tidings.domain.errors import Conflict, NotFound
 from tidings.domain.events import EventType, NewEvent, Ref
-from tidings.domain.ids import new_id, now_ms
+from tidings.domain.ids import new_id
 from tidings.domain.models import ApiKey, Organization, Page, Scope
 from tidings.storage.database import Connection, Database, Row, UniqueViolation
 from tidings.storage.events import EventLog
@@ -62,9 +63,10 @@ def key_event(kind: EventType, api_key: ApiKey) -> NewEvent:
 
 
 class Organizations:
-    def __init__(self, db: Database, events: EventLog) -> None:
+    def __init__(self, db: Database, events: EventLog, clock: Clock) -> None:
         self._db = db
         self._events = events
+        self._clock = clock
 
     async def count(self) -> int:
         return int(await self._db.fetchval("SELECT count(*) FROM organizations"))
@@ -87,7 +89,7 @@ class Organizations:
         self, name: str, key: str, key_name: str, scopes: Sequence[Scope]
     ) -> tuple[Organization, ApiKey]:
         """A new organization and its first key, in one transaction."""
-        now = now_ms()
+        now = self._clock.now_ms()
         org = Organization(id=new_id(), name=name, created_at=now)
         try:
             async with self._db.transaction() as tx:
@@ -98,7 +100,7 @@ class Organizations:
                     name,
                     now,
                 )
-                api_key = await _insert_key(tx, org.id, key, key_name, "enabled", scopes)
+                api_key = await _insert_key(tx, org.id, key, key_name, "enabled", scopes, now)
                 await self._events.add(tx, key_event(EventType.API_KEY_ADDED, api_key))
         except UniqueViolation as exc:
             raise Conflict(f"An organization named {name!r} already exists.") from exc
@@ -112,7 +114,7 @@ class Organizations:
                     " RETURNING id, name, created_at",
                     org_id,
                     name,
-                    now_ms(),
+                    self._clock.now_ms(),
                 )
         except UniqueViolation as exc:
             raise Conflict(f"An organization named {name!r} already exists.") from exc
@@ -122,9 +124,14 @@ class Organizations:
 
 
 async def _insert_key(
-    db: Connection, org_id: str, key: str, name: str, status: str, scopes: Sequence[Scope]
+    db: Connection,
+    org_id: str,
+    key: str,
+    name: str,
+    status: str,
+    scopes: Sequence[Scope],
+    now: int,
 ) -> ApiKey:
-    now = now_ms()
     api_key = ApiKey(
         id=new_id(),
         org_id=org_id,
@@ -156,9 +163,10 @@ def _not_found() -> NotFound:
 
 
 class ApiKeys:
-    def __init__(self, db: Database, events: EventLog) -> None:
+    def __init__(self, db: Database, events: EventLog, clock: Clock) -> None:
         self._db = db
         self._events = events
+        self._clock = clock
 
     async def find_by_key(self, key: str) -> ApiKey | None:
         found = await self.lookup(hash_key(key))
@@ -175,7 +183,7 @@ class ApiKeys:
         self, org_id: str, key: str, name: str, status: str, scopes: Sequence[Scope]
     ) -> ApiKey:
         async with self._db.transaction() as tx:
-            api_key = await _insert_key(tx, org_id, key, name, status, scopes)
+            api_key = await _insert_key(tx, org_id, key, name, status, scopes, self._clock.now_ms())
             await self._events.add(tx, key_event(EventType.API_KEY_ADDED, api_key))
         return api_key
 
@@ -214,7 +222,7 @@ class ApiKeys:
                 current.name if name is KEEP else name,
                 current.status if status is KEEP else status,
                 _scopes_json(current.scopes if scopes is KEEP else scopes),
-                now_ms(),
+                self._clock.now_ms(),
             )
             if row is not None:
                 await self._events.add(tx, key_event(EventType.API_KEY_UPDATED, _key(row)))
@@ -264,7 +272,7 @@ class ApiKeys:
                 f" RETURNING {_KEY_COLUMNS}",
                 key_id,
                 status,
-                now_ms(),
+                self._clock.now_ms(),
             )
             if row is not None:
                 await self._events.add(tx, key_event(EventType.API_KEY_UPDATED, _key(row)))

@@ -7,9 +7,10 @@ import time
 from collections.abc import Collection, Sequence
 from typing import Any
 
+from tidings.domain.clock import Clock
 from tidings.domain.errors import Conflict, NotFound
 from tidings.domain.events import EventType, NewEvent, Ref
-from tidings.domain.ids import new_id, now_ms
+from tidings.domain.ids import new_id
 from tidings.domain.models import Page, Queue
 from tidings.storage.database import Connection, Database, Row, UniqueViolation
 from tidings.storage.events import EventLog
@@ -65,9 +66,10 @@ async def queue_names(
 
 
 class Queues:
-    def __init__(self, db: Database, events: EventLog) -> None:
+    def __init__(self, db: Database, events: EventLog, clock: Clock) -> None:
         self._db = db
         self._events = events
+        self._clock = clock
         self._recent: dict[tuple[str, str], tuple[float, Queue]] = {}
 
     async def get_recent(self, org_id: str, queue_id: str) -> Queue:
@@ -88,7 +90,7 @@ class Queues:
         return queue
 
     async def create(self, org_id: str, name: str, schema: Any, schema_id: str | None) -> Queue:
-        now = now_ms()
+        now = self._clock.now_ms()
         queue = Queue(new_id(), org_id, name, schema, schema_id, now, now)
         try:
             async with self._db.transaction() as tx:
@@ -143,7 +145,7 @@ class Queues:
                     new_name,
                     None if new_schema is None else json.dumps(new_schema, ensure_ascii=False),
                     new_schema_id,
-                    now_ms(),
+                    self._clock.now_ms(),
                 )
                 if row is not None:
                     event = _event(EventType.QUEUE_UPDATED, org_id, queue_id, row["name"])

@@ -13,6 +13,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from tidings.domain.clock import Clock
 from tidings.domain.events import DAY_MS
 from tidings.storage.events import EventLog
 
@@ -35,12 +36,14 @@ class EventRetention:
         events: EventLog,
         retention_ms: int,
         *,
+        clock: Clock,
         batch_rows: int = BATCH_ROWS,
         interval_s: float = INTERVAL_S,
         pause_s: float = PAUSE_S,
     ) -> None:
         self._events = events
         self._retention_ms = retention_ms
+        self._clock = clock
         self._batch_rows = batch_rows
         self._interval_s = interval_s
         self._pause_s = pause_s
@@ -61,7 +64,7 @@ class EventRetention:
 
     async def run_once(self) -> int:
         """Purge everything that is due now; answers the number of events deleted."""
-        now = self._events.clock.now_ms()
+        now = self._clock.now_ms()
         deleted = 0
         for org_id in await self._events.organizations():
             deleted += await self._drain(

@@ -26,12 +26,12 @@ class Store:
         self.clock = clock
         # Every repository that changes something records its events through this log.
         self.events = EventLog(db, clock)
-        self.organizations = Organizations(db, self.events)
-        self.api_keys = ApiKeys(db, self.events)
-        self.queues = Queues(db, self.events)
-        self.listeners = Listeners(db, self.events)
-        self.messages = Messages(db, self.events)
-        self.deliveries = Deliveries(db, self.events)
+        self.organizations = Organizations(db, self.events, clock)
+        self.api_keys = ApiKeys(db, self.events, clock)
+        self.queues = Queues(db, self.events, clock)
+        self.listeners = Listeners(db, self.events, clock)
+        self.messages = Messages(db, self.events, clock)
+        self.deliveries = Deliveries(db, self.events, clock)
         self.engines = Engines(db)
         self.probes = Probes(db)
         self.rate_counters = RateCounters(db)
