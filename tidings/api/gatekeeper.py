@@ -7,7 +7,6 @@ One background task keeps the per-node views of the shared counters fresh
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from tidings.config import Settings
 from tidings.domain.clock import Clock
 from tidings.domain.errors import TooManyRequests, Unauthorized
 from tidings.storage.store import Store
+from tidings.tasks import BackgroundTask
 
 log = logging.getLogger("tidings.gatekeeper")
 SYNC_INTERVAL_S = 0.25
@@ -52,7 +52,7 @@ class Gatekeeper:
             settings.rate_limit_window_s,
             clock,
         )
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("tidings-gatekeeper")
 
     async def admit(self, request: Request) -> Admission:
         """The caller, or raise: 403 locked out, 401 bad key, 429 over the limit.
@@ -79,13 +79,10 @@ class Gatekeeper:
         return Admission(principal, verdict.headers())
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="tidings-gatekeeper")
+        self._task.start(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._task.stop()
         await self.sync()  # hand this node's last hits to the others
 
     async def sync(self) -> None:

@@ -19,6 +19,7 @@ from tidings.domain.models import LivenessState
 from tidings.domain.retry import is_success
 from tidings.storage import channels
 from tidings.storage.database import StorageError
+from tidings.tasks import BackgroundTask
 
 log = logging.getLogger("tidings.liveness")
 MAX_CONCURRENT_PROBES = 32
@@ -36,16 +37,13 @@ class LivenessProber:
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(MAX_CONCURRENT_PROBES)
         self._probing: set[asyncio.Task[None]] = set()
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("tidings-liveness")
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="tidings-liveness")
+        self._task.start(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._task.stop()
         for task in self._probing:
             task.cancel()
         await asyncio.gather(*self._probing, return_exceptions=True)

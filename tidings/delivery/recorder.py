@@ -17,6 +17,7 @@ from tidings.delivery.port import DeliveryQueue
 from tidings.domain.models import DeliveryState
 from tidings.storage.database import StorageError
 from tidings.storage.deliveries import AttemptResult
+from tidings.tasks import BackgroundTask
 
 log = logging.getLogger("tidings.delivery")
 MAX_BATCH = 1000
@@ -36,10 +37,10 @@ class Recorder:
         self._on_flushed = on_flushed
         self._pending: list[AttemptResult] = []
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("tidings-record")
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="tidings-record")
+        self._task.start(self._run())
 
     @property
     def backlog(self) -> int:
@@ -51,10 +52,7 @@ class Recorder:
         self._wake.set()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._task.stop()
         with contextlib.suppress(StorageError):
             while self._pending:
                 await self._flush()

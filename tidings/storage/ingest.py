@@ -10,13 +10,13 @@ only after the commit that holds its message returned.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 
 from tidings.domain.errors import TidingsError, Unavailable
 from tidings.domain.models import NewMessage
 from tidings.storage.database import StorageError
 from tidings.storage.messages import Messages
+from tidings.tasks import BackgroundTask
 
 MAX_BATCH = 512
 # Past this many messages waiting for a commit, new ones are refused with 503 at
@@ -34,18 +34,15 @@ class IngestBatcher:
         self._max_pending = max_pending
         self._pending: list[tuple[NewMessage, asyncio.Future[None]]] = []
         self._wakeup = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._flusher = BackgroundTask("tidings-ingest")
         # Metrics hook: (batch size, messages committed), called after each commit.
         self.on_commit: Callable[[int, int], None] | None = None
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="tidings-ingest")
+        self._flusher.start(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._flusher.stop()
         for _, future in self._pending:
             if not future.done():
                 future.set_exception(Unavailable("The server is shutting down."))

@@ -9,13 +9,13 @@ other's statement just finds it gone.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
 from tidings.domain.clock import Clock
 from tidings.domain.events import DAY_MS
 from tidings.storage.events import EventLog
+from tidings.tasks import BackgroundTask
 
 log = logging.getLogger("tidings.retention")
 
@@ -47,20 +47,13 @@ class EventRetention:
         self._batch_rows = batch_rows
         self._interval_s = interval_s
         self._pause_s = pause_s
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("tidings-event-retention")
 
     def start(self) -> None:
-        self._stopping.clear()
-        self._task = asyncio.create_task(self._run(), name="tidings-event-retention")
+        self._task.start(self._run())
 
     async def stop(self) -> None:
-        self._stopping.set()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()
 
     async def run_once(self) -> int:
         """Purge everything that is due now; answers the number of events deleted."""
@@ -83,12 +76,11 @@ class EventRetention:
             await asyncio.sleep(self._pause_s)
 
     async def _run(self) -> None:
-        while not self._stopping.is_set():
+        while True:
             try:
                 deleted = await self.run_once()
                 if deleted:
                     log.info("purged %d usage events", deleted)
             except Exception:  # the next round retries; a purge is never urgent
                 log.warning("usage event purge failed", exc_info=True)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self._interval_s)
+            await asyncio.sleep(self._interval_s)
