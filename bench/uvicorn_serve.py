@@ -7,15 +7,15 @@ import sys
 
 import uvicorn
 
-from tidings.api.app import create_app
 from tidings.config import load_settings
 from tidings.logs import configure_logging
+from tidings.runtime import Runtime
 
 if __name__ == "__main__":
     settings = load_settings()
     configure_logging(settings.log_format, settings.log_level.upper())
     uvicorn.run(
-        create_app(settings),
+        Runtime(settings, api=True, engine=True).asgi_app(),
         host=settings.host,
         port=int(sys.argv[1]),
         loop="uvloop",

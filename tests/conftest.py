@@ -17,10 +17,10 @@ import httpx
 import pytest
 import uvicorn
 
-from tidings.api.app import create_app
 from tidings.config import Settings
 from tidings.domain.clock import SYSTEM_CLOCK, Clock
 from tidings.domain.networks import parse_networks
+from tidings.runtime import Runtime
 from tidings.storage.migrate import upgrade
 from tidings.storage.store import Store
 from tidings.storage.tables import metadata
@@ -109,6 +109,7 @@ class Running:
     store: Store
     settings: Settings
     app: Any
+    runtime: Runtime
 
     async def call(self, method: str, path: str, **kw: Any) -> httpx.Response:
         return await self.client.request(method, path, **kw)
@@ -128,9 +129,10 @@ def free_socket() -> socket.socket:
 async def start_server(
     settings: Settings, *, engine: bool = True, clock: Clock = SYSTEM_CLOCK
 ) -> AsyncIterator[Running]:
-    """Run the real app on uvicorn inside the test's event loop (``clock``: the store's)."""
-    store = await Store.open(settings.database_url, clock=clock)
-    app = create_app(settings, store=store, engine=engine)
+    """Run the real app on uvicorn inside the test's event loop, built by the same
+    runtime as ``tidings serve`` (``clock``: the one every service reads)."""
+    runtime = Runtime(settings, api=True, engine=engine, clock=clock)
+    app = runtime.asgi_app()
     sock = free_socket()
     # proxy_headers=False: uvicorn would otherwise take X-Forwarded-For from 127.0.0.1
     # itself; like granian under `tidings serve`, only TIDINGS_TRUSTED_PROXIES decides.
@@ -147,13 +149,12 @@ async def start_server(
     base = f"http://{host}:{port}"
     client = httpx.AsyncClient(base_url=base, headers={"X-API-KEY": BOOTSTRAP_KEY}, timeout=10)
     try:
-        yield Running(base, BOOTSTRAP_KEY, client, store, settings, app)
+        yield Running(base, BOOTSTRAP_KEY, client, runtime.store, settings, app, runtime)
     finally:
         await client.aclose()
         server.should_exit = True
         await task
         sock.close()
-        await store.close()
 
 
 @pytest.fixture

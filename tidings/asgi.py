@@ -16,9 +16,6 @@ from tidings.config import load_settings
 if TYPE_CHECKING:
     from tidings.api.application import App
 
-# Set by `tidings serve --no-engine` for its worker process (internal, not a setting).
-ENGINE_ENV = "TIDINGS_SERVE_ENGINE"
-
 
 def die_with_parent() -> None:
     """Linux: have the kernel SIGTERM this process when its parent dies.
@@ -40,7 +37,9 @@ def die_with_parent() -> None:
 
 def app() -> App:
     """Factory: build the app from the environment (called in granian's worker)."""
-    from tidings.api.app import create_app
+    from tidings.runtime import Runtime
+    from tidings.runtime.serving import ENGINE_ENV
 
     die_with_parent()
-    return create_app(load_settings(), engine=os.environ.get(ENGINE_ENV, "1") != "0")
+    engine = os.environ.get(ENGINE_ENV, "1") != "0"
+    return Runtime(load_settings(), api=True, engine=engine).asgi_app()

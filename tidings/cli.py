@@ -61,7 +61,7 @@ def serve(
     ] = False,
 ) -> None:
     """Run the API and the delivery engine in one process (HTTPS + HTTP/2 with TLS set)."""
-    from tidings.serving import run
+    from tidings.runtime.serving import run
 
     settings = _settings(host=host, port=port, database_url=database)
     _preflight(settings)
@@ -71,7 +71,7 @@ def serve(
 @app.command()
 def worker(database: DatabaseOpt = None) -> None:
     """Run the delivery engine alone, beside API nodes sharing one PostgreSQL."""
-    from tidings.worker import run_worker
+    from tidings.runtime.worker import run_worker
 
     settings = _settings(database_url=database)
     _preflight(settings)

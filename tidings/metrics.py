@@ -13,6 +13,7 @@ computed when scraped, at most once per ``GAUGE_TTL_S``.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -20,7 +21,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from tidings.storage import gauges
-from tidings.storage.database import Database
+from tidings.storage.database import Database, StorageError
+
+log = logging.getLogger("tidings.metrics")
 
 GAUGE_TTL_S = 1.0
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -110,3 +113,11 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+    async def page(self, db: Database) -> bytes:
+        """The scrape answer, gauges refreshed (or as they were, when ``db`` fails)."""
+        try:
+            await self.refresh_gauges(db)
+        except StorageError as exc:  # serve the counters anyway
+            log.warning("could not refresh metric gauges: %s", exc)
+        return self.render()

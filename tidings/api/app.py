@@ -1,18 +1,20 @@
-"""``create_app(settings)``: the ASGI application; its lifespan owns the store and engine."""
+"""``create_app``: the HTTP API over services the runtime made ready (``tidings.runtime``).
+
+The app builds routing and middleware; its lifespan only enters the runtime's
+context, which opens the store and starts everything else.
+"""
 
 from __future__ import annotations
 
-import logging
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import hmac
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
-from aiohttp import web
 from starlette.requests import Request
 from starlette.responses import Response
 
-from tidings.api import console, problems, scrape
+from tidings.api import console, problems
 from tidings.api.application import App
 from tidings.api.context import Ctx, Services, respond
 from tidings.api.gatekeeper import Gatekeeper
@@ -25,40 +27,21 @@ from tidings.api.router import RequestHandler, Router
 from tidings.api.routes import ENDPOINTS, Endpoint
 from tidings.api.shedding import SheddingMiddleware
 from tidings.api.wire import Health
-from tidings.bootstrap import bootstrap
 from tidings.config import Settings
-from tidings.delivery.engine import Engine
-from tidings.delivery.sender import Sender
-from tidings.destinations import DestinationPolicy
-from tidings.metrics import Metrics
-from tidings.storage.database import Database
-from tidings.storage.retention import EventRetention
-from tidings.storage.store import Store
+from tidings.metrics import CONTENT_TYPE, Metrics
 
-log = logging.getLogger("tidings")
-
+# Opens the services for as long as the app runs (the runtime's, or a test's).
+ServicesLifespan = Callable[[], AbstractAsyncContextManager[Services]]
 
 class State:
-    """What the lifespan opens; endpoint wrappers close over it (tests: ``app.state.tidings``)."""
+    """The services while the app runs; endpoint wrappers read them per request
+    (tests: ``app.state.tidings``)."""
 
     services: Services
-    gatekeeper: Gatekeeper
 
     @property
-    def db(self) -> Database:
-        return self.services.store.db
-
-
-def start_engine(
-    store: Store, settings: Settings, policy: DestinationPolicy, metrics: Metrics | None = None
-) -> Engine:
-    return Engine(
-        store,
-        settings,
-        Sender(policy, settings.max_in_flight),
-        clock=store.clock,
-        on_attempt=metrics.observe_attempt if metrics else None,
-    )
+    def gatekeeper(self) -> Gatekeeper:
+        return self.services.gatekeeper
 
 
 def _endpoint(ep: Endpoint, state: State) -> RequestHandler:
@@ -90,6 +73,24 @@ def _endpoint(ep: Endpoint, state: State) -> RequestHandler:
     return run
 
 
+def _metrics_page(metrics: Metrics, token: str, state: State) -> RequestHandler:
+    """``GET /metrics`` on the API port; ``401`` without ``Authorization: Bearer <token>``."""
+    expected = f"Bearer {token}".encode()
+
+    async def scrape(request: Request) -> Response:
+        given = request.headers.get("authorization", "").encode()
+        if not hmac.compare_digest(given, expected):
+            return problems.problem(
+                401,
+                "Send Authorization: Bearer <TIDINGS_METRICS_TOKEN>.",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        page = await metrics.page(state.services.store.db)
+        return Response(page, media_type=CONTENT_TYPE)
+
+    return scrape
+
+
 def _meta_routes(router: Router, state: State, openapi: dict[str, Any]) -> None:
     async def health(request: Request) -> Response:
         try:
@@ -105,81 +106,25 @@ def _meta_routes(router: Router, state: State, openapi: dict[str, Any]) -> None:
     router.add("GET", "/openapi.json", openapi_json)
 
 
-def _endpoints(router: Router, state: State) -> None:
-    for ep in ENDPOINTS:
-        router.add(ep.method, ep.path, _endpoint(ep, state))
-
-
-async def _observe(
-    metrics: Metrics | None, store: Store, settings: Settings
-) -> web.AppRunner | None:
-    """Hook metrics into ingest; start the separate metrics listener if one is set."""
-    if metrics is None:
-        return None
-    store.ingest.on_commit = metrics.observe_commit
-    if settings.metrics_address is None:
-        return None
-    return await scrape.start_listener(metrics, settings.metrics_address, store.db)
-
-
-def create_app(settings: Settings, *, store: Store | None = None, engine: bool = True) -> App:
-    """Build the app; its lifespan runs the delivery engine unless ``engine=False``.
-
-    Pass ``store`` to share an already open one (tests)."""
+def create_app(
+    settings: Settings, services: ServicesLifespan, metrics: Metrics | None = None
+) -> App:
+    """The API app; its lifespan holds ``services()`` open while it serves."""
     state = State()
-    metrics = Metrics() if settings.metrics_enabled else None
 
     @asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
-        own = store is None
-        opened = store or await Store.open(settings.database_url)
-        created = await bootstrap(opened, settings.bootstrap_api_key)
-        if created is not None:
-            print(
-                f"Created organization {created.organization.name!r} with operator API key:\n"
-                f"  {created.key}\nIt is shown only this once; keep it safe.",
-                file=sys.stdout,  # program output, not the log stream (stderr)
-                flush=True,
-            )
-        state.gatekeeper = Gatekeeper(opened, settings, opened.clock)
-        state.services = Services(
-            settings,
-            opened,
-            DestinationPolicy(settings.allowed_networks),
-            state.gatekeeper.auth,
-            opened.clock,
-        )
-        state.gatekeeper.start()
-        listener = await _observe(metrics, opened, settings)
-        running = (
-            start_engine(opened, settings, state.services.destinations, metrics) if engine else None
-        )
-        if running is not None:
-            await running.start()
-        retention = EventRetention(
-            opened.events, int(settings.event_retention_s * 1000), clock=opened.clock
-        )
-        retention.start()
-        try:
+        async with services() as ready:
+            state.services = ready
             yield
-        finally:
-            await state.gatekeeper.stop()
-            await retention.stop()
-            if running is not None:
-                await running.stop()
-            if listener is not None:
-                await listener.cleanup()
-            if own:
-                await opened.close()
 
     router = Router()
     _meta_routes(router, state, build_openapi(ENDPOINTS))
-    _endpoints(router, state)
+    for ep in ENDPOINTS:
+        router.add(ep.method, ep.path, _endpoint(ep, state))
     console.add_routes(router)
     if metrics is not None and settings.metrics_token is not None:
-        router.add(
-            "GET", "/metrics", scrape.token_page(metrics, settings.metrics_token, lambda: state.db)
-        )
+        router.add("GET", "/metrics", _metrics_page(metrics, settings.metrics_token, state))
     app = App(
         router,
         lifespan,

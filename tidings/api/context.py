@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from tidings.api.auth import Authenticator, Principal
+from tidings.api.gatekeeper import Gatekeeper
 from tidings.api.middleware import BODY_KEY
 from tidings.api.wire import HostileBody, Link, Links, decode
 from tidings.config import Settings
@@ -28,11 +29,18 @@ _encoder = msgspec.json.Encoder()
 
 @dataclass(frozen=True, slots=True)
 class Services:
+    """What the HTTP layer runs on, made ready by the runtime."""
+
     settings: Settings
     store: Store
     destinations: DestinationPolicy
-    auth: Authenticator  # handlers that change keys make this node forget them at once
+    gatekeeper: Gatekeeper  # who may come in
     clock: Clock  # "now" for whatever a handler stamps or windows
+
+    @property
+    def auth(self) -> Authenticator:
+        """Handlers that change keys make this node forget them at once."""
+        return self.gatekeeper.auth
 
 
 @dataclass(slots=True)

@@ -23,11 +23,17 @@ MAX_BATCH = 512
 # once: the database is not keeping up, and a longer queue would only add latency
 # and memory (the API's load shedding normally stops the queue well before this).
 MAX_PENDING = 4 * MAX_BATCH
+# (batch size, messages committed), told after each commit.
+CommitObserver = Callable[[int, int], None]
 
 
 class IngestBatcher:
     def __init__(
-        self, messages: Messages, max_batch: int = MAX_BATCH, max_pending: int = MAX_PENDING
+        self,
+        messages: Messages,
+        max_batch: int = MAX_BATCH,
+        max_pending: int = MAX_PENDING,
+        on_commit: CommitObserver | None = None,
     ) -> None:
         self._messages = messages
         self._max_batch = max_batch
@@ -35,8 +41,7 @@ class IngestBatcher:
         self._pending: list[tuple[NewMessage, asyncio.Future[None]]] = []
         self._wakeup = asyncio.Event()
         self._flusher = BackgroundTask("tidings-ingest")
-        # Metrics hook: (batch size, messages committed), called after each commit.
-        self.on_commit: Callable[[int, int], None] | None = None
+        self._on_commit = on_commit
 
     def start(self) -> None:
         self._flusher.start(self._run())
@@ -74,8 +79,8 @@ class IngestBatcher:
             outcomes = await self._messages.insert_batch([m for m, _ in batch])
         except (StorageError, TidingsError) as exc:  # each request answers it (api/problems.py)
             outcomes = [exc] * len(batch)
-        if self.on_commit is not None:
-            self.on_commit(len(batch), sum(1 for o in outcomes if o is None))
+        if self._on_commit is not None:
+            self._on_commit(len(batch), sum(1 for o in outcomes if o is None))
         for (_, future), outcome in zip(batch, outcomes, strict=True):
             if future.done():  # the client went away; the commit stands regardless
                 continue

@@ -11,7 +11,7 @@ from tidings.storage.deliveries import Deliveries
 from tidings.storage.drivers import open_database
 from tidings.storage.engines import Engines
 from tidings.storage.events import EventLog
-from tidings.storage.ingest import IngestBatcher
+from tidings.storage.ingest import CommitObserver, IngestBatcher
 from tidings.storage.listeners import Listeners, Probes
 from tidings.storage.messages import Messages
 from tidings.storage.migrate import upgrade
@@ -21,7 +21,9 @@ from tidings.storage.throttles import Lockouts, RateCounters
 
 
 class Store:
-    def __init__(self, db: Database, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(
+        self, db: Database, clock: Clock = SYSTEM_CLOCK, on_commit: CommitObserver | None = None
+    ) -> None:
         self.db = db
         self.clock = clock
         # Every repository that changes something records its events through this log.
@@ -36,16 +38,23 @@ class Store:
         self.probes = Probes(db)
         self.rate_counters = RateCounters(db)
         self.lockouts = Lockouts(db)
-        self.ingest = IngestBatcher(self.messages)
+        self.ingest = IngestBatcher(self.messages, on_commit=on_commit)
 
     @classmethod
     async def open(
-        cls, database_url: str, *, migrate: bool = True, clock: Clock = SYSTEM_CLOCK
+        cls,
+        database_url: str,
+        *,
+        migrate: bool = True,
+        clock: Clock = SYSTEM_CLOCK,
+        on_commit: CommitObserver | None = None,
     ) -> Store:
-        """Open the database, upgrading its schema first (idempotent)."""
+        """Open the database, upgrading its schema first (idempotent).
+
+        ``on_commit`` hears of every ingest group commit (metrics)."""
         if migrate:
             await asyncio.to_thread(upgrade, database_url)
-        store = cls(await open_database(database_url), clock)
+        store = cls(await open_database(database_url), clock, on_commit)
         store.ingest.start()
         return store
 

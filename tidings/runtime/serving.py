@@ -18,11 +18,13 @@ import logging
 import os
 from pathlib import Path
 
-from tidings.asgi import ENGINE_ENV
 from tidings.config import Settings
 from tidings.logs import logging_config
 
 log = logging.getLogger("tidings")
+# Set for granian's worker process, which builds the app from the environment
+# (``tidings.asgi:app``): "0" for `tidings serve --no-engine` (internal, not a setting).
+ENGINE_ENV = "TIDINGS_SERVE_ENGINE"
 # SIGTERM: granian stops accepting, the lifespan stops the engine (its grace is 4 s),
 # and a worker that still hangs is killed, so the process is gone within 10 s.
 KILL_TIMEOUT_S = 9

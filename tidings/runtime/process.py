@@ -1,0 +1,127 @@
+"""``Runtime``: every service of one tidings process, built once from ``Settings``.
+
+A process has roles: the API (``tidings serve``, ``serve --no-engine``), the delivery
+engine (``tidings serve``, ``tidings worker``), or both. Whatever the roles, one
+``Runtime`` opens the store with the process's one clock, makes the destination
+policy, the metrics and the background services, starts them in order and stops
+them in reverse. A role runs the same way in any process, so the engine can move
+to a process of its own (a supervised child of ``serve``) by starting a second
+``Runtime`` there with ``api=False``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from tidings.api.app import create_app
+from tidings.api.application import App
+from tidings.api.context import Services
+from tidings.api.gatekeeper import Gatekeeper
+from tidings.bootstrap import NewOperator, bootstrap
+from tidings.config import Settings
+from tidings.delivery.engine import Engine
+from tidings.delivery.sender import Sender
+from tidings.destinations import DestinationPolicy
+from tidings.domain.clock import SYSTEM_CLOCK, Clock
+from tidings.metrics import Metrics
+from tidings.runtime import scrape
+from tidings.storage.retention import EventRetention
+from tidings.storage.store import Store
+
+log = logging.getLogger("tidings")
+
+
+def announce(created: NewOperator) -> None:
+    print(
+        f"Created organization {created.organization.name!r} with operator API key:\n"
+        f"  {created.key}\nIt is shown only this once; keep it safe.",
+        file=sys.stdout,  # program output, not the log stream (stderr)
+        flush=True,
+    )
+
+
+class Runtime:
+    def __init__(
+        self, settings: Settings, *, api: bool, engine: bool, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.api = api
+        self.engine = engine
+        self.destinations = DestinationPolicy(settings.allowed_networks)
+        # Off unless asked for. A process without the API serves them only on the
+        # metrics address; with it, also on its port behind the token.
+        wanted = settings.metrics_address is not None or (api and settings.metrics_token)
+        self.metrics = Metrics() if wanted else None
+        self._store: Store | None = None
+        self._services: Services | None = None
+
+    @property
+    def store(self) -> Store:
+        assert self._store is not None, "the runtime is not running"
+        return self._store
+
+    @property
+    def services(self) -> Services:
+        """What the HTTP layer runs on (the API role, while running)."""
+        assert self._services is not None, "the API is not running"
+        return self._services
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[Runtime]:
+        """Open the store and start every service of the roles; stop them on exit."""
+        settings, metrics = self.settings, self.metrics
+        async with AsyncExitStack() as stack:
+            store = await Store.open(
+                settings.database_url,
+                clock=self.clock,
+                on_commit=metrics.observe_commit if metrics else None,
+            )
+            stack.push_async_callback(store.close)
+            self._store = store
+            stack.callback(setattr, self, "_store", None)
+            if self.api:
+                created = await bootstrap(store, settings.bootstrap_api_key)
+                if created is not None:
+                    announce(created)
+                gatekeeper = Gatekeeper(store, settings, self.clock)
+                gatekeeper.start()
+                stack.push_async_callback(gatekeeper.stop)
+                self._services = Services(
+                    settings, store, self.destinations, gatekeeper, self.clock
+                )
+                stack.callback(setattr, self, "_services", None)
+            if metrics is not None and settings.metrics_address is not None:
+                listener = await scrape.start_listener(metrics, settings.metrics_address, store.db)
+                stack.push_async_callback(listener.cleanup)
+            if self.engine:
+                engine = Engine(
+                    store,
+                    settings,
+                    Sender(self.destinations, settings.max_in_flight),
+                    clock=self.clock,
+                    on_attempt=metrics.observe_attempt if metrics else None,
+                )
+                await engine.start()
+                stack.push_async_callback(engine.stop)
+            # Every process purges old usage events, so a deployment whose API nodes
+            # restart often (or that has none for a while) still keeps the table bounded.
+            retention = EventRetention(
+                store.events, int(settings.event_retention_s * 1000), clock=self.clock
+            )
+            retention.start()
+            stack.push_async_callback(retention.stop)
+            yield self
+
+    @asynccontextmanager
+    async def _serving_api(self) -> AsyncIterator[Services]:
+        async with self.running():
+            yield self.services
+
+    def asgi_app(self) -> App:
+        """The HTTP API over this runtime; the app's lifespan runs it."""
+        assert self.api, "a runtime without the API role has no app"
+        return create_app(self.settings, self._serving_api, self.metrics)
