@@ -22,6 +22,7 @@ from packaging.requirements import Requirement
 from tests.conftest import Running
 from tests.receivers import receiver
 
+pytestmark = pytest.mark.process  # builds wheels, makes a venv, runs a producer in it
 ROOT = Path(__file__).resolve().parents[2]
 SERVER_ONLY = ["tidings", "granian", "asyncpg", "aiohttp", "sqlalchemy", "starlette", "uvicorn"]
 

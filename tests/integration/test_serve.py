@@ -20,6 +20,8 @@ import trustme
 
 from tests.conftest import BOOTSTRAP_KEY, free_socket
 
+pytestmark = pytest.mark.process
+
 
 @contextmanager
 def serve(tmp: Path, **env: str) -> Iterator[tuple[int, Path]]:

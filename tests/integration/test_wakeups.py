@@ -52,6 +52,7 @@ async def test_a_commit_on_one_connection_wakes_a_subscriber_on_another(tmp_path
 # A median of lags against a threshold: load can break it, so on demand only (-m slow).
 # The wake-up across connections itself is checked above, event-driven.
 @pytest.mark.slow
+@pytest.mark.process
 @pytest.mark.timeout(120)
 async def test_a_worker_on_sqlite_delivers_without_waiting_for_its_poll(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'tidings.db'}"
