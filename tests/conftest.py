@@ -4,8 +4,11 @@ run and worker) and a real tidings server on 127.0.0.1 for each test."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import shutil
 import socket
+import ssl
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -25,10 +28,23 @@ from tidings.storage.migrate import upgrade
 from tidings.storage.store import Store
 from tidings.storage.tables import metadata
 
+# Every test in these directories starts processes (the `process` tier).
+_PROCESS_DIRS = frozenset({"acceptance", "browser", "contract", "faults"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.parent.name in _PROCESS_DIRS:
+            item.add_marker(pytest.mark.process)
+
+
 PG_ADMIN_URL = os.environ.get("TIDINGS_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 BOOTSTRAP_KEY = "test-operator-key-" + "x" * 20
 
 _pg_url: str | None = None
+# One TLS context for every test client: loading the CA bundle costs ~50 ms of CPU,
+# and httpx would do it for each client it makes.
+TLS = ssl.create_default_context()
 
 
 def _pg_database_name() -> str:
@@ -83,8 +99,22 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file (per run and xdist worker), copied rather than migrated
+    again for every test: the SQLite counterpart of the migrated ``pg_url``."""
+    path = tmp_path_factory.mktemp("template") / "tidings.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
 @pytest.fixture
-def settings(database_url: str) -> Settings:
+def settings(database_url: str, request: pytest.FixtureRequest) -> Settings:
+    """Test settings on a migrated, empty database (``database_url`` alone is a
+    database nobody created yet, on SQLite)."""
+    if database_url.startswith("sqlite"):
+        template: Path = request.getfixturevalue("sqlite_template")
+        shutil.copyfile(template, database_url.removeprefix("sqlite:///"))
     return Settings(
         database_url=database_url,
         bootstrap_api_key=BOOTSTRAP_KEY,
@@ -125,6 +155,39 @@ def free_socket() -> socket.socket:
     return sock
 
 
+class _Server(uvicorn.Server):
+    """uvicorn that stops as soon as it is told to. Its main loop looks at
+    ``should_exit`` every 0.1 s and its shutdown pauses 0.1 s for busy connections:
+    waits that every test paid, and the test's client has closed its connection."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.stopping = asyncio.Event()
+
+    async def main_loop(self) -> None:
+        counter = 0
+        while not await self.on_tick(counter):  # the ticks keep their housekeeping
+            counter = (counter + 1) % 864_000
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), 0.1)
+
+    def stop(self) -> None:
+        self.should_exit = True
+        self.stopping.set()
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for connection in list(self.server_state.connections):
+            connection.shutdown()  # an idle keep-alive connection closes at once
+        await asyncio.sleep(0)  # their transports report the close
+        if self.server_state.connections or self.server_state.tasks:
+            await super().shutdown(sockets)  # something is busy: uvicorn's patient way
+            return
+        for server in self.servers:
+            server.close()
+            await server.wait_closed()
+        await self.lifespan.shutdown()
+
+
 @asynccontextmanager
 async def start_server(
     settings: Settings, *, engine: bool = True, clock: Clock = SYSTEM_CLOCK
@@ -139,7 +202,7 @@ async def start_server(
     config = uvicorn.Config(
         app, lifespan="on", log_level="warning", access_log=False, proxy_headers=False
     )
-    server = uvicorn.Server(config)
+    server = _Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         if task.done():
@@ -147,12 +210,14 @@ async def start_server(
         await asyncio.sleep(0.01)
     host, port = sock.getsockname()
     base = f"http://{host}:{port}"
-    client = httpx.AsyncClient(base_url=base, headers={"X-API-KEY": BOOTSTRAP_KEY}, timeout=10)
+    client = httpx.AsyncClient(
+        base_url=base, headers={"X-API-KEY": BOOTSTRAP_KEY}, timeout=10, verify=TLS
+    )
     try:
         yield Running(base, BOOTSTRAP_KEY, client, runtime.store, settings, app, runtime)
     finally:
         await client.aclose()
-        server.should_exit = True
+        server.stop()
         await task
         sock.close()
 

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import threading
+from functools import lru_cache
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
+
+from tidings.storage.database import Database, StorageError
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -16,6 +20,22 @@ def alembic_config(database_url: str) -> Config:
     config.set_main_option("script_location", str(_MIGRATIONS))
     config.attributes["tidings_url"] = database_url
     return config
+
+
+@lru_cache(maxsize=1)
+def head_revision() -> str | None:
+    """The newest migration this version ships (read from the migration scripts once)."""
+    return ScriptDirectory.from_config(alembic_config("")).get_current_head()
+
+
+async def is_current(db: Database) -> bool:
+    """Whether ``db`` is at the newest schema already: one query, where a no-op Alembic
+    run loads every migration script and connects again (a start of every process)."""
+    try:
+        rows = await db.fetch("SELECT version_num FROM alembic_version")
+    except StorageError:  # no version table: a new database
+        return False
+    return [r["version_num"] for r in rows] == [head_revision()]
 
 
 def upgrade(database_url: str) -> None:

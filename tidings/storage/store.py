@@ -14,7 +14,7 @@ from tidings.storage.events import EventLog
 from tidings.storage.ingest import CommitObserver, IngestBatcher
 from tidings.storage.listeners import Listeners, Probes
 from tidings.storage.messages import Messages
-from tidings.storage.migrate import upgrade
+from tidings.storage.migrate import is_current, upgrade
 from tidings.storage.orgs import ApiKeys, Organizations
 from tidings.storage.queues import Queues
 from tidings.storage.throttles import Lockouts, RateCounters
@@ -52,9 +52,14 @@ class Store:
         """Open the database, upgrading its schema first (idempotent).
 
         ``on_commit`` hears of every ingest group commit (metrics)."""
-        if migrate:
-            await asyncio.to_thread(upgrade, database_url)
-        store = cls(await open_database(database_url), clock, on_commit)
+        db = await open_database(database_url)
+        try:
+            if migrate and not await is_current(db):
+                await asyncio.to_thread(upgrade, database_url)
+        except BaseException:
+            await db.close()
+            raise
+        store = cls(db, clock, on_commit)
         store.ingest.start()
         return store
 
