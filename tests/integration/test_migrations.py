@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import os
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, create_engine
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.conftest import PG_ADMIN_URL, _admin
-from tidings.storage.migrate import upgrade
+from tidings.storage import store as store_module
+from tidings.storage.migrate import is_current, upgrade
+from tidings.storage.store import Store
 from tidings.storage.tables import metadata
 
 
@@ -53,3 +56,25 @@ def _check(database_url: str) -> None:
     else:
         diff = asyncio.run(_pg_diff(database_url))
     assert diff == []
+
+
+async def test_a_current_database_opens_without_alembic(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs: list[str] = []
+
+    def counted(url: str) -> None:
+        runs.append(url)
+        upgrade(url)
+
+    monkeypatch.setattr(store_module, "upgrade", counted)
+    await (await Store.open(database_url)).close()  # new (SQLite) or migrated (PostgreSQL)
+    before = len(runs)
+    store = await Store.open(database_url)
+    try:
+        assert await is_current(store.db)
+        assert await store.organizations.count() == 0  # the schema is there
+    finally:
+        await store.close()
+    assert len(runs) == before  # nothing left to run: not even a no-op Alembic pass
+    assert before == (1 if database_url.startswith("sqlite") else 0)
