@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import signal
@@ -14,6 +13,7 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import BOOTSTRAP_KEY, free_socket
+from tests.polling import until
 
 
 def tidings_env(database_url: str, **extra: str) -> dict[str, str]:
@@ -112,15 +112,19 @@ async def serve(
 
 
 async def wait_healthy(base: str, proc: Proc, timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
     async with httpx.AsyncClient() as client:
-        while time.monotonic() < deadline:
+
+        async def healthy() -> bool:
             if proc.popen.poll() is not None:
                 raise AssertionError(f"tidings exited: {proc.log.read_text()[-2000:]}")
             try:
-                if (await client.get(base + "/health")).status_code == 200:
-                    return
+                return (await client.get(base + "/health")).status_code == 200
             except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.05)
-    raise AssertionError(f"tidings not healthy in time: {proc.log.read_text()[-2000:]}")
+                return False
+
+        await until(
+            healthy,
+            timeout_s,
+            step_s=0.05,
+            message=lambda: f"tidings not healthy in time: {proc.log.read_text()[-2000:]}",
+        )

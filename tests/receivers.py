@@ -11,6 +11,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.polling import until
+
 
 @dataclass
 class Arrival:
@@ -50,11 +52,12 @@ class Receiver:
         return [a for a in self.arrivals if a.path == path]
 
     async def wait_for(self, path: str, count: int, timeout_s: float = 10.0) -> list[Arrival]:
-        deadline = time.monotonic() + timeout_s
-        while len(self.on(path)) < count:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{path}: {len(self.on(path))} of {count} arrivals")
-            await asyncio.sleep(0.01)
+        await until(
+            lambda: len(self.on(path)) >= count,
+            timeout_s,
+            step_s=0.01,
+            message=lambda: f"{path}: {len(self.on(path))} of {count} arrivals",
+        )
         return self.on(path)
 
 

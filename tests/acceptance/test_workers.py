@@ -11,6 +11,7 @@ import asyncpg
 import pytest
 
 from tests.conftest import BOOTSTRAP_KEY
+from tests.polling import until
 from tests.processes import Proc, serve, tidings_env
 from tests.receivers import Answer, receiver
 
@@ -58,10 +59,12 @@ async def test_two_workers_deliver_everything_once_or_more(
                 started = time.monotonic()
                 acked = set(await asyncio.gather(*(one(n) for n in range(MESSAGES))))
                 posted = time.monotonic()
-            deadline = time.monotonic() + 90
-            while {a.headers["webhook-id"] for a in rx.on("/hook")} < acked:
-                assert time.monotonic() < deadline, "not every message arrived in time"
-                await asyncio.sleep(0.1)
+            await until(
+                lambda: {a.headers["webhook-id"] for a in rx.on("/hook")} >= acked,
+                90,
+                step_s=0.1,
+                message="not every message arrived in time",
+            )
             arrived = [a.headers["webhook-id"] for a in rx.on("/hook")]
             twice = len(arrived) - len(set(arrived))
             print(

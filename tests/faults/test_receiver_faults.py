@@ -7,8 +7,6 @@ and a healthy listener of the same queue must not slow down.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from pathlib import Path
 
 import aiohttp
@@ -18,6 +16,7 @@ from tests.faults.figures import publish
 from tests.faults.ledger import Ledger
 from tests.faults.load import HEADERS, UNLIMITED, Driver, drain, setup_queue, sink
 from tests.faults.proxy import FaultProxy
+from tests.polling import until
 from tests.processes import serve
 
 DEADLINE_S = 2.0
@@ -43,10 +42,13 @@ async def _missed_counts(base: str, queue_id: str, ids: dict[str, str]) -> dict[
 
 
 async def _wait_missed(base: str, queue_id: str, ids: dict[str, str], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while (counts := await _missed_counts(base, queue_id, ids)) != dict.fromkeys(ids, MESSAGES):
-        assert time.monotonic() < deadline, f"not all missed in time: {counts}"
-        await asyncio.sleep(0.5)
+    counts: dict[str, int] = {}
+
+    async def all_missed() -> bool:
+        counts.update(await _missed_counts(base, queue_id, ids))
+        return counts == dict.fromkeys(ids, MESSAGES)
+
+    await until(all_missed, timeout_s, step_s=0.5, message=lambda: f"not all missed: {counts}")
 
 
 @pytest.mark.timeout(120)

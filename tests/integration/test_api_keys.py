@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
 from tests.conftest import BOOTSTRAP_KEY, Running
 from tests.integration.test_access import every, make_key
+from tests.polling import until
 from tidings.domain.scopes import PROTECTED, RESOURCES
 
 
@@ -51,12 +51,12 @@ async def test_key_is_shown_once_then_redacted(server: Running) -> None:
 
     # Using it is recorded (off the request path, at most once a minute).
     assert (await server.call("GET", "/queues", headers=as_key(full))).status_code == 200
-    deadline = time.monotonic() + 10
-    while (await server.call("GET", f"/api_keys/{key_id}")).json()["api_key"][
-        "last_used_at"
-    ] is None:
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.05)
+
+    async def recorded() -> bool:
+        got = await server.call("GET", f"/api_keys/{key_id}")
+        return got.json()["api_key"]["last_used_at"] is not None
+
+    await until(recorded, 10)
 
 
 async def test_key_without_name_has_null_name(server: Running) -> None:

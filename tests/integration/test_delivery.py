@@ -10,6 +10,7 @@ from typing import Any
 import standardwebhooks
 
 from tests.conftest import Running, start_server
+from tests.polling import until
 from tests.receivers import Answer, Receiver, drip_server, receiver
 from tidings.config import Settings
 from tidings.delivery.engine import Engine
@@ -47,13 +48,6 @@ async def message(server: Running, queue_id: str, message_id: str) -> dict[str, 
     r = await server.call("GET", f"/queues/{queue_id}/messages/{message_id}")
     body: dict[str, Any] = r.json()["message"]
     return body
-
-
-async def until(predicate: Any, timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not await predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.02)
 
 
 async def test_request_body_headers_and_signature(server: Running, queue: dict[str, Any]) -> None:

@@ -4,27 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 import httpx
 import pytest
 
 from tests.conftest import Running, start_server
+from tests.polling import until
 from tidings.config import Settings
 
 WRONG = {"X-API-KEY": "wrong-key-" + "w" * 30}
-
-
-async def poll(
-    check: Callable[[], Awaitable[bool]], deadline_s: float, step_s: float = 0.05
-) -> float:
-    """Seconds until ``check()`` holds; fails past the deadline."""
-    start = time.monotonic()
-    while not await check():
-        assert time.monotonic() - start < deadline_s, "condition not reached in time"
-        await asyncio.sleep(step_s)
-    return time.monotonic() - start
 
 
 def lockout_settings(settings: Settings) -> Settings:
@@ -58,7 +47,7 @@ async def test_lockout_threshold_window_and_cool_down(settings: Settings) -> Non
         async def valid_key_works() -> bool:
             return (await srv.call("GET", "/queues")).status_code == 200
 
-        await poll(valid_key_works, deadline_s=5)
+        await until(valid_key_works, 5)
         assert time.monotonic() - locked_at >= 1.5 - 0.1
         # After the cool-down the count starts from zero.
         for _ in range(2):
@@ -90,7 +79,7 @@ async def test_lockout_holds_across_nodes(settings: Settings) -> None:
             return (await b.call("GET", "/queues")).status_code == 403
 
         # Node b learns of the lock at its next sync (every 0.25 s).
-        assert await poll(b_refuses, deadline_s=2) < 1.0
+        assert await until(b_refuses, 2) < 1.0
 
 
 # --- rate limit -----------------------------------------------------------------
@@ -139,7 +128,7 @@ async def test_rate_limit_headers_429_and_window_reset(settings: Settings) -> No
         async def admitted() -> bool:
             return (await srv.call("GET", "/queues")).status_code == 200
 
-        await poll(admitted, deadline_s=window + 1)
+        await until(admitted, window + 1)
         assert time.time() >= reset - 0.05
         again = await srv.call("GET", "/queues")
         assert again.status_code == 200
@@ -194,7 +183,7 @@ async def test_rate_limit_holds_across_nodes(settings: Settings) -> None:
         async def written() -> bool:
             return await a.store.rate_counters.hits(key.id, start) == 3
 
-        await poll(written, deadline_s=2)
+        await until(written, 2)
         # Node b starts from the shared count: 3 used, so 2 left.
         assert _headers(await b.call("GET", "/queues"))[1] == 1
         assert _headers(await b.call("GET", "/queues"))[1] == 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
 
@@ -10,6 +9,7 @@ import pytest
 
 from tests.conftest import Running, start_server
 from tests.integration.events_helpers import add_message, add_queue, org_id, read_events
+from tests.polling import until
 from tidings.config import Settings
 from tidings.domain.clock import ManualClock
 from tidings.domain.scopes import default_scopes
@@ -96,10 +96,11 @@ async def test_background_task_purges_and_stops(server_at: Running, clock: Manua
     retention = EventRetention(server.store.events, WEEK, clock=clock, interval_s=0.02, pause_s=0)
     retention.start()
     try:
-        deadline = asyncio.get_running_loop().time() + 10
-        while await _stored(server, org):
-            assert asyncio.get_running_loop().time() < deadline, "events were not purged"
-            await asyncio.sleep(0.02)
+
+        async def purged() -> bool:
+            return not await _stored(server, org)
+
+        await until(purged, message="events were not purged")
     finally:
         await retention.stop()
     await add_queue(server, "after")
