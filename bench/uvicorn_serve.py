@@ -20,6 +20,7 @@ if __name__ == "__main__":
         port=int(sys.argv[1]),
         loop="uvloop",
         http="httptools",
-        log_config=None,
+        log_config=None,  # ours, as `tidings serve` has it
+        log_level="warning",  # uvicorn's start-up lines; the access log is ours
         access_log=False,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +74,6 @@ class Settings:
     max_concurrent_requests: int = 512
     # Start even when the database would not make commits durable (tests, scratch use).
     allow_unsafe_durability: bool = False
-    extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def metrics_enabled(self) -> bool:

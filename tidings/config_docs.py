@@ -120,8 +120,6 @@ SETTING_DOCS: dict[str, tuple[str | None, str]] = {
         "`synchronous=FULL`), with a warning. For tests and scratch data only.",
     ),
 }
-# Fields that are not settings an operator sets.
-INTERNAL = frozenset({"extra"})
 
 
 def _default(value: Any) -> str:
@@ -137,7 +135,7 @@ def _default(value: Any) -> str:
 
 
 def undocumented() -> list[str]:
-    return [f.name for f in fields(Settings) if f.name not in SETTING_DOCS.keys() | INTERNAL]
+    return [f.name for f in fields(Settings) if f.name not in SETTING_DOCS]
 
 
 def render_markdown() -> str:
@@ -147,8 +145,6 @@ def render_markdown() -> str:
         "|---|---|---|",
     ]
     for f in fields(Settings):
-        if f.name in INTERNAL:
-            continue
         env, text = SETTING_DOCS.get(f.name, (None, "(undocumented)"))
         default = f.default if f.default is not MISSING else None
         name = f"`{env}`" if env else f"(`{f.name}`, code only)"

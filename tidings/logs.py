@@ -93,9 +93,8 @@ def logging_config(fmt: str = "text", level: str = "INFO") -> dict[str, Any]:
     """The one logging setup, as a ``dictConfig`` dict.
 
     The CLI applies it, and hands the same dict to granian, which applies it again in
-    its worker process (granian configures logging there itself). Server libraries
-    log through our handler; their own access logs stay off (ours is
-    ``tidings.access``).
+    its worker process (granian configures logging there itself). granian logs
+    through our handler; its own access log stays off (ours is ``tidings.access``).
     """
     formatter = "tidings.logs.JsonFormatter" if fmt == "json" else "tidings.logs.TextFormatter"
     quiet = {"level": "WARNING", "handlers": [], "propagate": True}
@@ -116,11 +115,8 @@ def logging_config(fmt: str = "text", level: str = "INFO") -> dict[str, Any]:
         "loggers": {
             "_granian": quiet,
             "granian": quiet,
-            "uvicorn": quiet,
-            "uvicorn.error": quiet,
             "alembic": quiet,
             "granian.access": {"level": "CRITICAL", "handlers": [], "propagate": False},
-            "uvicorn.access": {"level": "CRITICAL", "handlers": [], "propagate": False},
         },
     }
 

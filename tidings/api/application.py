@@ -2,10 +2,10 @@
 (the last-resort 500 is the outermost middleware's, ``api/observe.py``).
 
 It replaces Starlette's application and router stack (error middleware, exception
-middleware, regex router, request/response wrappers per layer), which was a sixth
-of the CPU of a ``POST .../messages`` (see docs/benchmarks.md). Handlers still get
-a Starlette ``Request`` and return a Starlette ``Response``: those are thin and
-well made; only the layers between server and handler were costly.
+middleware, regex router, request/response wrappers per layer), which cost more
+than the handlers on the ingest path (docs/benchmarks.md). Handlers still get a
+Starlette ``Request`` and return a Starlette ``Response``: those are thin and well
+made; only the layers between server and handler were costly.
 """
 
 from __future__ import annotations

@@ -22,14 +22,12 @@ class SheddingMiddleware:
         self.app = app
         self.max_in_progress = max_in_progress
         self.in_progress = 0
-        self.shed = 0  # requests refused so far (for tests and logs)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in _EXEMPT:
             await self.app(scope, receive, send)
             return
         if self.in_progress >= self.max_in_progress:
-            self.shed += 1
             await send_problem(
                 send,
                 503,

@@ -1,10 +1,9 @@
 """Writes attempt outcomes in batches: one commit for everything that finished
 while the previous commit was in flight, and at most one commit per
-``FLUSH_INTERVAL_S`` under load (each commit has a fixed cost: at a few thousand
-attempts a second, commits of 15 outcomes cost the engine a quarter of its time on
-PostgreSQL). An outcome that cannot be written yet is
-kept and retried; if the process dies first, another engine takes its claims over and
-the delivery is attempted again (at-least-once)."""
+``FLUSH_INTERVAL_S`` under load (each commit has a fixed cost, which small batches
+pay often: docs/benchmarks.md). An outcome that cannot be written yet is kept and
+retried; if the process dies first, another engine takes its claims over and the
+delivery is attempted again (at-least-once)."""
 
 from __future__ import annotations
 

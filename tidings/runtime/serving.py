@@ -1,11 +1,8 @@
 """``tidings serve``: the app on granian, plain HTTP or HTTPS with HTTP/2.
 
-Why granian for both: uvicorn has no HTTP/2. Measured with ``python -m bench.servers``
-(POST a message, wrk -c64, interleaved rounds, same logging on both), the app on
-granian ran at 0.96x uvicorn's rate with the access log and 1.07x without (paired
-medians of 7 rounds; the spread between rounds was larger than that difference),
-while hypercorn, the other HTTP/2 candidate, ran at 0.37x. So one server covers plain
-HTTP and TLS + HTTP/2 at no measurable cost, and the TLS path is the tested one.
+Why granian for both: uvicorn has no HTTP/2, and on plain HTTP granian is as fast
+(``python -m bench.servers``; figures in docs/benchmarks.md). So one server covers
+plain HTTP and TLS + HTTP/2, and the TLS path is the tested one.
 
 One worker process runs the ASGI lifespan, and with it the delivery engine and the
 metrics registry; more workers would mean more engines and split metrics, so there

@@ -257,12 +257,6 @@ class Deliveries:
             async with self._db.transaction() as tx:
                 await tx.executemany(_RELEASE, keys)
 
-    async def next_due(self) -> int | None:
-        value = await self._db.fetchval(
-            "SELECT min(next_attempt_at) FROM deliveries WHERE state = 'pending'"
-        )
-        return None if value is None else int(value)
-
     async def redeliver(
         self, org_id: str, listener_id: str, message_ids: Sequence[str] | None
     ) -> list[str]:

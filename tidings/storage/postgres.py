@@ -213,10 +213,6 @@ class PostgresDatabase(_Conn):
         )
         return [r["k"] for r in rows]
 
-    @property
-    def listener_alive(self) -> bool:
-        return self._listener is not None and not self._listener.is_closed()
-
     async def close(self) -> None:
         self._closing = True
         if self._relisten is not None:
