@@ -35,7 +35,7 @@ def test_metrics_follow_the_roles() -> None:
     address = dataclasses.replace(settings, metrics_address="127.0.0.1:1")
     assert Runtime(address, api=False, engine=True).metrics is not None
     assert Runtime(settings, api=True, engine=True).metrics is None
-    with pytest.raises(AssertionError):
+    with pytest.raises(RuntimeError, match="no app"):
         Runtime(settings, api=False, engine=True).asgi_app()
 
 

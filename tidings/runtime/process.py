@@ -61,13 +61,15 @@ class Runtime:
 
     @property
     def store(self) -> Store:
-        assert self._store is not None, "the runtime is not running"
+        if self._store is None:
+            raise RuntimeError("the runtime is not running")
         return self._store
 
     @property
     def services(self) -> Services:
         """What the HTTP layer runs on (the API role, while running)."""
-        assert self._services is not None, "the API is not running"
+        if self._services is None:
+            raise RuntimeError("the API is not running here")
         return self._services
 
     @asynccontextmanager
@@ -123,5 +125,6 @@ class Runtime:
 
     def asgi_app(self) -> App:
         """The HTTP API over this runtime; the app's lifespan runs it."""
-        assert self.api, "a runtime without the API role has no app"
+        if not self.api:
+            raise RuntimeError("a runtime without the API role has no app")
         return create_app(self.settings, self._serving_api, self.metrics)
