@@ -1,10 +1,10 @@
-"""One clock for the whole process: what storage stamps, what handlers stamp, and the
-windows of the rate limit and the lockout all move with the clock a server is given."""
+"""One clock for the whole process: what storage stamps and what handlers stamp move
+with the clock a server is given (the rate-limit windows and lockouts too: those are
+in test_limits.py)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import replace
 
 import pytest
 
@@ -14,7 +14,6 @@ from tidings.config import Settings
 from tidings.domain.clock import ManualClock
 
 START = 1_900_000_000_000  # 2030-03-17, far from the real time
-WRONG = {"X-API-KEY": "wrong-key-" + "w" * 30}
 
 
 @pytest.fixture
@@ -73,30 +72,3 @@ async def test_redelivery_is_due_at_the_clocks_now(server: Running, clock: Manua
     got = await server.call("GET", f"/queues/{queue['id']}/messages/{message['id']}")
     [delivery] = got.json()["message"]["deliveries"]
     assert (delivery["state"], delivery["next_attempt_at"]) == ("pending", START + 60_000)
-
-
-async def test_rate_limit_windows_follow_the_clock(settings: Settings, clock: ManualClock) -> None:
-    limited = replace(settings, rate_limit_per_minute=2, rate_limit_window_s=60)
-    clock.set(START - START % 60_000)  # the start of a window
-    async with start_server(limited, engine=False, clock=clock) as srv:
-        for _ in range(2):
-            assert (await srv.call("GET", "/queues")).status_code == 200
-        clock.advance(45_000)
-        refused = await srv.call("GET", "/queues")
-        assert refused.status_code == 429
-        assert refused.headers["Retry-After"] == "15"
-        clock.advance(15_000)  # the next window
-        assert (await srv.call("GET", "/queues")).status_code == 200
-
-
-async def test_lockouts_end_by_the_clock(settings: Settings, clock: ManualClock) -> None:
-    strict = replace(settings, lockout_threshold=2, lockout_window_s=10, lockout_seconds=300)
-    async with start_server(strict, engine=False, clock=clock) as srv:
-        for _ in range(2):
-            assert (await srv.call("GET", "/queues", headers=WRONG)).status_code == 401
-        refused = await srv.call("GET", "/queues")
-        assert (refused.status_code, refused.headers["Retry-After"]) == (403, "300")
-        clock.advance(299_000)
-        assert (await srv.call("GET", "/queues")).status_code == 403
-        clock.advance(1_000)
-        assert (await srv.call("GET", "/queues")).status_code == 200
