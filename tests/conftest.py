@@ -81,11 +81,14 @@ def pg_url() -> Iterator[str]:
     asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-async def _truncate(url: str) -> None:
+async def _empty(url: str) -> None:
+    """Delete every row, children first. DELETE, not TRUNCATE: a TRUNCATE makes new
+    files for every table and index, 0.2 s and more per test where this takes ms."""
     conn = await asyncpg.connect(url)
     try:
-        tables = ", ".join(t.name for t in metadata.sorted_tables)
-        await conn.execute(f"TRUNCATE {tables} CASCADE")
+        await conn.execute(
+            "; ".join(f"DELETE FROM {t.name}" for t in reversed(metadata.sorted_tables))
+        )
     finally:
         await conn.close()
 
@@ -95,7 +98,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'tidings.db'}"
     url: str = request.getfixturevalue("pg_url")
-    asyncio.run(_truncate(url))
+    asyncio.run(_empty(url))
     return url
 
 

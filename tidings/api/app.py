@@ -9,6 +9,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from functools import lru_cache
 from typing import Any
 
 from starlette.requests import Request
@@ -106,6 +107,12 @@ def _meta_routes(router: Router, state: State, openapi: dict[str, Any]) -> None:
     router.add("GET", "/openapi.json", openapi_json)
 
 
+@lru_cache(maxsize=1)
+def _openapi() -> dict[str, Any]:
+    """The document is the endpoint table's, the same for every app: built once."""
+    return build_openapi(ENDPOINTS)
+
+
 def create_app(
     settings: Settings, services: ServicesLifespan, metrics: Metrics | None = None
 ) -> App:
@@ -119,7 +126,7 @@ def create_app(
             yield
 
     router = Router()
-    _meta_routes(router, state, build_openapi(ENDPOINTS))
+    _meta_routes(router, state, _openapi())
     for ep in ENDPOINTS:
         router.add(ep.method, ep.path, _endpoint(ep, state))
     console.add_routes(router)
