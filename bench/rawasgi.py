@@ -45,7 +45,8 @@ def _answer(path: str, body: bytes) -> bytes:
 
 
 def command(port: int) -> list[str]:
-    """granian as ``tidings.runtime.serving`` runs it: one worker, uvloop, HTTP auto, no access log."""
+    """granian as ``tidings.runtime.serving`` runs it: one worker, uvloop, HTTP auto, no
+    access log."""
     return [
         sys.executable, "-m", "granian", "--interface", "asgi", "--loop", "uvloop",
         "--http", "auto", "--no-ws", "--workers", "1", "--log-level", "warning",

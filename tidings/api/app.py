@@ -34,6 +34,7 @@ from tidings.metrics import CONTENT_TYPE, Metrics
 # Opens the services for as long as the app runs (the runtime's, or a test's).
 ServicesLifespan = Callable[[], AbstractAsyncContextManager[Services]]
 
+
 class State:
     """The services while the app runs; endpoint wrappers read them per request
     (tests: ``app.state.tidings``)."""
