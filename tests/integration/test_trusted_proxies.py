@@ -138,6 +138,7 @@ async def test_the_access_log_names_the_same_client(
     assert getattr(access_log[-1], "client", None) == "127.0.0.1"
 
 
+@pytest.mark.process
 async def test_tidings_serve_trusts_only_the_setting(database_url: str, tmp_path: Path) -> None:
     """The same through the production server (granian), which must not apply
     X-Forwarded-For on its own."""
