@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -74,6 +75,13 @@ class Settings:
     max_concurrent_requests: int = 512
     # Start even when the database would not make commits durable (tests, scratch use).
     allow_unsafe_durability: bool = False
+
+    def __post_init__(self) -> None:
+        # Networks given as text (``"10.0.0.0/8"``, as tests and tools write them) are
+        # parsed here, once, like the environment's: every consumer gets objects.
+        for name in ("allowed_networks", "trusted_proxies"):
+            parsed = tuple(ipaddress.ip_network(n) for n in getattr(self, name))
+            object.__setattr__(self, name, parsed)
 
     @property
     def metrics_enabled(self) -> bool:

@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 
 from tidings.api.problems import status_of
-from tidings.config import SettingsError, load_settings
+from tidings.config import Settings, SettingsError, load_settings
 from tidings.delivery.guard import GuardedConnector, GuardedResolver
 from tidings.destinations import SETTING, DestinationPolicy, DestinationRefused
 from tidings.domain.errors import BadRequest, Invalid
@@ -277,3 +277,7 @@ def test_allowed_networks_are_parsed_once_into_the_settings() -> None:
     assert DestinationPolicy(settings.allowed_networks).is_allowed(ipaddress.ip_address("::1"))
     with pytest.raises(SettingsError, match=SETTING):
         load_settings({"TIDINGS_ALLOWED_NETWORKS": "10.0.0.0/8,intranet"})
+    # Code may write them as text; the settings still hold networks.
+    written = Settings(allowed_networks=("10.0.0.0/8", "::1/128"), trusted_proxies=("10.1.2.3",))
+    assert written.allowed_networks == settings.allowed_networks
+    assert written.trusted_proxies == parse_networks("10.1.2.3/32")
