@@ -4,15 +4,25 @@ given twice is refused; both backends."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from tests.conftest import Running
+from tests.conftest import Running, start_server
 from tests.integration.events_helpers import add_listener, add_message
+from tidings.config import Settings
 
 HUGE = "561859945824189415424"  # > 2**64
 ENORMOUS = "9" * 5000  # past Python's int() digit limit
+
+
+@pytest.fixture
+async def server(settings: Settings) -> AsyncIterator[Running]:
+    """The API without the delivery engine: the listener's attempts (to a closed port)
+    would add events while a test compares two reads of them."""
+    async with start_server(settings, engine=False) as running:
+        yield running
 
 
 @pytest.fixture
