@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import time
 from collections.abc import Awaitable, Callable
 
 
@@ -16,14 +15,17 @@ async def until(
     message: str | Callable[[], object] = "condition not reached in time",
 ) -> float:
     """Poll ``check`` (plain or async) until it answers something true; answer how many
-    seconds that took. Past ``timeout_s`` fail with ``message`` (or what it returns)."""
-    started = time.monotonic()
+    seconds that took. Past ``timeout_s`` fail with ``message`` (or what it returns).
+
+    Seconds of the event loop's clock: real time, or virtual time under looptime."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
     while True:
         result = check()
         if inspect.isawaitable(result):
             result = await result
         if result:
-            return time.monotonic() - started
-        if time.monotonic() - started > timeout_s:
+            return loop.time() - started
+        if loop.time() - started > timeout_s:
             raise AssertionError(message() if callable(message) else message)
         await asyncio.sleep(step_s)

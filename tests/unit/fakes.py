@@ -14,6 +14,7 @@ from typing import Any
 
 import looptime
 
+from tests import polling
 from tidings.delivery.sender import Response
 
 EPOCH_MS = 1_700_000_000_000
@@ -39,12 +40,8 @@ def virtual_time(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[...
 
 async def until(predicate: Callable[[], bool], within_s: float = 600) -> float:
     """Wait (virtual time) until ``predicate`` holds; answer the loop time then."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within_s
-    while not predicate():
-        assert loop.time() < deadline, "not reached"
-        await asyncio.sleep(0.01)
-    return loop.time()
+    await polling.until(predicate, within_s, step_s=0.01, message="not reached")
+    return asyncio.get_running_loop().time()
 
 
 class LoopClock:

@@ -133,8 +133,9 @@ def _message(n: int, queue: str = "q") -> NewMessage:
 @virtual_time
 async def test_ingest_commits_what_queued_meanwhile_in_one_batch() -> None:
     messages, commits = FakeMessages(), []
-    batcher = IngestBatcher(messages, max_batch=100)  # type: ignore[arg-type]
-    batcher.on_commit = lambda size, ok: commits.append((size, ok))
+    batcher = IngestBatcher(  # type: ignore[arg-type]
+        messages, max_batch=100, on_commit=lambda size, ok: commits.append((size, ok))
+    )
     batcher.start()
     messages.gate.clear()
     first = asyncio.create_task(batcher.add(_message(0)))
@@ -163,7 +164,7 @@ async def test_ingest_answers_each_message_with_its_own_outcome() -> None:
 
 
 @virtual_time
-async def test_ingest_maps_an_unreachable_database_to_unavailable() -> None:
+async def test_ingest_hands_an_unreachable_database_to_every_request() -> None:
     messages = FakeMessages()
     messages.fail = DatabaseUnavailable("connection refused")
     batcher = IngestBatcher(messages)  # type: ignore[arg-type]
@@ -172,7 +173,8 @@ async def test_ingest_maps_an_unreachable_database_to_unavailable() -> None:
         *(batcher.add(_message(n)) for n in range(3)), return_exceptions=True
     )
     await batcher.stop()
-    assert all(isinstance(o, Unavailable) for o in outcomes)
+    # Each request answers it as api/problems.py maps it (503), not ingest itself.
+    assert all(isinstance(o, DatabaseUnavailable) for o in outcomes)
 
 
 @virtual_time
