@@ -32,6 +32,7 @@ from tidings.domain.clock import ManualClock
 from tidings.domain.events import EventType, NewEvent, Ref
 from tidings.domain.ids import new_id, now_ms
 from tidings.domain.scopes import operator_scopes
+from tidings.storage.database import Connection
 from tidings.storage.retention import EventRetention
 from tidings.storage.store import Store
 
@@ -80,15 +81,21 @@ async def fill(url: str, total: int) -> str:
         rng = random.Random(5)
         started, written = time.perf_counter(), 0
         while written < total:
-            async with store.db.transaction() as tx:
-                for _ in range(PER_TX):
-                    n = min(PER_CALL, total - written)
-                    if n <= 0:
-                        break
-                    batch = [_event(org.id, rng.choice(MIX), rng) for _ in range(n)]
+            # Batches drawn outside the transaction: ``run`` may run its body again.
+            batches = []
+            for _ in range(PER_TX):
+                n = min(PER_CALL, total - written - sum(map(len, batches)))
+                if n <= 0:
+                    break
+                batches.append([_event(org.id, rng.choice(MIX), rng) for _ in range(n)])
+
+            async def fill(tx: Connection, batches: list[list[NewEvent]] = batches) -> None:
+                for batch in batches:
                     await store.events.add_many(tx, batch)
-                    written += n
                     clock.advance(step_ms)
+
+            await store.db.run(fill)
+            written += sum(map(len, batches))
             print(f"\r  filled {written:,} events", end="", flush=True)
         elapsed = time.perf_counter() - started
         print(f" in {elapsed:.1f} s ({written / elapsed:,.0f} events/s)")

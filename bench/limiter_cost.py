@@ -64,8 +64,7 @@ async def _db_costs(url: str) -> None:
         print(f"  RateLimiter.hit (in memory)      {hits}")
 
         async def upsert() -> object:
-            async with store.db.transaction() as tx:
-                return await tx.fetchval(_UPSERT, "hot", 0)
+            return await store.db.write(_UPSERT, "hot", 0)
 
         for c in (1, 16):
             print(f"  upsert per request, {c:2} at once    {await _timed(2.0, c, upsert)}")

@@ -85,6 +85,13 @@ class Proc:
         self.popen.wait(10)
         self._file.close()
 
+    def signal_tree(self, signum: int) -> None:
+        """Send ``signum`` to this process and its descendants (SIGSTOP: a node that
+        stalls mid-transaction, as a frozen VM or a long GC pause would)."""
+        for pid in self.tree():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
     def terminate(self, timeout_s: float = 15) -> float:
         """SIGTERM; answer how long the process took to exit."""
         started = time.monotonic()

@@ -18,13 +18,6 @@ from tests.receivers import Answer, receiver
 MESSAGES = 5000
 
 
-@pytest.fixture
-def pg_database(pg_url: str, database_url: str) -> str:
-    if not database_url.startswith("postgresql"):
-        pytest.skip("several workers share PostgreSQL; SQLite runs one engine per file")
-    return database_url
-
-
 @pytest.mark.timeout(240)
 async def test_two_workers_deliver_everything_once_or_more(
     pg_database: str, tmp_path: Path

@@ -59,11 +59,10 @@ async def test_redelivery_is_due_at_the_clocks_now(server: Running, clock: Manua
     queue = await add_queue(server, "orders")
     listener = await add_listener(server, queue["id"], "shop")
     message = await add_message(server, queue["id"], "m")
-    async with server.store.db.transaction() as tx:  # as if every attempt had failed
-        await tx.execute(
-            "UPDATE deliveries SET state = 'missed', attempts = 4 WHERE message_id = $1",
-            message["id"],
-        )
+    await server.store.db.write(  # as if every attempt had failed
+        "UPDATE deliveries SET state = 'missed', attempts = 4 WHERE message_id = $1",
+        message["id"],
+    )
     clock.advance(60_000)
     path = f"/queues/{queue['id']}/listeners/{listener['id']}/redeliveries"
     assert (await server.call("POST", path, json={})).json()["redelivery"]["message_ids"] == [

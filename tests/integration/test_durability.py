@@ -22,16 +22,19 @@ async def test_only_non_durable_transactions_skip_the_flush(database_url: str) -
     db = await open_database(database_url)
     durable = "on" if db.dialect == "postgresql" else "full"
     relaxed = "off" if db.dialect == "postgresql" else "normal"
+
+    async def setting(tx: Connection) -> str:
+        return await _flush_setting(db, tx)
+
+    async def fail(_tx: Connection) -> None:
+        1 / 0  # noqa: B018
+
     try:
-        async with db.transaction(durable=False) as tx:
-            assert await _flush_setting(db, tx) == relaxed
-        async with db.transaction() as tx:
-            assert await _flush_setting(db, tx) == durable
+        assert await db.run(setting, durable=False) == relaxed
+        assert await db.run(setting) == durable
         with pytest.raises(ZeroDivisionError):
-            async with db.transaction(durable=False) as tx:
-                1 / 0  # noqa: B018
+            await db.run(fail, durable=False)
         for _ in range(3):  # every pooled connection is back to flushing
-            async with db.transaction() as tx:
-                assert await _flush_setting(db, tx) == durable
+            assert await db.run(setting) == durable
     finally:
         await db.close()

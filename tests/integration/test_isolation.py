@@ -49,8 +49,7 @@ async def _drop_tenants(database_url: str) -> None:
 
     db = await open_database(database_url)
     try:
-        async with db.transaction() as tx:
-            await tx.execute("DELETE FROM organizations WHERE name <> 'default'")
+        await db.write("DELETE FROM organizations WHERE name <> 'default'")
     finally:
         await db.close()
 

@@ -9,15 +9,14 @@ from pathlib import Path
 import pytest
 
 from tidings.storage import sqlite
-from tidings.storage.database import UniqueViolation
+from tidings.storage.database import Connection, UniqueViolation
 from tidings.storage.sqlite import SqliteDatabase
 
 
 @pytest.fixture
 async def db(tmp_path: Path) -> AsyncIterator[SqliteDatabase]:
     opened = await SqliteDatabase.open(f"sqlite:///{tmp_path / 't.db'}")
-    async with opened.transaction() as tx:
-        await tx.execute("CREATE TABLE t (k TEXT PRIMARY KEY, a INTEGER, b INTEGER, n INTEGER)")
+    await opened.write("CREATE TABLE t (k TEXT PRIMARY KEY, a INTEGER, b INTEGER, n INTEGER)")
     yield opened
     await opened.close()
 
@@ -26,10 +25,13 @@ async def test_a_queued_statement_that_fails_rolls_the_transaction_back(
     db: SqliteDatabase,
 ) -> None:
     insert = "INSERT INTO t (k, a, b, n) VALUES ($1, $2, $2, 0)"
+
+    async def body(tx: Connection) -> None:
+        await tx.executemany(insert, [("x", 1), ("y", 2)])
+        await tx.executemany(insert, [("z", 3), ("x", 4)])  # x again
+
     with pytest.raises(UniqueViolation):
-        async with db.transaction() as tx:
-            await tx.executemany(insert, [("x", 1), ("y", 2)])
-            await tx.executemany(insert, [("z", 3), ("x", 4)])  # x again
+        await db.run(body)
     assert await db.fetchval("SELECT count(*) FROM t") == 0
 
 
@@ -42,9 +44,12 @@ async def test_multi_row_chunks_keep_every_row_and_repeated_placeholders(
         " ON CONFLICT (k) DO UPDATE SET n = t.n + excluded.n"
     )
     rows = [(f"k{i}", i, 1) for i in range(1000)]
-    async with db.transaction() as tx:
+
+    async def body(tx: Connection) -> None:
         await tx.executemany(upsert, rows)
         await tx.executemany(upsert, rows[:400])  # bumps, across a chunk boundary
+
+    await db.run(body)
     got = await db.fetch("SELECT k, a, b, n FROM t")
     assert len(got) == 1000
     assert all(r["a"] == r["b"] == int(r["k"][1:]) for r in got)

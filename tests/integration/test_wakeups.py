@@ -18,6 +18,7 @@ from tests.conftest import BOOTSTRAP_KEY
 from tests.processes import Proc, serve, tidings_env
 from tests.receivers import receiver
 from tidings.storage import wakeups
+from tidings.storage.database import Connection
 from tidings.storage.sqlite import SqliteDatabase
 
 pytestmark = pytest.mark.skipif(not wakeups.SUPPORTED, reason="abstract sockets are Linux's")
@@ -30,19 +31,20 @@ async def test_a_commit_on_one_connection_wakes_a_subscriber_on_another(tmp_path
     woken = asyncio.Event()
     try:
         await listening.subscribe("deliveries", woken.set)
-        async with other.transaction() as tx:
-            await tx.execute("CREATE TABLE t (x INTEGER)")
+        await other.write("CREATE TABLE t (x INTEGER)")
         await asyncio.sleep(0.2)
         assert not woken.is_set()  # nothing notified: no wake-up
-        async with other.transaction() as tx:
+
+        async def insert(tx: Connection) -> None:
             await tx.execute("INSERT INTO t VALUES (1)")
             await other.notify(tx, "deliveries")
+
+        await other.run(insert)
         await asyncio.wait_for(woken.wait(), 2)
         # A second subscriber of the same file and channel cannot bind; it polls instead.
         await other.subscribe("deliveries", lambda: None)
         woken.clear()
-        async with other.transaction() as tx:
-            await other.notify(tx, "deliveries")
+        await other.run(lambda tx: other.notify(tx, "deliveries"))
         await asyncio.wait_for(woken.wait(), 2)
     finally:
         await listening.close()

@@ -19,7 +19,7 @@ from tidings.delivery.recorder import Recorder
 from tidings.domain.clock import ManualClock
 from tidings.domain.errors import NotFound, Unavailable
 from tidings.domain.models import DeliveryState, NewMessage
-from tidings.storage.database import DatabaseUnavailable
+from tidings.storage.database import Contention, DatabaseUnavailable
 from tidings.storage.deliveries import AttemptResult
 from tidings.storage.ingest import IngestBatcher
 
@@ -175,6 +175,25 @@ async def test_ingest_hands_an_unreachable_database_to_every_request() -> None:
     await batcher.stop()
     # Each request answers it as api/problems.py maps it (503), not ingest itself.
     assert all(isinstance(o, DatabaseUnavailable) for o in outcomes)
+
+
+@virtual_time
+async def test_ingest_answers_any_failed_commit_and_keeps_flushing() -> None:
+    """A commit that fails with anything (a conflict that outlived its retries, a bug)
+    answers its requests with that error; later messages are still stored (the flusher
+    used to end on anything but a database outage, and every later POST waited)."""
+    messages = FakeMessages()
+    messages.fail = Contention("still conflicting after 5 runs")
+    batcher = IngestBatcher(messages)  # type: ignore[arg-type]
+    batcher.start()
+    outcomes = await asyncio.gather(
+        *(batcher.add(_message(n)) for n in range(3)), return_exceptions=True
+    )
+    assert all(o is messages.fail for o in outcomes)
+    messages.fail = None
+    await batcher.add(_message(3))
+    await batcher.stop()
+    assert messages.batches == [["m3"]]
 
 
 @virtual_time

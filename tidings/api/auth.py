@@ -1,10 +1,10 @@
 """Who is calling: ``X-API-KEY`` -> the key's organization and scopes.
 
 Keys are looked up by their SHA-256 (the table stores nothing else) and the stored
-digest is compared again in constant time. A short in-process cache spares the
-database a read per request; disabling a key takes effect on this node at once and
-on other nodes within ``CACHE_TTL_S``. ``last_used_at`` is written at most once a
-minute per key, off the request path.
+digest is compared again in constant time. The lookup goes through the node's key
+cache (``ApiKeys.lookup_recent``), which every change to a key on any node empties
+(SPEC §2: a revoked key stops working everywhere within 1 s). ``last_used_at`` is
+written at most once a minute per key, off the request path.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-import time
 from dataclasses import dataclass
 
 from tidings.domain.clock import Clock
@@ -22,7 +21,6 @@ from tidings.storage.orgs import hash_key
 from tidings.storage.store import Store
 
 log = logging.getLogger("tidings.auth")
-CACHE_TTL_S = 5.0
 LAST_USED_RESOLUTION_MS = 60_000
 MAX_KEY_CHARS = 512
 
@@ -38,18 +36,8 @@ class Authenticator:
     def __init__(self, store: Store, clock: Clock) -> None:
         self._store = store
         self._clock = clock
-        self._cache: dict[str, tuple[float, tuple[ApiKey, str] | None]] = {}
         self._last_used: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-
-    def forget(self, key_id: str | None = None) -> None:
-        """Drop cached keys (all, or one) after a change to keys on this node."""
-        if key_id is None:
-            self._cache.clear()
-            return
-        for digest, (_, found) in list(self._cache.items()):
-            if found is not None and found[0].id == key_id:
-                del self._cache[digest]
 
     async def authenticate(self, presented: str | None) -> Principal:
         if not presented or len(presented) > MAX_KEY_CHARS:
@@ -62,15 +50,7 @@ class Authenticator:
         return Principal(org_id=key.org_id, key_id=key.id, scopes=key.scopes)
 
     async def _lookup(self, digest: str) -> ApiKey | None:
-        now = time.monotonic()
-        cached = self._cache.get(digest)
-        if cached is not None and cached[0] > now:
-            found = cached[1]
-        else:
-            found = await self._store.api_keys.lookup(digest)
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[digest] = (now + CACHE_TTL_S, found)
+        found = await self._store.api_keys.lookup_recent(digest)
         if found is None:
             return None
         key, stored = found

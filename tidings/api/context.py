@@ -11,7 +11,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from tidings.api.auth import Authenticator, Principal
+from tidings.api.auth import Principal
 from tidings.api.gatekeeper import Gatekeeper
 from tidings.api.middleware import BODY_KEY
 from tidings.api.wire import HostileBody, Link, Links, decode
@@ -36,11 +36,6 @@ class Services:
     destinations: DestinationPolicy
     gatekeeper: Gatekeeper  # who may come in
     clock: Clock  # "now" for whatever a handler stamps or windows
-
-    @property
-    def auth(self) -> Authenticator:
-        """Handlers that change keys make this node forget them at once."""
-        return self.gatekeeper.auth
 
 
 @dataclass(slots=True)

@@ -88,13 +88,10 @@ async def update_api_key(ctx: Ctx) -> Response:
         status=KEEP if body.status is UNSET else body.status,
         scopes=scopes,
     )
-    # A disabled key or a narrower scope list must hold at once, not after the cache TTL.
-    ctx.services.auth.forget(key.id)
     return ctx.respond(wire.ApiKeyEnvelope(api_key_out(updated), {"self": _href(ctx, updated)}))
 
 
 async def delete_api_key(ctx: Ctx) -> Response:
     key = await _find(ctx)
     await ctx.store.api_keys.delete(ctx.org_id, key.id)
-    ctx.services.auth.forget(key.id)
     return ctx.respond(wire.Deleted({"self": ctx.self_link()}))

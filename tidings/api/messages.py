@@ -9,10 +9,14 @@ from starlette.responses import Response
 
 from tidings.api import wire
 from tidings.api.context import Ctx
-from tidings.domain.errors import Invalid
+from tidings.domain.errors import Invalid, Unavailable
 from tidings.domain.ids import new_id
 from tidings.domain.models import Message, NewMessage, Queue
 from tidings.domain.schemas import MessageSchema, parse_schema, validate_data
+from tidings.storage.messages import StaleSchema
+
+# How often a message is checked against a queue schema that keeps changing under it.
+SCHEMA_CHECKS = 3
 
 
 @lru_cache(maxsize=256)
@@ -55,13 +59,40 @@ def _href(ctx: Ctx, queue_id: str, message_id: str) -> wire.Link:
     return ctx.href("queues", queue_id, "messages", message_id)
 
 
+async def _store(ctx: Ctx, queue: Queue, body: wire.CreateMessage) -> NewMessage:
+    """Check ``body`` against the queue's schema and store it (SPEC §4).
+
+    ``queue`` may come from this node's cache and lag a change made on another node
+    by the notification's delay. So a refusal is confirmed against the queue as
+    committed, and the store refuses a message checked against a schema that has
+    been replaced (here or while the message waited for its commit): then the
+    message is checked again against the queue as it is now."""
+    message_id, created_at = new_id(), ctx.clock.now_ms()
+    for _ in range(SCHEMA_CHECKS):
+        try:
+            _check_data(queue, body.data)
+        except Invalid:
+            current = await ctx.store.queues.get(ctx.org_id, queue.id)
+            if current.schema_id == queue.schema_id:
+                raise
+            queue = current
+            continue
+        message = NewMessage(
+            message_id, ctx.org_id, queue.id, body.name, body.data, created_at, queue.schema_id
+        )
+        try:
+            await ctx.store.ingest.add(message)
+            return message
+        except StaleSchema:
+            queue = await ctx.store.queues.get(ctx.org_id, queue.id)
+    raise Unavailable("The queue's schema kept changing while storing this message; retry.")
+
+
 async def create_message(ctx: Ctx) -> Response:
     queue = await ctx.store.queues.get_recent(ctx.org_id, ctx.param("queue_id"))
     ctx.authorize(queue.id)
     body = await ctx.body(wire.CreateMessage)
-    _check_data(queue, body.data)
-    message = NewMessage(new_id(), ctx.org_id, queue.id, body.name, body.data, ctx.clock.now_ms())
-    await ctx.store.ingest.add(message)
+    message = await _store(ctx, queue, body)
     return ctx.respond(
         wire.CreatedMessageEnvelope(
             wire.Summary(message.id, message.name),

@@ -22,7 +22,7 @@ from tidings.domain.errors import (
     Unavailable,
     Violation,
 )
-from tidings.storage.database import DatabaseUnavailable, StorageError
+from tidings.storage.database import Contention, DatabaseUnavailable, StorageError
 
 log = logging.getLogger("tidings.api")
 
@@ -56,6 +56,7 @@ STATUSES: dict[type[TidingsError], int] = {
     Unavailable: 503,
 }
 DATABASE_UNAVAILABLE = "The database is unavailable; retry shortly."
+CONTENTION = "Conflicting changes kept this request from completing; retry shortly."
 
 _encoder = msgspec.json.Encoder()
 
@@ -110,6 +111,11 @@ def from_error(exc: BaseException) -> Response:
     if isinstance(exc, DatabaseUnavailable):
         log.warning("database unavailable: %s", exc)
         return problem(503, DATABASE_UNAVAILABLE, headers={"Retry-After": "1"})
+    if isinstance(exc, Contention):
+        # Conflicting transactions were run again and again (storage.database): rare
+        # by design (storage.locks); the request changed nothing and may be retried.
+        log.warning("database contention: %s", exc)
+        return problem(503, CONTENTION, headers={"Retry-After": "1"})
     if isinstance(exc, StorageError):
         log.error("storage error: %s", exc)
     else:

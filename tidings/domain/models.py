@@ -115,6 +115,9 @@ class NewMessage:
     name: str | None
     data: str
     created_at: int
+    # The id of the queue schema ``data`` was checked against (None: the queue had
+    # none); stored only if the queue still has that schema when it commits.
+    schema_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

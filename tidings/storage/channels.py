@@ -1,5 +1,6 @@
 """Notification channels: storage notifies them when a commit makes work due, and
-the delivery engine subscribes to them (``Database.subscribe``)."""
+the delivery engine subscribes to them (``Database.subscribe``); or when a commit
+changes rows that nodes cache, whose caches subscribe to them (``storage.cache``)."""
 
 from __future__ import annotations
 
@@ -9,3 +10,7 @@ from typing import Final
 DELIVERIES: Final = "deliveries"
 # A listener was created: its first liveness probe is due now.
 PROBES: Final = "probes"
+# A queue was changed or deleted: every node's cache of queues empties.
+QUEUES: Final = "queues"
+# An API key was added, changed or deleted: every node's cache of keys empties.
+API_KEYS: Final = "api_keys"

@@ -2,22 +2,41 @@
 
 SQL is written once, PostgreSQL style (``$1`` placeholders); the SQLite driver
 rewrites them to ``?1``. Driver exceptions are translated here, so nothing above
-storage ever sees one.
+storage ever sees one:
+
+* :class:`UniqueViolation`, :class:`ForeignKeyViolation`: the repositories turn
+  them into domain errors;
+* :class:`Retryable` (deadlock, serialization failure, lock timeout, a connection
+  lost before COMMIT): :meth:`Database.run` runs the transaction again, a few times,
+  and raises :class:`Contention` if it still fails;
+* :class:`DatabaseUnavailable`: the database cannot be reached (refused, timed out,
+  shutting down, out of disk);
+* any other :class:`StorageError` is a bug (bad SQL, a value the schema refuses).
+
+Row locks are taken in one order, documented in ``storage.locks``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
-from typing import Any, Protocol
+import logging
+import random
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
 
 Row = Mapping[str, Any]
+T = TypeVar("T")
+log = logging.getLogger("tidings.storage")
+
+# A transaction that meets a transient conflict runs again after a short random
+# pause (so two that collided do not collide again in step): at most this many runs.
+RUNS = 5
+_BACKOFF_S = 0.005  # doubled per run: 5, 10, 20, 40 ms on average
 
 
 class StorageError(Exception):
-    """Root of the storage-level errors the repositories translate into domain errors."""
+    """Root of the storage-level errors; a bare one is a bug (logged, answered 500)."""
 
 
 class UniqueViolation(StorageError):
@@ -29,7 +48,31 @@ class ForeignKeyViolation(StorageError):
 
 
 class DatabaseUnavailable(StorageError):
-    """The database cannot be reached or refused the operation; the API answers 503."""
+    """The database cannot be reached or cannot serve right now; the API answers 503."""
+
+
+class Contention(StorageError):
+    """Concurrent transactions kept conflicting (deadlocks, lock timeouts) even after
+    :data:`RUNS` runs, or SQLite's file lock stayed taken past its busy timeout."""
+
+
+class Retryable(Contention):
+    """A conflict that running the same transaction again resolves: it rolled back
+    (deadlock victim, serialization failure, lock timeout) or never reached COMMIT
+    (its connection was cut). Only :meth:`Database.run` sees these."""
+
+
+async def retrying(attempt: Callable[[], Awaitable[T]], what: str) -> T:
+    """Run ``attempt`` until it does not raise :class:`Retryable`, at most RUNS times."""
+    for run in range(1, RUNS + 1):
+        try:
+            return await attempt()
+        except Retryable as exc:
+            if run == RUNS:
+                raise Contention(f"{what} still conflicting after {RUNS} runs: {exc}") from exc
+            log.info("%s conflicted (run %d of %d), running it again: %s", what, run, RUNS, exc)
+            await asyncio.sleep(random.uniform(0, 2 * _BACKOFF_S * 2 ** (run - 1)))
+    raise AssertionError("unreachable")
 
 
 class LockTaken(StorageError):
@@ -80,29 +123,45 @@ class Connection(Protocol):
 
 
 class Database(Connection, Protocol):
-    """Reads run on their own; writes go through :meth:`transaction`."""
+    """Reads run on their own; writes go through :meth:`run` or :meth:`write`."""
 
     dialect: str  # "sqlite" | "postgresql"
 
-    def transaction(self, *, durable: bool = True) -> AbstractAsyncContextManager[Connection]:
-        """A write transaction. ``durable=False`` skips the flush to disk at commit:
-        a power loss may undo it (never a crash of the process alone), and any later
-        durable commit makes it durable too. Only for writes that at-least-once
-        delivery can lose safely (claim leases, attempt outcomes: a lost one means
-        one more attempt)."""
+    async def run(self, body: Callable[[Connection], Awaitable[T]], *, durable: bool = True) -> T:
+        """Run ``body`` in a write transaction and commit; answer what it answers.
+
+        A transient conflict (see :class:`Retryable`) rolls back and runs ``body``
+        again, so ``body`` must do nothing but database work on its connection (and
+        pure computation): whatever it changes outside the database would happen
+        once per run. ``durable=False`` skips the flush to disk at commit: a power
+        loss may undo it (never a crash of the process alone), and any later durable
+        commit makes it durable too. Only for writes that at-least-once delivery can
+        lose safely (claim leases, attempt outcomes: a lost one means one more
+        attempt)."""
         ...
 
     async def write(self, sql: str, *args: Any, durable: bool = True) -> list[Row]:
         """Run one statement as a transaction of its own and answer the rows it
-        returns (``RETURNING``); ``durable`` as for :meth:`transaction`. On PostgreSQL
-        one round trip, where a transaction takes three (BEGIN, statement, COMMIT)."""
+        returns (``RETURNING``); retried and ``durable`` as for :meth:`run`. On
+        PostgreSQL one round trip, where a transaction takes three (BEGIN, statement,
+        COMMIT)."""
         ...
 
     async def subscribe(self, channel: str, callback: Callable[[], None]) -> None:
         """Call ``callback`` whenever a transaction that called :meth:`notify` commits.
 
-        PostgreSQL: LISTEN/NOTIFY, so wake-ups cross processes; SQLite: in-process.
+        PostgreSQL: LISTEN/NOTIFY, so wake-ups cross processes; SQLite: in-process,
+        and across processes on Linux for the one process that receives the
+        channel (see ``storage.wakeups``). Also called once after notifications may
+        have been lost (the LISTEN connection came back).
         """
+        ...
+
+    def hears(self, channel: str) -> bool:
+        """Whether every commit that notifies ``channel``, from any process, reaches
+        this process's callbacks right now: the LISTEN connection is up (PostgreSQL),
+        or this process receives the channel's wake-ups (SQLite). A cache that
+        notifications invalidate is trusted only while this holds."""
         ...
 
     async def notify(self, conn: Connection, channel: str) -> None: ...
@@ -119,6 +178,15 @@ class Database(Connection, Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+def assignments(changes: Mapping[str, Any], first: int) -> tuple[str, list[Any]]:
+    """``("a = $3, b = $4", [va, vb])`` setting only the columns in ``changes``,
+    placeholders numbered from ``first``: a partial update in one statement, so two
+    concurrent ones that change different columns both take effect. Column names
+    come from code, never from a client."""
+    sets = [f"{column} = ${first + i}" for i, column in enumerate(changes)]
+    return ", ".join(sets), list(changes.values())
 
 
 def id_list(

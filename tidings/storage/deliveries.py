@@ -16,12 +16,13 @@ import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from tidings.domain.clock import Clock
 from tidings.domain.events import EventType, NewEvent, Ref
 from tidings.domain.models import DeliveryState
-from tidings.storage import channels
-from tidings.storage.database import Database, Row, id_list
+from tidings.storage import channels, locks
+from tidings.storage.database import Connection, Database, Row, id_list
 from tidings.storage.events import EventLog
 from tidings.storage.listeners import add_acknowledged
 
@@ -229,33 +230,37 @@ class Deliveries:
 
         Not flushed: a power loss that undoes it means those deliveries are attempted
         again, which at-least-once delivery allows (receivers dedupe on webhook-id)."""
-        async with self._db.transaction(durable=False) as tx:
-            await tx.executemany(
-                _RECORD,
-                [
-                    (
-                        r.claimed.message_id,
-                        r.claimed.listener_id,
-                        r.state.value,
-                        r.attempts,
-                        r.status,
-                        r.attempted_at,
-                        r.next_attempt_at,
-                    )
-                    for r in results
-                ],
+        # In the lock order (storage.locks): deliveries sorted, then their listeners.
+        ordered = sorted(results, key=lambda r: (r.claimed.listener_id, r.claimed.message_id))
+        outcomes = [
+            (
+                r.claimed.message_id,
+                r.claimed.listener_id,
+                r.state.value,
+                r.attempts,
+                r.status,
+                r.attempted_at,
+                r.next_attempt_at,
             )
-            acked = Counter(
-                r.claimed.listener_id for r in results if r.state is DeliveryState.DELIVERED
-            )
+            for r in ordered
+        ]
+        acked = Counter(
+            r.claimed.listener_id for r in results if r.state is DeliveryState.DELIVERED
+        )
+        events = [_published(r) for r in results]
+
+        async def body(tx: Connection) -> None:
+            await tx.executemany(_RECORD, outcomes)
             await add_acknowledged(tx, acked)
-            await self._events.add_many(tx, [_published(r) for r in results])
+            await self._events.add_many(tx, events)
+
+        await self._db.run(body, durable=False)
 
     async def release(self, keys: Sequence[tuple[str, str]]) -> None:
         """Give claimed rows back at once (shutdown), instead of waiting for the lease."""
-        if keys:
-            async with self._db.transaction() as tx:
-                await tx.executemany(_RELEASE, keys)
+        if keys:  # in the lock order (storage.locks)
+            ordered = sorted(keys, key=lambda key: (key[1], key[0]))
+            await self._db.run(lambda tx: tx.executemany(_RELEASE, ordered))
 
     async def redeliver(
         self, org_id: str, listener_id: str, message_ids: Sequence[str] | None
@@ -263,37 +268,39 @@ class Deliveries:
         """Give missed deliveries a fresh schedule, due now; ids that are not missed are
         ignored."""
         now = self._clock.now_ms()
-        sql = (
-            "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = $3,"
-            " lease_until = 0 WHERE org_id = $1 AND listener_id = $2 AND state = 'missed'"
-        )
-        async with self._db.transaction() as tx:
-            if message_ids is None:
-                rows = await tx.fetch(sql + " RETURNING message_id", org_id, listener_id, now)
-            else:
-                rows = []
-                for message_id in dict.fromkeys(message_ids):
-                    row = await tx.fetchrow(
-                        sql + " AND message_id = $4 RETURNING message_id",
-                        org_id,
-                        listener_id,
-                        now,
-                        message_id,
-                    )
-                    if row is not None:
-                        rows.append(row)
+        where = "org_id = $1 AND listener_id = $2 AND state = 'missed'"
+        args: list[Any] = [org_id, listener_id]
+        if message_ids is not None:
+            in_ids, value = id_list(self._db, 3, sorted(set(message_ids)))
+            where += f" AND message_id {in_ids}"
+            args.append(value)
+        at = f"${len(args) + 1}"
+
+        async def body(tx: Connection) -> list[Row]:
+            await locks.deliveries(self._db, tx, where, *args)
+            rows = await tx.fetch(
+                f"UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = {at},"
+                f" lease_until = 0 WHERE {where} RETURNING message_id",
+                *args,
+                now,
+            )
             if rows:
                 await self._db.notify(tx, channels.DELIVERIES)
-        return sorted(r["message_id"] for r in rows)
+            return rows
+
+        return sorted(r["message_id"] for r in await self._db.run(body))
 
     async def wake_listener(self, listener_id: str, now: int) -> int:
         """A listener came back: its waiting deliveries are due at once."""
-        async with self._db.transaction() as tx:
+
+        waiting = "listener_id = $1 AND state = 'pending' AND next_attempt_at > $2"
+
+        async def body(tx: Connection) -> int:
+            await locks.deliveries(self._db, tx, waiting, listener_id, now)
             count = await tx.execute(
-                "UPDATE deliveries SET next_attempt_at = $2"
-                " WHERE listener_id = $1 AND state = 'pending' AND next_attempt_at > $2",
-                listener_id,
-                now,
+                f"UPDATE deliveries SET next_attempt_at = $2 WHERE {waiting}", listener_id, now
             )
             await self._db.notify(tx, channels.DELIVERIES)
-        return count
+            return count
+
+        return await self._db.run(body)

@@ -16,16 +16,14 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
-from tidings.storage import channels
-from tidings.storage.database import Database, HeldLock, LockTaken, id_list
+from tidings.storage import channels, locks
+from tidings.storage.database import Connection, Database, HeldLock, LockTaken, id_list
 
 _REGISTER = "INSERT INTO engines (id, started_at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING"
 # Not indexed on ``claimed_by`` (that would cost every claim its HOT update): a
 # takeover, which only follows a crash, scans the pending deliveries.
-_RELEASE = (
-    "UPDATE deliveries SET lease_until = 0"
-    " WHERE claimed_by {dead} AND state = 'pending' AND lease_until > 0"
-)
+_CLAIMS_OF = "claimed_by {dead} AND state = 'pending' AND lease_until > 0"
+_RELEASE = "UPDATE deliveries SET lease_until = 0 WHERE " + _CLAIMS_OF
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,12 +72,17 @@ class Engines:
         if not dead:
             return 0
         in_dead, value = id_list(self._db, 1, dead, of="bigint")
-        async with self._db.transaction(durable=False) as tx:
+
+        async def body(tx: Connection) -> int:
+            # In order, like every writer of several deliveries (storage.locks).
+            await locks.deliveries(self._db, tx, _CLAIMS_OF.format(dead=in_dead), value)
             released = await tx.execute(_RELEASE.format(dead=in_dead), value)
             await tx.execute(f"DELETE FROM engines WHERE id {in_dead}", value)
             if released:
                 await self._db.notify(tx, channels.DELIVERIES)
-        return released
+            return released
+
+        return await self._db.run(body, durable=False)
 
     async def leave(self, me: Membership) -> None:
         """Forget a stopping engine (its claims were released already) and unlock."""

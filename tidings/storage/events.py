@@ -246,10 +246,9 @@ class EventLog:
 
     async def purge_events(self, org_id: str, before_ms: int, batch: int) -> int:
         """Delete up to ``batch`` of the organization's events stored before ``before_ms``."""
-        async with self._db.transaction() as tx:
-            return await tx.execute(_PURGE_EVENTS, org_id, before_ms, batch)
+        return await self._db.run(lambda tx: tx.execute(_PURGE_EVENTS, org_id, before_ms, batch))
 
     async def purge_counts(self, org_id: str, before_ms: int, batch: int) -> int:
         """Delete up to ``batch`` counter rows of minutes that ended before ``before_ms``."""
-        async with self._db.transaction() as tx:
-            return await tx.execute(_PURGE_COUNTS, org_id, before_ms // MINUTE_MS, batch)
+        before = before_ms // MINUTE_MS
+        return await self._db.run(lambda tx: tx.execute(_PURGE_COUNTS, org_id, before, batch))

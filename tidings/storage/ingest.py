@@ -12,9 +12,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from tidings.domain.errors import TidingsError, Unavailable
+from tidings.domain.errors import Unavailable
 from tidings.domain.models import NewMessage
-from tidings.storage.database import StorageError
 from tidings.storage.messages import Messages
 from tidings.tasks import BackgroundTask
 
@@ -73,7 +72,9 @@ class IngestBatcher:
     async def _flush(self, batch: list[tuple[NewMessage, asyncio.Future[None]]]) -> None:
         try:
             outcomes = await self._messages.insert_batch([m for m, _ in batch])
-        except (StorageError, TidingsError) as exc:  # each request answers it (api/problems.py)
+        except Exception as exc:
+            # Every request of the batch answers the error (api.problems maps it); the
+            # flusher itself must live on, or every later POST would wait forever.
             outcomes = [exc] * len(batch)
         if self._on_commit is not None:
             self._on_commit(len(batch), sum(1 for o in outcomes if o is None))

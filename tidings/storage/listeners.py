@@ -12,8 +12,15 @@ from tidings.domain.events import EventType, NewEvent, Ref
 from tidings.domain.ids import new_id
 from tidings.domain.liveness import judge, record_probe
 from tidings.domain.models import Listener, Liveness, LivenessState, Page
-from tidings.storage import channels
-from tidings.storage.database import Connection, Database, ForeignKeyViolation, Row, id_list
+from tidings.storage import channels, locks
+from tidings.storage.database import (
+    Connection,
+    Database,
+    ForeignKeyViolation,
+    Row,
+    assignments,
+    id_list,
+)
 from tidings.storage.events import EventLog
 from tidings.storage.paging import fetch_page
 from tidings.storage.queues import queue_name
@@ -22,6 +29,8 @@ _COLUMNS = (
     "id, org_id, queue_id, name, notify_url, liveness_url, secret, liveness_state,"
     " success_count, failure_count, acknowledged_count, created_at, updated_at"
 )
+
+_EDITABLE = frozenset({"name", "notify_url", "liveness_url"})
 
 
 def _listener(row: Row, missed: tuple[str, ...] = ()) -> Listener:
@@ -85,26 +94,30 @@ class Listeners:
     ) -> Listener:
         now = self._clock.now_ms()
         listener_id = new_id()
+
+        async def body(tx: Connection) -> Row | None:
+            # Selecting from queues both checks the tenant and makes the probe due now.
+            row = await tx.fetchrow(
+                "INSERT INTO listeners (id, org_id, queue_id, name, notify_url,"
+                " liveness_url, secret, next_probe_at, created_at, updated_at)"
+                " SELECT $1, org_id, id, $4, $5, $6, $7, $8, $8, $8 FROM queues"
+                f" WHERE org_id = $2 AND id = $3 RETURNING {_COLUMNS}",
+                listener_id,
+                org_id,
+                queue_id,
+                name,
+                notify_url,
+                liveness_url,
+                secret,
+                now,
+            )
+            if row is not None:
+                await _record(self._events, tx, EventType.LISTENER_ADDED, org_id, row)
+                await self._db.notify(tx, channels.PROBES)
+            return row
+
         try:
-            async with self._db.transaction() as tx:
-                # Selecting from queues both checks the tenant and makes the probe due now.
-                row = await tx.fetchrow(
-                    "INSERT INTO listeners (id, org_id, queue_id, name, notify_url,"
-                    " liveness_url, secret, next_probe_at, created_at, updated_at)"
-                    " SELECT $1, org_id, id, $4, $5, $6, $7, $8, $8, $8 FROM queues"
-                    f" WHERE org_id = $2 AND id = $3 RETURNING {_COLUMNS}",
-                    listener_id,
-                    org_id,
-                    queue_id,
-                    name,
-                    notify_url,
-                    liveness_url,
-                    secret,
-                    now,
-                )
-                if row is not None:
-                    await _record(self._events, tx, EventType.LISTENER_ADDED, org_id, row)
-                    await self._db.notify(tx, channels.PROBES)
+            row = await self._db.run(body)
         except ForeignKeyViolation as exc:  # the queue was deleted meanwhile
             raise NotFound("No queue with this id.") from exc
         if row is None:
@@ -154,34 +167,43 @@ class Listeners:
     async def update(
         self, org_id: str, queue_id: str, listener_id: str, changes: dict[str, Any]
     ) -> Listener:
-        current = await self.get(org_id, queue_id, listener_id)
-        merged = {
-            "name": changes.get("name", current.name),
-            "notify_url": changes.get("notify_url", current.notify_url),
-            "liveness_url": changes.get("liveness_url", current.liveness_url),
-        }
-        async with self._db.transaction() as tx:
+        """Change only the given fields (``name``, ``notify_url``, ``liveness_url``), in
+        one statement: concurrent updates of different fields both take effect."""
+        if not changes.keys() <= _EDITABLE:
+            raise ValueError(f"not editable: {sorted(changes.keys() - _EDITABLE)}")
+        sets, values = assignments({**changes, "updated_at": self._clock.now_ms()}, 4)
+
+        async def body(tx: Connection) -> Row | None:
             row = await tx.fetchrow(
-                "UPDATE listeners SET name = $4, notify_url = $5, liveness_url = $6,"
-                " updated_at = $7 WHERE org_id = $1 AND queue_id = $2 AND id = $3"
+                f"UPDATE listeners SET {sets} WHERE org_id = $1 AND queue_id = $2 AND id = $3"
                 f" RETURNING {_COLUMNS}",
                 org_id,
                 queue_id,
                 listener_id,
-                merged["name"],
-                merged["notify_url"],
-                merged["liveness_url"],
-                self._clock.now_ms(),
+                *values,
             )
             if row is not None:
                 await _record(self._events, tx, EventType.LISTENER_UPDATED, org_id, row)
+            return row
+
+        row = await self._db.run(body)
         if row is None:
             raise _not_found()
-        return _listener(row, current.missed)
+        return (await self._with_missed([row]))[0]
 
     async def delete(self, org_id: str, queue_id: str, listener_id: str) -> None:
         """Its deliveries go with it (foreign key cascade): pending ones are dropped."""
-        async with self._db.transaction() as tx:
+
+        async def body(tx: Connection) -> Row | None:
+            # What the cascade deletes, first and in order (storage.locks).
+            await locks.deliveries(
+                self._db,
+                tx,
+                "org_id = $1 AND listener_id = $2",
+                org_id,
+                listener_id,
+                mode=locks.UPDATE,
+            )
             row = await tx.fetchrow(
                 "DELETE FROM listeners WHERE org_id = $1 AND queue_id = $2 AND id = $3"
                 " RETURNING id, queue_id, name",
@@ -191,16 +213,19 @@ class Listeners:
             )
             if row is not None:
                 await _record(self._events, tx, EventType.LISTENER_DELETED, org_id, row)
-        if row is None:
+            return row
+
+        if await self._db.run(body) is None:
             raise _not_found()
 
 
 async def add_acknowledged(tx: Connection, counts: Mapping[str, int]) -> None:
-    """Bump ``acknowledged_count`` per listener (called inside the engine's record batch)."""
+    """Bump ``acknowledged_count`` per listener, in id order (called inside the
+    engine's record batch, after its deliveries: storage.locks)."""
     if counts:
         await tx.executemany(
             "UPDATE listeners SET acknowledged_count = acknowledged_count + $2 WHERE id = $1",
-            list(counts.items()),
+            sorted(counts.items()),
         )
 
 
@@ -241,9 +266,13 @@ class Probes:
 
     async def record(self, listener_id: str, ok: bool) -> tuple[LivenessState, LivenessState]:
         """Store one probe outcome; answer the state before and after it."""
-        async with self._db.transaction() as tx:
+        lock = locks.clause(self._db, locks.NO_KEY_UPDATE)
+
+        async def body(tx: Connection) -> tuple[LivenessState, LivenessState]:
+            # Locked while read: two outcomes of one listener never overwrite each other.
             row = await tx.fetchrow(
-                "SELECT recent_probes, liveness_state FROM listeners WHERE id = $1", listener_id
+                f"SELECT recent_probes, liveness_state FROM listeners WHERE id = $1{lock}",
+                listener_id,
             )
             if row is None:  # deleted meanwhile
                 return LivenessState.UNKNOWN, LivenessState.UNKNOWN
@@ -259,7 +288,9 @@ class Probes:
                 int(ok),
                 int(not ok),
             )
-        return before, after
+            return before, after
+
+        return await self._db.run(body)
 
     async def state(self, listener_id: str) -> LivenessState | None:
         value = await self._db.fetchval(

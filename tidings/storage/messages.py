@@ -8,11 +8,18 @@ from tidings.domain.clock import Clock
 from tidings.domain.errors import NotFound
 from tidings.domain.events import EventType, NewEvent, Ref
 from tidings.domain.models import Delivery, DeliveryState, Message, NewMessage, Page
-from tidings.storage import channels
-from tidings.storage.database import Connection, Database, ForeignKeyViolation, Row, id_list
+from tidings.storage import channels, locks
+from tidings.storage.database import (
+    Connection,
+    Database,
+    ForeignKeyViolation,
+    Retryable,
+    Row,
+    id_list,
+)
 from tidings.storage.events import EventLog
 from tidings.storage.paging import fetch_page
-from tidings.storage.queues import queue_names
+from tidings.storage.queues import QueueState, hold_for_insert
 
 _COLUMNS = "id, org_id, queue_id, name, data, created_at, updated_at"
 _INSERT_MESSAGE = f"INSERT INTO messages ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $6)"
@@ -59,6 +66,11 @@ def _not_found() -> NotFound:
     return NotFound("No message with this id in this queue.")
 
 
+class StaleSchema(Exception):
+    """The queue's schema is no longer the one the message was checked against (it
+    changed after the check): check the message again against the queue as it is."""
+
+
 class Messages:
     def __init__(self, db: Database, events: EventLog, clock: Clock) -> None:
         self._db = db
@@ -68,23 +80,39 @@ class Messages:
     async def insert_batch(self, batch: Sequence[NewMessage]) -> list[BaseException | None]:
         """Store messages and their deliveries; one durable commit for the whole batch.
 
-        Answers one outcome per message (``None`` = committed). If the batch fails as
-        a whole (a queue was deleted meanwhile), each message is retried alone so
-        only the culprit fails.
+        Answers one outcome per message: ``None`` (committed), :class:`NotFound` (its
+        queue is gone) or :class:`StaleSchema`; only the committed ones are stored.
         """
-        try:
-            async with self._db.transaction() as tx:
-                await self._insert(tx, batch)
-            return [None] * len(batch)
-        except ForeignKeyViolation:
-            if len(batch) == 1:
-                return [NotFound("No queue with this id.")]
-        outcomes: list[BaseException | None] = []
-        for message in batch:
-            outcomes.extend(await self.insert_batch([message]))
-        return outcomes
 
-    async def _insert(self, tx: Connection, batch: Sequence[NewMessage]) -> None:
+        async def body(tx: Connection) -> list[BaseException | None]:
+            queues = await hold_for_insert(self._db, tx, {(m.org_id, m.queue_id) for m in batch})
+            outcomes: list[BaseException | None] = []
+            for m in batch:
+                queue = queues.get((m.org_id, m.queue_id))
+                if queue is None:
+                    outcomes.append(NotFound("No queue with this id."))
+                elif queue.schema_id != m.schema_id:
+                    outcomes.append(StaleSchema())
+                else:
+                    outcomes.append(None)
+            accepted = [m for m, outcome in zip(batch, outcomes, strict=True) if outcome is None]
+            if accepted:
+                try:
+                    await self._insert(tx, accepted, queues)
+                except ForeignKeyViolation as exc:
+                    # A listener was deleted while the fan-out ran: run it again (the
+                    # listener is gone from the join then).
+                    raise Retryable(f"a listener was deleted meanwhile: {exc}") from exc
+            return outcomes
+
+        return await self._db.run(body)
+
+    async def _insert(
+        self,
+        tx: Connection,
+        batch: Sequence[NewMessage],
+        queues: dict[tuple[str, str], QueueState],
+    ) -> None:
         await tx.executemany(
             _INSERT_MESSAGE,
             [(m.id, m.org_id, m.queue_id, m.name, m.data, m.created_at) for m in batch],
@@ -92,16 +120,14 @@ class Messages:
         ids, value = id_list(self._db, 1, [m.id for m in batch])
         # executemany of one row: nothing to answer, so SQLite queues it with the rest.
         await tx.executemany(_FAN_OUT.format(ids=ids), [(value,)])
-        # The messages are in, so their queues exist: one query names them all, and
-        # the events go in as one more executemany of the same group commit.
-        names = await queue_names(tx, {(m.org_id, m.queue_id) for m in batch})
+        # The events go in as one more executemany of the same group commit.
         await self._events.add_many(
             tx,
             [
                 NewEvent(
                     m.org_id,
                     EventType.MESSAGE_ADDED,
-                    queue=Ref(m.queue_id, names.get((m.org_id, m.queue_id))),
+                    queue=Ref(m.queue_id, queues[(m.org_id, m.queue_id)].name),
                     message=Ref(m.id, m.name),
                 )
                 for m in batch
@@ -161,28 +187,37 @@ class Messages:
         return {mid: tuple(ds) for mid, ds in found.items()}
 
     async def rename(self, org_id: str, queue_id: str, message_id: str, name: str) -> Message:
-        async with self._db.transaction() as tx:
-            row = await tx.fetchrow(
-                "UPDATE messages SET name = $4, updated_at = $5"
-                f" WHERE org_id = $1 AND queue_id = $2 AND id = $3 RETURNING {_COLUMNS}",
-                org_id,
-                queue_id,
-                message_id,
-                name,
-                self._clock.now_ms(),
-            )
-        if row is None:
+        rows = await self._db.write(
+            "UPDATE messages SET name = $4, updated_at = $5"
+            f" WHERE org_id = $1 AND queue_id = $2 AND id = $3 RETURNING {_COLUMNS}",
+            org_id,
+            queue_id,
+            message_id,
+            name,
+            self._clock.now_ms(),
+        )
+        if not rows:
             raise _not_found()
-        return _message(row, await self._deliveries(message_id))
+        return _message(rows[0], await self._deliveries(message_id))
 
     async def delete(self, org_id: str, queue_id: str, message_id: str) -> None:
         """Its deliveries go with it (cascade), which cancels the pending ones."""
-        async with self._db.transaction() as tx:
-            deleted = await tx.execute(
+
+        async def body(tx: Connection) -> int:
+            await locks.deliveries(
+                self._db,
+                tx,
+                "org_id = $1 AND message_id = $2",
+                org_id,
+                message_id,
+                mode=locks.UPDATE,
+            )
+            return await tx.execute(
                 "DELETE FROM messages WHERE org_id = $1 AND queue_id = $2 AND id = $3",
                 org_id,
                 queue_id,
                 message_id,
             )
-        if not deleted:
+
+        if not await self._db.run(body):
             raise _not_found()

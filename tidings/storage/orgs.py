@@ -12,11 +12,15 @@ from tidings.domain.errors import Conflict, NotFound
 from tidings.domain.events import EventType, NewEvent, Ref
 from tidings.domain.ids import new_id
 from tidings.domain.models import ApiKey, Organization, Page, Scope
-from tidings.storage.database import Connection, Database, Row, UniqueViolation
+from tidings.storage import channels
+from tidings.storage.cache import NotifiedCache
+from tidings.storage.database import Connection, Database, Row, UniqueViolation, assignments
 from tidings.storage.events import EventLog
 from tidings.storage.paging import fetch_page
 
 KEY_PREFIX_CHARS = 3
+# A backstop only (see storage.cache), well inside SPEC §2's 1 s for revocations.
+KEY_CACHE_TTL_S = 0.5
 # Sentinel for "leave this column as it is" in updates.
 KEEP: Any = object()
 
@@ -91,36 +95,56 @@ class Organizations:
         """A new organization and its first key, in one transaction."""
         now = self._clock.now_ms()
         org = Organization(id=new_id(), name=name, created_at=now)
+
+        async def body(tx: Connection) -> ApiKey:
+            await tx.execute(
+                "INSERT INTO organizations (id, name, created_at, updated_at)"
+                " VALUES ($1, $2, $3, $3)",
+                org.id,
+                name,
+                now,
+            )
+            return await _add_key(self._db, self._events, tx, org.id, key, key_name, scopes, now)
+
         try:
-            async with self._db.transaction() as tx:
-                await tx.execute(
-                    "INSERT INTO organizations (id, name, created_at, updated_at)"
-                    " VALUES ($1, $2, $3, $3)",
-                    org.id,
-                    name,
-                    now,
-                )
-                api_key = await _insert_key(tx, org.id, key, key_name, "enabled", scopes, now)
-                await self._events.add(tx, key_event(EventType.API_KEY_ADDED, api_key))
+            api_key = await self._db.run(body)
         except UniqueViolation as exc:
             raise Conflict(f"An organization named {name!r} already exists.") from exc
         return org, api_key
 
     async def rename(self, org_id: str, name: str) -> Organization:
+        """The name is all there is to change: one statement, like every update."""
         try:
-            async with self._db.transaction() as tx:
-                row = await tx.fetchrow(
-                    "UPDATE organizations SET name = $2, updated_at = $3 WHERE id = $1"
-                    " RETURNING id, name, created_at",
-                    org_id,
-                    name,
-                    self._clock.now_ms(),
-                )
+            row = await self._db.write(
+                "UPDATE organizations SET name = $2, updated_at = $3 WHERE id = $1"
+                " RETURNING id, name, created_at",
+                org_id,
+                name,
+                self._clock.now_ms(),
+            )
         except UniqueViolation as exc:
             raise Conflict(f"An organization named {name!r} already exists.") from exc
-        if row is None:
+        if not row:
             raise NotFound("No api client with this id.")
-        return _org(row)
+        return _org(row[0])
+
+
+async def _add_key(
+    db: Database,
+    events: EventLog,
+    tx: Connection,
+    org_id: str,
+    key: str,
+    name: str,
+    scopes: Sequence[Scope],
+    now: int,
+    status: str = "enabled",
+) -> ApiKey:
+    api_key = await _insert_key(tx, org_id, key, name, status, scopes, now)
+    await events.add(tx, key_event(EventType.API_KEY_ADDED, api_key))
+    # Nothing caches a key before it exists, except a bootstrap key presented early.
+    await db.notify(tx, channels.API_KEYS)
+    return api_key
 
 
 async def _insert_key(
@@ -167,6 +191,9 @@ class ApiKeys:
         self._db = db
         self._events = events
         self._clock = clock
+        self._recent: NotifiedCache[str, tuple[ApiKey, str] | None] = NotifiedCache(
+            db, channels.API_KEYS, KEY_CACHE_TTL_S
+        )
 
     async def find_by_key(self, key: str) -> ApiKey | None:
         found = await self.lookup(hash_key(key))
@@ -179,13 +206,19 @@ class ApiKeys:
         )
         return None if row is None else (_key(row), row["key_hash"])
 
+    async def lookup_recent(self, digest: str) -> tuple[ApiKey, str] | None:
+        """:meth:`lookup` through this node's cache (unknown keys included), which
+        every change to a key on any node empties (storage.cache)."""
+        return await self._recent.get(digest, lambda: self.lookup(digest))
+
     async def create(
         self, org_id: str, key: str, name: str, status: str, scopes: Sequence[Scope]
     ) -> ApiKey:
-        async with self._db.transaction() as tx:
-            api_key = await _insert_key(tx, org_id, key, name, status, scopes, self._clock.now_ms())
-            await self._events.add(tx, key_event(EventType.API_KEY_ADDED, api_key))
-        return api_key
+        return await self._db.run(
+            lambda tx: _add_key(
+                self._db, self._events, tx, org_id, key, name, scopes, self._clock.now_ms(), status
+            )
+        )
 
     async def get(self, org_id: str, key_id: str) -> ApiKey:
         row = await self._db.fetchrow(
@@ -212,43 +245,60 @@ class ApiKeys:
         status: str = KEEP,
         scopes: Sequence[Scope] = KEEP,
     ) -> ApiKey:
-        current = await self.get(org_id, key_id)
-        async with self._db.transaction() as tx:
-            row = await tx.fetchrow(
-                "UPDATE api_keys SET name = $3, status = $4, scopes = $5, updated_at = $6"
-                f" WHERE org_id = $1 AND id = $2 RETURNING {_KEY_COLUMNS}",
-                org_id,
-                key_id,
-                current.name if name is KEEP else name,
-                current.status if status is KEEP else status,
-                _scopes_json(current.scopes if scopes is KEEP else scopes),
-                self._clock.now_ms(),
-            )
+        """Change only the given fields, in one statement (concurrent updates of
+        different fields both take effect)."""
+        changes: dict[str, Any] = {}
+        if name is not KEEP:
+            changes["name"] = name
+        if status is not KEEP:
+            changes["status"] = status
+        if scopes is not KEEP:
+            changes["scopes"] = _scopes_json(scopes)
+        return await self._change(
+            "WHERE org_id = $1 AND id = $2", [org_id, key_id], changes, EventType.API_KEY_UPDATED
+        )
+
+    async def delete(self, org_id: str, key_id: str) -> None:
+        await self._write(
+            f"DELETE FROM api_keys WHERE org_id = $1 AND id = $2 RETURNING {_KEY_COLUMNS}",
+            [org_id, key_id],
+            EventType.API_KEY_DELETED,
+        )
+
+    async def _change(
+        self, where: str, args: list[Any], changes: dict[str, Any], event: EventType
+    ) -> ApiKey:
+        """``UPDATE api_keys SET <changes>, updated_at`` of the row ``where`` picks."""
+        sets, values = assignments({**changes, "updated_at": self._clock.now_ms()}, len(args) + 1)
+        return await self._write(
+            f"UPDATE api_keys SET {sets} {where} RETURNING {_KEY_COLUMNS}", [*args, *values], event
+        )
+
+    async def _write(self, statement: str, args: list[Any], event: EventType) -> ApiKey:
+        """Run ``statement`` (one key ``RETURNING`` its columns), record ``event`` and
+        empty every node's cache of keys; 404 if no key matched."""
+
+        async def body(tx: Connection) -> Row | None:
+            row = await tx.fetchrow(statement, *args)
             if row is not None:
-                await self._events.add(tx, key_event(EventType.API_KEY_UPDATED, _key(row)))
+                await self._events.add(tx, key_event(event, _key(row)))
+                await self._db.notify(tx, channels.API_KEYS)
+            return row
+
+        row = await self._db.run(body)
+        self._recent.clear()  # this node at once, whatever the notification's delay
         if row is None:
             raise _not_found()
         return _key(row)
 
-    async def delete(self, org_id: str, key_id: str) -> None:
-        async with self._db.transaction() as tx:
-            row = await tx.fetchrow(
-                f"DELETE FROM api_keys WHERE org_id = $1 AND id = $2 RETURNING {_KEY_COLUMNS}",
-                org_id,
-                key_id,
-            )
-            if row is not None:
-                await self._events.add(tx, key_event(EventType.API_KEY_DELETED, _key(row)))
-        if row is None:
-            raise _not_found()
-
     async def touch(self, key_ids: Sequence[str], at_ms: int) -> None:
         """Record use; callers batch this (at most once a minute per key)."""
-        async with self._db.transaction() as tx:
-            await tx.executemany(
+        await self._db.run(
+            lambda tx: tx.executemany(
                 "UPDATE api_keys SET last_used_at = $2 WHERE id = $1",
-                [(key_id, at_ms) for key_id in key_ids],
+                [(key_id, at_ms) for key_id in sorted(key_ids)],
             )
+        )
 
     # --- operator (CLI) access: across organizations, by design -------------------
 
@@ -266,16 +316,6 @@ class ApiKeys:
         return [(r["org_name"], _key(r)) for r in rows]
 
     async def set_status_for_operator(self, key_id: str, status: str) -> ApiKey:
-        async with self._db.transaction() as tx:
-            row = await tx.fetchrow(
-                f"UPDATE api_keys SET status = $2, updated_at = $3 WHERE id = $1"
-                f" RETURNING {_KEY_COLUMNS}",
-                key_id,
-                status,
-                self._clock.now_ms(),
-            )
-            if row is not None:
-                await self._events.add(tx, key_event(EventType.API_KEY_UPDATED, _key(row)))
-        if row is None:
-            raise _not_found()
-        return _key(row)
+        return await self._change(
+            "WHERE id = $1", [key_id], {"status": status}, EventType.API_KEY_UPDATED
+        )

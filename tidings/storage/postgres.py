@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager
+import contextlib
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 import asyncpg
@@ -16,9 +16,11 @@ from tidings.storage.database import (
     HeldLock,
     LockState,
     LockTaken,
+    Retryable,
     Row,
     StorageError,
     UniqueViolation,
+    retrying,
 )
 
 T = TypeVar("T")
@@ -30,7 +32,44 @@ _ASYNC_POOL_SIZE = 3
 _CONNECT_TIMEOUT_S = 5.0
 _COMMAND_TIMEOUT_S = 30.0
 _RELISTEN_S = 0.5
-_ENGINE_LOCK_TIMEOUT = "5s"
+# Every session, so a node that stalls (SIGSTOP, a partition, a frozen VM) cannot
+# hold locks that block the others for long (SPEC §2):
+# - a transaction left idle for 1 s is ended by the server, which releases its
+#   locks. Our transactions never wait between statements for anything but the
+#   next statement (no network calls, no user think time), so a healthy node only
+#   meets this when its event loop starves for a second; the transaction never
+#   reached COMMIT, so ``run`` runs it again on a fresh connection.
+# - a statement waits at most 3 s for a row lock, then fails (and ``run`` tries
+#   again): three times the idle cut-off, so a stalled idle holder is always gone
+#   before it; a longer wait means a long statement holds the lock, and rolling
+#   back releases what the waiter holds meanwhile.
+SESSION_SETTINGS = {
+    "idle_in_transaction_session_timeout": "1000",  # ms
+    "lock_timeout": "3000",  # ms
+}
+
+# The transaction rolled back and running it again can succeed (SQLSTATE 40P01,
+# 40001, 55P03; 25P03 when the server cut an idle transaction).
+_RETRYABLE = (
+    asyncpg.DeadlockDetectedError,
+    asyncpg.SerializationError,
+    asyncpg.LockNotAvailableError,
+    asyncpg.IdleInTransactionSessionTimeoutError,
+)
+# The server cannot be reached or cannot serve: connection failures (08), too many
+# connections / out of disk or memory (53), shutting down or cancelled (57), a
+# read-only standby after a failover (25006), and the client side of the same.
+_UNAVAILABLE = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InsufficientResourcesError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.ReadOnlySQLTransactionError,
+    asyncpg.PostgresSystemError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+    asyncio.TimeoutError,
+)
 
 
 def _translate(exc: BaseException) -> StorageError:
@@ -38,13 +77,16 @@ def _translate(exc: BaseException) -> StorageError:
         return UniqueViolation(str(exc))
     if isinstance(exc, asyncpg.ForeignKeyViolationError):
         return ForeignKeyViolation(str(exc))
-    if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
-        return StorageError(str(exc))
-    return DatabaseUnavailable(f"{type(exc).__name__}: {exc}")
+    if isinstance(exc, _RETRYABLE):
+        return Retryable(f"{type(exc).__name__}: {exc}")
+    if isinstance(exc, _UNAVAILABLE):
+        return DatabaseUnavailable(f"{type(exc).__name__}: {exc}")
+    # Anything else the server refused is a bug of ours (bad SQL, a value out of a
+    # column's range): the API logs it and answers 500.
+    return StorageError(f"{type(exc).__name__}: {exc}")
 
 
-# Everything that means "the database is not there right now" as well as SQL errors.
-_DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError)
+_DRIVER_ERRORS = (asyncpg.PostgresError, *_UNAVAILABLE)
 
 
 def _rowcount(status: str) -> int:
@@ -68,6 +110,40 @@ async def _until_done(attempt: Callable[[], Awaitable[None]], stopped: Callable[
         except StorageError:
             await asyncio.sleep(_RELISTEN_S)
     return False
+
+
+def _gone(conn: Any) -> bool:
+    """Whether ``conn`` lost its server session (asyncpg's pool detaches a pooled
+    connection whose session ended, after which every call on it raises)."""
+    try:
+        return bool(conn.is_closed())
+    except asyncpg.InterfaceError:
+        return True
+
+
+def _lost_session(conn: Any, exc: BaseException) -> bool:
+    """Whether ``exc`` (raised before COMMIT was sent) means the connection lost its
+    session, so that the transaction cannot have committed."""
+    cause = exc.__cause__ if isinstance(exc, DatabaseUnavailable) else exc
+    # asyncpg met the server's goodbye (e.g. the idle cut-off's FATAL) in the middle
+    # of its protocol: the next command fails before anything is sent.
+    if isinstance(cause, asyncpg.InternalClientError):
+        return True
+    return isinstance(cause, (asyncpg.InterfaceError, asyncpg.PostgresConnectionError)) and _gone(
+        conn
+    )
+
+
+async def _abandon(conn: Any, tx: Any, exc: BaseException) -> None:
+    """Roll back after ``exc`` ended a transaction body early; raise :class:`Retryable`
+    instead when the connection was lost: the transaction never reached COMMIT (the
+    server ends transactions left idle too long), so running it again is safe."""
+    if _lost_session(conn, exc):
+        raise Retryable(f"connection lost in a transaction: {exc!r}") from exc
+    if _gone(conn):
+        return
+    with contextlib.suppress(*_DRIVER_ERRORS):  # the pool closes one it cannot reset
+        await tx.rollback()
 
 
 async def _keep_session(_conn: Any) -> None:
@@ -110,6 +186,9 @@ class PostgresDatabase(_Conn):
         self._relisten: asyncio.Task[None] | None = None
         self._closing = False
         self._callbacks: dict[str, list[Callable[[], None]]] = {}
+        # Subscribers come from everywhere (engine, prober, the first cached read of
+        # each cache): one of them opens the LISTEN connection, the others wait.
+        self._subscribing = asyncio.Lock()
 
     @classmethod
     async def open(cls, url: str) -> PostgresDatabase:
@@ -121,7 +200,7 @@ class PostgresDatabase(_Conn):
                 timeout=_CONNECT_TIMEOUT_S,
                 command_timeout=_COMMAND_TIMEOUT_S,
                 reset=reset,
-                server_settings=server_settings,
+                server_settings={**SESSION_SETTINGS, **server_settings},
             )
 
         durable = await _guard(pool(_POOL_SIZE))
@@ -130,46 +209,66 @@ class PostgresDatabase(_Conn):
             # WAL writer flushes it within 3 x wal_writer_delay, 600 ms by default). A
             # crash of PostgreSQL or the machine in that window may undo the commit;
             # it stays atomic and ordered, and any later durable commit flushes it.
-            # The engine never waits long for a row another session holds (a paused
-            # node, a long delete): the write fails, and the claim loop or the
-            # recorder tries again later instead of stalling behind it.
             lazy = await _guard(
-                pool(
-                    _ASYNC_POOL_SIZE,
-                    reset=_keep_session,
-                    synchronous_commit="off",
-                    lock_timeout=_ENGINE_LOCK_TIMEOUT,
-                )
+                pool(_ASYNC_POOL_SIZE, reset=_keep_session, synchronous_commit="off")
             )
         except StorageError:
             await durable.close()
             raise
         return cls(url, durable, lazy)
 
-    @asynccontextmanager
-    async def transaction(self, *, durable: bool = True) -> AsyncIterator[Connection]:
+    async def run(self, body: Callable[[Connection], Awaitable[T]], *, durable: bool = True) -> T:
         pool = self._pool if durable else self._async_pool
+        return await retrying(lambda: self._once(pool, body), "a transaction")
+
+    async def _once(self, pool: Any, body: Callable[[Connection], Awaitable[T]]) -> T:
         try:
-            async with pool.acquire() as conn, conn.transaction():
-                yield _Conn(conn)
+            async with pool.acquire() as conn:
+                tx = conn.transaction()
+                await tx.start()
+                try:
+                    result = await body(_Conn(conn))
+                except BaseException as exc:
+                    await _abandon(conn, tx, exc)
+                    raise
+                if _gone(conn):  # cut while idle: COMMIT would not even be sent
+                    raise Retryable("connection lost in a transaction before COMMIT")
+                try:
+                    await tx.commit()
+                except asyncpg.InternalClientError as exc:  # refused before sending
+                    raise Retryable(f"connection lost in a transaction: {exc!r}") from exc
+                # A connection lost during COMMIT leaves the outcome unknown: that one
+                # is not retried (it is translated to DatabaseUnavailable below).
+                return result
         except _DRIVER_ERRORS as exc:
             raise _translate(exc) from exc
 
     async def write(self, sql: str, *args: Any, durable: bool = True) -> list[Row]:
         pool = self._pool if durable else self._async_pool
+        # One statement on its own: a deadlock or lock timeout rolled it back whole.
+        return await retrying(lambda: self._fetch(pool, sql, args), "a statement")
+
+    @staticmethod
+    async def _fetch(pool: Any, sql: str, args: tuple[Any, ...]) -> list[Row]:
         return list(await _guard(pool.fetch(sql, *args)))
 
     async def subscribe(self, channel: str, callback: Callable[[], None]) -> None:
-        self._callbacks.setdefault(channel, []).append(callback)
-        if self._listener is None or self._listener.is_closed():
-            await self._listen()
-        elif len(self._callbacks[channel]) == 1:
-            await _guard(self._listener.add_listener(channel, self._dispatch))
+        async with self._subscribing:
+            if self._listener is None:
+                await self._listen([*self._callbacks, channel])
+            elif channel not in self._callbacks and not self._listener.is_closed():
+                await _guard(self._listener.add_listener(channel, self._dispatch))
+            # (a closed listener is being replaced by _reconnect, on every channel)
+            self._callbacks.setdefault(channel, []).append(callback)
 
-    async def _listen(self) -> None:
+    async def _listen(self, channels: list[str]) -> None:
         conn = await _guard(asyncpg.connect(self._url, timeout=_CONNECT_TIMEOUT_S))
-        for name in self._callbacks:
-            await _guard(conn.add_listener(name, self._dispatch))
+        try:
+            for name in channels:
+                await _guard(conn.add_listener(name, self._dispatch))
+        except StorageError:
+            conn.terminate()
+            raise
         conn.add_termination_listener(self._lost)
         self._listener = conn
 
@@ -184,13 +283,17 @@ class PostgresDatabase(_Conn):
 
     async def _reconnect(self) -> None:
         try:
-            if await _until_done(self._listen, lambda: self._closing):
+            if await _until_done(self._listen_again, lambda: self._closing):
                 # Notifications sent while we were away are gone: wake everyone once.
                 for callbacks in self._callbacks.values():
                     for callback in callbacks:
                         callback()
         finally:
             self._relisten = None
+
+    async def _listen_again(self) -> None:
+        async with self._subscribing:
+            await self._listen(list(self._callbacks))
 
     def _dispatch(self, _conn: Any, _pid: int, channel: str, _payload: str) -> None:
         for callback in self._callbacks.get(channel, ()):
@@ -212,6 +315,10 @@ class PostgresDatabase(_Conn):
             list(keys),
         )
         return [r["k"] for r in rows]
+
+    def hears(self, channel: str) -> bool:
+        listening = self._listener is not None and not self._listener.is_closed()
+        return listening and channel in self._callbacks
 
     async def close(self) -> None:
         self._closing = True

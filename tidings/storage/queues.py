@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from tidings.domain.clock import Clock
@@ -12,13 +12,16 @@ from tidings.domain.errors import Conflict, NotFound
 from tidings.domain.events import EventType, NewEvent, Ref
 from tidings.domain.ids import new_id
 from tidings.domain.models import Page, Queue
-from tidings.storage.database import Connection, Database, Row, UniqueViolation
+from tidings.storage import channels, locks
+from tidings.storage.cache import NotifiedCache
+from tidings.storage.database import Connection, Database, Row, UniqueViolation, assignments
 from tidings.storage.events import EventLog
 from tidings.storage.paging import fetch_page
 
 _COLUMNS = "id, org_id, name, schema, schema_id, created_at, updated_at"
+# A backstop only (see storage.cache): what a stale entry could get wrong on ingest,
+# the queue's schema, is checked again inside the message's own transaction.
 RECENT_TTL_S = 2.0
-RECENT_MAX = 10_000
 # Sentinel for "leave this column as it is" in updates.
 KEEP: Any = object()
 
@@ -52,17 +55,36 @@ async def queue_name(conn: Connection, org_id: str, queue_id: str) -> str | None
     return name
 
 
-async def queue_names(
-    conn: Connection, keys: Collection[tuple[str, str]]
-) -> dict[tuple[str, str], str]:
-    """Names of several queues keyed by ``(org_id, queue_id)``, in one query."""
+@dataclass(frozen=True, slots=True)
+class QueueState:
+    """What a message insert needs to know of its queue, as committed right now."""
+
+    name: str
+    schema_id: str | None
+
+
+async def hold_for_insert(
+    db: Database, conn: Connection, keys: Collection[tuple[str, str]]
+) -> dict[tuple[str, str], QueueState]:
+    """Name and schema id of several queues keyed by ``(org_id, queue_id)``, locked
+    ``FOR SHARE`` until the caller's transaction ends (one query, in id order).
+
+    A queue missing from the answer is gone. The share lock makes a concurrent
+    schema change (or delete) wait for the insert's commit, or the insert wait for
+    the change's commit and then read the new schema id: a message is never
+    committed against a schema that a committed change replaced (SPEC §4).
+    """
     if not keys:
         return {}
     ids = sorted({queue_id for _, queue_id in keys})
     marks = ", ".join(f"${i}" for i in range(1, len(ids) + 1))
-    rows = await conn.fetch(f"SELECT org_id, id, name FROM queues WHERE id IN ({marks})", *ids)
-    # Keyed by organization too, so a name is only ever used for its own tenant.
-    return {(r["org_id"], r["id"]): r["name"] for r in rows}
+    rows = await conn.fetch(
+        f"SELECT org_id, id, name, schema_id FROM queues WHERE id IN ({marks})"
+        f" ORDER BY id{locks.clause(db, locks.SHARE)}",
+        *ids,
+    )
+    # Keyed by organization too, so a queue is only ever used for its own tenant.
+    return {(r["org_id"], r["id"]): QueueState(r["name"], r["schema_id"]) for r in rows}
 
 
 class Queues:
@@ -70,40 +92,37 @@ class Queues:
         self._db = db
         self._events = events
         self._clock = clock
-        self._recent: dict[tuple[str, str], tuple[float, Queue]] = {}
+        self._recent: NotifiedCache[tuple[str, str], Queue] = NotifiedCache(
+            db, channels.QUEUES, RECENT_TTL_S
+        )
 
     async def get_recent(self, org_id: str, queue_id: str) -> Queue:
-        """``get`` through a short cache, for the message ingest path.
+        """``get`` through this node's cache, for the message ingest path.
 
-        Changes made on this node are seen at once; changes made on another node
-        within ``RECENT_TTL_S`` (a deleted queue is still caught by the foreign key
-        when the message is stored).
+        Changes made on any node empty it when they commit (storage.cache); the
+        schema a message was validated against is checked again when it is stored
+        (``hold_for_insert``), and a deleted queue is found gone there too.
         """
-        key = (org_id, queue_id)
-        hit = self._recent.get(key)
-        if hit is not None and hit[0] > time.monotonic():
-            return hit[1]
-        queue = await self.get(org_id, queue_id)
-        if len(self._recent) > RECENT_MAX:
-            self._recent.clear()
-        self._recent[key] = (time.monotonic() + RECENT_TTL_S, queue)
-        return queue
+        return await self._recent.get((org_id, queue_id), lambda: self.get(org_id, queue_id))
 
     async def create(self, org_id: str, name: str, schema: Any, schema_id: str | None) -> Queue:
         now = self._clock.now_ms()
         queue = Queue(new_id(), org_id, name, schema, schema_id, now, now)
+
+        async def body(tx: Connection) -> None:
+            await tx.execute(
+                f"INSERT INTO queues ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $6)",
+                queue.id,
+                org_id,
+                name,
+                None if schema is None else json.dumps(schema, ensure_ascii=False),
+                schema_id,
+                now,
+            )
+            await self._events.add(tx, _event(EventType.QUEUE_ADDED, org_id, queue.id, name))
+
         try:
-            async with self._db.transaction() as tx:
-                await tx.execute(
-                    f"INSERT INTO queues ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $6)",
-                    queue.id,
-                    org_id,
-                    name,
-                    None if schema is None else json.dumps(schema, ensure_ascii=False),
-                    schema_id,
-                    now,
-                )
-                await self._events.add(tx, _event(EventType.QUEUE_ADDED, org_id, queue.id, name))
+            await self._db.run(body)
         except UniqueViolation as exc:
             raise _duplicate(name) from exc
         return queue
@@ -131,44 +150,57 @@ class Queues:
         schema: Any = KEEP,
         schema_id: str | None = KEEP,
     ) -> Queue:
-        current = await self.get(org_id, queue_id)
-        new_name = current.name if name is KEEP else name
-        new_schema = current.schema if schema is KEEP else schema
-        new_schema_id = current.schema_id if schema is KEEP else schema_id
+        """Change only the given fields, in one statement (concurrent updates of
+        different fields both take effect)."""
+        changes: dict[str, Any] = {}
+        if name is not KEEP:
+            changes["name"] = name
+        if schema is not KEEP:
+            changes["schema"] = None if schema is None else json.dumps(schema, ensure_ascii=False)
+            changes["schema_id"] = schema_id
+        changes["updated_at"] = self._clock.now_ms()
+        sets, values = assignments(changes, 3)
+
+        async def body(tx: Connection) -> Row | None:
+            row = await tx.fetchrow(
+                f"UPDATE queues SET {sets} WHERE org_id = $1 AND id = $2 RETURNING {_COLUMNS}",
+                org_id,
+                queue_id,
+                *values,
+            )
+            if row is not None:
+                event = _event(EventType.QUEUE_UPDATED, org_id, queue_id, row["name"])
+                await self._events.add(tx, event)
+                await self._db.notify(tx, channels.QUEUES)
+            return row
+
         try:
-            async with self._db.transaction() as tx:
-                row = await tx.fetchrow(
-                    "UPDATE queues SET name = $3, schema = $4, schema_id = $5, updated_at = $6"
-                    f" WHERE org_id = $1 AND id = $2 RETURNING {_COLUMNS}",
-                    org_id,
-                    queue_id,
-                    new_name,
-                    None if new_schema is None else json.dumps(new_schema, ensure_ascii=False),
-                    new_schema_id,
-                    self._clock.now_ms(),
-                )
-                if row is not None:
-                    event = _event(EventType.QUEUE_UPDATED, org_id, queue_id, row["name"])
-                    await self._events.add(tx, event)
+            row = await self._db.run(body)
         except UniqueViolation as exc:
-            raise _duplicate(new_name) from exc
+            raise _duplicate(name) from exc
+        self._recent.clear()
         if row is None:
             raise NotFound("No queue with this id.")
-        self._recent.pop((org_id, queue_id), None)
         return _queue(row)
 
     async def delete(self, org_id: str, queue_id: str) -> None:
         """Cascades to its listeners, messages and their deliveries (foreign keys)."""
-        async with self._db.transaction() as tx:
+
+        async def body(tx: Connection) -> str | None:
+            await locks.queue_and_deliveries(self._db, tx, org_id, queue_id)
             # Only the queue's own event: what the cascade takes with it (listeners,
             # messages) is implied by it, and may be millions of rows.
-            name = await tx.fetchval(
+            name: str | None = await tx.fetchval(
                 "DELETE FROM queues WHERE org_id = $1 AND id = $2 RETURNING name",
                 org_id,
                 queue_id,
             )
             if name is not None:
                 await self._events.add(tx, _event(EventType.QUEUE_DELETED, org_id, queue_id, name))
-        self._recent.pop((org_id, queue_id), None)
+                await self._db.notify(tx, channels.QUEUES)
+            return name
+
+        name = await self._db.run(body)
+        self._recent.clear()
         if name is None:
             raise NotFound("No queue with this id.")

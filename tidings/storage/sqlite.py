@@ -11,15 +11,15 @@ import asyncio
 import re
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
 from functools import lru_cache, partial
 from typing import Any, TypeVar, cast
 
 from tidings.config import sqlite_path
 from tidings.storage.database import (
     Connection,
+    Contention,
     DatabaseUnavailable,
     ForeignKeyViolation,
     HeldLock,
@@ -81,6 +81,22 @@ def _execute(statement: str, args: list[Any], conn: sqlite3.Connection) -> None:
     conn.execute(statement, args)
 
 
+# Primary result codes (the low byte of an extended code).
+_BUSY = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
+# The file cannot serve: I/O error, disk full, cannot open, read-only file system,
+# damaged file, out of memory.
+_UNAVAILABLE = {
+    sqlite3.SQLITE_IOERR,
+    sqlite3.SQLITE_FULL,
+    sqlite3.SQLITE_CANTOPEN,
+    sqlite3.SQLITE_READONLY,
+    sqlite3.SQLITE_CORRUPT,
+    sqlite3.SQLITE_NOTADB,
+    sqlite3.SQLITE_NOMEM,
+    sqlite3.SQLITE_PROTOCOL,
+}
+
+
 def _translate(exc: sqlite3.Error) -> StorageError:
     text = str(exc)
     if isinstance(exc, sqlite3.IntegrityError):
@@ -89,7 +105,14 @@ def _translate(exc: sqlite3.Error) -> StorageError:
         if "FOREIGN KEY" in text:
             return ForeignKeyViolation(text)
         return StorageError(text)
-    return DatabaseUnavailable(text)
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = None if code is None else code & 0xFF
+    if primary in _BUSY:  # another process held the write lock past busy_timeout
+        return Contention(text)
+    if primary in _UNAVAILABLE:
+        return DatabaseUnavailable(text)
+    # Anything else (bad SQL, a closed connection, a value SQLite refuses) is a bug.
+    return StorageError(f"{type(exc).__name__}: {text}")
 
 
 def _connect(path: str, *, readonly: bool) -> sqlite3.Connection:
@@ -213,13 +236,14 @@ class SqliteDatabase(_Session):
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._writer_pool, partial(fn, self._writer))
 
-    @asynccontextmanager
-    async def transaction(self, *, durable: bool = True) -> AsyncIterator[Connection]:
+    async def run(self, body: Callable[[Connection], Awaitable[T]], *, durable: bool = True) -> T:
+        # One writer thread, so transactions never deadlock and are never retried:
+        # SQLite's busy timeout already waited for any other process (Contention).
         async with self._write_lock:
             tx = _Transaction(self._on_writer)
             tx.defer(partial(_begin, durable))
             try:
-                yield tx
+                result = await body(tx)
             except BaseException:
                 await asyncio.shield(tx._call(partial(_rollback, durable)))
                 raise
@@ -228,6 +252,7 @@ class SqliteDatabase(_Session):
             self._deliver(channel)
             if channel not in self._listeners:  # maybe another process listens
                 self._wake_sender.send(address(self._path, channel))
+        return result
 
     def _deliver(self, channel: str) -> None:
         for callback in self._subscribers.get(channel, ()):
@@ -250,6 +275,11 @@ class SqliteDatabase(_Session):
             found = WakeListener.bind(address(self._path, channel), partial(self._deliver, channel))
             if found is not None:
                 self._listeners[channel] = found
+
+    def hears(self, channel: str) -> bool:
+        # Another process's commits (a worker, the CLI, a second server on the same
+        # file) reach this one only if it receives the channel's wake-ups.
+        return channel in self._listeners
 
     async def notify(self, conn: Connection, channel: str) -> None:
         cast(_Transaction, conn).notified.add(channel)
@@ -283,7 +313,7 @@ class _Transaction(_Session):
     run on the writer thread together with the next statement that answers something,
     or with the COMMIT: a group commit of messages, fan-out and events is two thread
     hops instead of seven. A queued statement that fails raises from that hop, which
-    is still inside the ``async with`` block, so the transaction rolls back."""
+    is still inside the transaction's body, so the transaction rolls back."""
 
     def __init__(self, run: Runner) -> None:
         super().__init__(self._run_queued)

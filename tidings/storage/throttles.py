@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tidings.domain.ids import new_id
-from tidings.storage.database import Database
+from tidings.storage.database import Connection, Database
 
 _ADD_HITS = (
     "INSERT INTO rate_counters (key_id, window_start, hits) VALUES ($1, $2, $3)"
@@ -34,15 +34,23 @@ class RateCounters:
 
     async def add(self, deltas: Sequence[tuple[str, int, int]]) -> list[int]:
         """Add ``(key_id, window_start, hits)`` atomically; answer each new total."""
-        totals = []
-        async with self._db.transaction() as tx:
-            for key_id, window_start, hits in deltas:
-                totals.append(int(await tx.fetchval(_ADD_HITS, key_id, window_start, hits)))
-        return totals
+        # Rows locked in key order, so two nodes adding at once never deadlock.
+        order = sorted(range(len(deltas)), key=lambda i: deltas[i][:2])
+
+        async def body(tx: Connection) -> list[int]:
+            totals = [0] * len(deltas)
+            for i in order:
+                totals[i] = int(await tx.fetchval(_ADD_HITS, *deltas[i]))
+            return totals
+
+        return await self._db.run(body)
 
     async def prune(self, before_window: int) -> None:
-        async with self._db.transaction() as tx:
-            await tx.execute("DELETE FROM rate_counters WHERE window_start < $1", before_window)
+        await self._db.run(
+            lambda tx: tx.execute(
+                "DELETE FROM rate_counters WHERE window_start < $1", before_window
+            )
+        )
 
 
 class Lockouts:
@@ -61,7 +69,8 @@ class Lockouts:
         record at the same instant may each miss the other's uncommitted failure, which
         can delay a lockout by one failure per racing node; never more.
         """
-        async with self._db.transaction() as tx:
+
+        async def body(tx: Connection) -> int | None:
             until = await tx.fetchval(
                 "SELECT locked_until FROM lockouts WHERE address = $1 AND locked_until > $2",
                 address,
@@ -92,6 +101,8 @@ class Lockouts:
             await tx.execute("DELETE FROM auth_failures WHERE address = $1", address)
             return int(until)
 
+        return await self._db.run(body)
+
     async def active(self, now_ms: int) -> dict[str, int]:
         """Every address locked at ``now_ms`` with the lock's end."""
         rows = await self._db.fetch(
@@ -100,6 +111,9 @@ class Lockouts:
         return {r["address"]: int(r["locked_until"]) for r in rows}
 
     async def prune(self, now_ms: int, window_ms: int) -> None:
-        async with self._db.transaction() as tx:
+
+        async def body(tx: Connection) -> None:
             await tx.execute("DELETE FROM lockouts WHERE locked_until <= $1", now_ms)
             await tx.execute("DELETE FROM auth_failures WHERE failed_at <= $1", now_ms - window_ms)
+
+        await self._db.run(body)
