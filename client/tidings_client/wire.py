@@ -24,6 +24,7 @@ __all__ = [
     "CreatedListener",
     "CreatedListenerEnvelope",
     "CreatedMessageEnvelope",
+    "CreatedMessagesEnvelope",
     "Deleted",
     "DeliveryOut",
     "EventCounts",
@@ -181,6 +182,11 @@ class MessageEnvelope(Struct):
 
 class CreatedMessageEnvelope(Struct):
     message: Summary
+    _links: Links
+
+
+class CreatedMessagesEnvelope(Struct):
+    messages: list[Summary]  # in the request's order
     _links: Links
 
 

@@ -12,7 +12,7 @@ from starlette.responses import Response
 from tidings.api import wire
 from tidings.api.context import Ctx
 from tidings.api.idempotency import Keyed, publish_once
-from tidings.domain.errors import Invalid, Unavailable, Violation
+from tidings.domain.errors import BadRequest, Invalid, Unavailable, Violation
 from tidings.domain.ids import new_id
 from tidings.domain.models import Message, NewMessage, Publication, Queue
 from tidings.domain.schemas import MessageSchema, parse_schema, validate_data
@@ -54,7 +54,9 @@ def _href(ctx: Ctx, queue_id: str, message_id: str) -> wire.Link:
     return ctx.href("queues", queue_id, "messages", message_id)
 
 
-def _check_items(queue: Queue, items: Sequence[wire.CreateMessage], batch: bool) -> None:
+def _check_items(
+    queue: Queue, items: Sequence[wire.CreateMessage | wire.BatchItem], batch: bool
+) -> None:
     """Every item against the queue's schema; one :class:`Invalid` naming them all."""
     if queue.schema is None:
         return
@@ -81,7 +83,7 @@ Answer = Callable[[Sequence[NewMessage]], bytes]
 async def _store(
     ctx: Ctx,
     queue: Queue,
-    items: Sequence[wire.CreateMessage],
+    items: Sequence[wire.CreateMessage | wire.BatchItem],
     keyed: Keyed | None,
     answer: Answer,
     batch: bool = False,
@@ -142,6 +144,46 @@ async def create_message(ctx: Ctx) -> Response:
         return await _store(ctx, queue, [body], keyed, answer)
 
     return await publish_once(ctx, publish)
+
+
+async def create_messages(ctx: Ctx) -> Response:
+    """``POST .../messages/batch``: 1..100 messages, all stored in one commit or none."""
+    queue = await ctx.store.queues.get_recent(ctx.org_id, ctx.param("queue_id"))
+    ctx.authorize(queue.id)
+
+    def answer(messages: Sequence[NewMessage]) -> bytes:
+        items = [(m.name, m.id, _href(ctx, queue.id, m.id)) for m in messages]
+        return _encoder.encode(
+            wire.CreatedMessagesEnvelope(
+                [wire.Summary(m.id, m.name) for m in messages],
+                ctx.links(items, queue=ctx.href("queues", queue.id)),
+            )
+        )
+
+    async def publish(keyed: Keyed | None) -> bytes:
+        raw = await ctx.body(wire.CreateMessagesRaw)
+        items = _decode_items(raw.messages)
+        return await _store(ctx, queue, items, keyed, answer, batch=True)
+
+    return await publish_once(ctx, publish)
+
+
+def _decode_items(raws: Sequence[msgspec.Raw]) -> list[wire.BatchItem]:
+    """Every item, or a 400 naming every malformed one (``$.messages[3].data``)."""
+    items: list[wire.BatchItem] = []
+    errors: list[Violation] = []
+    for i, raw in enumerate(raws):
+        try:
+            items.append(msgspec.json.decode(raw, type=wire.BatchItem))
+        except msgspec.ValidationError as exc:
+            message, found, at = str(exc).partition(" - at `")
+            path = at.rstrip("`")[1:] if found else ""
+            errors.append(Violation(f"$.messages[{i}]{path}", message))
+    if errors:
+        raise BadRequest(
+            "Messages of the batch break this endpoint's schema; none was stored.", errors
+        )
+    return items
 
 
 async def list_queue_messages(ctx: Ctx) -> Response:

@@ -93,6 +93,27 @@ class CreateMessage(Struct):
     name: Name | None = None
 
 
+# Items of one batch publish (SPEC §9).
+MAX_BATCH_ITEMS = 100
+
+
+class BatchItem(Struct):
+    data: str
+    name: Name | None = None
+
+
+class CreateMessages(Struct):
+    """``POST .../messages/batch`` as documented; decoded item by item (below)."""
+
+    messages: Annotated[list[BatchItem], Meta(min_length=1, max_length=MAX_BATCH_ITEMS)]
+
+
+class CreateMessagesRaw(Struct):
+    """The same body with its items undecoded, so every malformed item is named."""
+
+    messages: Annotated[list[msgspec.Raw], Meta(min_length=1, max_length=MAX_BATCH_ITEMS)]
+
+
 class UpdateMessage(Struct):
     name: Name
 
