@@ -117,6 +117,7 @@ class Runtime:
                 clock=self.clock,
                 attempts=store.attempts,
                 attempt_retention_ms=int(settings.attempt_retention_s * 1000),
+                idempotency=store.idempotency,
             )
             retention.start()
             stack.push_async_callback(retention.stop)

@@ -12,6 +12,7 @@ from tidings.storage.deliveries import Deliveries
 from tidings.storage.drivers import open_database
 from tidings.storage.engines import Engines
 from tidings.storage.events import EventLog
+from tidings.storage.idempotency import IdempotencyKeys
 from tidings.storage.ingest import CommitObserver, IngestBatcher
 from tidings.storage.listeners import Listeners, Probes
 from tidings.storage.messages import Messages
@@ -36,6 +37,7 @@ class Store:
         self.messages = Messages(db, self.events, clock)
         self.attempts = Attempts(db)
         self.deliveries = Deliveries(db, self.events, clock, self.attempts)
+        self.idempotency = IdempotencyKeys(db, clock)
         self.engines = Engines(db)
         self.probes = Probes(db)
         self.rate_counters = RateCounters(db)
