@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 
-from tidings.asgi import die_with_parent
 from tidings.config import load_settings
 from tidings.logs import configure_logging
+from tidings.runtime.supervisor import die_with_parent
 from tidings.runtime.worker import run_worker
 
 

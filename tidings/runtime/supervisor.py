@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -90,3 +91,21 @@ class EngineSupervisor:
             log.error("delivery engine (pid %d) did not stop in time; killed", child.pid)
             child.kill()
             self._thread.join()
+
+
+def die_with_parent() -> None:
+    """Linux: have the kernel SIGTERM this process when its parent dies.
+
+    granian's worker and the engine child are started by ``tidings serve``; if it is
+    killed (``kill -9``, OOM killer) they would otherwise live on as orphans holding
+    the port or running a delivery engine nobody supervises.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+    if os.getppid() == 1:  # the parent died before the line above
+        os.kill(os.getpid(), signal.SIGTERM)
