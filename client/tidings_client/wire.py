@@ -191,6 +191,7 @@ class MessageOut(Struct):
     data: str
     created_at: int
     deliveries: list[DeliveryOut]
+    deliver_at: int | None = None  # the first attempt's earliest time, if delayed
 
 
 class MessageEnvelope(Struct):

@@ -22,13 +22,13 @@ from tidings.storage.idempotency import KeyTaken, remember
 from tidings.storage.paging import fetch_page
 from tidings.storage.queues import QueueState, hold_for_insert
 
-_COLUMNS = "id, org_id, queue_id, name, data, created_at, updated_at"
-_INSERT_MESSAGE = f"INSERT INTO messages ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $6)"
+_COLUMNS = "id, org_id, queue_id, name, data, created_at, updated_at, deliver_at"
+_INSERT_MESSAGE = f"INSERT INTO messages ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $6, $7)"
 # One delivery per listener the queue has at commit time (SPEC §5 "Who"), for a
 # whole batch of just-inserted messages in one statement.
 _FAN_OUT = (
     "INSERT INTO deliveries (message_id, listener_id, org_id, state, attempts, next_attempt_at)"
-    " SELECT m.id, l.id, l.org_id, 'pending', 0, m.created_at"
+    " SELECT m.id, l.id, l.org_id, 'pending', 0, COALESCE(m.deliver_at, m.created_at)"
     " FROM messages m JOIN listeners l ON l.queue_id = m.queue_id WHERE m.id {ids}"
 )
 _DELIVERIES = (
@@ -60,6 +60,7 @@ def _message(row: Row, deliveries: tuple[Delivery, ...]) -> Message:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         deliveries=deliveries,
+        deliver_at=row["deliver_at"],
     )
 
 
@@ -148,7 +149,10 @@ class Messages:
     ) -> None:
         await tx.executemany(
             _INSERT_MESSAGE,
-            [(m.id, m.org_id, m.queue_id, m.name, m.data, m.created_at) for m in batch],
+            [
+                (m.id, m.org_id, m.queue_id, m.name, m.data, m.created_at, m.deliver_at)
+                for m in batch
+            ],
         )
         ids, value = id_list(self._db, 1, [m.id for m in batch])
         # executemany of one row: nothing to answer, so SQLite queues it with the rest.
@@ -167,6 +171,8 @@ class Messages:
             ],
         )
         await self._db.notify(tx, channels.DELIVERIES)
+        if any(m.deliver_at is not None and m.deliver_at > m.created_at for m in batch):
+            await self._db.notify(tx, channels.DELAYED)
 
     async def _deliveries(self, message_id: str) -> tuple[Delivery, ...]:
         return tuple(_delivery(r) for r in await self._db.fetch(_DELIVERIES, message_id))
