@@ -31,8 +31,8 @@ export function AttemptTable({ attempts, queueId, listenerName, showMessage }) {
       <th scope="col">When</th>
       ${listenerName && html`<th scope="col">Listener</th>`}
       ${showMessage && html`<th scope="col">Message</th>`}
-      <th scope="col" class="num">#</th>
-      <th scope="col">Outcome</th>
+      <th scope="col" class="num hide-narrow">#</th>
+      <th scope="col" class="hide-narrow">Outcome</th>
       <th scope="col">Status</th>
       <th scope="col" class="num">Duration</th>
       <th scope="col">Answer</th>
@@ -43,8 +43,8 @@ export function AttemptTable({ attempts, queueId, listenerName, showMessage }) {
           <td class="nowrap" title=${formatTime(a.started_at)}><${Time} ms=${a.started_at} /></td>
           ${listenerName && html`<td><a href=${href("queues", queueId, "listeners", a.listener_id)}>${listenerName(a.listener_id)}</a></td>`}
           ${showMessage && html`<td><a class="id" href=${href("queues", queueId, "messages", a.message_id)} title=${a.message_id}>…${a.message_id.slice(-8)}</a></td>`}
-          <td class="num">${a.attempt}</td>
-          <td><${Badge} value=${a.outcome} /></td>
+          <td class="num hide-narrow">${a.attempt}</td>
+          <td class="hide-narrow"><${Badge} value=${a.outcome} /></td>
           <td>${a.status === null
             ? html`<${Badge} value=${a.error || "failed"} label=${a.error ? ERRORS[a.error] || a.error : "no status"} />`
             : html`<code>${a.status}</code>${a.error && html` <${Badge} value=${a.error} label=${ERRORS[a.error] || a.error} />`}`}</td>

@@ -1,7 +1,7 @@
 // Messages: newest first, across queues or in one; one message with its deliveries.
 import { call, listAll, may, newestPage, q, seg } from "../api.js";
 import { MessageForm } from "../forms.js";
-import { html, useCallback, useEffect, useState } from "../lib.js";
+import { html, useCallback, useEffect, useRef, useState } from "../lib.js";
 import {
   Action,
   Badge,
@@ -151,10 +151,13 @@ export function MessageDetail({ queueId, messageId }) {
     attempts.reload();
   }, [message.reload, attempts.reload]);
   usePoll(follow, 1000, Boolean(pending));
-  const attemptCount = message.data ? message.data.deliveries.reduce((n, d) => n + d.attempts, 0) : 0;
+  // Any change to a delivery (a new attempt, a redelivery) means new attempts to read.
+  const stand = message.data ? message.data.deliveries.map((d) => `${d.state}:${d.attempts}:${d.last_attempt_at}`).join() : "";
+  const seen = useRef(stand);
   useEffect(() => {
-    if (attempts.data && attempts.data.length < attemptCount) attempts.reload();
-  }, [attemptCount]);
+    if (seen.current !== stand && attempts.data) attempts.reload();
+    seen.current = stand;
+  }, [stand]);
 
   if (message.error) {
     return html`<${Page} title="Message"><${Problem} error=${message.error} what="read this message" />
