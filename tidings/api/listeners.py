@@ -31,6 +31,20 @@ def listener_out(listener: Listener) -> wire.ListenerOut:
             missed=list(listener.missed),
             missed_count=listener.missed_count,
         ),
+        status=listener.status.value,
+        health=_health_out(listener),
+    )
+
+
+def _health_out(listener: Listener) -> wire.HealthOut:
+    h = listener.health
+    return wire.HealthOut(
+        state=h.state.value,
+        consecutive_failures=h.consecutive_failures,
+        last_success_at=h.last_success_at,
+        last_failure_at=h.last_failure_at,
+        failing_since=h.failing_since,
+        disabled_reason=None if h.disabled_reason is None else h.disabled_reason.value,
     )
 
 

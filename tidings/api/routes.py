@@ -8,7 +8,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from tidings.api import clients, events, keys, listeners, messages, queues, wire
+from tidings.api import attempts, clients, events, keys, listeners, messages, queues, wire
 from tidings.api.context import Ctx
 from tidings.api.query import Choice, Flag, Integer, Param, Text, Together
 from tidings.domain.events import ALL_KINDS, KINDS
@@ -34,6 +34,8 @@ class Endpoint:
     # Path parameters the answer holds, as (name, JSON pointer): OpenAPI links from
     # this operation to every operation on what it created.
     creates: tuple[tuple[str, str], ...] = ()
+    # Takes an Idempotency-Key header (SPEC §9): 409 while a repeat is in progress.
+    idempotent: bool = False
 
     @property
     def params(self) -> tuple[Param, ...]:
@@ -74,6 +76,15 @@ EVENTS_QUERY: tuple[Param, ...] = (
             ),
             Text("startAfterId", "The id of the last event seen", max_length=64),
         ),
+    ),
+)
+
+SERIES_QUERY: tuple[Param, ...] = (
+    Choice(
+        "hours",
+        "1: one count per minute of the last hour; 24: one per hour of the last 24 hours",
+        ("1", "24"),
+        "24",
     ),
 )
 
@@ -207,6 +218,16 @@ ENDPOINTS: list[Endpoint] = [
         wire.CreateRedelivery,
     ),
     Endpoint(
+        "GET",
+        L + "/attempts",
+        attempts.listener_attempts,
+        "A listener's delivery attempts, oldest first",
+        "listeners",
+        "read",
+        wire.AttemptsEnvelope,
+        paginated=True,
+    ),
+    Endpoint(
         "POST",
         Q + "/messages",
         messages.create_message,
@@ -217,6 +238,7 @@ ENDPOINTS: list[Endpoint] = [
         wire.CreateMessage,
         extra_statuses=(422,),
         creates=(("message_id", "/message/id"),),
+        idempotent=True,
     ),
     Endpoint(
         "GET",
@@ -246,6 +268,16 @@ ENDPOINTS: list[Endpoint] = [
         "messages",
         "read",
         wire.MessageEnvelope,
+    ),
+    Endpoint(
+        "GET",
+        M + "/attempts",
+        attempts.message_attempts,
+        "A message's delivery attempts, oldest first",
+        "messages",
+        "read",
+        wire.AttemptsEnvelope,
+        paginated=True,
     ),
     Endpoint(
         "PUT",
@@ -284,6 +316,16 @@ ENDPOINTS: list[Endpoint] = [
         "stats",
         "read",
         wire.StatsEnvelope,
+    ),
+    Endpoint(
+        "GET",
+        "/stats/messages/series",
+        events.message_series,
+        "Usage event counts per minute of the last hour or per hour of the last 24 hours",
+        "stats",
+        "read",
+        wire.SeriesEnvelope,
+        query=SERIES_QUERY,
     ),
     Endpoint(
         "POST",

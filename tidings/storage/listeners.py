@@ -11,7 +11,16 @@ from tidings.domain.errors import NotFound
 from tidings.domain.events import EventType, NewEvent, Ref
 from tidings.domain.ids import new_id
 from tidings.domain.liveness import judge, record_probe
-from tidings.domain.models import Listener, Liveness, LivenessState, Page
+from tidings.domain.models import (
+    DisabledReason,
+    Health,
+    HealthState,
+    Listener,
+    ListenerStatus,
+    Liveness,
+    LivenessState,
+    Page,
+)
 from tidings.storage import channels, locks
 from tidings.storage.database import (
     Connection,
@@ -29,8 +38,31 @@ _COLUMNS = (
     "id, org_id, queue_id, name, notify_url, liveness_url, secret, liveness_state,"
     " success_count, failure_count, acknowledged_count, created_at, updated_at"
 )
+# The health columns (SPEC §11; storage/health.py writes them).
+_HEALTH_COLUMNS = (
+    "status, disabled_reason, health, consecutive_failures, last_success_at,"
+    " last_failure_at, failing_since"
+)
+_COLUMNS += ", " + _HEALTH_COLUMNS
 
 _EDITABLE = frozenset({"name", "notify_url", "liveness_url"})
+
+
+def _health(row: Row) -> Health:
+    status = ListenerStatus(row["status"])
+    if status is ListenerStatus.DISABLED:
+        state = HealthState.DISABLED
+    else:
+        state = HealthState(row["health"])
+    reason = row["disabled_reason"]
+    return Health(
+        state=state,
+        consecutive_failures=row["consecutive_failures"],
+        last_success_at=row["last_success_at"],
+        last_failure_at=row["last_failure_at"],
+        failing_since=row["failing_since"],
+        disabled_reason=None if reason is None else DisabledReason(reason),
+    )
 
 
 def _listener(row: Row, missed: tuple[str, ...] = ()) -> Listener:
@@ -50,6 +82,8 @@ def _listener(row: Row, missed: tuple[str, ...] = ()) -> Listener:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         missed=missed,
+        status=ListenerStatus(row["status"]),
+        health=_health(row),
     )
 
 

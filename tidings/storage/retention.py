@@ -1,4 +1,5 @@
-"""The background purge of old usage events and of stats minutes no window needs.
+"""The background purge of old usage events, of stats minutes no window needs, of
+attempts past the attempt log's retention (SPEC §11) and of expired idempotency keys.
 
 It deletes in small batches, one short transaction each, and yields between them,
 so on SQLite (one writer) the ingest path never waits behind a long delete.
@@ -14,7 +15,9 @@ from collections.abc import Awaitable, Callable
 
 from tidings.domain.clock import Clock
 from tidings.domain.events import DAY_MS
+from tidings.storage.attempts import Attempts
 from tidings.storage.events import EventLog
+from tidings.storage.idempotency import IdempotencyKeys
 from tidings.tasks import BackgroundTask
 
 log = logging.getLogger("tidings.retention")
@@ -40,8 +43,14 @@ class EventRetention:
         batch_rows: int = BATCH_ROWS,
         interval_s: float = INTERVAL_S,
         pause_s: float = PAUSE_S,
+        idempotency: IdempotencyKeys | None = None,
+        attempts: Attempts | None = None,
+        attempt_retention_ms: int = 7 * DAY_MS,
     ) -> None:
         self._events = events
+        self._idempotency = idempotency
+        self._attempts = attempts
+        self._attempt_retention_ms = attempt_retention_ms
         self._retention_ms = retention_ms
         self._clock = clock
         self._batch_rows = batch_rows
@@ -64,7 +73,22 @@ class EventRetention:
                 self._events.purge_events, org_id, now - self._retention_ms
             )
             await self._drain(self._events.purge_counts, org_id, now - COUNTS_KEPT_MS)
+        if self._attempts is not None:
+            await self.purge_attempts(now)
+        if self._idempotency is not None:
+            keys = self._idempotency
+            await self._drain(lambda _org, before, rows: keys.purge(before, rows), "", now)
         return deleted
+
+    async def purge_attempts(self, now: int) -> int:
+        """Delete the attempts past their retention, in batches; answers how many."""
+        assert self._attempts is not None
+        attempts = self._attempts
+        return await self._drain(
+            lambda _org, before, rows: attempts.purge_before(before, rows),
+            "",
+            now - self._attempt_retention_ms,
+        )
 
     async def _drain(self, purge: _Purge, org_id: str, before_ms: int) -> int:
         total = 0

@@ -6,11 +6,13 @@ import asyncio
 from collections.abc import Callable
 
 from tidings.domain.clock import SYSTEM_CLOCK, Clock
+from tidings.storage.attempts import Attempts
 from tidings.storage.database import Database
 from tidings.storage.deliveries import Deliveries
 from tidings.storage.drivers import open_database
 from tidings.storage.engines import Engines
 from tidings.storage.events import EventLog
+from tidings.storage.idempotency import IdempotencyKeys
 from tidings.storage.ingest import CommitObserver, IngestBatcher
 from tidings.storage.listeners import Listeners, Probes
 from tidings.storage.messages import Messages
@@ -33,7 +35,9 @@ class Store:
         self.queues = Queues(db, self.events, clock)
         self.listeners = Listeners(db, self.events, clock)
         self.messages = Messages(db, self.events, clock)
-        self.deliveries = Deliveries(db, self.events, clock)
+        self.attempts = Attempts(db)
+        self.deliveries = Deliveries(db, self.events, clock, self.attempts)
+        self.idempotency = IdempotencyKeys(db, clock)
         self.engines = Engines(db)
         self.probes = Probes(db)
         self.rate_counters = RateCounters(db)

@@ -30,6 +30,9 @@ organizations = Table(
     Column("name", String(256), nullable=False, unique=True),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    # Health events are also posted as messages into this queue (SPEC §11); no
+    # foreign key: a deleted queue just stops receiving alerts.
+    Column("alerts_queue_id", String(64), nullable=True),
 )
 
 api_keys = Table(
@@ -63,6 +66,8 @@ queues = Table(
     Column("schema_id", String(64), nullable=True),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    # Seconds a message is kept (SPEC §9); NULL keeps them forever.
+    Column("retention_seconds", BigInteger, nullable=True),
     UniqueConstraint("org_id", "name", name="uq_queues_org_name"),
     Index("ix_queues_org", "org_id", "id"),
 )
@@ -87,9 +92,26 @@ listeners = Table(
     Column("acknowledged_count", BigInteger, nullable=False, server_default="0"),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    # --- health (SPEC §11; storage/health.py writes these) ---
+    Column("status", String(16), nullable=False, server_default="enabled"),
+    Column("disabled_reason", String(16), nullable=True),  # gone | failing | manual
+    Column("health", String(16), nullable=False, server_default="healthy"),  # or failing
+    Column("consecutive_failures", Integer, nullable=False, server_default="0"),
+    Column("last_success_at", BigInteger, nullable=True),
+    Column("last_failure_at", BigInteger, nullable=True),
+    Column("failing_since", BigInteger, nullable=True),
+    # While failing: no attempt before this (the cool-down's end, or a trial's lease).
+    Column("breaker_open_until", BigInteger, nullable=False, server_default="0"),
+    Column("breaker_cooldown_ms", BigInteger, nullable=False, server_default="0"),
     Index("ix_listeners_org", "org_id", "id"),
     Index("ix_listeners_queue", "queue_id", "id"),
     Index("ix_listeners_probe", "next_probe_at"),
+    Index(
+        "ix_listeners_failing",
+        "breaker_open_until",
+        postgresql_where=text("health = 'failing'"),
+        sqlite_where=text("health = 'failing'"),
+    ),
 )
 
 messages = Table(
@@ -102,8 +124,12 @@ messages = Table(
     Column("data", Text, nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    # No attempt before this time (SPEC §9 delayed delivery); NULL: none asked for.
+    Column("deliver_at", BigInteger, nullable=True),
     Index("ix_messages_org", "org_id", "id"),
     Index("ix_messages_queue", "queue_id", "id"),
+    # The retention purge's range: a queue's oldest messages first.
+    Index("ix_messages_queue_created", "queue_id", "created_at"),
 )
 
 deliveries = Table(
@@ -149,6 +175,47 @@ deliveries = Table(
     Index("ix_deliveries_listener_state", "listener_id", "state", "message_id"),
 )
 
+# The attempt log (SPEC §11), written by the engine's record batch (storage/attempts.py).
+# No foreign keys: an insert then takes no lock on its message or listener, and a
+# message deleted while its attempt was in flight cannot fail the batch; the log is
+# read only through a message or listener that still exists, and purged by age.
+attempts = Table(
+    "attempts",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("org_id", String(64), nullable=False),
+    Column("queue_id", String(64), nullable=False),
+    Column("message_id", String(64), nullable=False),
+    Column("listener_id", String(64), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("started_at", BigInteger, nullable=False),
+    Column("duration_ms", Integer, nullable=False),
+    Column("outcome", String(16), nullable=False),  # acknowledged | failed
+    Column("status", Integer, nullable=True),
+    Column("error", String(32), nullable=True),
+    Column("response_body", Text, nullable=True),
+    Index("ix_attempts_message", "message_id", "id"),
+    Index("ix_attempts_listener", "listener_id", "id"),
+    Index("ix_attempts_started", "started_at"),
+)
+
+# Answers remembered under an Idempotency-Key (SPEC §9), written in the transaction
+# of the messages they answer for. ``fingerprint`` is the SHA-256 of the endpoint and
+# the request body: the same key with another request is refused, not replayed.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("org_id", String(64), nullable=False),
+    Column("key", String(255), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("org_id", "key", name="pk_idempotency_keys"),
+    Index("ix_idempotency_keys_expires", "expires_at"),
+)
+
 # Running delivery engines (SPEC §5, prompt recovery). Each holds a liveness lock
 # under its id while it lives (storage/engines.py); an engine whose lock is free is
 # dead, and its claims are released at once instead of when their leases run out.
@@ -179,6 +246,7 @@ events = Table(
     Column("listener_name", String(256), nullable=True),
     Column("message_id", String(64), nullable=True),
     Column("message_name", String(256), nullable=True),
+    Column("reason", String(16), nullable=True),  # listener_disabled's reason
     PrimaryKeyConstraint("org_id", "stored_at", "id", name="pk_events"),
     Index("ix_events_org_kind", "org_id", "kind", "stored_at", "id"),
 )
