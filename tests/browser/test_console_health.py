@@ -30,7 +30,9 @@ def test_a_message_shows_each_listeners_attempts_with_status_duration_and_answer
     tenant.listener(queue, "shop")
     tenant.listener(queue, "ledger", "/flaky")
     message = tenant.message(queue, '{"id": 7}', name="order.created")
-    wait_for(lambda: {d["state"] for d in deliveries(tenant, queue, message)} == {"delivered", "missed"})
+    wait_for(
+        lambda: {d["state"] for d in deliveries(tenant, queue, message)} == {"delivered", "missed"}
+    )
 
     page = tab.page
     tab.sign_in(tenant.key)
@@ -90,7 +92,9 @@ def test_the_overview_charts_the_series(tab: Tab, tenant: Tenant) -> None:
     expect(totals).to_contain_text("Messages posted: 1")
     expect(totals).to_contain_text("Deliveries acknowledged: 1")
     page.get_by_role("button", name="Last 24 hours").click()
-    expect(page.get_by_role("button", name="Last 24 hours")).to_have_attribute("aria-pressed", "true")
+    expect(page.get_by_role("button", name="Last 24 hours")).to_have_attribute(
+        "aria-pressed", "true"
+    )
     expect(totals).to_contain_text("the last 24 hours")
     expect(totals).to_contain_text("Messages posted: 1")
 
@@ -100,4 +104,3 @@ def deliveries(tenant: Tenant, queue: str, message: str) -> list[dict[str, objec
         "deliveries"
     ]
     return found
-
