@@ -55,7 +55,7 @@ HERE = Path(__file__).resolve().parent.parent
 async def _seed(url: str) -> None:
     from tidings.bootstrap import bootstrap
     from tidings.domain.ids import new_id, now_ms
-    from tidings.domain.models import NewMessage
+    from tidings.domain.models import NewMessage, Publication
     from tidings.signing import new_secret
     from tidings.storage.store import Store
 
@@ -73,7 +73,7 @@ async def _seed(url: str) -> None:
             batch = [
                 NewMessage(new_id(), org.id, queue.id, "m", "{}", now_ms()) for _ in range(100)
             ]
-            await store.messages.insert_batch(batch)
+            await store.messages.insert_batch([Publication(tuple(batch))])
     finally:
         await store.close()
 

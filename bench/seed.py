@@ -9,7 +9,7 @@ import json
 
 from bench.api import ORDER
 from tidings.domain.ids import new_id, now_ms
-from tidings.domain.models import NewMessage
+from tidings.domain.models import NewMessage, Publication
 from tidings.storage.store import Store
 
 _DATA = json.dumps(ORDER)
@@ -27,7 +27,7 @@ async def seed_messages(database_url: str, queue_id: str, count: int) -> None:
         async def adder() -> None:
             for _ in left:
                 message = NewMessage(new_id(), org_id, queue_id, "order-created", _DATA, now_ms())
-                await store.ingest.add(message)
+                await store.ingest.add(Publication((message,)))
 
         await asyncio.gather(*(adder() for _ in range(_IN_FLIGHT)))
     finally:

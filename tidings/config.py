@@ -71,6 +71,8 @@ class Settings:
     # Total concurrent outbound requests of one engine.
     max_in_flight: int = 256
     event_retention_s: float = DEFAULT_EVENT_RETENTION_S
+    # Seconds an answer given under an Idempotency-Key is replayed (SPEC §9).
+    idempotency_ttl_s: float = 86_400.0
     # Requests in progress past which the API sheds load with 503 + Retry-After.
     max_concurrent_requests: int = 512
     # Start even when the database would not make commits durable (tests, scratch use).
@@ -250,6 +252,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         metrics_token=env.get("TIDINGS_METRICS_TOKEN") or None,
         metrics_address=env.get("TIDINGS_METRICS_ADDRESS") or None,
         event_retention_s=_float(env, "TIDINGS_EVENT_RETENTION", base.event_retention_s),
+        idempotency_ttl_s=_float(env, "TIDINGS_IDEMPOTENCY_TTL", base.idempotency_ttl_s, 0.001),
         max_concurrent_requests=_int(
             env, "TIDINGS_MAX_CONCURRENT_REQUESTS", base.max_concurrent_requests, 1
         ),

@@ -106,6 +106,11 @@ SETTING_DOCS: dict[str, tuple[str | None, str]] = {
         "TIDINGS_EVENT_RETENTION",
         "Seconds usage events are kept (at least 86400: `GET /events` promises a day).",
     ),
+    "idempotency_ttl_s": (
+        "TIDINGS_IDEMPOTENCY_TTL",
+        "Seconds an answer given under an `Idempotency-Key` is remembered and replayed, "
+        "from the first answer (see publishing.md).",
+    ),
     "max_in_flight_per_listener": (None, "Concurrent delivery requests to one listener."),
     "max_in_flight": (None, "Concurrent outbound requests of one delivery engine."),
     "max_concurrent_requests": (

@@ -19,7 +19,7 @@ from tests.integration.events_helpers import (
 from tidings.config import Settings
 from tidings.domain.events import EventType
 from tidings.domain.ids import new_id, now_ms
-from tidings.domain.models import DeliveryState, NewMessage
+from tidings.domain.models import DeliveryState, NewMessage, Publication
 from tidings.storage.deliveries import AttemptResult
 
 
@@ -119,7 +119,7 @@ async def test_a_batch_with_a_deleted_queue_keeps_only_the_good_events(server: R
         NewMessage(new_id(), org, keep["id"], "good", "x", now_ms()),
         NewMessage(new_id(), org, doomed["id"], "orphan", "x", now_ms()),
     ]
-    outcomes = await server.store.messages.insert_batch(batch)
+    outcomes = await server.store.messages.insert_batch([Publication((m,)) for m in batch])
     assert outcomes[0] is None and outcomes[1] is not None
     added = [e for e in await read_events(server) if e["type"] == "message_added"]
     assert [(e["message"]["id"], e["queue"]) for e in added] == [

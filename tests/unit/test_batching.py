@@ -18,7 +18,7 @@ from tidings.delivery.memory import MemoryStore
 from tidings.delivery.recorder import Recorder
 from tidings.domain.clock import ManualClock
 from tidings.domain.errors import NotFound, Unavailable
-from tidings.domain.models import DeliveryState, NewMessage
+from tidings.domain.models import DeliveryState, NewMessage, Publication
 from tidings.storage.database import Contention, DatabaseUnavailable
 from tidings.storage.deliveries import AttemptResult
 from tidings.storage.ingest import IngestBatcher
@@ -118,16 +118,19 @@ class FakeMessages:
         self.fail: BaseException | None = None
         self.missing_queues: set[str] = set()
 
-    async def insert_batch(self, batch: Sequence[NewMessage]) -> list[BaseException | None]:
+    async def insert_batch(self, batch: Sequence[Publication]) -> list[BaseException | None]:
         await self.gate.wait()
         if self.fail is not None:
             raise self.fail
-        self.batches.append([m.id for m in batch])
-        return [NotFound("No queue.") if m.queue_id in self.missing_queues else None for m in batch]
+        self.batches.append([m.id for p in batch for m in p.messages])
+        return [
+            NotFound("No queue.") if p.messages[0].queue_id in self.missing_queues else None
+            for p in batch
+        ]
 
 
-def _message(n: int, queue: str = "q") -> NewMessage:
-    return NewMessage(f"m{n}", "org", queue, None, "{}", EPOCH_MS)
+def _message(n: int, queue: str = "q") -> Publication:
+    return Publication((NewMessage(f"m{n}", "org", queue, None, "{}", EPOCH_MS),))
 
 
 @virtual_time

@@ -90,10 +90,14 @@ class Ctx:
         """For lists: the ids (of items or of their queues) this key may see; None = all."""
         return visible_targets(self.principal.scopes, self.resource)
 
-    async def body(self, kind: type[T]) -> T:
-        raw = self.request.scope.get(BODY_KEY)
+    async def raw_body(self) -> bytes:
+        raw: bytes | None = self.request.scope.get(BODY_KEY)
         if raw is None:
             raw = await self.request.body()
+        return raw
+
+    async def body(self, kind: type[T]) -> T:
+        raw = await self.raw_body()
         try:
             value: T = decode(raw, kind)
         except msgspec.ValidationError as exc:

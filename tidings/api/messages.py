@@ -3,35 +3,30 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 
+import msgspec
 from starlette.responses import Response
 
 from tidings.api import wire
 from tidings.api.context import Ctx
-from tidings.domain.errors import Invalid, Unavailable
+from tidings.api.idempotency import Keyed, publish_once
+from tidings.domain.errors import Invalid, Unavailable, Violation
 from tidings.domain.ids import new_id
-from tidings.domain.models import Message, NewMessage, Queue
+from tidings.domain.models import Message, NewMessage, Publication, Queue
 from tidings.domain.schemas import MessageSchema, parse_schema, validate_data
 from tidings.storage.messages import StaleSchema
 
 # How often a message is checked against a queue schema that keeps changing under it.
 SCHEMA_CHECKS = 3
+_encoder = msgspec.json.Encoder()
 
 
 @lru_cache(maxsize=256)
 def _compiled(schema_json: str) -> MessageSchema:
     # Keyed by the schema text so an updated schema is never served from the cache.
     return parse_schema(json.loads(schema_json))
-
-
-def _check_data(queue: Queue, data: str) -> None:
-    if queue.schema is None:
-        return
-    schema = _compiled(json.dumps(queue.schema, sort_keys=True))
-    violations = validate_data(schema, data)
-    if violations:
-        raise Invalid("The message data does not satisfy the queue's schema.", violations)
 
 
 def message_out(message: Message) -> wire.MessageOut:
@@ -59,30 +54,68 @@ def _href(ctx: Ctx, queue_id: str, message_id: str) -> wire.Link:
     return ctx.href("queues", queue_id, "messages", message_id)
 
 
-async def _store(ctx: Ctx, queue: Queue, body: wire.CreateMessage) -> NewMessage:
-    """Check ``body`` against the queue's schema and store it (SPEC §4).
+def _check_items(queue: Queue, items: Sequence[wire.CreateMessage], batch: bool) -> None:
+    """Every item against the queue's schema; one :class:`Invalid` naming them all."""
+    if queue.schema is None:
+        return
+    schema = _compiled(json.dumps(queue.schema, sort_keys=True))
+    found: list[Violation] = []
+    for i, item in enumerate(items):
+        violations = validate_data(schema, item.data)
+        if batch:  # "$.data.price" of item 3 is "$.messages[3].data.price"
+            violations = [Violation(f"$.messages[{i}]{v.path[1:]}", v.message) for v in violations]
+        found.extend(violations)
+    if found:
+        raise Invalid(
+            "The message data does not satisfy the queue's schema."
+            if not batch
+            else "Messages of the batch do not satisfy the queue's schema; none was stored.",
+            found,
+        )
+
+
+# The 200 body of a publication, from the messages as they will be committed.
+Answer = Callable[[Sequence[NewMessage]], bytes]
+
+
+async def _store(
+    ctx: Ctx,
+    queue: Queue,
+    items: Sequence[wire.CreateMessage],
+    keyed: Keyed | None,
+    answer: Answer,
+    batch: bool = False,
+) -> bytes:
+    """Check ``items`` against the queue's schema and store them, all or none (SPEC
+    §4, §9); answer the 200 body.
 
     ``queue`` may come from this node's cache and lag a change made on another node
     by the notification's delay. So a refusal is confirmed against the queue as
-    committed, and the store refuses a message checked against a schema that has
-    been replaced (here or while the message waited for its commit): then the
-    message is checked again against the queue as it is now."""
-    message_id, created_at = new_id(), ctx.clock.now_ms()
+    committed, and the store refuses messages checked against a schema that has
+    been replaced (here or while they waited for their commit): then they are
+    checked again against the queue as it is now."""
+    created_at = ctx.clock.now_ms()
+    ids = [new_id() for _ in items]
     for _ in range(SCHEMA_CHECKS):
         try:
-            _check_data(queue, body.data)
+            _check_items(queue, items, batch)
         except Invalid:
             current = await ctx.store.queues.get(ctx.org_id, queue.id)
             if current.schema_id == queue.schema_id:
                 raise
             queue = current
             continue
-        message = NewMessage(
-            message_id, ctx.org_id, queue.id, body.name, body.data, created_at, queue.schema_id
+        messages = tuple(
+            NewMessage(
+                message_id, ctx.org_id, queue.id, item.name, item.data, created_at, queue.schema_id
+            )
+            for message_id, item in zip(ids, items, strict=True)
         )
+        body = answer(messages)
+        remembered = None if keyed is None else keyed.answer(body)
         try:
-            await ctx.store.ingest.add(message)
-            return message
+            await ctx.store.ingest.add(Publication(messages, remembered))
+            return body
         except StaleSchema:
             queue = await ctx.store.queues.get(ctx.org_id, queue.id)
     raise Unavailable("The queue's schema kept changing while storing this message; retry.")
@@ -91,14 +124,24 @@ async def _store(ctx: Ctx, queue: Queue, body: wire.CreateMessage) -> NewMessage
 async def create_message(ctx: Ctx) -> Response:
     queue = await ctx.store.queues.get_recent(ctx.org_id, ctx.param("queue_id"))
     ctx.authorize(queue.id)
-    body = await ctx.body(wire.CreateMessage)
-    message = await _store(ctx, queue, body)
-    return ctx.respond(
-        wire.CreatedMessageEnvelope(
-            wire.Summary(message.id, message.name),
-            {"self": _href(ctx, queue.id, message.id), "queue": ctx.href("queues", queue.id)},
+
+    def answer(messages: Sequence[NewMessage]) -> bytes:
+        (message,) = messages
+        return _encoder.encode(
+            wire.CreatedMessageEnvelope(
+                wire.Summary(message.id, message.name),
+                {
+                    "self": _href(ctx, queue.id, message.id),
+                    "queue": ctx.href("queues", queue.id),
+                },
+            )
         )
-    )
+
+    async def publish(keyed: Keyed | None) -> bytes:
+        body = await ctx.body(wire.CreateMessage)
+        return await _store(ctx, queue, [body], keyed, answer)
+
+    return await publish_once(ctx, publish)
 
 
 async def list_queue_messages(ctx: Ctx) -> Response:

@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 
 from tidings import __version__
-from tidings.api import schema_language, wire
+from tidings.api import idempotency, schema_language, wire
 from tidings.api.problems import REASONS
 from tidings.api.routes import Endpoint
 
@@ -52,6 +52,8 @@ def _statuses(ep: Endpoint) -> list[int]:
         statuses.add(404)  # an unknown id, or another organization's
     if ep.method in ("POST", "PUT"):
         statuses |= {413, 415}  # every body is read and checked, declared or not
+    if ep.idempotent:
+        statuses |= {409, 422}  # a repeat in progress; a key reused for another request
     return sorted(statuses)
 
 
@@ -64,8 +66,8 @@ def _problem_response(status: int) -> dict[str, Any]:
     headers: dict[str, Any] = {"X-Request-Id": _header("X-Request-Id")}
     if status not in (401, 403):  # those answer before the key is known to be good
         headers.update({name: _header(name) for name in _RATE_HEADERS})
-    if status in (403, 429, 503):
-        # Required on 429 and 503; a 403 has it only for a locked-out address.
+    if status in (403, 409, 429, 503):
+        # Required on 409, 429 and 503; a 403 has it only for a locked-out address.
         headers["Retry-After"] = {**_RETRY_AFTER, "required": status != 403}
     return {
         "description": REASONS[status],
@@ -90,6 +92,11 @@ def _response(ep: Endpoint, status: int) -> dict[str, Any]:
             "description": 'rel="first", rel="last", and rel="prev"/rel="next" when they exist',
         }
         headers["X-Total-Count"] = {**_HEADER_INT, "required": True}
+    if ep.idempotent:
+        headers[idempotency.REPLAYED] = {
+            "schema": {"type": "string", "enum": ["true"]},
+            "description": "The answer first given under this Idempotency-Key, replayed",
+        }
     return {"description": "OK", "headers": headers, "content": _json(_ref(ep.response))}
 
 
@@ -133,6 +140,17 @@ def _operation(ep: Endpoint, endpoints: list[Endpoint], prefix: str) -> dict[str
         for name in _PARAM.findall(ep.path)
     ]
     params += [param.openapi() for param in ep.params]
+    if ep.idempotent:
+        params.append(
+            {
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": False,
+                "description": "Retry safely: a repeat of this request with the same key "
+                "stores nothing and answers the first 200 again (docs/publishing.md)",
+                "schema": {"type": "string", "pattern": idempotency.KEY_PATTERN},
+            }
+        )
     responses = {str(s): _response(ep, s) for s in _statuses(ep)}
     links = _links(ep, endpoints, prefix)
     if links:

@@ -13,6 +13,7 @@ from tidings.api.wire import Problem
 from tidings.domain.errors import (
     BadRequest,
     Forbidden,
+    InProgress,
     Invalid,
     LockedOut,
     NotFound,
@@ -51,6 +52,7 @@ STATUSES: dict[type[TidingsError], int] = {
     Unauthorized: 401,
     Forbidden: 403,
     NotFound: 404,
+    InProgress: 409,
     Invalid: 422,
     TooManyRequests: 429,
     Unavailable: 503,
@@ -104,6 +106,8 @@ def from_error(exc: BaseException) -> Response:
         )
     if isinstance(exc, LockedOut):
         return problem(403, exc.detail, headers={"Retry-After": str(exc.retry_after_s)})
+    if isinstance(exc, InProgress):
+        return problem(409, exc.detail, headers={"Retry-After": str(exc.retry_after_s)})
     if isinstance(exc, Unavailable):
         return problem(503, exc.detail, headers={"Retry-After": str(exc.retry_after_s)})
     if isinstance(exc, TidingsError):

@@ -34,6 +34,8 @@ class Endpoint:
     # Path parameters the answer holds, as (name, JSON pointer): OpenAPI links from
     # this operation to every operation on what it created.
     creates: tuple[tuple[str, str], ...] = ()
+    # Takes an Idempotency-Key header (SPEC §9): 409 while a repeat is in progress.
+    idempotent: bool = False
 
     @property
     def params(self) -> tuple[Param, ...]:
@@ -217,6 +219,7 @@ ENDPOINTS: list[Endpoint] = [
         wire.CreateMessage,
         extra_statuses=(422,),
         creates=(("message_id", "/message/id"),),
+        idempotent=True,
     ),
     Endpoint(
         "GET",

@@ -59,6 +59,12 @@ class Conflict(Invalid):
     """A uniqueness rule was broken (discue answers these like any broken rule)."""
 
 
+class InProgress(TidingsError):
+    """The same request (by its idempotency key) is still being handled; retry shortly."""
+
+    retry_after_s = 1
+
+
 class TooManyRequests(TidingsError):
     """The API key used up its requests for this window."""
 

@@ -132,6 +132,33 @@ class NewMessage:
     # The id of the queue schema ``data`` was checked against (None: the queue had
     # none); stored only if the queue still has that schema when it commits.
     schema_id: str | None = None
+    # No attempt before this time (SPEC §9); None: due at once.
+    deliver_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RememberedAnswer:
+    """A ``200`` answer kept under an ``Idempotency-Key`` (SPEC §9).
+
+    ``fingerprint`` identifies the request it answered (endpoint and body bytes):
+    the same key with another request is refused, not replayed."""
+
+    org_id: str
+    key: str
+    fingerprint: str
+    status: int
+    body: str
+    created_at: int
+    expires_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Publication:
+    """What one request publishes: its messages, all or none, and the answer to
+    remember under its idempotency key, committed in the same transaction."""
+
+    messages: tuple[NewMessage, ...]
+    answer: RememberedAnswer | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -112,7 +112,10 @@ class Runtime:
             # Every process purges old usage events, so a deployment whose API nodes
             # restart often (or that has none for a while) still keeps the table bounded.
             retention = EventRetention(
-                store.events, int(settings.event_retention_s * 1000), clock=self.clock
+                store.events,
+                int(settings.event_retention_s * 1000),
+                clock=self.clock,
+                idempotency=store.idempotency,
             )
             retention.start()
             stack.push_async_callback(retention.stop)

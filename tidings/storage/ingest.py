@@ -1,9 +1,10 @@
 """Group commit for ``POST .../messages``.
 
-Concurrent requests hand their message to one flusher task, which stores
-everything that queued up while the previous commit was in flight in a single
-transaction. One durable commit then serves many requests: a commit costs about
-the same for one row as for a hundred (docs/benchmarks.md). A request is answered
+Concurrent requests hand what they publish (one message, or a batch with the answer
+to remember under an idempotency key) to one flusher task, which stores everything
+that queued up while the previous commit was in flight in a single transaction.
+One durable commit then serves many requests: a commit costs about the same for
+one row as for a hundred (docs/benchmarks.md). A request is answered
 only after the commit that holds its message returned.
 """
 
@@ -13,11 +14,11 @@ import asyncio
 from collections.abc import Callable
 
 from tidings.domain.errors import Unavailable
-from tidings.domain.models import NewMessage
+from tidings.domain.models import Publication
 from tidings.storage.messages import Messages
 from tidings.tasks import BackgroundTask
 
-MAX_BATCH = 512
+MAX_BATCH = 512  # messages per commit (a publication is never split)
 # Past this many messages waiting for a commit, new ones are refused with 503 at
 # once: the database is not keeping up, and a longer queue would only add latency
 # and memory (the API's load shedding normally stops the queue well before this).
@@ -37,7 +38,8 @@ class IngestBatcher:
         self._messages = messages
         self._max_batch = max_batch
         self._max_pending = max_pending
-        self._pending: list[tuple[NewMessage, asyncio.Future[None]]] = []
+        self._pending: list[tuple[Publication, asyncio.Future[None]]] = []
+        self._pending_messages = 0
         self._wakeup = asyncio.Event()
         self._flusher = BackgroundTask("tidings-ingest")
         self._on_commit = on_commit
@@ -51,12 +53,13 @@ class IngestBatcher:
             if not future.done():
                 future.set_exception(Unavailable("The server is shutting down."))
 
-    async def add(self, message: NewMessage) -> None:
-        """Returns once ``message`` and its deliveries are durably committed."""
-        if len(self._pending) >= self._max_pending:
+    async def add(self, publication: Publication) -> None:
+        """Returns once ``publication`` is durably committed, whole; raises its refusal."""
+        if self._pending_messages >= self._max_pending:
             raise Unavailable("The server is overloaded; retry shortly.")
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((message, future))
+        self._pending.append((publication, future))
+        self._pending_messages += len(publication.messages)
         self._wakeup.set()
         await future
 
@@ -65,19 +68,35 @@ class IngestBatcher:
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._pending:
-                batch = self._pending[: self._max_batch]
-                del self._pending[: self._max_batch]
-                await self._flush(batch)
+                await self._flush(self._take())
 
-    async def _flush(self, batch: list[tuple[NewMessage, asyncio.Future[None]]]) -> None:
+    def _take(self) -> list[tuple[Publication, asyncio.Future[None]]]:
+        """Publications for one commit: up to ``max_batch`` messages, at least one."""
+        count = taken = 0
+        for publication, _ in self._pending:
+            if taken and count + len(publication.messages) > self._max_batch:
+                break
+            count += len(publication.messages)
+            taken += 1
+        batch = self._pending[:taken]
+        del self._pending[:taken]
+        self._pending_messages -= count
+        return batch
+
+    async def _flush(self, batch: list[tuple[Publication, asyncio.Future[None]]]) -> None:
         try:
-            outcomes = await self._messages.insert_batch([m for m, _ in batch])
+            outcomes = await self._messages.insert_batch([p for p, _ in batch])
         except Exception as exc:
             # Every request of the batch answers the error (api.problems maps it); the
             # flusher itself must live on, or every later POST would wait forever.
             outcomes = [exc] * len(batch)
         if self._on_commit is not None:
-            self._on_commit(len(batch), sum(1 for o in outcomes if o is None))
+            self._on_commit(
+                sum(len(p.messages) for p, _ in batch),
+                sum(
+                    len(p.messages) for (p, _), o in zip(batch, outcomes, strict=True) if o is None
+                ),
+            )
         for (_, future), outcome in zip(batch, outcomes, strict=True):
             if future.done():  # the client went away; the commit stands regardless
                 continue

@@ -10,7 +10,7 @@ from tidings.domain.clock import Clock
 from tidings.domain.errors import BadRequest, NotFound
 from tidings.domain.events import EventType, NewEvent, Ref
 from tidings.domain.filters import Filter, compile_filter, parse_data
-from tidings.domain.models import Delivery, DeliveryState, Message, NewMessage, Page
+from tidings.domain.models import Delivery, DeliveryState, Message, NewMessage, Page, Publication
 from tidings.storage import channels, locks
 from tidings.storage.database import (
     Connection,
@@ -21,6 +21,7 @@ from tidings.storage.database import (
     id_list,
 )
 from tidings.storage.events import EventLog
+from tidings.storage.idempotency import KeyTaken, remember
 from tidings.storage.paging import fetch_page
 from tidings.storage.queues import QueueState, hold_for_insert
 
@@ -29,9 +30,11 @@ _INSERT_MESSAGE = f"INSERT INTO messages ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5
 # One delivery per listener the queue has at commit time (SPEC §5 "Who"), for a
 # whole batch of just-inserted messages in one statement. Listeners with a filter
 # (SPEC §10) are left to the filtered fan-out below, in the same transaction.
+# When a new delivery is first due: one expression for both fan-outs.
+_FIRST_DUE = "m.created_at"
 _FAN_OUT = (
     "INSERT INTO deliveries (message_id, listener_id, org_id, state, attempts, next_attempt_at)"
-    " SELECT m.id, l.id, l.org_id, 'pending', 0, m.created_at"
+    f" SELECT m.id, l.id, l.org_id, 'pending', 0, {_FIRST_DUE}"
     " FROM messages m JOIN listeners l ON l.queue_id = m.queue_id"
     " WHERE m.id {ids} AND l.filter IS NULL"
 )
@@ -41,7 +44,7 @@ _FILTERED_LISTENERS = (
 )
 _INSERT_DELIVERY = (
     "INSERT INTO deliveries (message_id, listener_id, org_id, state, attempts, next_attempt_at)"
-    " VALUES ($1, $2, $3, 'pending', 0, $4)"
+    f" SELECT m.id, $2, m.org_id, 'pending', 0, {_FIRST_DUE} FROM messages m WHERE m.id = $1"
 )
 _DELIVERIES = (
     "SELECT message_id, listener_id, state, attempts, last_status, last_attempt_at,"
@@ -73,6 +76,19 @@ def _message(row: Row, deliveries: tuple[Delivery, ...]) -> Message:
         updated_at=row["updated_at"],
         deliveries=deliveries,
     )
+
+
+def _refusal(
+    publication: Publication, queues: dict[tuple[str, str], QueueState]
+) -> BaseException | None:
+    """Why ``publication`` cannot be stored as checked, or None when it can."""
+    for m in publication.messages:
+        queue = queues.get((m.org_id, m.queue_id))
+        if queue is None:
+            return NotFound("No queue with this id.")
+        if queue.schema_id != m.schema_id:
+            return StaleSchema()
+    return None
 
 
 def _not_found() -> NotFound:
@@ -142,25 +158,27 @@ class Messages:
         self._clock = clock
         self._filters = FilterCache()
 
-    async def insert_batch(self, batch: Sequence[NewMessage]) -> list[BaseException | None]:
-        """Store messages and their deliveries; one durable commit for the whole batch.
+    async def insert_batch(self, batch: Sequence[Publication]) -> list[BaseException | None]:
+        """Store publications (their messages, deliveries and remembered answers); one
+        durable commit for the whole batch.
 
-        Answers one outcome per message: ``None`` (committed), :class:`NotFound` (its
-        queue is gone) or :class:`StaleSchema`; only the committed ones are stored.
+        Answers one outcome per publication: ``None`` (committed), :class:`NotFound`
+        (a queue is gone), :class:`StaleSchema` or :class:`KeyTaken`; a publication is
+        stored whole or not at all, and only the committed ones are stored.
         """
 
         async def body(tx: Connection) -> list[BaseException | None]:
-            queues = await hold_for_insert(self._db, tx, {(m.org_id, m.queue_id) for m in batch})
-            outcomes: list[BaseException | None] = []
-            for m in batch:
-                queue = queues.get((m.org_id, m.queue_id))
-                if queue is None:
-                    outcomes.append(NotFound("No queue with this id."))
-                elif queue.schema_id != m.schema_id:
-                    outcomes.append(StaleSchema())
-                else:
-                    outcomes.append(None)
-            accepted = [m for m, outcome in zip(batch, outcomes, strict=True) if outcome is None]
+            keys = {(m.org_id, m.queue_id) for p in batch for m in p.messages}
+            queues = await hold_for_insert(self._db, tx, keys)
+            outcomes = [_refusal(p, queues) for p in batch]
+            if any(p.answer is not None for p in batch):
+                await self._remember(tx, batch, outcomes)
+            accepted = [
+                m
+                for p, outcome in zip(batch, outcomes, strict=True)
+                if outcome is None
+                for m in p.messages
+            ]
             if accepted:
                 try:
                     await self._insert(tx, accepted, queues)
@@ -171,6 +189,23 @@ class Messages:
             return outcomes
 
         return await self._db.run(body)
+
+    async def _remember(
+        self, tx: Connection, batch: Sequence[Publication], outcomes: list[BaseException | None]
+    ) -> None:
+        """Write the answers to remember; a publication whose key is taken (by a live
+        answer, or earlier in this batch) is refused with :class:`KeyTaken`."""
+        first: dict[tuple[str, str], int] = {}
+        for i, (p, outcome) in enumerate(zip(batch, outcomes, strict=True)):
+            if outcome is None and p.answer is not None:
+                key = (p.answer.org_id, p.answer.key)
+                if key in first:
+                    outcomes[i] = KeyTaken()
+                else:
+                    first[key] = i
+        answers = [a for i in first.values() if (a := batch[i].answer) is not None]
+        for key in await remember(self._db, tx, answers, self._clock.now_ms()):
+            outcomes[first[key]] = KeyTaken()
 
     async def _insert(
         self,
@@ -218,7 +253,7 @@ class Messages:
             parsed = _ParsedOnce(m.data)
             for row, compiled in by_queue.get(m.queue_id, ()):
                 if row["org_id"] == m.org_id and compiled.matches(m.name, parsed):
-                    matched.append((m.id, row["id"], m.org_id, m.created_at))
+                    matched.append((m.id, row["id"]))
         if matched:
             await tx.executemany(_INSERT_DELIVERY, matched)
 

@@ -1,4 +1,5 @@
-"""The background purge of old usage events and of stats minutes no window needs.
+"""The background purge of old usage events, of stats minutes no window needs and of
+expired idempotency keys.
 
 It deletes in small batches, one short transaction each, and yields between them,
 so on SQLite (one writer) the ingest path never waits behind a long delete.
@@ -15,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from tidings.domain.clock import Clock
 from tidings.domain.events import DAY_MS
 from tidings.storage.events import EventLog
+from tidings.storage.idempotency import IdempotencyKeys
 from tidings.tasks import BackgroundTask
 
 log = logging.getLogger("tidings.retention")
@@ -40,8 +42,10 @@ class EventRetention:
         batch_rows: int = BATCH_ROWS,
         interval_s: float = INTERVAL_S,
         pause_s: float = PAUSE_S,
+        idempotency: IdempotencyKeys | None = None,
     ) -> None:
         self._events = events
+        self._idempotency = idempotency
         self._retention_ms = retention_ms
         self._clock = clock
         self._batch_rows = batch_rows
@@ -64,6 +68,9 @@ class EventRetention:
                 self._events.purge_events, org_id, now - self._retention_ms
             )
             await self._drain(self._events.purge_counts, org_id, now - COUNTS_KEPT_MS)
+        if self._idempotency is not None:
+            keys = self._idempotency
+            await self._drain(lambda _org, before, rows: keys.purge(before, rows), "", now)
         return deleted
 
     async def _drain(self, purge: _Purge, org_id: str, before_ms: int) -> int:

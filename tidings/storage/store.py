@@ -11,6 +11,7 @@ from tidings.storage.deliveries import Deliveries
 from tidings.storage.drivers import open_database
 from tidings.storage.engines import Engines
 from tidings.storage.events import EventLog
+from tidings.storage.idempotency import IdempotencyKeys
 from tidings.storage.ingest import CommitObserver, IngestBatcher
 from tidings.storage.listeners import Listeners, Probes
 from tidings.storage.messages import Messages
@@ -33,6 +34,7 @@ class Store:
         self.queues = Queues(db, self.events, clock)
         self.listeners = Listeners(db, self.events, clock)
         self.messages = Messages(db, self.events, clock)
+        self.idempotency = IdempotencyKeys(db, clock)
         self.deliveries = Deliveries(db, self.events, clock)
         self.engines = Engines(db)
         self.probes = Probes(db)

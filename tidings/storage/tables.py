@@ -66,6 +66,8 @@ queues = Table(
     Column("schema_id", String(64), nullable=True),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    # Seconds a message is kept (SPEC §9); NULL keeps them forever.
+    Column("retention_seconds", BigInteger, nullable=True),
     UniqueConstraint("org_id", "name", name="uq_queues_org_name"),
     Index("ix_queues_org", "org_id", "id"),
 )
@@ -124,8 +126,12 @@ messages = Table(
     Column("data", Text, nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    # No attempt before this time (SPEC §9 delayed delivery); NULL: none asked for.
+    Column("deliver_at", BigInteger, nullable=True),
     Index("ix_messages_org", "org_id", "id"),
     Index("ix_messages_queue", "queue_id", "id"),
+    # The retention purge's range: a queue's oldest messages first.
+    Index("ix_messages_queue_created", "queue_id", "created_at"),
 )
 
 deliveries = Table(
@@ -177,6 +183,23 @@ deliveries = Table(
         postgresql_where=text("state = 'pending' AND lease_until > 0"),
         sqlite_where=text("state = 'pending' AND lease_until > 0"),
     ),
+)
+
+# Answers remembered under an Idempotency-Key (SPEC §9), written in the transaction
+# of the messages they answer for. ``fingerprint`` is the SHA-256 of the endpoint and
+# the request body: the same key with another request is refused, not replayed.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("org_id", String(64), nullable=False),
+    Column("key", String(255), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("org_id", "key", name="pk_idempotency_keys"),
+    Index("ix_idempotency_keys_expires", "expires_at"),
 )
 
 # Running delivery engines (SPEC §5, prompt recovery). Each holds a liveness lock
