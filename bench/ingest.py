@@ -9,9 +9,11 @@ After each tidings run the scenario waits until the receiver has every message, 
 the c=64 run also gives the sustained ingest + delivery rate: messages / (run +
 drain time).
 
-Two deployments are measured: ``one`` process (``tidings serve``: API and engine share
-one interpreter) and ``split`` (``tidings serve --no-engine`` plus ``tidings worker``
-on the same database: the engine on the second core).
+Three deployments are measured: ``serve`` (``tidings serve`` as a user starts it: the
+API in granian's worker, the engine in a supervised child process), ``single``
+(``tidings serve --single-process``: API and engine share one interpreter, the
+default before issue 18) and ``split`` (``tidings serve --no-engine`` plus
+``tidings worker`` on the same database).
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from bench.procs import (
 from bench.stats import median, ratio
 
 CONNECTIONS = (1, 16, 64)
-TOPOLOGIES = ("one", "split")
+TOPOLOGIES = ("serve", "single", "split")
 HEADERS = {"X-API-KEY": API_KEY, "Content-Type": "application/json"}
 
 
@@ -97,9 +99,9 @@ async def _tidings_run(
 @asynccontextmanager
 async def deployment(url: str, topology: str) -> AsyncIterator[Proc]:
     """The API's process; with ``split`` a ``tidings worker`` runs beside it."""
-    if topology == "one":
-        async with tidings(url) as server:
-            yield server
+    if topology != "split":
+        async with tidings(url, *(["--single-process"] if topology == "single" else [])) as s:
+            yield s
         return
     async with tidings(url, "--no-engine") as server:
         engine = spawn(

@@ -7,8 +7,6 @@ the ``TIDINGS_*`` environment, logging configured once, lifespan in the worker.
 from __future__ import annotations
 
 import os
-import signal
-import sys
 from typing import TYPE_CHECKING
 
 from tidings.config import load_settings
@@ -17,28 +15,11 @@ if TYPE_CHECKING:
     from tidings.api.application import App
 
 
-def die_with_parent() -> None:
-    """Linux: have the kernel SIGTERM this process when its parent dies.
-
-    granian runs the app in a worker process; if the supervising process is killed
-    (``kill -9``, OOM killer) the worker would otherwise live on as an orphan holding
-    the port and running a delivery engine nobody supervises.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
-
-    pr_set_pdeathsig = 1
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
-    if os.getppid() == 1:  # the parent died before the line above
-        os.kill(os.getpid(), signal.SIGTERM)
-
-
 def app() -> App:
     """Factory: build the app from the environment (called in granian's worker)."""
     from tidings.runtime import Runtime
     from tidings.runtime.serving import ENGINE_ENV
+    from tidings.runtime.supervisor import die_with_parent
 
     die_with_parent()
     engine = os.environ.get(ENGINE_ENV, "1") != "0"

@@ -59,13 +59,28 @@ def serve(
     no_engine: Annotated[
         bool, typer.Option("--no-engine", help="API only: leave delivery to `tidings worker`s")
     ] = False,
+    single_process: Annotated[
+        bool,
+        typer.Option(
+            "--single-process", help="Run the delivery engine in the API's process (one core)"
+        ),
+    ] = False,
 ) -> None:
-    """Run the API and the delivery engine in one process (HTTPS + HTTP/2 with TLS set)."""
-    from tidings.runtime.serving import run
+    """Run the API and, in a supervised child process, the delivery engine (HTTPS +
+    HTTP/2 with TLS set)."""
+    from tidings.runtime.serving import EngineMode, run
 
+    if no_engine and single_process:
+        typer.echo("tidings: --no-engine and --single-process exclude each other", err=True)
+        raise typer.Exit(2)
     settings = _settings(host=host, port=port, database_url=database)
     _preflight(settings)
-    run(settings, engine=not no_engine)
+    mode = EngineMode.CHILD
+    if no_engine:
+        mode = EngineMode.NONE
+    elif single_process:
+        mode = EngineMode.IN_PROCESS
+    run(settings, engine=mode)
 
 
 @app.command()

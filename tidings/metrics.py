@@ -9,16 +9,23 @@ observation per request: labelled children are cached here rather than resolved 
 ``prometheus_client`` on every call (its ``labels()`` validates and locks). Gauges
 that need the database (deliveries pending/missed, listeners by liveness) are
 computed when scraped, at most once per ``GAUGE_TTL_S``.
+
+``tidings serve`` runs its delivery engine in a child process; both then write their
+series to a shared directory (``prometheus_client``'s multiprocess mode, chosen by
+``PROMETHEUS_MULTIPROC_DIR`` in the environment, which ``serve`` sets through
+``share_metrics`` before it starts either process) and ``/metrics`` adds them up.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from tidings.storage import gauges
 from tidings.storage.database import Database, StorageError
@@ -29,6 +36,21 @@ GAUGE_TTL_S = 1.0
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def share_metrics(directory: str) -> None:
+    """Write this process's series (and those of processes it starts) to ``directory``.
+
+    prometheus_client picks its value store when first imported; this process may
+    have imported it already, and granian forks the API worker from it."""
+    os.environ[MULTIPROCESS_ENV] = directory
+    values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
+
+
+def shared_metrics_dir() -> str | None:
+    """The directory this process's series are written to, when shared with others."""
+    return os.environ.get(MULTIPROCESS_ENV) or None
 
 
 def attempt_outcome(status: int | None) -> str:
@@ -43,6 +65,7 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._shared = shared_metrics_dir()
         r = self.registry
         self._requests = Counter(
             "tidings_http_requests", "HTTP requests answered", ["method", "route", "status"],
@@ -68,11 +91,12 @@ class Metrics:
         )  # fmt: skip
         self._deliveries = Gauge(
             "tidings_deliveries", "Deliveries not yet acknowledged, by state", ["state"],
-            registry=r,
+            registry=r, multiprocess_mode="mostrecent",  # set by the API process only
         )  # fmt: skip
         self._listeners = Gauge(
-            "tidings_listeners", "Listeners by liveness state", ["liveness"], registry=r
-        )
+            "tidings_listeners", "Listeners by liveness state", ["liveness"], registry=r,
+            multiprocess_mode="mostrecent",
+        )  # fmt: skip
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._gauges_at = 0.0
 
@@ -112,7 +136,11 @@ class Metrics:
             self._listeners.labels(state).set(n)
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        if self._shared is None:
+            return generate_latest(self.registry)
+        every_process = CollectorRegistry()
+        MultiProcessCollector(every_process, self._shared)  # type: ignore[no-untyped-call]
+        return generate_latest(every_process)
 
     async def page(self, db: Database) -> bytes:
         """The scrape answer, gauges refreshed (or as they were, when ``db`` fails)."""

@@ -26,7 +26,7 @@ from tidings.delivery.engine import Engine
 from tidings.delivery.sender import Sender
 from tidings.destinations import DestinationPolicy
 from tidings.domain.clock import SYSTEM_CLOCK, Clock
-from tidings.metrics import Metrics
+from tidings.metrics import Metrics, shared_metrics_dir
 from tidings.runtime import scrape
 from tidings.storage.retention import EventRetention
 from tidings.storage.store import Store
@@ -45,8 +45,16 @@ def announce(created: NewOperator) -> None:
 
 class Runtime:
     def __init__(
-        self, settings: Settings, *, api: bool, engine: bool, clock: Clock = SYSTEM_CLOCK
+        self,
+        settings: Settings,
+        *,
+        api: bool,
+        engine: bool,
+        clock: Clock = SYSTEM_CLOCK,
+        child: bool = False,
     ) -> None:
+        """``child``: the engine process of a ``tidings serve``, whose metrics its
+        parent's ``/metrics`` shows (it serves none of its own)."""
         self.settings = settings
         self.clock = clock
         self.api = api
@@ -55,6 +63,9 @@ class Runtime:
         # Off unless asked for. A process without the API serves them only on the
         # metrics address; with it, also on its port behind the token.
         wanted = settings.metrics_address is not None or (api and settings.metrics_token)
+        if child:  # the parent shares a metrics directory only when it serves metrics
+            wanted = shared_metrics_dir() is not None
+        self.child = child
         self.metrics = Metrics() if wanted else None
         self._store: Store | None = None
         self._services: Services | None = None
@@ -96,7 +107,7 @@ class Runtime:
                     settings, store, self.destinations, gatekeeper, self.clock
                 )
                 stack.callback(setattr, self, "_services", None)
-            if metrics is not None and settings.metrics_address is not None:
+            if metrics is not None and settings.metrics_address is not None and not self.child:
                 listener = await scrape.start_listener(metrics, settings.metrics_address, store.db)
                 stack.push_async_callback(listener.cleanup)
             if self.engine:
