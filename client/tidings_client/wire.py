@@ -18,6 +18,8 @@ __all__ = [
     "ApiKeyEnvelope",
     "ApiKeyOut",
     "ApiKeysEnvelope",
+    "AttemptOut",
+    "AttemptsEnvelope",
     "ClientRef",
     "CreatedApiClientEnvelope",
     "CreatedApiKeyEnvelope",
@@ -30,6 +32,7 @@ __all__ = [
     "EventOut",
     "EventsEnvelope",
     "Health",
+    "HealthOut",
     "Link",
     "Links",
     "ListenerDetail",
@@ -51,6 +54,8 @@ __all__ = [
     "RotatedListenerEnvelope",
     "SchemaEnvelope",
     "ScopeOut",
+    "SeriesEnvelope",
+    "SeriesOut",
     "StatsEnvelope",
     "Summary",
     "UpdatedListenerEnvelope",
@@ -113,6 +118,17 @@ class ListenerMessagesOut(Struct):
     missed_count: int
 
 
+class HealthOut(Struct):
+    """A listener's health (SPEC §11): ``state`` is healthy, failing or disabled."""
+
+    state: str
+    consecutive_failures: int
+    last_success_at: int | None
+    last_failure_at: int | None
+    failing_since: int | None
+    disabled_reason: str | None  # gone | failing | manual
+
+
 class ListenerOut(Struct):
     """A listener as lists show it: never its secret nor its headers."""
 
@@ -123,6 +139,8 @@ class ListenerOut(Struct):
     liveness_url: str
     liveness: LivenessOut
     messages: ListenerMessagesOut
+    status: str  # enabled | disabled
+    health: HealthOut
     # Listener options (SPEC §10); defaults as a server without them would mean.
     max_in_flight: int = 16
     rate_limit: float | None = None
@@ -212,6 +230,26 @@ class MessagesEnvelope(Struct):
     _links: Links
 
 
+class AttemptOut(Struct):
+    """One delivery attempt from the attempt log (SPEC §11)."""
+
+    id: str
+    message_id: str
+    listener_id: str
+    attempt: int
+    started_at: int
+    duration_ms: int
+    outcome: str  # acknowledged | failed
+    status: int | None
+    error: str | None  # timeout, connection, tls, address_refused, redirect, invalid_response
+    response_body: str | None
+
+
+class AttemptsEnvelope(Struct):
+    attempts: list[AttemptOut]
+    _links: Links
+
+
 class RedeliveryOut(Struct):
     message_ids: list[str]
 
@@ -268,6 +306,19 @@ class AggregatedUsage(Struct):
 
 class StatsEnvelope(Struct):
     aggregated_api_usage_events: AggregatedUsage
+    _links: Links
+
+
+class SeriesOut(Struct):
+    """Event counts per step, oldest first, from ``start`` (ms) on (SPEC §11)."""
+
+    start: int
+    step_ms: int
+    counts: dict[str, list[int]]
+
+
+class SeriesEnvelope(Struct):
+    series: SeriesOut
     _links: Links
 
 

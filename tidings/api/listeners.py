@@ -35,12 +35,26 @@ def listener_out(listener: Listener, default_max_in_flight: int) -> wire.Listene
             missed=list(listener.missed),
             missed_count=listener.missed_count,
         ),
+        status=listener.status.value,
+        health=_health_out(listener),
         max_in_flight=options.max_in_flight or default_max_in_flight,
         rate_limit=options.rate_limit,
         ordered=options.ordered,
         filter=options.filter,
         signature_scheme=options.signature_scheme,
         previous_secret_expires_at=options.previous_secret_expires_at,
+    )
+
+
+def _health_out(listener: Listener) -> wire.HealthOut:
+    h = listener.health
+    return wire.HealthOut(
+        state=h.state.value,
+        consecutive_failures=h.consecutive_failures,
+        last_success_at=h.last_success_at,
+        last_failure_at=h.last_failure_at,
+        failing_since=h.failing_since,
+        disabled_reason=None if h.disabled_reason is None else h.disabled_reason.value,
     )
 
 

@@ -47,8 +47,7 @@ class RequestHeaders:
             signature += " " + old.sign(claimed.message_id, timestamp_s, body)
         return signature
 
-    def build(self, claimed: Claimed, body: bytes) -> dict[str, str]:
-        timestamp_s = self._clock.now_ms() // 1000
+    def build(self, claimed: Claimed, body: bytes, timestamp_s: int) -> dict[str, str]:
         headers = self._listener_headers(claimed.headers) if claimed.headers else {}
         return {
             **headers,

@@ -12,7 +12,17 @@ from tidings.domain.errors import NotFound
 from tidings.domain.events import EventType, NewEvent, Ref
 from tidings.domain.ids import new_id
 from tidings.domain.liveness import judge, record_probe
-from tidings.domain.models import Listener, ListenerOptions, Liveness, LivenessState, Page
+from tidings.domain.models import (
+    DisabledReason,
+    Health,
+    HealthState,
+    Listener,
+    ListenerOptions,
+    ListenerStatus,
+    Liveness,
+    LivenessState,
+    Page,
+)
 from tidings.signing import KeyPair
 from tidings.storage import channels, locks
 from tidings.storage.database import (
@@ -34,6 +44,12 @@ _COLUMNS = (
     ", max_in_flight, rate_limit, ordered, headers, filter, signature_scheme,"
     " previous_secret_expires_at"
 )
+# The health columns (SPEC §11; storage/health.py writes them).
+_HEALTH_COLUMNS = (
+    "status, disabled_reason, health, consecutive_failures, last_success_at,"
+    " last_failure_at, failing_since"
+)
+_COLUMNS += ", " + _HEALTH_COLUMNS
 
 _EDITABLE = frozenset({"name", "notify_url", "liveness_url"})
 # Options a PUT may change (SPEC §10); headers and filter are stored as JSON text.
@@ -64,6 +80,23 @@ def _option_columns(changes: Mapping[str, Any]) -> dict[str, Any]:
     return columns
 
 
+def _health(row: Row) -> Health:
+    status = ListenerStatus(row["status"])
+    if status is ListenerStatus.DISABLED:
+        state = HealthState.DISABLED
+    else:
+        state = HealthState(row["health"])
+    reason = row["disabled_reason"]
+    return Health(
+        state=state,
+        consecutive_failures=row["consecutive_failures"],
+        last_success_at=row["last_success_at"],
+        last_failure_at=row["last_failure_at"],
+        failing_since=row["failing_since"],
+        disabled_reason=None if reason is None else DisabledReason(reason),
+    )
+
+
 def _listener(row: Row, missed: tuple[str, ...] = ()) -> Listener:
     return Listener(
         id=row["id"],
@@ -81,6 +114,8 @@ def _listener(row: Row, missed: tuple[str, ...] = ()) -> Listener:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         missed=missed,
+        status=ListenerStatus(row["status"]),
+        health=_health(row),
         options=_options(row),
     )
 

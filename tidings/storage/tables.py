@@ -33,6 +33,9 @@ organizations = Table(
     Column("name", String(256), nullable=False, unique=True),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    # Health events are also posted as messages into this queue (SPEC §11); no
+    # foreign key: a deleted queue just stops receiving alerts.
+    Column("alerts_queue_id", String(64), nullable=True),
 )
 
 api_keys = Table(
@@ -92,6 +95,17 @@ listeners = Table(
     Column("acknowledged_count", BigInteger, nullable=False, server_default="0"),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    # --- health (SPEC §11; storage/health.py writes these) ---
+    Column("status", String(16), nullable=False, server_default="enabled"),
+    Column("disabled_reason", String(16), nullable=True),  # gone | failing | manual
+    Column("health", String(16), nullable=False, server_default="healthy"),  # or failing
+    Column("consecutive_failures", Integer, nullable=False, server_default="0"),
+    Column("last_success_at", BigInteger, nullable=True),
+    Column("last_failure_at", BigInteger, nullable=True),
+    Column("failing_since", BigInteger, nullable=True),
+    # While failing: no attempt before this (the cool-down's end, or a trial's lease).
+    Column("breaker_open_until", BigInteger, nullable=False, server_default="0"),
+    Column("breaker_cooldown_ms", BigInteger, nullable=False, server_default="0"),
     # --- listener options (SPEC §10, migration 0007) ---
     Column("max_in_flight", Integer, nullable=True),  # null: the setting's default
     Column("rate_limit", Float, nullable=True),  # attempts started per second
@@ -114,6 +128,12 @@ listeners = Table(
     Index("ix_listeners_org", "org_id", "id"),
     Index("ix_listeners_queue", "queue_id", "id"),
     Index("ix_listeners_probe", "next_probe_at"),
+    Index(
+        "ix_listeners_failing",
+        "breaker_open_until",
+        postgresql_where=text("health = 'failing'"),
+        sqlite_where=text("health = 'failing'"),
+    ),
 )
 
 messages = Table(
@@ -185,6 +205,30 @@ deliveries = Table(
     ),
 )
 
+# The attempt log (SPEC §11), written by the engine's record batch (storage/attempts.py).
+# No foreign keys: an insert then takes no lock on its message or listener, and a
+# message deleted while its attempt was in flight cannot fail the batch; the log is
+# read only through a message or listener that still exists, and purged by age.
+attempts = Table(
+    "attempts",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("org_id", String(64), nullable=False),
+    Column("queue_id", String(64), nullable=False),
+    Column("message_id", String(64), nullable=False),
+    Column("listener_id", String(64), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("started_at", BigInteger, nullable=False),
+    Column("duration_ms", Integer, nullable=False),
+    Column("outcome", String(16), nullable=False),  # acknowledged | failed
+    Column("status", Integer, nullable=True),
+    Column("error", String(32), nullable=True),
+    Column("response_body", Text, nullable=True),
+    Index("ix_attempts_message", "message_id", "id"),
+    Index("ix_attempts_listener", "listener_id", "id"),
+    Index("ix_attempts_started", "started_at"),
+)
+
 # Answers remembered under an Idempotency-Key (SPEC §9), written in the transaction
 # of the messages they answer for. ``fingerprint`` is the SHA-256 of the endpoint and
 # the request body: the same key with another request is refused, not replayed.
@@ -232,6 +276,7 @@ events = Table(
     Column("listener_name", String(256), nullable=True),
     Column("message_id", String(64), nullable=True),
     Column("message_name", String(256), nullable=True),
+    Column("reason", String(16), nullable=True),  # listener_disabled's reason
     PrimaryKeyConstraint("org_id", "stored_at", "id", name="pk_events"),
     Index("ix_events_org_kind", "org_id", "kind", "stored_at", "id"),
 )
