@@ -37,6 +37,7 @@ class Answer:
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
     hold: asyncio.Event | None = None  # answer only once this is set
+    body: bytes = b"{}"
 
 
 @dataclass
@@ -76,7 +77,7 @@ async def receiver(**behaviour: Behaviour) -> AsyncIterator[Receiver]:
             await asyncio.sleep(answer.delay_s)
         if answer.hold is not None:
             await answer.hold.wait()
-        return web.Response(status=answer.status, headers=answer.headers, text="{}")
+        return web.Response(status=answer.status, headers=answer.headers, body=answer.body)
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", handle)

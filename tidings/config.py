@@ -71,6 +71,8 @@ class Settings:
     # Total concurrent outbound requests of one engine.
     max_in_flight: int = 256
     event_retention_s: float = DEFAULT_EVENT_RETENTION_S
+    # The attempt log (SPEC §11) keeps each attempt this long.
+    attempt_retention_s: float = 604_800.0
     # Seconds an answer given under an Idempotency-Key is replayed (SPEC §9).
     idempotency_ttl_s: float = 86_400.0
     # Requests in progress past which the API sheds load with 503 + Retry-After.
@@ -252,6 +254,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         metrics_token=env.get("TIDINGS_METRICS_TOKEN") or None,
         metrics_address=env.get("TIDINGS_METRICS_ADDRESS") or None,
         event_retention_s=_float(env, "TIDINGS_EVENT_RETENTION", base.event_retention_s),
+        attempt_retention_s=_float(env, "TIDINGS_ATTEMPT_RETENTION", base.attempt_retention_s, 1.0),
         idempotency_ttl_s=_float(env, "TIDINGS_IDEMPOTENCY_TTL", base.idempotency_ttl_s, 0.001),
         max_concurrent_requests=_int(
             env, "TIDINGS_MAX_CONCURRENT_REQUESTS", base.max_concurrent_requests, 1

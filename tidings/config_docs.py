@@ -106,6 +106,11 @@ SETTING_DOCS: dict[str, tuple[str | None, str]] = {
         "TIDINGS_EVENT_RETENTION",
         "Seconds usage events are kept (at least 86400: `GET /events` promises a day).",
     ),
+    "attempt_retention_s": (
+        "TIDINGS_ATTEMPT_RETENTION",
+        "Seconds each delivery attempt is kept in the attempt log (status, duration, error, "
+        "the first 1024 bytes of the answer; see delivery.md).",
+    ),
     "idempotency_ttl_s": (
         "TIDINGS_IDEMPOTENCY_TTL",
         "Seconds an answer given under an `Idempotency-Key` is remembered and replayed, "

@@ -149,6 +149,11 @@ class AsyncClient:
     ) -> list[str]:
         return await self.run(calls.redeliver(queue_id, listener_id, message_ids))
 
+    async def listener_attempts(
+        self, queue_id: str, listener_id: str, page: int = 1, per_page: int = 10
+    ) -> Page[wire.AttemptOut]:
+        return await self.run(calls.listener_attempts(queue_id, listener_id, page, per_page))
+
     # --- messages ----------------------------------------------------------------
 
     async def post_message(self, queue_id: str, data: str, name: str | None = None) -> wire.Summary:
@@ -172,6 +177,11 @@ class AsyncClient:
 
     async def delete_message(self, queue_id: str, message_id: str) -> None:
         await self.run(calls.delete_message(queue_id, message_id))
+
+    async def message_attempts(
+        self, queue_id: str, message_id: str, page: int = 1, per_page: int = 10
+    ) -> Page[wire.AttemptOut]:
+        return await self.run(calls.message_attempts(queue_id, message_id, page, per_page))
 
     # --- usage events and stats -----------------------------------------------------
 
@@ -199,6 +209,9 @@ class AsyncClient:
 
     async def message_stats(self) -> wire.AggregatedUsage:
         return await self.run(calls.message_stats())
+
+    async def message_series(self, hours: int = 24) -> wire.SeriesOut:
+        return await self.run(calls.message_series(hours))
 
     # --- organizations and API keys (operator keys) ---------------------------------
 

@@ -143,6 +143,11 @@ class Client:
     ) -> list[str]:
         return self.run(calls.redeliver(queue_id, listener_id, message_ids))
 
+    def listener_attempts(
+        self, queue_id: str, listener_id: str, page: int = 1, per_page: int = 10
+    ) -> Page[wire.AttemptOut]:
+        return self.run(calls.listener_attempts(queue_id, listener_id, page, per_page))
+
     # --- messages ----------------------------------------------------------------
 
     def post_message(self, queue_id: str, data: str, name: str | None = None) -> wire.Summary:
@@ -167,6 +172,11 @@ class Client:
     def delete_message(self, queue_id: str, message_id: str) -> None:
         self.run(calls.delete_message(queue_id, message_id))
 
+    def message_attempts(
+        self, queue_id: str, message_id: str, page: int = 1, per_page: int = 10
+    ) -> Page[wire.AttemptOut]:
+        return self.run(calls.message_attempts(queue_id, message_id, page, per_page))
+
     # --- usage events and stats -----------------------------------------------------
 
     def list_events(
@@ -190,6 +200,9 @@ class Client:
 
     def message_stats(self) -> wire.AggregatedUsage:
         return self.run(calls.message_stats())
+
+    def message_series(self, hours: int = 24) -> wire.SeriesOut:
+        return self.run(calls.message_series(hours))
 
     # --- organizations and API keys (operator keys) ---------------------------------
 

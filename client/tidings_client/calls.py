@@ -190,6 +190,15 @@ def redeliver(
     return Call("POST", _listener_path(queue_id, listener_id) + "/redeliveries", read, body)
 
 
+def listener_attempts(
+    queue_id: str, listener_id: str, page: int = 1, per_page: int = 10
+) -> Call[Page[wire.AttemptOut]]:
+    """The listener's attempt log, oldest first."""
+    read = _page(wire.AttemptsEnvelope, lambda e: e.attempts)
+    path = _listener_path(queue_id, listener_id) + "/attempts"
+    return Call("GET", path, read, params=_paging(page, per_page))
+
+
 # --- messages ---------------------------------------------------------------------
 
 
@@ -226,6 +235,15 @@ def delete_message(queue_id: str, message_id: str) -> Call[None]:
     return Call("DELETE", _message_path(queue_id, message_id), lambda _r: None)
 
 
+def message_attempts(
+    queue_id: str, message_id: str, page: int = 1, per_page: int = 10
+) -> Call[Page[wire.AttemptOut]]:
+    """Every attempt to deliver the message, to each of its listeners, oldest first."""
+    read = _page(wire.AttemptsEnvelope, lambda e: e.attempts)
+    path = _message_path(queue_id, message_id) + "/attempts"
+    return Call("GET", path, read, params=_paging(page, per_page))
+
+
 # --- usage events and stats ---------------------------------------------------------
 
 
@@ -248,6 +266,12 @@ def list_events(
 def message_stats() -> Call[wire.AggregatedUsage]:
     read = _envelope(wire.StatsEnvelope, lambda e: e.aggregated_api_usage_events)
     return Call("GET", "stats/messages", read)
+
+
+def message_series(hours: int = 24) -> Call[wire.SeriesOut]:
+    """Event counts per minute of the last hour (``hours=1``) or per hour of the day."""
+    read = _envelope(wire.SeriesEnvelope, lambda e: e.series)
+    return Call("GET", "stats/messages/series", read, params={"hours": hours})
 
 
 # --- organizations and API keys (operator keys) -----------------------------------

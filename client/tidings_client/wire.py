@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from msgspec import Struct
+from msgspec import UNSET, Struct, UnsetType
 
 __all__ = [
     "AggregatedUsage",
@@ -18,6 +18,8 @@ __all__ = [
     "ApiKeyEnvelope",
     "ApiKeyOut",
     "ApiKeysEnvelope",
+    "AttemptOut",
+    "AttemptsEnvelope",
     "ClientRef",
     "CreatedApiClientEnvelope",
     "CreatedApiKeyEnvelope",
@@ -30,6 +32,7 @@ __all__ = [
     "EventOut",
     "EventsEnvelope",
     "Health",
+    "HealthOut",
     "Link",
     "Links",
     "ListenerDetail",
@@ -47,8 +50,12 @@ __all__ = [
     "QueuesEnvelope",
     "RedeliveryEnvelope",
     "RedeliveryOut",
+    "RotatedListener",
+    "RotatedListenerEnvelope",
     "SchemaEnvelope",
     "ScopeOut",
+    "SeriesEnvelope",
+    "SeriesOut",
     "StatsEnvelope",
     "Summary",
     "UpdatedListenerEnvelope",
@@ -111,8 +118,19 @@ class ListenerMessagesOut(Struct):
     missed_count: int
 
 
+class HealthOut(Struct):
+    """A listener's health (SPEC §11): ``state`` is healthy, failing or disabled."""
+
+    state: str
+    consecutive_failures: int
+    last_success_at: int | None
+    last_failure_at: int | None
+    failing_since: int | None
+    disabled_reason: str | None  # gone | failing | manual
+
+
 class ListenerOut(Struct):
-    """A listener as lists show it: never its secret."""
+    """A listener as lists show it: never its secret nor its headers."""
 
     id: str
     name: str
@@ -121,19 +139,42 @@ class ListenerOut(Struct):
     liveness_url: str
     liveness: LivenessOut
     messages: ListenerMessagesOut
+    status: str  # enabled | disabled
+    health: HealthOut
+    # Listener options (SPEC §10); defaults as a server without them would mean.
+    max_in_flight: int = 16
+    rate_limit: float | None = None
+    ordered: bool = False
+    filter: Any | None = None
+    signature_scheme: str = "v1"
+    previous_secret_expires_at: int | None = None
 
 
-class ListenerDetail(ListenerOut):
-    """One listener: ``secret`` only for a key with write access to it, else ``None``
-    (SPEC §3: a read-only key must not be enough to forge deliveries)."""
+class ListenerDetail(ListenerOut, kw_only=True):
+    """One listener: ``secret`` and ``headers`` only for a key with write access to
+    it (``secret`` is ``None`` and ``headers`` absent otherwise; SPEC §3: a read-only
+    key must not be enough to forge deliveries or to learn a receiver's credentials)."""
 
     secret: str | None
+    headers: dict[str, str] | UnsetType = UNSET
 
 
 class CreatedListener(Struct):
     id: str
     name: str
     secret: str
+
+
+class RotatedListener(Struct):
+    id: str
+    name: str
+    secret: str
+    signature_scheme: str
+
+
+class RotatedListenerEnvelope(Struct):
+    listener: RotatedListener
+    _links: Links
 
 
 class CreatedListenerEnvelope(Struct):
@@ -186,6 +227,26 @@ class CreatedMessageEnvelope(Struct):
 
 class MessagesEnvelope(Struct):
     messages: list[MessageOut]
+    _links: Links
+
+
+class AttemptOut(Struct):
+    """One delivery attempt from the attempt log (SPEC §11)."""
+
+    id: str
+    message_id: str
+    listener_id: str
+    attempt: int
+    started_at: int
+    duration_ms: int
+    outcome: str  # acknowledged | failed
+    status: int | None
+    error: str | None  # timeout, connection, tls, address_refused, redirect, invalid_response
+    response_body: str | None
+
+
+class AttemptsEnvelope(Struct):
+    attempts: list[AttemptOut]
     _links: Links
 
 
@@ -245,6 +306,19 @@ class AggregatedUsage(Struct):
 
 class StatsEnvelope(Struct):
     aggregated_api_usage_events: AggregatedUsage
+    _links: Links
+
+
+class SeriesOut(Struct):
+    """Event counts per step, oldest first, from ``start`` (ms) on (SPEC §11)."""
+
+    start: int
+    step_ms: int
+    counts: dict[str, list[int]]
+
+
+class SeriesEnvelope(Struct):
+    series: SeriesOut
     _links: Links
 
 

@@ -260,6 +260,11 @@ def test_a_read_only_key_sees_everything_and_may_change_nothing(tab: Tab, tenant
 
     tab.go(f"#/queues/{queue}/listeners/{listener}")
     expect(page.get_by_role("heading", name="shop")).to_be_visible()
+    # No secret: the API gives a read-only key none, and the page says why.
+    secret = tenant.get(f"/queues/{queue}/listeners/{listener}")["listener"]["secret"]
+    expect(page.get_by_text("Hidden: this key may read this listener")).to_be_visible()
+    expect(page.get_by_role("button", name="Show")).to_have_count(0)
+    assert secret.startswith("whsec_") and secret not in page.content()
     expect(page.get_by_role("button", name="Edit")).to_be_disabled()
     expect(page.get_by_role("button", name="Delete")).to_have_attribute(
         "title", "This key may not delete this listener."

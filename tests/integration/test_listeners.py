@@ -45,9 +45,20 @@ async def test_full_listener_shape_and_lists(server: Running, queue: dict[str, A
         "liveness_url": "http://127.0.0.1:9/live",
         "liveness": got["liveness"],
         "messages": {"acknowledged_count": 0, "missed": [], "missed_count": 0},
+        "status": "enabled",
+        "health": got["health"],
         "secret": created["listener"]["secret"],
+        # The options of SPEC §10, at their defaults.
+        "max_in_flight": 16,
+        "rate_limit": None,
+        "ordered": False,
+        "filter": None,
+        "signature_scheme": "v1",
+        "previous_secret_expires_at": None,
+        "headers": {},
     }
     assert got["liveness"]["state"] in ("unknown", "down", "stable", "unstable")
+    assert got["health"]["state"] == "healthy" and got["health"]["disabled_reason"] is None
     listed = (await server.call("GET", f"/queues/{queue['id']}/listeners")).json()["listeners"]
     assert [x["id"] for x in listed] == [lid]
     assert "secret" not in listed[0]

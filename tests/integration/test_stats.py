@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -154,3 +155,52 @@ async def test_stats_count_in_bulk_per_minute_and_hour(
         (1, start_minute + 2, 4),
         (60, hour, 12),
     ]
+
+
+# --- GET /stats/messages/series (SPEC §11) ----------------------------------------
+
+
+async def series(server: Running, **params: Any) -> dict[str, Any]:
+    r = await server.call("GET", "/stats/messages/series", params=params)
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()["series"]
+    return body
+
+
+async def test_per_minute_and_per_hour_steps_oldest_first(
+    server_at: Running, clock: ManualClock
+) -> None:
+    q = await add_queue(server_at, "q")  # 22:10
+    await add_message(server_at, q["id"])
+    clock.advance(2 * HOUR + 5 * MINUTE)  # 00:15 the next day
+    await add_message(server_at, q["id"])
+    await add_message(server_at, q["id"])
+    clock.advance(30 * MINUTE)  # 00:45
+    await add_message(server_at, q["id"])
+
+    hour = await series(server_at, hours=1)
+    now_minute = clock.now_ms() // MINUTE
+    assert hour["step_ms"] == MINUTE
+    assert hour["start"] == (now_minute - 59) * MINUTE
+    assert set(hour["counts"]) == {t.value for t in EventType}
+    added = hour["counts"]["message_added"]
+    assert len(added) == 60 and sum(added) == 3
+    assert added[-1] == 1  # 00:45, the current minute, last
+    assert added[59 - 30] == 2  # 00:15
+    assert sum(hour["counts"]["queue_added"]) == 0  # 22:10 is more than an hour ago
+
+    day = await series(server_at, hours=24)
+    now_hour = clock.now_ms() // HOUR
+    assert day["step_ms"] == HOUR
+    assert day["start"] == (now_hour - 23) * HOUR
+    added = day["counts"]["message_added"]
+    assert len(added) == 24 and added[-1] == 3 and added[-3] == 1
+    assert day["counts"]["queue_added"][-3] == 1
+    # The default is the day.
+    assert await series(server_at) == day
+
+
+async def test_only_one_or_24_hours(server_at: Running) -> None:
+    for bad in ("2", "0", "", "1.0"):
+        r = await server_at.call("GET", "/stats/messages/series", params={"hours": bad})
+        assert r.status_code == 400, bad

@@ -81,3 +81,9 @@ async def message_stats(ctx: Ctx) -> Response:
         **{window: wire.EventCounts(**stats[window]) for window in STATS_WINDOWS}
     )
     return ctx.respond(wire.StatsEnvelope(usage, ctx.links()))
+
+
+async def message_series(ctx: Ctx) -> Response:
+    ctx.authorize_all()
+    start, step_ms, counts = await ctx.store.events.series(ctx.org_id, int(ctx.query["hours"]))
+    return ctx.respond(wire.SeriesEnvelope(wire.SeriesOut(start, step_ms, counts), ctx.links()))

@@ -8,7 +8,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from tidings.api import clients, events, keys, listeners, messages, queues, wire
+from tidings.api import attempts, clients, events, keys, listeners, messages, queues, wire
 from tidings.api.context import Ctx
 from tidings.api.query import Choice, Flag, Integer, Param, Text, Together
 from tidings.domain.events import ALL_KINDS, KINDS
@@ -76,6 +76,15 @@ EVENTS_QUERY: tuple[Param, ...] = (
             ),
             Text("startAfterId", "The id of the last event seen", max_length=64),
         ),
+    ),
+)
+
+SERIES_QUERY: tuple[Param, ...] = (
+    Choice(
+        "hours",
+        "1: one count per minute of the last hour; 24: one per hour of the last 24 hours",
+        ("1", "24"),
+        "24",
     ),
 )
 
@@ -209,6 +218,16 @@ ENDPOINTS: list[Endpoint] = [
         wire.CreateRedelivery,
     ),
     Endpoint(
+        "GET",
+        L + "/attempts",
+        attempts.listener_attempts,
+        "A listener's delivery attempts, oldest first",
+        "listeners",
+        "read",
+        wire.AttemptsEnvelope,
+        paginated=True,
+    ),
+    Endpoint(
         "POST",
         Q + "/messages",
         messages.create_message,
@@ -251,6 +270,16 @@ ENDPOINTS: list[Endpoint] = [
         wire.MessageEnvelope,
     ),
     Endpoint(
+        "GET",
+        M + "/attempts",
+        attempts.message_attempts,
+        "A message's delivery attempts, oldest first",
+        "messages",
+        "read",
+        wire.AttemptsEnvelope,
+        paginated=True,
+    ),
+    Endpoint(
         "PUT",
         M,
         messages.update_message,
@@ -287,6 +316,16 @@ ENDPOINTS: list[Endpoint] = [
         "stats",
         "read",
         wire.StatsEnvelope,
+    ),
+    Endpoint(
+        "GET",
+        "/stats/messages/series",
+        events.message_series,
+        "Usage event counts per minute of the last hour or per hour of the last 24 hours",
+        "stats",
+        "read",
+        wire.SeriesEnvelope,
+        query=SERIES_QUERY,
     ),
     Endpoint(
         "POST",

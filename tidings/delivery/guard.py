@@ -23,9 +23,14 @@ if TYPE_CHECKING:
     from aiohttp.tracing import Trace
 
 
+class AddressRefused(OSError):
+    """The destination policy refused every address of the host (SPEC §7); the sender
+    classifies an attempt that ends with it as ``address_refused``."""
+
+
 def _refusal(message: str) -> OSError:
     # aiohttp's ClientConnectorError shows the strerror, so the reason reaches the logs.
-    return OSError(errno.EACCES, message)
+    return AddressRefused(errno.EACCES, message)
 
 
 class GuardedResolver(AbstractResolver):

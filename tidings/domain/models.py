@@ -14,6 +14,41 @@ class LivenessState(StrEnum):
     DOWN = "down"
 
 
+class ListenerStatus(StrEnum):
+    ENABLED = "enabled"
+    DISABLED = "disabled"
+
+
+class HealthState(StrEnum):
+    """What the full listener shows as ``health.state`` (SPEC §11)."""
+
+    HEALTHY = "healthy"
+    FAILING = "failing"
+    DISABLED = "disabled"
+
+
+class DisabledReason(StrEnum):
+    GONE = "gone"  # its notify_url answered 410 Gone
+    FAILING = "failing"  # failing for TIDINGS_DISABLE_AFTER seconds
+    MANUAL = "manual"  # a PUT set status disabled
+
+
+class AttemptOutcome(StrEnum):
+    ACKNOWLEDGED = "acknowledged"
+    FAILED = "failed"
+
+
+class AttemptError(StrEnum):
+    """Why an attempt got no usable answer, judged from the exception's type."""
+
+    TIMEOUT = "timeout"
+    CONNECTION = "connection"
+    TLS = "tls"
+    ADDRESS_REFUSED = "address_refused"
+    REDIRECT = "redirect"
+    INVALID_RESPONSE = "invalid_response"
+
+
 class DeliveryState(StrEnum):
     PENDING = "pending"
     DELIVERED = "delivered"
@@ -66,6 +101,35 @@ class Liveness:
 
 
 @dataclass(frozen=True, slots=True)
+class Health:
+    state: HealthState
+    consecutive_failures: int
+    last_success_at: int | None
+    last_failure_at: int | None
+    failing_since: int | None
+    disabled_reason: DisabledReason | None
+
+
+HEALTHY = Health(HealthState.HEALTHY, 0, None, None, None, None)
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One delivery attempt as the attempt log keeps it (SPEC §11)."""
+
+    id: str
+    message_id: str
+    listener_id: str
+    attempt: int  # 1 for the first attempt of that delivery
+    started_at: int
+    duration_ms: int
+    outcome: AttemptOutcome
+    status: int | None
+    error: AttemptError | None
+    response_body: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Listener:
     id: str
     org_id: str
@@ -80,6 +144,22 @@ class Listener:
     created_at: int
     updated_at: int
     missed: tuple[str, ...] = ()
+    status: ListenerStatus = ListenerStatus.ENABLED
+    health: Health = HEALTHY
+    options: ListenerOptions = field(default_factory=lambda: ListenerOptions())
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerOptions:
+    """SPEC §10. ``max_in_flight`` None: the setting's default; ``filter`` as given."""
+
+    max_in_flight: int | None = None
+    rate_limit: float | None = None
+    ordered: bool = False
+    headers: dict[str, str] = field(default_factory=dict)
+    filter: Any | None = None
+    signature_scheme: str = "v1"
+    previous_secret_expires_at: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

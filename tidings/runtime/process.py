@@ -126,6 +126,8 @@ class Runtime:
                 store.events,
                 int(settings.event_retention_s * 1000),
                 clock=self.clock,
+                attempts=store.attempts,
+                attempt_retention_ms=int(settings.attempt_retention_s * 1000),
                 idempotency=store.idempotency,
             )
             retention.start()

@@ -15,13 +15,14 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from tidings.domain.clock import Clock
 from tidings.domain.events import EventType, NewEvent, Ref
-from tidings.domain.models import DeliveryState
+from tidings.domain.models import AttemptError, AttemptOutcome, DeliveryState
 from tidings.storage import channels, locks
+from tidings.storage.attempts import Attempts, NewAttempt
 from tidings.storage.database import Connection, Database, Row, id_list
 from tidings.storage.events import EventLog
 from tidings.storage.listeners import add_acknowledged
@@ -30,6 +31,9 @@ _CLAIMED = (
     "d.message_id, d.listener_id, d.attempts, l.org_id, l.name AS listener_name,"
     " l.notify_url, l.secret, m.name AS message_name, m.data, m.created_at,"
     " q.id AS queue_id, q.name AS queue_name"
+    # listener options (SPEC §10): what the request carries and how it is signed
+    ", l.headers, l.signature_scheme, l.signing_key, l.previous_scheme,"
+    " l.previous_signing_key, l.previous_secret_expires_at"
 )
 # PostgreSQL claims in one statement (one round trip, its own transaction): pick and
 # lock the rows, lease them, answer them. The lease finds the locked rows by ctid
@@ -119,10 +123,38 @@ class Claimed:
     created_at: int
     queue_id: str
     queue_name: str
+    headers: str | None = None  # JSON object of the listener's static headers
+    signing: SigningKeys | None = None  # None: v1 with ``secret``
+    start_at: float = 0  # rate_limit: not started before this (ms)
+    max_in_flight: int = 16  # the listener's cap (SPEC §10), across engines
+    # A circuit breaker's single trial (SPEC §11): it never makes its message missed.
+    trial: bool = False
 
     @property
     def key(self) -> tuple[str, str]:
         return self.message_id, self.listener_id
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKeys:
+    """The key that signs a claimed delivery and, during a rotation's grace period,
+    the previous one. Never logged (the repr leaves the keys out)."""
+
+    scheme: str
+    key: str = field(repr=False)
+    previous_scheme: str | None = None
+    previous_key: str | None = field(default=None, repr=False)
+    previous_until: int | None = None  # ms
+
+
+def _signing(row: Row) -> SigningKeys | None:
+    scheme, key = row["signature_scheme"], row["signing_key"] or row["secret"]
+    previous = row["previous_signing_key"]
+    if scheme == "v1" and previous is None and key == row["secret"]:
+        return None
+    return SigningKeys(
+        scheme, key, row["previous_scheme"], previous, row["previous_secret_expires_at"]
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +165,35 @@ class AttemptResult:
     attempts: int  # including this one
     attempted_at: int
     next_attempt_at: int | None
+    # For the attempt log (SPEC §11); no ``attempt_id``: not logged (tests, benchmarks).
+    attempt_id: str | None = None
+    started_at: int = 0
+    duration_ms: int = 0
+    failure: AttemptError | None = None
+    response_body: str | None = None
+
+    @property
+    def acknowledged(self) -> bool:
+        return self.state is DeliveryState.DELIVERED
+
+
+def _logged(r: AttemptResult) -> NewAttempt:
+    c = r.claimed
+    assert r.attempt_id is not None
+    return NewAttempt(
+        id=r.attempt_id,
+        org_id=c.org_id,
+        queue_id=c.queue_id,
+        message_id=c.message_id,
+        listener_id=c.listener_id,
+        attempt=c.attempts + 1,
+        started_at=r.started_at,
+        duration_ms=r.duration_ms,
+        outcome=AttemptOutcome.ACKNOWLEDGED if r.acknowledged else AttemptOutcome.FAILED,
+        status=r.status,
+        error=r.failure,
+        response_body=r.response_body,
+    )
 
 
 def _claimed(row: Row) -> Claimed:
@@ -149,6 +210,8 @@ def _claimed(row: Row) -> Claimed:
         created_at=row["created_at"],
         queue_id=row["queue_id"],
         queue_name=row["queue_name"],
+        headers=row["headers"],
+        signing=_signing(row),
     )
 
 
@@ -166,10 +229,13 @@ def _published(result: AttemptResult) -> NewEvent:
 
 
 class Deliveries:
-    def __init__(self, db: Database, events: EventLog, clock: Clock) -> None:
+    def __init__(
+        self, db: Database, events: EventLog, clock: Clock, attempts: Attempts | None = None
+    ) -> None:
         self._db = db
         self._events = events
         self._clock = clock
+        self._attempts = attempts or Attempts(db)
 
     async def claim(
         self,
@@ -248,9 +314,11 @@ class Deliveries:
             r.claimed.listener_id for r in results if r.state is DeliveryState.DELIVERED
         )
         events = [_published(r) for r in results]
+        logged = [_logged(r) for r in results if r.attempt_id is not None]
 
         async def body(tx: Connection) -> None:
             await tx.executemany(_RECORD, outcomes)
+            await self._attempts.add_many(tx, logged)  # new rows: no lock order
             await add_acknowledged(tx, acked)
             await self._events.add_many(tx, events)
 

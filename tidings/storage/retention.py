@@ -1,5 +1,5 @@
-"""The background purge of old usage events, of stats minutes no window needs and of
-expired idempotency keys.
+"""The background purge of old usage events, of stats minutes no window needs, of
+attempts past the attempt log's retention (SPEC §11) and of expired idempotency keys.
 
 It deletes in small batches, one short transaction each, and yields between them,
 so on SQLite (one writer) the ingest path never waits behind a long delete.
@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 
 from tidings.domain.clock import Clock
 from tidings.domain.events import DAY_MS
+from tidings.storage.attempts import Attempts
 from tidings.storage.events import EventLog
 from tidings.storage.idempotency import IdempotencyKeys
 from tidings.tasks import BackgroundTask
@@ -43,9 +44,13 @@ class EventRetention:
         interval_s: float = INTERVAL_S,
         pause_s: float = PAUSE_S,
         idempotency: IdempotencyKeys | None = None,
+        attempts: Attempts | None = None,
+        attempt_retention_ms: int = 7 * DAY_MS,
     ) -> None:
         self._events = events
         self._idempotency = idempotency
+        self._attempts = attempts
+        self._attempt_retention_ms = attempt_retention_ms
         self._retention_ms = retention_ms
         self._clock = clock
         self._batch_rows = batch_rows
@@ -68,10 +73,22 @@ class EventRetention:
                 self._events.purge_events, org_id, now - self._retention_ms
             )
             await self._drain(self._events.purge_counts, org_id, now - COUNTS_KEPT_MS)
+        if self._attempts is not None:
+            await self.purge_attempts(now)
         if self._idempotency is not None:
             keys = self._idempotency
             await self._drain(lambda _org, before, rows: keys.purge(before, rows), "", now)
         return deleted
+
+    async def purge_attempts(self, now: int) -> int:
+        """Delete the attempts past their retention, in batches; answers how many."""
+        assert self._attempts is not None
+        attempts = self._attempts
+        return await self._drain(
+            lambda _org, before, rows: attempts.purge_before(before, rows),
+            "",
+            now - self._attempt_retention_ms,
+        )
 
     async def _drain(self, purge: _Purge, org_id: str, before_ms: int) -> int:
         total = 0

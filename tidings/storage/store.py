@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Callable
 
 from tidings.domain.clock import SYSTEM_CLOCK, Clock
+from tidings.storage.attempts import Attempts
 from tidings.storage.database import Database
 from tidings.storage.deliveries import Deliveries
 from tidings.storage.drivers import open_database
@@ -34,8 +35,9 @@ class Store:
         self.queues = Queues(db, self.events, clock)
         self.listeners = Listeners(db, self.events, clock)
         self.messages = Messages(db, self.events, clock)
+        self.attempts = Attempts(db)
+        self.deliveries = Deliveries(db, self.events, clock, self.attempts)
         self.idempotency = IdempotencyKeys(db, clock)
-        self.deliveries = Deliveries(db, self.events, clock)
         self.engines = Engines(db)
         self.probes = Probes(db)
         self.rate_counters = RateCounters(db)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -18,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 
@@ -30,6 +33,9 @@ organizations = Table(
     Column("name", String(256), nullable=False, unique=True),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    # Health events are also posted as messages into this queue (SPEC §11); no
+    # foreign key: a deleted queue just stops receiving alerts.
+    Column("alerts_queue_id", String(64), nullable=True),
 )
 
 api_keys = Table(
@@ -89,9 +95,45 @@ listeners = Table(
     Column("acknowledged_count", BigInteger, nullable=False, server_default="0"),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    # --- health (SPEC §11; storage/health.py writes these) ---
+    Column("status", String(16), nullable=False, server_default="enabled"),
+    Column("disabled_reason", String(16), nullable=True),  # gone | failing | manual
+    Column("health", String(16), nullable=False, server_default="healthy"),  # or failing
+    Column("consecutive_failures", Integer, nullable=False, server_default="0"),
+    Column("last_success_at", BigInteger, nullable=True),
+    Column("last_failure_at", BigInteger, nullable=True),
+    Column("failing_since", BigInteger, nullable=True),
+    # While failing: no attempt before this (the cool-down's end, or a trial's lease).
+    Column("breaker_open_until", BigInteger, nullable=False, server_default="0"),
+    Column("breaker_cooldown_ms", BigInteger, nullable=False, server_default="0"),
+    # --- listener options (SPEC §10, migration 0007) ---
+    Column("max_in_flight", Integer, nullable=True),  # null: the setting's default
+    Column("rate_limit", Float, nullable=True),  # attempts started per second
+    # When the next attempt may start under rate_limit (ms, fractional): each claim
+    # reserves start times from here and moves it on (storage/flow.py).
+    Column("rate_next_at", Float, nullable=False, server_default="0"),
+    Column("ordered", Boolean, nullable=False, server_default=false()),
+    Column("headers", Text, nullable=True),  # JSON object of static request headers
+    Column("filter", Text, nullable=True),  # JSON, as the client gave it
+    # Bumped by every update: compiled filters are cached per (id, options_version).
+    Column("options_version", Integer, nullable=False, server_default="1"),
+    Column("signature_scheme", String(8), nullable=False, server_default="v1"),
+    # The key that signs: null for v1 (``secret`` is the key), ``whsk_...`` for v1a
+    # (``secret`` shows its public ``whpk_...``). Never shown, never logged.
+    Column("signing_key", String(128), nullable=True),
+    # The key before the last rotation, signing beside the new one until it expires.
+    Column("previous_scheme", String(8), nullable=True),
+    Column("previous_signing_key", String(128), nullable=True),
+    Column("previous_secret_expires_at", BigInteger, nullable=True),
     Index("ix_listeners_org", "org_id", "id"),
     Index("ix_listeners_queue", "queue_id", "id"),
     Index("ix_listeners_probe", "next_probe_at"),
+    Index(
+        "ix_listeners_failing",
+        "breaker_open_until",
+        postgresql_where=text("health = 'failing'"),
+        sqlite_where=text("health = 'failing'"),
+    ),
 )
 
 messages = Table(
@@ -153,6 +195,38 @@ deliveries = Table(
         sqlite_where=text("state = 'pending'"),
     ),
     Index("ix_deliveries_listener_state", "listener_id", "state", "message_id"),
+    # Leased rows per listener: max_in_flight counts them at each claim (storage/flow.py).
+    Index(
+        "ix_deliveries_leased",
+        "listener_id",
+        "lease_until",
+        postgresql_where=text("state = 'pending' AND lease_until > 0"),
+        sqlite_where=text("state = 'pending' AND lease_until > 0"),
+    ),
+)
+
+# The attempt log (SPEC §11), written by the engine's record batch (storage/attempts.py).
+# No foreign keys: an insert then takes no lock on its message or listener, and a
+# message deleted while its attempt was in flight cannot fail the batch; the log is
+# read only through a message or listener that still exists, and purged by age.
+attempts = Table(
+    "attempts",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("org_id", String(64), nullable=False),
+    Column("queue_id", String(64), nullable=False),
+    Column("message_id", String(64), nullable=False),
+    Column("listener_id", String(64), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("started_at", BigInteger, nullable=False),
+    Column("duration_ms", Integer, nullable=False),
+    Column("outcome", String(16), nullable=False),  # acknowledged | failed
+    Column("status", Integer, nullable=True),
+    Column("error", String(32), nullable=True),
+    Column("response_body", Text, nullable=True),
+    Index("ix_attempts_message", "message_id", "id"),
+    Index("ix_attempts_listener", "listener_id", "id"),
+    Index("ix_attempts_started", "started_at"),
 )
 
 # Answers remembered under an Idempotency-Key (SPEC §9), written in the transaction
@@ -202,6 +276,7 @@ events = Table(
     Column("listener_name", String(256), nullable=True),
     Column("message_id", String(64), nullable=True),
     Column("message_name", String(256), nullable=True),
+    Column("reason", String(16), nullable=True),  # listener_disabled's reason
     PrimaryKeyConstraint("org_id", "stored_at", "id", name="pk_events"),
     Index("ix_events_org_kind", "org_id", "kind", "stored_at", "id"),
 )
