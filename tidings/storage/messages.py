@@ -258,10 +258,10 @@ class Messages:
             await tx.executemany(_INSERT_DELIVERY, matched)
 
     async def _deliveries(self, message_id: str) -> tuple[Delivery, ...]:
-        return tuple(_delivery(r) for r in await self._db.fetch(_DELIVERIES, message_id))
+        return tuple(_delivery(r) for r in await self._db.point.fetch(_DELIVERIES, message_id))
 
     async def get(self, org_id: str, queue_id: str, message_id: str) -> Message:
-        row = await self._db.fetchrow(
+        row = await self._db.point.fetchrow(
             f"SELECT {_COLUMNS} FROM messages WHERE org_id = $1 AND queue_id = $2 AND id = $3",
             org_id,
             queue_id,
