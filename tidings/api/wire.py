@@ -15,6 +15,8 @@ import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from tidings.api.schema_language import MESSAGE_SCHEMA, REF
+from tidings.domain.filters import MAX_GLOB_CHARS, MAX_LIST, MAX_NAMES, MAX_PATH_DEPTH, MAX_PATHS
+from tidings.domain.headers import MAX_HEADERS, MAX_VALUE_CHARS, NAME_PATTERN, VALUE_PATTERN
 from tidings.domain.urls import MAX_URL_LENGTH, URL_PATTERN
 from tidings_client.wire import *  # noqa: F403  (the response shapes, see above)
 
@@ -76,16 +78,99 @@ class UpdateQueue(Struct):
     schema: MessageSchema = UNSET  # null removes the schema
 
 
+# --- listener options (SPEC §10) ---
+MaxInFlight = Annotated[int, Meta(ge=1, le=256)]
+RateLimit = Annotated[float, Meta(ge=0.1, le=10000)]
+HeaderValue = Annotated[str, Meta(max_length=MAX_VALUE_CHARS, pattern=VALUE_PATTERN)]
+# Names are checked by tidings.domain.headers (400 naming the header); stated here too.
+Headers = Annotated[
+    dict[str, HeaderValue],
+    Meta(
+        max_length=MAX_HEADERS,
+        extra_json_schema={
+            "propertyNames": {"pattern": NAME_PATTERN},
+            "description": "Static headers added to every delivery (names unique ignoring case)",
+        },
+    ),
+]
+# The filter language (tidings.domain.filters, docs/delivery.md), as JSON Schema.
+_DOTTED_PATH = f"^[^.\\x00]+(?:\\.[^.\\x00]+){{0,{MAX_PATH_DEPTH - 1}}}$"
+_LITERAL = {
+    "anyOf": [
+        {"type": ["string", "number", "boolean", "null", "array"], "pattern": NO_NUL},
+        {"type": "object", "propertyNames": {"pattern": "^(?:[^$\\x00][^\\x00]*)?$"}},
+    ]
+}
+_OPERATORS = {
+    "type": "object",
+    "minProperties": 1,
+    "additionalProperties": False,
+    "properties": {
+        "$eq": _LITERAL,
+        "$ne": _LITERAL,
+        "$in": {"type": "array", "maxItems": MAX_LIST, "items": _LITERAL},
+        "$nin": {"type": "array", "maxItems": MAX_LIST, "items": _LITERAL},
+        "$exists": {"type": "boolean"},
+        "$gt": {"type": "number"},
+        "$gte": {"type": "number"},
+        "$lt": {"type": "number"},
+        "$lte": {"type": "number"},
+        "$prefix": {"type": "string"},
+    },
+}
+FILTER_SCHEMA = {
+    "anyOf": [
+        {"type": "null"},
+        {
+            "type": "object",
+            "minProperties": 1,
+            "additionalProperties": False,
+            "properties": {
+                "names": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": MAX_NAMES,
+                    "items": {"type": "string", "minLength": 1, "maxLength": MAX_GLOB_CHARS},
+                },
+                "data": {
+                    "type": "object",
+                    "minProperties": 1,
+                    "maxProperties": MAX_PATHS,
+                    "propertyNames": {
+                        "pattern": f"^[^.\\x00]+(?:\\.[^.\\x00]+){{0,{MAX_PATH_DEPTH - 1}}}$"
+                    },
+                    "additionalProperties": {"anyOf": [_LITERAL, _OPERATORS]},
+                },
+            },
+        },
+    ],
+    "description": "Which messages this listener gets (docs/delivery.md); null: all",
+}
+FilterSpec = Annotated[Any, Meta(extra_json_schema=FILTER_SCHEMA)]
+SignatureScheme = Literal["v1", "v1a"]
+
+
 class CreateListener(Struct):
     name: Name
     notify_url: Url
     liveness_url: Url
+    max_in_flight: MaxInFlight | UnsetType = UNSET
+    rate_limit: RateLimit | UnsetType | None = UNSET
+    ordered: bool | UnsetType = UNSET
+    headers: Headers | UnsetType = UNSET
+    filter: FilterSpec = UNSET
+    signature_scheme: SignatureScheme = "v1"
 
 
 class UpdateListener(Struct):
     name: Name | UnsetType = UNSET
     notify_url: Url | UnsetType = UNSET
     liveness_url: Url | UnsetType = UNSET
+    max_in_flight: MaxInFlight | UnsetType = UNSET
+    rate_limit: RateLimit | UnsetType | None = UNSET  # null removes the limit
+    ordered: bool | UnsetType = UNSET
+    headers: Headers | UnsetType = UNSET  # replaces the whole map
+    filter: FilterSpec = UNSET  # null removes the filter
 
 
 # When a message's first attempt may start (SPEC §9): one of the two, or neither.

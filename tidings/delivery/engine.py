@@ -35,12 +35,12 @@ from tidings.config import Settings
 from tidings.delivery.liveness import LivenessProber
 from tidings.delivery.port import DeliveryStore
 from tidings.delivery.recorder import Recorder
+from tidings.delivery.requests import RequestHeaders
 from tidings.delivery.sender import Transport
 from tidings.domain.clock import SYSTEM_CLOCK, Clock
 from tidings.domain.ids import new_id
 from tidings.domain.models import DeliveryState, LivenessState
 from tidings.domain.retry import after_attempt, parse_retry_after
-from tidings.signing import secret_key, sign
 from tidings.storage import channels
 from tidings.storage.attempts import body_text
 from tidings.storage.database import StorageError
@@ -104,6 +104,7 @@ class Engine:
             store.deliveries, on_scheduled=self._wake_at, on_flushed=self._slot_free.set
         )
         self._prober = LivenessProber(store, settings, sender, clock)
+        self._headers = RequestHeaders(clock)
         # A listener holds at most 2 x cap - 1 claimed deliveries: cap sending, the
         # rest waiting for a slot, so each one is done within two rounds of attempts.
         # It is claimed for again as soon as it holds no more than ``_refill_at``,
@@ -333,15 +334,7 @@ class Engine:
         async with self._slots(claimed.listener_id):
             # The id is made as the attempt starts: the log lists attempts by id.
             attempt_id, started_at = new_id(), self._clock.now_ms()
-            timestamp_s = started_at // 1000
-            headers = {
-                "Content-Type": "application/json",
-                "webhook-id": claimed.message_id,
-                "webhook-timestamp": str(timestamp_s),
-                "webhook-signature": sign(
-                    secret_key(claimed.secret), claimed.message_id, timestamp_s, body
-                ),
-            }
+            headers = self._headers.build(claimed, body, started_at // 1000)
             answer = await self._sender.request(
                 "POST", claimed.notify_url, self._settings.delivery_timeout_s, body, headers
             )

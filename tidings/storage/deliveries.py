@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from tidings.domain.clock import Clock
@@ -31,6 +31,9 @@ _CLAIMED = (
     "d.message_id, d.listener_id, d.attempts, l.org_id, l.name AS listener_name,"
     " l.notify_url, l.secret, m.name AS message_name, m.data, m.created_at,"
     " q.id AS queue_id, q.name AS queue_name"
+    # listener options (SPEC §10): what the request carries and how it is signed
+    ", l.headers, l.signature_scheme, l.signing_key, l.previous_scheme,"
+    " l.previous_signing_key, l.previous_secret_expires_at"
 )
 # PostgreSQL claims in one statement (one round trip, its own transaction): pick and
 # lock the rows, lease them, answer them. The lease finds the locked rows by ctid
@@ -120,12 +123,38 @@ class Claimed:
     created_at: int
     queue_id: str
     queue_name: str
+    headers: str | None = None  # JSON object of the listener's static headers
+    signing: SigningKeys | None = None  # None: v1 with ``secret``
+    start_at: float = 0  # rate_limit: not started before this (ms)
+    max_in_flight: int = 16  # the listener's cap (SPEC §10), across engines
     # A circuit breaker's single trial (SPEC §11): it never makes its message missed.
     trial: bool = False
 
     @property
     def key(self) -> tuple[str, str]:
         return self.message_id, self.listener_id
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKeys:
+    """The key that signs a claimed delivery and, during a rotation's grace period,
+    the previous one. Never logged (the repr leaves the keys out)."""
+
+    scheme: str
+    key: str = field(repr=False)
+    previous_scheme: str | None = None
+    previous_key: str | None = field(default=None, repr=False)
+    previous_until: int | None = None  # ms
+
+
+def _signing(row: Row) -> SigningKeys | None:
+    scheme, key = row["signature_scheme"], row["signing_key"] or row["secret"]
+    previous = row["previous_signing_key"]
+    if scheme == "v1" and previous is None and key == row["secret"]:
+        return None
+    return SigningKeys(
+        scheme, key, row["previous_scheme"], previous, row["previous_secret_expires_at"]
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +210,8 @@ def _claimed(row: Row) -> Claimed:
         created_at=row["created_at"],
         queue_id=row["queue_id"],
         queue_name=row["queue_name"],
+        headers=row["headers"],
+        signing=_signing(row),
     )
 
 
