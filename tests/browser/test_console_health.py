@@ -68,7 +68,7 @@ def test_a_listeners_attempt_log_is_paged_newest_first(tab: Tab, tenant: Tenant)
     page = tab.page
     tab.sign_in(tenant.key)
     tab.go(f"#/queues/{queue}/listeners/{listener}")
-    log = page.locator("section").filter(has=page.get_by_role("heading", name="Attempt log"))
+    log = page.get_by_role("region", name="Attempt log")
     rows = log.locator("tbody tr")
     expect(rows).to_have_count(20)
     expect(log.get_by_text("Page 1 of 2 · 23 in all")).to_be_visible()

@@ -1,6 +1,6 @@
 // Listeners: every listener of the organization, and one listener in detail.
 import { call, listAll, listPage, may, newestPage, seg } from "../api.js";
-import { ListenerForm } from "../forms.js";
+import { ListenerForm, OptionsForm } from "../forms.js";
 import { html, useState } from "../lib.js";
 import {
   Action,
@@ -20,6 +20,7 @@ import {
   go,
   href,
   notice,
+  span,
   useLoad,
   useMay,
   usePoll,
@@ -114,6 +115,22 @@ function Health({ listener }) {
     </dl>`;
 }
 
+function Options({ listener }) {
+  const l = listener;
+  const headers = l.headers ? Object.keys(l.headers) : null;
+  return html`<dl class="facts">
+    <dt>Rate limit</dt><dd>${l.rate_limit === null ? "none" : `${l.rate_limit} attempts a second`}</dd>
+    <dt>In flight</dt><dd>at most ${l.max_in_flight} at once</dd>
+    <dt>Order</dt><dd>${l.ordered ? "one at a time, in the order posted" : "unordered (in parallel)"}</dd>
+    <dt>Filter</dt><dd>${l.filter ? html`<pre class="code block filter">${JSON.stringify(l.filter, null, 2)}</pre>` : "none: every message"}</dd>
+    <dt>Headers</dt><dd>${headers === null
+      ? html`<span class="muted">hidden from this key</span>`
+      : headers.length === 0
+        ? "none"
+        : html`<ul class="plain">${headers.map((name) => html`<li key=${name}><code>${name}</code>: <span class="muted">hidden</span></li>`)}</ul>`}</dd>
+  </dl>`;
+}
+
 const ATTEMPTS_PER_PAGE = 20;
 
 function AttemptLog({ path, queueId, follow }) {
@@ -197,6 +214,11 @@ export function ListenerDetail({ queueId, listenerId }) {
           ${missed.length > MISSED_SHOWN && html`<p class="muted">and ${missed.length - MISSED_SHOWN} more.</p>`}`}
     <//>
 
+    ${"max_in_flight" in l &&
+    html`<${Section} title="Options" actions=${html`<${Action} may=${mayChange} what="change this listener" onClick=${() => setDialog("options")}>Edit options<//>`}>
+      <${Options} listener=${l} />
+    <//>`}
+
     <${Section} title="Signing secret">
       <${Secret} listener=${l} />
     <//>
@@ -208,6 +230,11 @@ export function ListenerDetail({ queueId, listenerId }) {
     ${dialog === "edit" && html`<${ListenerForm} listener=${l} onClose=${close} onDone=${() => {
       close();
       notice("Listener saved.");
+      listener.reload();
+    }} />`}
+    ${dialog === "options" && html`<${OptionsForm} listener=${l} onClose=${close} onDone=${() => {
+      close();
+      notice("Options saved.");
       listener.reload();
     }} />`}
     ${dialog === "redeliver" &&
