@@ -202,7 +202,7 @@ class Listeners:
         return _listener(row)
 
     async def get(self, org_id: str, queue_id: str, listener_id: str) -> Listener:
-        row = await self._db.fetchrow(
+        row = await self._db.point.fetchrow(
             f"SELECT {_COLUMNS} FROM listeners WHERE org_id = $1 AND queue_id = $2 AND id = $3",
             org_id,
             queue_id,
@@ -234,7 +234,7 @@ class Listeners:
 
     async def summaries(self, org_id: str, queue_id: str) -> list[tuple[str, str]]:
         """``(id, name)`` of every listener of a queue, oldest first."""
-        rows = await self._db.fetch(
+        rows = await self._db.point.fetch(
             "SELECT id, name FROM listeners WHERE org_id = $1 AND queue_id = $2 ORDER BY id",
             org_id,
             queue_id,
