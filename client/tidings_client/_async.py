@@ -5,15 +5,24 @@ Generated from ``_sync.py`` by ``scripts/gen_async_client.py``; edit that file.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
 import httpx
 
 from tidings_client import calls, wire
-from tidings_client._base import DEFAULT_TIMEOUT_S, client_options, next_page, target
-from tidings_client.calls import UNSET, Call, NewApiKey, Page
+from tidings_client._base import (
+    DEFAULT_RETRIES,
+    DEFAULT_TIMEOUT_S,
+    RETRY_STATUSES,
+    client_options,
+    next_page,
+    retry_wait,
+    target,
+)
+from tidings_client.calls import UNSET, Call, NewApiKey, NewMessage, Page
 
 T = TypeVar("T")
 
@@ -32,9 +41,11 @@ class AsyncClient:
         api_key: str,
         *,
         timeout_s: float = DEFAULT_TIMEOUT_S,
+        retries: int = DEFAULT_RETRIES,
         http: httpx.AsyncClient | None = None,
         **httpx_options: Any,
     ) -> None:
+        self._retries = retries
         self._http = http or httpx.AsyncClient(
             **client_options(base_url, api_key, timeout_s), **httpx_options
         )
@@ -51,15 +62,31 @@ class AsyncClient:
         await self._http.aclose()
 
     async def run(self, call: Call[T]) -> T:
-        """Send one call and read its answer (every method goes through here)."""
-        response = await self._http.request(
-            call.method,
-            target(self._http.base_url, call),
-            json=call.body,
-            params=dict(call.params) or None,  # None keeps a link's own query
-        )
-        calls.raise_for_problem(response)
-        return call.read(response)
+        """Send one call and read its answer (every method goes through here).
+
+        A call that is safe to repeat (publishing, under its Idempotency-Key) is sent
+        again after a transport error, ``409``, ``429`` or ``503``, up to ``retries``
+        times."""
+        tries = self._retries + 1 if call.retry else 1
+        for attempt in range(tries):
+            last = attempt == tries - 1
+            response = None
+            try:
+                response = await self._http.request(
+                    call.method,
+                    target(self._http.base_url, call),
+                    json=call.body,
+                    params=dict(call.params) or None,  # None keeps a link's own query
+                    headers=dict(call.headers) or None,
+                )
+            except httpx.TransportError:
+                if last:
+                    raise
+            if response is not None and (last or response.status_code not in RETRY_STATUSES):
+                calls.raise_for_problem(response)
+                return call.read(response)
+            await asyncio.sleep(retry_wait(attempt, response))
+        raise AssertionError("unreachable")
 
     async def pages(self, call: Call[Page[T]]) -> AsyncIterator[Page[T]]:
         current: Call[Page[T]] | None = call
@@ -86,8 +113,12 @@ class AsyncClient:
 
     # --- queues ------------------------------------------------------------------
 
-    async def create_queue(self, name: str, schema: Any = None) -> wire.QueueOut:
-        return await self.run(calls.create_queue(name, schema))
+    async def create_queue(
+        self, name: str, schema: Any = None, retention_seconds: Any = UNSET
+    ) -> wire.QueueOut:
+        """``retention_seconds``: seconds its messages are kept; left out, the server's
+        default (``TIDINGS_MESSAGE_RETENTION``); ``None`` keeps them forever."""
+        return await self.run(calls.create_queue(name, schema, retention_seconds))
 
     async def list_queues(self, page: int = 1, per_page: int = 10) -> Page[wire.Summary]:
         return await self.run(calls.list_queues(page, per_page))
@@ -99,10 +130,15 @@ class AsyncClient:
         return await self.run(calls.get_queue(queue_id))
 
     async def update_queue(
-        self, queue_id: str, name: Any = UNSET, schema: Any = UNSET
+        self,
+        queue_id: str,
+        name: Any = UNSET,
+        schema: Any = UNSET,
+        retention_seconds: Any = UNSET,
     ) -> wire.QueueOut:
-        """Change the name and/or the schema; ``schema=None`` removes it."""
-        return await self.run(calls.update_queue(queue_id, name, schema))
+        """Change the name, the schema and/or the retention; ``schema=None`` removes the
+        schema, ``retention_seconds=None`` keeps messages forever."""
+        return await self.run(calls.update_queue(queue_id, name, schema, retention_seconds))
 
     async def delete_queue(self, queue_id: str) -> None:
         await self.run(calls.delete_queue(queue_id))
@@ -156,8 +192,41 @@ class AsyncClient:
 
     # --- messages ----------------------------------------------------------------
 
-    async def post_message(self, queue_id: str, data: str, name: str | None = None) -> wire.Summary:
-        return await self.run(calls.post_message(queue_id, data, name))
+    async def post_message(
+        self,
+        queue_id: str,
+        data: str,
+        name: str | None = None,
+        *,
+        deliver_at: int | None = None,
+        delay: float | None = None,
+        idempotency_key: str | None = None,
+    ) -> wire.Summary:
+        """Publish one message (``deliver_at`` in ms or ``delay`` in seconds hold back
+        its first attempt). It carries an Idempotency-Key (a fresh one unless given)
+        and is retried under it, so a timeout never stores it twice."""
+        call = calls.post_message(
+            queue_id,
+            data,
+            name,
+            deliver_at=deliver_at,
+            delay=delay,
+            idempotency_key=idempotency_key,
+        )
+        return await self.run(call)
+
+    async def post_messages(
+        self,
+        queue_id: str,
+        messages: Sequence[NewMessage | Mapping[str, Any]],
+        *,
+        idempotency_key: str | None = None,
+    ) -> list[wire.Summary]:
+        """Publish 1..100 messages in one request, all or none (retried like
+        :meth:`post_message`)."""
+        return await self.run(
+            calls.post_messages(queue_id, messages, idempotency_key=idempotency_key)
+        )
 
     async def list_messages(
         self, queue_id: str | None = None, page: int = 1, per_page: int = 10

@@ -7,7 +7,8 @@ reads exactly what the server writes, and ignores fields it does not know.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote
@@ -30,6 +31,10 @@ class Call(Generic[T]):
     read: Callable[[httpx.Response], T]
     body: Mapping[str, Any] | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
+    # Safe to send again after a timeout, a lost connection, 409, 429 or 503: it
+    # carries an Idempotency-Key, so the server stores it at most once.
+    retry: bool = False
 
 
 @dataclass(frozen=True)
@@ -107,8 +112,13 @@ def health() -> Call[str]:
 # --- queues -----------------------------------------------------------------------
 
 
-def create_queue(name: str, schema: Any = None) -> Call[wire.QueueOut]:
-    body = {"name": name} if schema is None else {"name": name, "schema": schema}
+def create_queue(
+    name: str, schema: Any = None, retention_seconds: Any = UNSET
+) -> Call[wire.QueueOut]:
+    """``retention_seconds``: left out, the server's default; ``None`` keeps forever."""
+    body: dict[str, Any] = {"name": name} if schema is None else {"name": name, "schema": schema}
+    if retention_seconds is not UNSET:
+        body["retention_seconds"] = retention_seconds
     return Call("POST", "queues", _envelope(wire.QueueEnvelope, lambda e: e.queue), body)
 
 
@@ -121,9 +131,12 @@ def get_queue(queue_id: str) -> Call[wire.QueueOut]:
     return Call("GET", f"queues/{_seg(queue_id)}", _envelope(wire.QueueEnvelope, lambda e: e.queue))
 
 
-def update_queue(queue_id: str, name: Any = UNSET, schema: Any = UNSET) -> Call[wire.QueueOut]:
+def update_queue(
+    queue_id: str, name: Any = UNSET, schema: Any = UNSET, retention_seconds: Any = UNSET
+) -> Call[wire.QueueOut]:
     read = _envelope(wire.QueueEnvelope, lambda e: e.queue)
-    return Call("PUT", f"queues/{_seg(queue_id)}", read, _changes(name=name, schema=schema))
+    body = _changes(name=name, schema=schema, retention_seconds=retention_seconds)
+    return Call("PUT", f"queues/{_seg(queue_id)}", read, body)
 
 
 def delete_queue(queue_id: str) -> Call[None]:
@@ -206,10 +219,58 @@ def _message_path(queue_id: str, message_id: str) -> str:
     return f"queues/{_seg(queue_id)}/messages/{_seg(message_id)}"
 
 
-def post_message(queue_id: str, data: str, name: str | None = None) -> Call[wire.Summary]:
+def _keyed(idempotency_key: str | None) -> dict[str, str]:
+    """A fresh key unless the caller brings its own (e.g. an order id)."""
+    return {"Idempotency-Key": idempotency_key or uuid.uuid4().hex}
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    """One message to publish: ``deliver_at`` (ms) or ``delay`` (seconds) holds back
+    its first attempt (give one at most)."""
+
+    data: str
+    name: str | None = None
+    deliver_at: int | None = None
+    delay: float | None = None
+
+    def wire(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"data": self.data}
+        for key in ("name", "deliver_at", "delay"):
+            value = getattr(self, key)
+            if value is not None:
+                body[key] = value
+        return body
+
+
+def post_message(
+    queue_id: str,
+    data: str,
+    name: str | None = None,
+    *,
+    deliver_at: int | None = None,
+    delay: float | None = None,
+    idempotency_key: str | None = None,
+) -> Call[wire.Summary]:
+    """Publish one message; retried under one Idempotency-Key, so stored at most once."""
     read = _envelope(wire.CreatedMessageEnvelope, lambda e: e.message)
-    body = {"data": data} if name is None else {"name": name, "data": data}
-    return Call("POST", f"queues/{_seg(queue_id)}/messages", read, body)
+    body = NewMessage(data, name, deliver_at, delay).wire()
+    path = f"queues/{_seg(queue_id)}/messages"
+    return Call("POST", path, read, body, headers=_keyed(idempotency_key), retry=True)
+
+
+def post_messages(
+    queue_id: str,
+    messages: Sequence[NewMessage | Mapping[str, Any]],
+    *,
+    idempotency_key: str | None = None,
+) -> Call[list[wire.Summary]]:
+    """Publish 1..100 messages in one request and one commit, all or none. Items are
+    :class:`NewMessage` or the wire's own dicts (``{"data", "name"?}``)."""
+    read = _envelope(wire.CreatedMessagesEnvelope, lambda e: e.messages)
+    body = {"messages": [m.wire() if isinstance(m, NewMessage) else m for m in messages]}
+    path = f"queues/{_seg(queue_id)}/messages/batch"
+    return Call("POST", path, read, body, headers=_keyed(idempotency_key), retry=True)
 
 
 def list_messages(

@@ -26,6 +26,7 @@ __all__ = [
     "CreatedListener",
     "CreatedListenerEnvelope",
     "CreatedMessageEnvelope",
+    "CreatedMessagesEnvelope",
     "Deleted",
     "DeliveryOut",
     "EventCounts",
@@ -89,6 +90,8 @@ class QueueOut(Struct, omit_defaults=True):
     listeners: list[Summary]
     schema: Any = None
     schema_id: str | None = None
+    # Seconds its messages are kept; null: forever (always sent by servers that know it).
+    retention_seconds: int | UnsetType | None = UNSET
 
 
 class QueueEnvelope(Struct):
@@ -213,6 +216,7 @@ class MessageOut(Struct):
     data: str
     created_at: int
     deliveries: list[DeliveryOut]
+    deliver_at: int | None = None  # the first attempt's earliest time, if delayed
 
 
 class MessageEnvelope(Struct):
@@ -222,6 +226,11 @@ class MessageEnvelope(Struct):
 
 class CreatedMessageEnvelope(Struct):
     message: Summary
+    _links: Links
+
+
+class CreatedMessagesEnvelope(Struct):
+    messages: list[Summary]  # in the request's order
     _links: Links
 
 

@@ -28,6 +28,7 @@ class DeliveryQueue(Protocol):
         per_listener: int,
         busy: Sequence[str],
         after: str = "",
+        default_cap: int = 16,
     ) -> list[Claimed]: ...
 
     async def record(self, results: Sequence[AttemptResult]) -> None: ...
@@ -35,6 +36,8 @@ class DeliveryQueue(Protocol):
     async def release(self, keys: Sequence[tuple[str, str]]) -> None: ...
 
     async def wake_listener(self, listener_id: str, now: int) -> int: ...
+
+    async def next_due(self, now: int) -> int | None: ...
 
 
 class ProbeQueue(Protocol):

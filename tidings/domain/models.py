@@ -91,6 +91,7 @@ class Queue:
     schema_id: str | None
     created_at: int
     updated_at: int
+    retention_seconds: int | None = None  # None: messages are kept forever
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +184,7 @@ class Message:
     created_at: int
     updated_at: int
     deliveries: tuple[Delivery, ...] = field(default=())
+    deliver_at: int | None = None  # no attempt before (SPEC §9); None: none asked for
 
 
 @dataclass(frozen=True, slots=True)
