@@ -82,10 +82,16 @@ class CreateListener(Struct):
     liveness_url: Url
 
 
+ListenerStatus = Literal["enabled", "disabled"]
+
+
 class UpdateListener(Struct):
     name: Name | UnsetType = UNSET
     notify_url: Url | UnsetType = UNSET
     liveness_url: Url | UnsetType = UNSET
+    # disabled: no attempts, no probes, deliveries kept; enabled: health reset and
+    # everything owed due at once (SPEC §11).
+    status: ListenerStatus | UnsetType = UNSET
 
 
 class CreateMessage(Struct):

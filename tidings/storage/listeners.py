@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from tidings.domain.clock import Clock
 from tidings.domain.errors import NotFound
 from tidings.domain.events import EventType, NewEvent, Ref
+from tidings.domain.health import Change
 from tidings.domain.ids import new_id
 from tidings.domain.liveness import judge, record_probe
 from tidings.domain.models import (
@@ -21,7 +22,7 @@ from tidings.domain.models import (
     LivenessState,
     Page,
 )
-from tidings.storage import channels, locks
+from tidings.storage import channels, health, locks
 from tidings.storage.database import (
     Connection,
     Database,
@@ -201,13 +202,24 @@ class Listeners:
     async def update(
         self, org_id: str, queue_id: str, listener_id: str, changes: dict[str, Any]
     ) -> Listener:
-        """Change only the given fields (``name``, ``notify_url``, ``liveness_url``), in
-        one statement: concurrent updates of different fields both take effect."""
-        if not changes.keys() <= _EDITABLE:
+        """Change only the given fields (``name``, ``notify_url``, ``liveness_url``,
+        ``status``), in one statement: concurrent updates of different fields both take
+        effect. A ``status`` that changes it resets or stops the listener's health
+        (storage/health.py) and records ``listener_enabled`` or ``listener_disabled``."""
+        if not changes.keys() <= _EDITABLE | {"status"}:
             raise ValueError(f"not editable: {sorted(changes.keys() - _EDITABLE)}")
-        sets, values = assignments({**changes, "updated_at": self._clock.now_ms()}, 4)
+        now = self._clock.now_ms()
+        status = changes.pop("status", None)
 
         async def body(tx: Connection) -> Row | None:
+            fields = {**changes, "updated_at": now}
+            change = None
+            if status is not None:
+                change, health_fields = await health.set_status(
+                    self._db, tx, org_id, queue_id, listener_id, ListenerStatus(status), now
+                )
+                fields.update(health_fields)
+            sets, values = assignments(fields, 4)
             row = await tx.fetchrow(
                 f"UPDATE listeners SET {sets} WHERE org_id = $1 AND queue_id = $2 AND id = $3"
                 f" RETURNING {_COLUMNS}",
@@ -218,12 +230,25 @@ class Listeners:
             )
             if row is not None:
                 await _record(self._events, tx, EventType.LISTENER_UPDATED, org_id, row)
+                if change is not None:
+                    await self._health_event(tx, org_id, row, change)
             return row
 
         row = await self._db.run(body)
         if row is None:
             raise _not_found()
         return (await self._with_missed([row]))[0]
+
+    async def _health_event(self, tx: Connection, org_id: str, row: Row, change: Change) -> None:
+        queue = Ref(row["queue_id"], await queue_name(tx, org_id, row["queue_id"]))
+        kind = EventType.LISTENER_ENABLED
+        reason = None
+        if change is Change.DISABLED:
+            kind, reason = EventType.LISTENER_DISABLED, row["disabled_reason"]
+        event = NewEvent(
+            org_id, kind, queue=queue, listener=Ref(row["id"], row["name"]), reason=reason
+        )
+        await self._events.add(tx, event)
 
     async def delete(self, org_id: str, queue_id: str, listener_id: str) -> None:
         """Its deliveries go with it (foreign key cascade): pending ones are dropped."""
@@ -253,16 +278,6 @@ class Listeners:
             raise _not_found()
 
 
-async def add_acknowledged(tx: Connection, counts: Mapping[str, int]) -> None:
-    """Bump ``acknowledged_count`` per listener, in id order (called inside the
-    engine's record batch, after its deliveries: storage.locks)."""
-    if counts:
-        await tx.executemany(
-            "UPDATE listeners SET acknowledged_count = acknowledged_count + $2 WHERE id = $1",
-            sorted(counts.items()),
-        )
-
-
 @dataclass(frozen=True, slots=True)
 class DueProbe:
     listener_id: str
@@ -288,7 +303,7 @@ class Probes:
         rows = await self._db.write(
             "UPDATE listeners SET probe_lease_until = $2, next_probe_at = $3"
             " WHERE id IN (SELECT id FROM listeners"
-            " WHERE next_probe_at <= $1 AND probe_lease_until <= $1"
+            " WHERE next_probe_at <= $1 AND probe_lease_until <= $1 AND status = 'enabled'"
             f" ORDER BY next_probe_at LIMIT $4{lock}) RETURNING id, liveness_url",
             now,
             lease_until,
