@@ -12,13 +12,14 @@ from typing import Any
 
 import uvloop
 
-from bench import delivery, fanout, ingest, latency, memory, report
+from bench import delivery, fanout, get, ingest, latency, memory, report
 from bench.procs import load
 
 Scenario = Callable[[list[str], bool], Awaitable[dict[str, Any]]]
 SCENARIOS: dict[str, Scenario] = {
     "latency": latency.run,
     "ingest": ingest.run,
+    "get": get.run,
     "delivery": delivery.run,
     "fanout": fanout.run,
     "memory": memory.run,

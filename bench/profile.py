@@ -1,7 +1,8 @@
-"""Profile the server under load: ``python -m bench.profile {ingest,delivery} [--db sqlite]``.
+"""Profile the server under load: ``python -m bench.profile {ingest,get,delivery} [--db sqlite]``.
 
-Starts ``tidings serve`` on a fresh database, drives it (wrk POSTing messages at
-c=64, or a 20,000-message backlog to drain), records the app worker with
+Starts ``tidings serve`` on a fresh database, drives it (wrk POSTing messages or
+GETting a queue at c=64, or a 20,000-message backlog to drain), records the API
+worker (the engine's process for ``delivery``) with
 ``py-spy record --gil -f raw`` (extra ``[bench]``) and prints the functions with the
 most samples, self and inclusive. The collapsed stacks are kept under
 ``bench/results/`` for a flame graph.
@@ -29,10 +30,22 @@ from bench.seed import seed_messages
 RESULTS = Path(__file__).parent / "results"
 
 
-def _worker(server: Proc) -> int:
-    """granian runs the app (and the engine) in a child of ``tidings serve``."""
+def _worker(server: Proc, engine: bool = False) -> int:
+    """granian runs the app in a child of ``tidings serve``, the engine runs in another
+    (``tidings.runtime.child``; in granian's with ``--single-process``)."""
     children = _children(server.pid)
-    return children[-1] if children else server.pid
+    engines = [pid for pid in children if b"runtime.child" in _cmdline(pid)]
+    apis = [pid for pid in children if pid not in engines]
+    if engine and engines:
+        return engines[-1]
+    return apis[-1] if apis else server.pid
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 async def _record(pid: int, seconds: int, out: Path) -> None:
@@ -80,6 +93,16 @@ async def profile(what: str, kind: str, seconds: int) -> Path:
                 await asyncio.sleep(2)
                 await _record(_worker(server), seconds, out)
                 print(await load)
+        elif what == "get":
+            async with tidings(url) as server:
+                api = Api(server.url, session)
+                queue_id = await api.queue()
+                await api.listener(queue_id, recv.url, "fast")
+                target = f"{server.url}/v1/queues/{queue_id}"
+                load = asyncio.ensure_future(wrk.get(target, HEADERS, 64, seconds + 4))
+                await asyncio.sleep(2)
+                await _record(_worker(server), seconds, out)
+                print(await load)
         else:
             async with tidings(url, "--no-engine") as api_only:
                 api = Api(api_only.url, session)
@@ -88,14 +111,14 @@ async def profile(what: str, kind: str, seconds: int) -> Path:
             await seed_messages(url, queue_id, 20_000)
             await arrivals.reset(session, recv.url)
             async with tidings(url) as server:
-                await _record(_worker(server), seconds, out)
+                await _record(_worker(server, engine=True), seconds, out)
                 print("delivered while recording:", await arrivals.count(session, recv.url))
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__)
-    parser.add_argument("what", choices=["ingest", "delivery"])
+    parser.add_argument("what", choices=["ingest", "get", "delivery"])
     parser.add_argument("--db", default="sqlite", choices=["sqlite", "postgres"])
     parser.add_argument("--seconds", type=int, default=10)
     args = parser.parse_args()

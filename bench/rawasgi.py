@@ -26,7 +26,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         message = await receive()
         body += message.get("body", b"")
         more = message.get("more_body", False)
-    answer = _answer(scope["path"], body) if scope["method"] == "POST" else b"{}"
+    answer = _answer(scope["path"], body) if scope["method"] == "POST" else _read(scope["path"])
     headers = [*_HEADERS, (b"content-length", str(len(answer)).encode())]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": answer})
@@ -40,6 +40,25 @@ def _answer(path: str, body: bytes) -> bytes:
         {
             "message": {"id": message_id, "name": created.name},
             "_links": {"self": {"href": f"{base}/{message_id}"}, "queue": {"href": base}},
+        }
+    )
+
+
+# What GET /v1/queues/{id} answers, field for field (bench.get's baseline).
+_QUEUE = {
+    "name": "bench", "created_at": "2026-12-05T20:00:00.000Z", "schema": None,
+    "listeners_count": 1, "messages_count": 0,
+}  # fmt: skip
+
+
+def _read(path: str) -> bytes:
+    """A same-shaped queue read: the id from the path, links, encoded per request."""
+    queue_id = path.rsplit("/", 1)[-1]
+    base = "http://127.0.0.1" + path
+    return _encoder.encode(
+        {
+            "queue": {"id": queue_id, **_QUEUE},
+            "_links": {"self": {"href": base}, "messages": {"href": f"{base}/messages"}},
         }
     )
 

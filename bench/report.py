@@ -132,6 +132,31 @@ def _delivery(section: dict[str, Any]) -> list[str]:
     ]
 
 
+def _get(section: dict[str, Any]) -> list[str]:
+    header = ["db", "c", "tidings req/s", "raw ASGI req/s", "of raw ASGI", "p50 / p99 ms"]
+    header.append("load 1 min")
+    rows = [
+        [
+            r["db"],
+            r["connections"],
+            r["tidings_per_s"],
+            r["raw_asgi_per_s"],
+            f"{r['of_raw_asgi']:.1%}",
+            f"{r['p50_ms']} / {r['p99_ms']}",
+            " ".join(str(x) for x in r["load"]),
+        ]
+        for r in section["rows"]
+    ]
+    return [
+        "## Reads: GET /queues/{id} (wrk -t1)",
+        "",
+        "Baseline: the raw ASGI app answering a same-shaped queue JSON, run before each"
+        " tidings round; `of raw ASGI` is the median of per-round ratios.",
+        "",
+        *_table(header, rows),
+    ]
+
+
 def _fanout(section: dict[str, Any]) -> list[str]:
     header = [
         "db",
@@ -202,6 +227,7 @@ RENDERERS: dict[str, Renderer] = {
     "latency": _latency,
     "ingest": _ingest,
     "delivery": _delivery,
+    "get": _get,
 }
 
 

@@ -45,8 +45,11 @@ def ensure_wrk() -> str:
     return found
 
 
-def _script(body: bytes, headers: dict[str, str]) -> Path:
-    lines = ['wrk.method = "POST"', f"wrk.body = {_lua_string(body.decode())}"]
+def _script(body: bytes | None, headers: dict[str, str]) -> Path:
+    if body is None:
+        lines = ['wrk.method = "GET"']
+    else:
+        lines = ['wrk.method = "POST"', f"wrk.body = {_lua_string(body.decode())}"]
     lines += [f"wrk.headers[{_lua_string(k)}] = {_lua_string(v)}" for k, v in headers.items()]
     path = Path(tempfile.mkstemp(prefix="tidings-bench-", suffix=".lua")[1])
     path.write_text("\n".join(lines) + "\n")
@@ -78,9 +81,14 @@ def parse(output: str) -> WrkResult:
     )
 
 
+async def get(url: str, headers: dict[str, str], connections: int, seconds: float) -> WrkResult:
+    return await post(url, None, headers, connections, seconds)
+
+
 async def post(
-    url: str, body: bytes, headers: dict[str, str], connections: int, seconds: float
+    url: str, body: bytes | None, headers: dict[str, str], connections: int, seconds: float
 ) -> WrkResult:
+    """``wrk`` POSTing ``body`` to ``url`` (GET when ``body`` is None)."""
     script = _script(body, headers)
     try:
         proc = await asyncio.create_subprocess_exec(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from msgspec import Struct
+from msgspec import UNSET, Struct, UnsetType
 
 __all__ = [
     "AggregatedUsage",
@@ -26,6 +26,7 @@ __all__ = [
     "CreatedListener",
     "CreatedListenerEnvelope",
     "CreatedMessageEnvelope",
+    "CreatedMessagesEnvelope",
     "Deleted",
     "DeliveryOut",
     "EventCounts",
@@ -50,6 +51,8 @@ __all__ = [
     "QueuesEnvelope",
     "RedeliveryEnvelope",
     "RedeliveryOut",
+    "RotatedListener",
+    "RotatedListenerEnvelope",
     "SchemaEnvelope",
     "ScopeOut",
     "SeriesEnvelope",
@@ -128,7 +131,7 @@ class HealthOut(Struct):
 
 
 class ListenerOut(Struct):
-    """A listener as lists show it: never its secret."""
+    """A listener as lists show it: never its secret nor its headers."""
 
     id: str
     name: str
@@ -139,19 +142,40 @@ class ListenerOut(Struct):
     messages: ListenerMessagesOut
     status: str  # enabled | disabled
     health: HealthOut
+    # Listener options (SPEC §10); defaults as a server without them would mean.
+    max_in_flight: int = 16
+    rate_limit: float | None = None
+    ordered: bool = False
+    filter: Any | None = None
+    signature_scheme: str = "v1"
+    previous_secret_expires_at: int | None = None
 
 
-class ListenerDetail(ListenerOut):
-    """One listener: ``secret`` only for a key with write access to it, else ``None``
-    (SPEC §3: a read-only key must not be enough to forge deliveries)."""
+class ListenerDetail(ListenerOut, kw_only=True):
+    """One listener: ``secret`` and ``headers`` only for a key with write access to
+    it (``secret`` is ``None`` and ``headers`` absent otherwise; SPEC §3: a read-only
+    key must not be enough to forge deliveries or to learn a receiver's credentials)."""
 
     secret: str | None
+    headers: dict[str, str] | UnsetType = UNSET
 
 
 class CreatedListener(Struct):
     id: str
     name: str
     secret: str
+
+
+class RotatedListener(Struct):
+    id: str
+    name: str
+    secret: str
+    signature_scheme: str
+
+
+class RotatedListenerEnvelope(Struct):
+    listener: RotatedListener
+    _links: Links
 
 
 class CreatedListenerEnvelope(Struct):
@@ -190,6 +214,7 @@ class MessageOut(Struct):
     data: str
     created_at: int
     deliveries: list[DeliveryOut]
+    deliver_at: int | None = None  # the first attempt's earliest time, if delayed
 
 
 class MessageEnvelope(Struct):
@@ -199,6 +224,11 @@ class MessageEnvelope(Struct):
 
 class CreatedMessageEnvelope(Struct):
     message: Summary
+    _links: Links
+
+
+class CreatedMessagesEnvelope(Struct):
+    messages: list[Summary]  # in the request's order
     _links: Links
 
 

@@ -57,12 +57,12 @@ def browser_available() -> bool:
 
 @dataclass
 class Switch:
-    """A receiver path that fails (500) while ``failing`` is set."""
+    """A receiver path that fails (500, with a body that says so) while ``failing`` is set."""
 
     failing: bool = False
 
     def __call__(self, _path: str, _count: int) -> Answer:
-        return Answer(500 if self.failing else 200)
+        return Answer(500, body=b"flaky says no") if self.failing else Answer(200)
 
 
 class Backdrop:

@@ -157,7 +157,7 @@ def test_edits_and_deletes_ask_first_and_land(tab: Tab, tenant: Tenant) -> None:
     tab.sign_in(tenant.key)
 
     tab.go(f"#/queues/{queue}/listeners/{listener}")
-    page.get_by_role("button", name="Edit").click()
+    page.get_by_role("button", name="Edit", exact=True).click()
     dialog = page.get_by_role("dialog", name="Edit listener")
     dialog.get_by_label("Name").fill("shop-v2")
     dialog.get_by_label("Name").press("Enter")
@@ -260,7 +260,12 @@ def test_a_read_only_key_sees_everything_and_may_change_nothing(tab: Tab, tenant
 
     tab.go(f"#/queues/{queue}/listeners/{listener}")
     expect(page.get_by_role("heading", name="shop")).to_be_visible()
-    expect(page.get_by_role("button", name="Edit")).to_be_disabled()
+    # No secret: the API gives a read-only key none, and the page says why.
+    secret = tenant.get(f"/queues/{queue}/listeners/{listener}")["listener"]["secret"]
+    expect(page.get_by_text("Hidden: this key may read this listener")).to_be_visible()
+    expect(page.get_by_role("button", name="Show")).to_have_count(0)
+    assert secret.startswith("whsec_") and secret not in page.content()
+    expect(page.get_by_role("button", name="Edit", exact=True)).to_be_disabled()
     expect(page.get_by_role("button", name="Delete")).to_have_attribute(
         "title", "This key may not delete this listener."
     )

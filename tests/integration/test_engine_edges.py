@@ -15,7 +15,7 @@ from tidings.delivery.engine import Engine
 from tidings.delivery.sender import Sender
 from tidings.destinations import DestinationPolicy
 from tidings.domain.networks import parse_networks
-from tidings.signing import new_secret
+from tidings.signing import new_keys
 
 
 async def test_attempts_refuse_names_resolving_to_loopback(settings: Settings) -> None:
@@ -34,7 +34,7 @@ async def test_attempts_refuse_names_resolving_to_loopback(settings: Settings) -
             "sneaky",
             f"http://localhost:{port}/hook",
             f"http://localhost:{port}/live",
-            new_secret(),
+            new_keys("v1"),
         )
         mid = await post(server, qid)
 

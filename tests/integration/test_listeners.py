@@ -48,6 +48,14 @@ async def test_full_listener_shape_and_lists(server: Running, queue: dict[str, A
         "status": "enabled",
         "health": got["health"],
         "secret": created["listener"]["secret"],
+        # The options of SPEC §10, at their defaults.
+        "max_in_flight": 16,
+        "rate_limit": None,
+        "ordered": False,
+        "filter": None,
+        "signature_scheme": "v1",
+        "previous_secret_expires_at": None,
+        "headers": {},
     }
     assert got["liveness"]["state"] in ("unknown", "down", "stable", "unstable")
     assert got["health"]["state"] == "healthy" and got["health"]["disabled_reason"] is None

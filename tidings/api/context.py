@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -134,6 +135,12 @@ class Ctx:
         return Link(self.base + "/" + "/".join(parts))
 
     def self_link(self) -> Link:
+        scope = self.request.scope
+        path: str = scope["path"]
+        # The common case without parsing a URL twice (a fifth of a GET's CPU): no
+        # query, no root path, nothing in the path that Starlette's URL would escape.
+        if not scope["query_string"] and not scope.get("root_path") and _PLAIN_PATH(path):
+            return Link(_root_url(self.request) + path)
         return Link(str(self.request.url.remove_query_params(["pretty"])))
 
     def links(self, items: Sequence[tuple[str | None, str, Link]] = (), **named: Link) -> Links:
@@ -167,6 +174,7 @@ class Ctx:
 
 
 _ROOTS: dict[tuple[str, bytes, str], str] = {}
+_PLAIN_PATH = re.compile(r"[^?#\\]*").fullmatch
 
 
 def _root_url(request: Request) -> str:

@@ -10,11 +10,15 @@ from starlette.responses import Response
 
 from tidings.api import wire
 from tidings.api.context import Ctx
+from tidings.domain.filters import compile_filter
+from tidings.domain.headers import check_headers
 from tidings.domain.models import Listener
-from tidings.signing import new_secret
+from tidings.signing import new_keys
+from tidings.storage.listeners import OPTIONS
 
 
-def listener_out(listener: Listener) -> wire.ListenerOut:
+def listener_out(listener: Listener, default_max_in_flight: int) -> wire.ListenerOut:
+    options = listener.options
     return wire.ListenerOut(
         id=listener.id,
         name=listener.name,
@@ -33,6 +37,12 @@ def listener_out(listener: Listener) -> wire.ListenerOut:
         ),
         status=listener.status.value,
         health=_health_out(listener),
+        max_in_flight=options.max_in_flight or default_max_in_flight,
+        rate_limit=options.rate_limit,
+        ordered=options.ordered,
+        filter=options.filter,
+        signature_scheme=options.signature_scheme,
+        previous_secret_expires_at=options.previous_secret_expires_at,
     )
 
 
@@ -46,6 +56,20 @@ def _health_out(listener: Listener) -> wire.HealthOut:
         failing_since=h.failing_since,
         disabled_reason=None if h.disabled_reason is None else h.disabled_reason.value,
     )
+
+
+def _options(body: Any) -> dict[str, Any]:
+    """The SPEC §10 options a create or update gives, checked (400 when malformed)."""
+    given: dict[str, Any] = {}
+    for name in OPTIONS:
+        value = getattr(body, name, UNSET)
+        if value is not UNSET:
+            given[name] = value
+    if "headers" in given:
+        check_headers(given["headers"])
+    if "filter" in given:
+        compile_filter(given["filter"])
+    return given
 
 
 def _href(ctx: Ctx, listener: Listener) -> wire.Link:
@@ -65,7 +89,13 @@ async def create_listener(ctx: Ctx) -> Response:
     body = await ctx.body(wire.CreateListener)
     await _check_urls(ctx, body)
     listener = await ctx.store.listeners.create(
-        ctx.org_id, queue.id, body.name, body.notify_url, body.liveness_url, new_secret()
+        ctx.org_id,
+        queue.id,
+        body.name,
+        body.notify_url,
+        body.liveness_url,
+        new_keys("v1"),
+        _options(body),
     )
     return ctx.respond(
         wire.CreatedListenerEnvelope(
@@ -93,7 +123,8 @@ async def _list(ctx: Ctx, queue_id: str | None) -> Response:
     within = ctx.visible() if queue_id is None else None
     listeners, total = await ctx.store.listeners.list_page(ctx.org_id, queue_id, page, within)
     items = [(ls.name, ls.id, _href(ctx, ls)) for ls in listeners]
-    body = wire.ListenersEnvelope([listener_out(ls) for ls in listeners], ctx.links(items))
+    default = ctx.services.settings.max_in_flight_per_listener
+    body = wire.ListenersEnvelope([listener_out(ls, default) for ls in listeners], ctx.links(items))
     return ctx.respond_page(body, page, total)
 
 
@@ -107,12 +138,19 @@ async def _find(ctx: Ctx) -> Listener:
 
 async def get_listener(ctx: Ctx) -> Response:
     listener = await _find(ctx)
-    # The secret signs deliveries: only a key that may change the listener sees it.
+    # The secret signs deliveries and headers may carry a receiver's credentials:
+    # only a key that may change the listener sees them.
     writer = ctx.may("write", listener.queue_id, listener.id)
-    shown = msgspec.structs.asdict(listener_out(listener))
+    shown = msgspec.structs.asdict(
+        listener_out(listener, ctx.services.settings.max_in_flight_per_listener)
+    )
     return ctx.respond(
         wire.ListenerEnvelope(
-            wire.ListenerDetail(**shown, secret=listener.secret if writer else None),
+            wire.ListenerDetail(
+                **shown,
+                secret=listener.secret if writer else None,
+                headers=listener.options.headers if writer else UNSET,
+            ),
             ctx.links(queue=ctx.href("queues", listener.queue_id)),
         )
     )
@@ -127,6 +165,7 @@ async def update_listener(ctx: Ctx) -> Response:
         for field in ("name", "notify_url", "liveness_url", "status")
         if getattr(body, field) is not UNSET
     }
+    changes.update(_options(body))
     updated = await ctx.store.listeners.update(ctx.org_id, listener.queue_id, listener.id, changes)
     if changes.get("status") == "enabled":
         # Everything it is owed is due at once (a separate transaction: deliveries are

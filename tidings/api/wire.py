@@ -15,6 +15,8 @@ import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from tidings.api.schema_language import MESSAGE_SCHEMA, REF
+from tidings.domain.filters import MAX_GLOB_CHARS, MAX_LIST, MAX_NAMES, MAX_PATH_DEPTH, MAX_PATHS
+from tidings.domain.headers import MAX_HEADERS, MAX_VALUE_CHARS, NAME_PATTERN, VALUE_PATTERN
 from tidings.domain.urls import MAX_URL_LENGTH, URL_PATTERN
 from tidings_client.wire import *  # noqa: F403  (the response shapes, see above)
 
@@ -76,10 +78,88 @@ class UpdateQueue(Struct):
     schema: MessageSchema = UNSET  # null removes the schema
 
 
+# --- listener options (SPEC §10) ---
+MaxInFlight = Annotated[int, Meta(ge=1, le=256)]
+RateLimit = Annotated[float, Meta(ge=0.1, le=10000)]
+HeaderValue = Annotated[str, Meta(max_length=MAX_VALUE_CHARS, pattern=VALUE_PATTERN)]
+# Names are checked by tidings.domain.headers (400 naming the header); stated here too.
+Headers = Annotated[
+    dict[str, HeaderValue],
+    Meta(
+        max_length=MAX_HEADERS,
+        extra_json_schema={
+            "propertyNames": {"pattern": NAME_PATTERN},
+            "description": "Static headers added to every delivery (names unique ignoring case)",
+        },
+    ),
+]
+# The filter language (tidings.domain.filters, docs/delivery.md), as JSON Schema.
+_DOTTED_PATH = f"^[^.\\x00]+(?:\\.[^.\\x00]+){{0,{MAX_PATH_DEPTH - 1}}}$"
+_LITERAL = {
+    "anyOf": [
+        {"type": ["string", "number", "boolean", "null", "array"], "pattern": NO_NUL},
+        {"type": "object", "propertyNames": {"pattern": "^(?:[^$\\x00][^\\x00]*)?$"}},
+    ]
+}
+_OPERATORS = {
+    "type": "object",
+    "minProperties": 1,
+    "additionalProperties": False,
+    "properties": {
+        "$eq": _LITERAL,
+        "$ne": _LITERAL,
+        "$in": {"type": "array", "maxItems": MAX_LIST, "items": _LITERAL},
+        "$nin": {"type": "array", "maxItems": MAX_LIST, "items": _LITERAL},
+        "$exists": {"type": "boolean"},
+        "$gt": {"type": "number"},
+        "$gte": {"type": "number"},
+        "$lt": {"type": "number"},
+        "$lte": {"type": "number"},
+        "$prefix": {"type": "string"},
+    },
+}
+FILTER_SCHEMA = {
+    "anyOf": [
+        {"type": "null"},
+        {
+            "type": "object",
+            "minProperties": 1,
+            "additionalProperties": False,
+            "properties": {
+                "names": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": MAX_NAMES,
+                    "items": {"type": "string", "minLength": 1, "maxLength": MAX_GLOB_CHARS},
+                },
+                "data": {
+                    "type": "object",
+                    "minProperties": 1,
+                    "maxProperties": MAX_PATHS,
+                    "propertyNames": {
+                        "pattern": f"^[^.\\x00]+(?:\\.[^.\\x00]+){{0,{MAX_PATH_DEPTH - 1}}}$"
+                    },
+                    "additionalProperties": {"anyOf": [_LITERAL, _OPERATORS]},
+                },
+            },
+        },
+    ],
+    "description": "Which messages this listener gets (docs/delivery.md); null: all",
+}
+FilterSpec = Annotated[Any, Meta(extra_json_schema=FILTER_SCHEMA)]
+SignatureScheme = Literal["v1", "v1a"]
+
+
 class CreateListener(Struct):
     name: Name
     notify_url: Url
     liveness_url: Url
+    max_in_flight: MaxInFlight | UnsetType = UNSET
+    rate_limit: RateLimit | UnsetType | None = UNSET
+    ordered: bool | UnsetType = UNSET
+    headers: Headers | UnsetType = UNSET
+    filter: FilterSpec = UNSET
+    signature_scheme: SignatureScheme = "v1"
 
 
 ListenerStatus = Literal["enabled", "disabled"]
@@ -89,14 +169,65 @@ class UpdateListener(Struct):
     name: Name | UnsetType = UNSET
     notify_url: Url | UnsetType = UNSET
     liveness_url: Url | UnsetType = UNSET
+    max_in_flight: MaxInFlight | UnsetType = UNSET
+    rate_limit: RateLimit | UnsetType | None = UNSET  # null removes the limit
+    ordered: bool | UnsetType = UNSET
+    headers: Headers | UnsetType = UNSET  # replaces the whole map
+    filter: FilterSpec = UNSET  # null removes the filter
     # disabled: no attempts, no probes, deliveries kept; enabled: health reset and
     # everything owed due at once (SPEC §11).
     status: ListenerStatus | UnsetType = UNSET
 
 
+# When a message's first attempt may start (SPEC §9): one of the two, or neither.
+# JSON Schema calls 247.0 an integer too: such a float is taken (api/delays.py refuses
+# one with a fraction, which the published schema also refuses).
+MAX_BIGINT = 2**63 - 1
+DeliverAt = Annotated[
+    Annotated[int, Meta(ge=0, le=MAX_BIGINT)] | Annotated[float, Meta(ge=0, le=2.0**63)],
+    Meta(
+        description="Earliest first attempt, ms since the epoch (a past time means now)",
+        extra_json_schema={"type": "integer", "minimum": 0, "maximum": MAX_BIGINT},
+    ),
+]
+Delay = Annotated[float, Meta(ge=0, description="Seconds before the first attempt")]
+
+
+# Request fields that may not be given together (a 400), stated in /openapi.json.
+EXCLUSIVE_FIELDS = {
+    "CreateMessage": ("deliver_at", "delay"),
+    "BatchItem": ("deliver_at", "delay"),
+}
+
+
 class CreateMessage(Struct):
     data: str
     name: Name | None = None
+    deliver_at: DeliverAt | UnsetType = UNSET
+    delay: Delay | UnsetType = UNSET
+
+
+# Items of one batch publish (SPEC §9).
+MAX_BATCH_ITEMS = 100
+
+
+class BatchItem(Struct):
+    data: str
+    name: Name | None = None
+    deliver_at: DeliverAt | UnsetType = UNSET
+    delay: Delay | UnsetType = UNSET
+
+
+class CreateMessages(Struct):
+    """``POST .../messages/batch`` as documented; decoded item by item (below)."""
+
+    messages: Annotated[list[BatchItem], Meta(min_length=1, max_length=MAX_BATCH_ITEMS)]
+
+
+class CreateMessagesRaw(Struct):
+    """The same body with its items undecoded, so every malformed item is named."""
+
+    messages: Annotated[list[msgspec.Raw], Meta(min_length=1, max_length=MAX_BATCH_ITEMS)]
 
 
 class UpdateMessage(Struct):

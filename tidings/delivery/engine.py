@@ -35,13 +35,13 @@ from tidings.config import Settings
 from tidings.delivery.liveness import LivenessProber
 from tidings.delivery.port import DeliveryStore
 from tidings.delivery.recorder import Recorder
+from tidings.delivery.requests import RequestHeaders
 from tidings.delivery.sender import Transport
 from tidings.domain.clock import SYSTEM_CLOCK, Clock
 from tidings.domain.health import GONE
 from tidings.domain.ids import new_id
 from tidings.domain.models import DeliveryState
 from tidings.domain.retry import after_attempt, parse_retry_after
-from tidings.signing import secret_key, sign
 from tidings.storage import channels
 from tidings.storage.attempts import body_text
 from tidings.storage.database import StorageError
@@ -114,6 +114,7 @@ class Engine:
             on_health=on_health,
         )
         self._prober = LivenessProber(store, settings, sender, clock)
+        self._headers = RequestHeaders(clock)
         # A listener holds at most 2 x cap - 1 claimed deliveries: cap sending, the
         # rest waiting for a slot, so each one is done within two rounds of attempts.
         # It is claimed for again as soon as it holds no more than ``_refill_at``,
@@ -130,11 +131,17 @@ class Engine:
         self._retry_times: list[int] = []
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0
+        # Look up when the next pending delivery is due (delayed messages, retries of
+        # other engines) before waiting: at start, when a commit delayed messages and
+        # after each timer rang. One step down the due-time index, so it costs the same
+        # with a million delayed messages as with one.
+        self._look_ahead = True
 
     async def start(self) -> None:
         self._me = await self._store.engines.join(self._clock.now_ms())
         log.info("delivery engine %x started", self._me.id)
         await self._store.subscribe(channels.DELIVERIES, self._wake.set)
+        await self._store.subscribe(channels.DELAYED, self._delayed)
         await self._take_over()  # a predecessor's claims, before the first claim
         self._recorder.start()
         self._prober.start()
@@ -198,8 +205,24 @@ class Engine:
         self._timer = asyncio.get_running_loop().call_later(delay_s, self._ring)
         self._timer_at = first
 
+    def _delayed(self) -> None:
+        self._look_ahead = True
+        self._wake.set()
+
+    async def _arm_next_due(self) -> None:
+        self._look_ahead = False
+        try:
+            at = await self._store.deliveries.next_due(self._clock.now_ms())
+        except StorageError as exc:
+            self._look_ahead = True  # the poll finds it meanwhile
+            log.warning("looking for the next due delivery failed: %s", exc)
+            return
+        if at is not None:
+            self._wake_at([at])
+
     def _ring(self) -> None:
         self._timer = None
+        self._look_ahead = True
         now = self._clock.now_ms()
         while self._retry_times and self._retry_times[0] <= now:
             heapq.heappop(self._retry_times)
@@ -259,6 +282,8 @@ class Engine:
                 await asyncio.sleep(ERROR_BACKOFF_S)
                 continue
             if not more:
+                if self._look_ahead:
+                    await self._arm_next_due()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), POLL_INTERVAL_S)
 
@@ -340,15 +365,7 @@ class Engine:
         async with self._slots(claimed.listener_id):
             # The id is made as the attempt starts: the log lists attempts by id.
             attempt_id, started_at = new_id(), self._clock.now_ms()
-            timestamp_s = started_at // 1000
-            headers = {
-                "Content-Type": "application/json",
-                "webhook-id": claimed.message_id,
-                "webhook-timestamp": str(timestamp_s),
-                "webhook-signature": sign(
-                    secret_key(claimed.secret), claimed.message_id, timestamp_s, body
-                ),
-            }
+            headers = self._headers.build(claimed, body, started_at // 1000)
             answer = await self._sender.request(
                 "POST", claimed.notify_url, self._settings.delivery_timeout_s, body, headers
             )

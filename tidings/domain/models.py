@@ -146,6 +146,20 @@ class Listener:
     missed: tuple[str, ...] = ()
     status: ListenerStatus = ListenerStatus.ENABLED
     health: Health = HEALTHY
+    options: ListenerOptions = field(default_factory=lambda: ListenerOptions())
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerOptions:
+    """SPEC §10. ``max_in_flight`` None: the setting's default; ``filter`` as given."""
+
+    max_in_flight: int | None = None
+    rate_limit: float | None = None
+    ordered: bool = False
+    headers: dict[str, str] = field(default_factory=dict)
+    filter: Any | None = None
+    signature_scheme: str = "v1"
+    previous_secret_expires_at: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +183,7 @@ class Message:
     created_at: int
     updated_at: int
     deliveries: tuple[Delivery, ...] = field(default=())
+    deliver_at: int | None = None  # no attempt before (SPEC §9); None: none asked for
 
 
 @dataclass(frozen=True, slots=True)

@@ -126,6 +126,10 @@ class Database(Connection, Protocol):
     """Reads run on their own; writes go through :meth:`run` or :meth:`write`."""
 
     dialect: str  # "sqlite" | "postgresql"
+    # Reads of a few rows by key (an API key, one resource): on SQLite they run on the
+    # event loop's thread without a hop to a reader thread; elsewhere the same as the
+    # database's own reads. Never for scans, lists or counts.
+    point: Connection
 
     async def run(self, body: Callable[[Connection], Awaitable[T]], *, durable: bool = True) -> T:
         """Run ``body`` in a write transaction and commit; answer what it answers.

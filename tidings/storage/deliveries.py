@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from tidings.config import Settings
@@ -32,6 +32,9 @@ _CLAIMED = (
     "d.message_id, d.listener_id, d.attempts, l.org_id, l.name AS listener_name,"
     " l.notify_url, l.secret, m.name AS message_name, m.data, m.created_at,"
     " q.id AS queue_id, q.name AS queue_name"
+    # listener options (SPEC §10): what the request carries and how it is signed
+    ", l.headers, l.signature_scheme, l.signing_key, l.previous_scheme,"
+    " l.previous_signing_key, l.previous_secret_expires_at"
 )
 # PostgreSQL claims in one statement (one round trip, its own transaction): pick and
 # lock the rows, lease them, answer them. The lease finds the locked rows by ctid
@@ -156,12 +159,38 @@ class Claimed:
     created_at: int
     queue_id: str
     queue_name: str
+    headers: str | None = None  # JSON object of the listener's static headers
+    signing: SigningKeys | None = None  # None: v1 with ``secret``
+    start_at: float = 0  # rate_limit: not started before this (ms)
+    max_in_flight: int = 16  # the listener's cap (SPEC §10), across engines
     # A circuit breaker's single trial (SPEC §11): it never makes its message missed.
     trial: bool = False
 
     @property
     def key(self) -> tuple[str, str]:
         return self.message_id, self.listener_id
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKeys:
+    """The key that signs a claimed delivery and, during a rotation's grace period,
+    the previous one. Never logged (the repr leaves the keys out)."""
+
+    scheme: str
+    key: str = field(repr=False)
+    previous_scheme: str | None = None
+    previous_key: str | None = field(default=None, repr=False)
+    previous_until: int | None = None  # ms
+
+
+def _signing(row: Row) -> SigningKeys | None:
+    scheme, key = row["signature_scheme"], row["signing_key"] or row["secret"]
+    previous = row["previous_signing_key"]
+    if scheme == "v1" and previous is None and key == row["secret"]:
+        return None
+    return SigningKeys(
+        scheme, key, row["previous_scheme"], previous, row["previous_secret_expires_at"]
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +246,8 @@ def _claimed(row: Row, trial: bool = False) -> Claimed:
         created_at=row["created_at"],
         queue_id=row["queue_id"],
         queue_name=row["queue_name"],
+        headers=row["headers"],
+        signing=_signing(row),
         trial=trial,
     )
 
@@ -434,10 +465,21 @@ class Deliveries:
 
         return sorted(r["message_id"] for r in await self._db.run(body))
 
-    async def wake_listener(self, listener_id: str, now: int) -> int:
-        """A listener came back: its waiting deliveries are due at once."""
+    async def next_due(self, now: int) -> int | None:
+        """When the earliest pending delivery due after ``now`` is due (delayed
+        messages, retries): one step down the due-time index, however many wait."""
+        at: int | None = await self._db.fetchval(
+            "SELECT next_attempt_at FROM deliveries WHERE state = 'pending'"
+            " AND next_attempt_at > $1 ORDER BY next_attempt_at LIMIT 1",
+            now,
+        )
+        return at
 
-        waiting = "listener_id = $1 AND state = 'pending' AND next_attempt_at > $2"
+    async def wake_listener(self, listener_id: str, now: int) -> int:
+        """A listener came back: its waiting retries are due at once. Deliveries not
+        attempted yet keep their time: a delayed message waits for its ``deliver_at``."""
+
+        waiting = "listener_id = $1 AND state = 'pending' AND next_attempt_at > $2 AND attempts > 0"
 
         async def body(tx: Connection) -> int:
             await locks.deliveries(self._db, tx, waiting, listener_id, now)

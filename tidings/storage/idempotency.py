@@ -90,7 +90,7 @@ class IdempotencyKeys:
 
     async def find(self, org_id: str, key: str) -> RememberedAnswer | None:
         """The live answer remembered under ``key``, if any."""
-        row = await self._db.fetchrow(
+        row = await self._db.point.fetchrow(
             f"SELECT {_COLUMNS} FROM idempotency_keys"
             " WHERE org_id = $1 AND key = $2 AND expires_at > $3",
             org_id,

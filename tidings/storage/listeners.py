@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,11 +18,13 @@ from tidings.domain.models import (
     Health,
     HealthState,
     Listener,
+    ListenerOptions,
     ListenerStatus,
     Liveness,
     LivenessState,
     Page,
 )
+from tidings.signing import KeyPair
 from tidings.storage import channels, health, locks
 from tidings.storage.database import (
     Connection,
@@ -38,6 +41,9 @@ from tidings.storage.queues import queue_name
 _COLUMNS = (
     "id, org_id, queue_id, name, notify_url, liveness_url, secret, liveness_state,"
     " success_count, failure_count, acknowledged_count, created_at, updated_at"
+    # listener options (SPEC §10)
+    ", max_in_flight, rate_limit, ordered, headers, filter, signature_scheme,"
+    " previous_secret_expires_at"
 )
 # The health columns (SPEC §11; storage/health.py writes them).
 _HEALTH_COLUMNS = (
@@ -47,6 +53,32 @@ _HEALTH_COLUMNS = (
 _COLUMNS += ", " + _HEALTH_COLUMNS
 
 _EDITABLE = frozenset({"name", "notify_url", "liveness_url"})
+# Options a PUT may change (SPEC §10); headers and filter are stored as JSON text.
+OPTIONS = frozenset({"max_in_flight", "rate_limit", "ordered", "headers", "filter"})
+
+
+def _options(row: Row) -> ListenerOptions:
+    return ListenerOptions(
+        max_in_flight=row["max_in_flight"],
+        rate_limit=row["rate_limit"],
+        ordered=bool(row["ordered"]),
+        headers=json.loads(row["headers"]) if row["headers"] else {},
+        filter=None if row["filter"] is None else json.loads(row["filter"]),
+        signature_scheme=row["signature_scheme"],
+        previous_secret_expires_at=row["previous_secret_expires_at"],
+    )
+
+
+def _option_columns(changes: Mapping[str, Any]) -> dict[str, Any]:
+    """Options as columns: JSON text for the structured ones, ``ordered`` as a bool."""
+    columns = dict(changes)
+    if "headers" in columns:
+        columns["headers"] = json.dumps(columns["headers"]) if columns["headers"] else None
+    if "filter" in columns:
+        columns["filter"] = None if columns["filter"] is None else json.dumps(columns["filter"])
+    if "rate_limit" in columns:
+        columns["rate_next_at"] = 0.0  # a new rate applies at once, not after the old one's slots
+    return columns
 
 
 def _health(row: Row) -> Health:
@@ -85,6 +117,7 @@ def _listener(row: Row, missed: tuple[str, ...] = ()) -> Listener:
         missed=missed,
         status=ListenerStatus(row["status"]),
         health=_health(row),
+        options=_options(row),
     )
 
 
@@ -125,17 +158,26 @@ class Listeners:
         name: str,
         notify_url: str,
         liveness_url: str,
-        secret: str,
+        keys: KeyPair,
+        options: Mapping[str, Any] | None = None,
     ) -> Listener:
+        """``options``: the SPEC §10 options given (the rest keep their defaults)."""
         now = self._clock.now_ms()
         listener_id = new_id()
+        extra = _option_columns(options or {})
+        extra.pop("rate_next_at", None)
+        extra.update(signature_scheme=keys.scheme)
+        if keys.signing != keys.shown:
+            extra["signing_key"] = keys.signing
+        names = "".join(f", {c}" for c in extra)
+        values = "".join(f", ${9 + i}" for i in range(len(extra)))
 
         async def body(tx: Connection) -> Row | None:
             # Selecting from queues both checks the tenant and makes the probe due now.
             row = await tx.fetchrow(
                 "INSERT INTO listeners (id, org_id, queue_id, name, notify_url,"
-                " liveness_url, secret, next_probe_at, created_at, updated_at)"
-                " SELECT $1, org_id, id, $4, $5, $6, $7, $8, $8, $8 FROM queues"
+                f" liveness_url, secret, next_probe_at, created_at, updated_at{names})"
+                f" SELECT $1, org_id, id, $4, $5, $6, $7, $8, $8, $8{values} FROM queues"
                 f" WHERE org_id = $2 AND id = $3 RETURNING {_COLUMNS}",
                 listener_id,
                 org_id,
@@ -143,8 +185,9 @@ class Listeners:
                 name,
                 notify_url,
                 liveness_url,
-                secret,
+                keys.shown,
                 now,
+                *extra.values(),
             )
             if row is not None:
                 await _record(self._events, tx, EventType.LISTENER_ADDED, org_id, row)
@@ -160,7 +203,7 @@ class Listeners:
         return _listener(row)
 
     async def get(self, org_id: str, queue_id: str, listener_id: str) -> Listener:
-        row = await self._db.fetchrow(
+        row = await self._db.point.fetchrow(
             f"SELECT {_COLUMNS} FROM listeners WHERE org_id = $1 AND queue_id = $2 AND id = $3",
             org_id,
             queue_id,
@@ -192,7 +235,7 @@ class Listeners:
 
     async def summaries(self, org_id: str, queue_id: str) -> list[tuple[str, str]]:
         """``(id, name)`` of every listener of a queue, oldest first."""
-        rows = await self._db.fetch(
+        rows = await self._db.point.fetch(
             "SELECT id, name FROM listeners WHERE org_id = $1 AND queue_id = $2 ORDER BY id",
             org_id,
             queue_id,
@@ -202,17 +245,19 @@ class Listeners:
     async def update(
         self, org_id: str, queue_id: str, listener_id: str, changes: dict[str, Any]
     ) -> Listener:
-        """Change only the given fields (``name``, ``notify_url``, ``liveness_url``,
-        ``status``), in one statement: concurrent updates of different fields both take
-        effect. A ``status`` that changes it resets or stops the listener's health
+        """Change only the given fields (``name``, ``notify_url``, ``liveness_url``, the
+        options and ``status``), in one statement: concurrent updates of different fields
+        both take effect. Every update bumps ``options_version`` (the filter cache's
+        key). A ``status`` that changes it resets or stops the listener's health
         (storage/health.py) and records ``listener_enabled`` or ``listener_disabled``."""
-        if not changes.keys() <= _EDITABLE | {"status"}:
-            raise ValueError(f"not editable: {sorted(changes.keys() - _EDITABLE)}")
+        if not changes.keys() <= _EDITABLE | OPTIONS | {"status"}:
+            raise ValueError(f"not editable: {sorted(changes.keys() - _EDITABLE - OPTIONS)}")
         now = self._clock.now_ms()
-        status = changes.pop("status", None)
+        status = changes.get("status")
+        changes = {k: v for k, v in changes.items() if k != "status"}
 
         async def body(tx: Connection) -> Row | None:
-            fields = {**changes, "updated_at": now}
+            fields = {**_option_columns(changes), "updated_at": now}
             change = None
             if status is not None:
                 change, health_fields = await health.set_status(
@@ -220,6 +265,7 @@ class Listeners:
                 )
                 fields.update(health_fields)
             sets, values = assignments(fields, 4)
+            sets += ", options_version = options_version + 1"
             row = await tx.fetchrow(
                 f"UPDATE listeners SET {sets} WHERE org_id = $1 AND queue_id = $2 AND id = $3"
                 f" RETURNING {_COLUMNS}",

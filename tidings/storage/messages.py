@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from typing import Any
 
 from tidings.domain.clock import Clock
-from tidings.domain.errors import NotFound
+from tidings.domain.errors import BadRequest, NotFound
 from tidings.domain.events import EventType, NewEvent, Ref
+from tidings.domain.filters import Filter, compile_filter, parse_data
 from tidings.domain.models import Delivery, DeliveryState, Message, NewMessage, Page, Publication
 from tidings.storage import channels, locks
 from tidings.storage.database import (
@@ -22,14 +25,27 @@ from tidings.storage.idempotency import KeyTaken, remember
 from tidings.storage.paging import fetch_page
 from tidings.storage.queues import QueueState, hold_for_insert
 
-_COLUMNS = "id, org_id, queue_id, name, data, created_at, updated_at"
-_INSERT_MESSAGE = f"INSERT INTO messages ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $6)"
+_COLUMNS = "id, org_id, queue_id, name, data, created_at, updated_at, deliver_at"
+_INSERT_MESSAGE = f"INSERT INTO messages ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $6, $7)"
 # One delivery per listener the queue has at commit time (SPEC §5 "Who"), for a
-# whole batch of just-inserted messages in one statement.
+# whole batch of just-inserted messages in one statement. Listeners with a filter
+# (SPEC §10) are left to the filtered fan-out below, in the same transaction.
+# When a new delivery is first due (a delayed message's at its deliver_at, SPEC §9):
+# one expression for both fan-outs.
+_FIRST_DUE = "COALESCE(m.deliver_at, m.created_at)"
 _FAN_OUT = (
     "INSERT INTO deliveries (message_id, listener_id, org_id, state, attempts, next_attempt_at)"
-    " SELECT m.id, l.id, l.org_id, 'pending', 0, m.created_at"
-    " FROM messages m JOIN listeners l ON l.queue_id = m.queue_id WHERE m.id {ids}"
+    f" SELECT m.id, l.id, l.org_id, 'pending', 0, {_FIRST_DUE}"
+    " FROM messages m JOIN listeners l ON l.queue_id = m.queue_id"
+    " WHERE m.id {ids} AND l.filter IS NULL"
+)
+_FILTERED_LISTENERS = (
+    "SELECT id, org_id, queue_id, filter, options_version FROM listeners"
+    " WHERE queue_id {ids} AND filter IS NOT NULL"
+)
+_INSERT_DELIVERY = (
+    "INSERT INTO deliveries (message_id, listener_id, org_id, state, attempts, next_attempt_at)"
+    f" SELECT m.id, $2, m.org_id, 'pending', 0, {_FIRST_DUE} FROM messages m WHERE m.id = $1"
 )
 _DELIVERIES = (
     "SELECT message_id, listener_id, state, attempts, last_status, last_attempt_at,"
@@ -60,6 +76,7 @@ def _message(row: Row, deliveries: tuple[Delivery, ...]) -> Message:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         deliveries=deliveries,
+        deliver_at=row["deliver_at"],
     )
 
 
@@ -85,11 +102,63 @@ class StaleSchema(Exception):
     changed after the check): check the message again against the queue as it is."""
 
 
+MAX_CACHED_FILTERS = 10_000
+
+
+class _ParsedOnce:
+    """A message's ``data`` parsed as JSON on first use, shared by all its filters."""
+
+    __slots__ = ("_data", "_parsed")
+
+    def __init__(self, data: str) -> None:
+        self._data = data
+        self._parsed: Any = _UNSET
+
+    def __call__(self) -> Any:
+        if self._parsed is _UNSET:
+            self._parsed = parse_data(self._data)
+        return self._parsed
+
+
+_UNSET = object()
+
+
+class FilterCache:
+    """Compiled filters keyed by (listener id, options version): a filter is compiled
+    once per version of its listener, not once per message."""
+
+    def __init__(self, max_entries: int = MAX_CACHED_FILTERS) -> None:
+        self._max_entries = max_entries
+        self._compiled: dict[tuple[str, int], Filter] = {}
+        self.compilations = 0  # how many filters were compiled (tests, metrics)
+
+    def get(self, row: Row) -> Filter:
+        key = (row["id"], row["options_version"])
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            # Stored filters were checked when set; a version that fails now (a
+            # stricter release) matches nothing rather than failing every commit.
+            try:
+                compiled = compile_filter(json.loads(row["filter"])) or _EVERYTHING
+            except BadRequest:
+                compiled = _NOTHING
+            if len(self._compiled) >= self._max_entries:
+                self._compiled.clear()  # stale versions go too; live ones recompile once
+            self._compiled[key] = compiled
+            self.compilations += 1
+        return compiled
+
+
+_EVERYTHING = Filter(None, None)
+_NOTHING = Filter(lambda _name: False, None)
+
+
 class Messages:
     def __init__(self, db: Database, events: EventLog, clock: Clock) -> None:
         self._db = db
         self._events = events
         self._clock = clock
+        self._filters = FilterCache()
 
     async def insert_batch(self, batch: Sequence[Publication]) -> list[BaseException | None]:
         """Store publications (their messages, deliveries and remembered answers); one
@@ -148,11 +217,15 @@ class Messages:
     ) -> None:
         await tx.executemany(
             _INSERT_MESSAGE,
-            [(m.id, m.org_id, m.queue_id, m.name, m.data, m.created_at) for m in batch],
+            [
+                (m.id, m.org_id, m.queue_id, m.name, m.data, m.created_at, m.deliver_at)
+                for m in batch
+            ],
         )
         ids, value = id_list(self._db, 1, [m.id for m in batch])
         # executemany of one row: nothing to answer, so SQLite queues it with the rest.
         await tx.executemany(_FAN_OUT.format(ids=ids), [(value,)])
+        await self._fan_out_filtered(tx, batch)
         # The events go in as one more executemany of the same group commit.
         await self._events.add_many(
             tx,
@@ -167,12 +240,35 @@ class Messages:
             ],
         )
         await self._db.notify(tx, channels.DELIVERIES)
+        if any(m.deliver_at is not None and m.deliver_at > m.created_at for m in batch):
+            await self._db.notify(tx, channels.DELAYED)
+
+    async def _fan_out_filtered(self, tx: Connection, batch: Sequence[NewMessage]) -> None:
+        """Deliveries for the listeners with a filter: the filter in force at this
+        commit decides, evaluated once per message and listener, each message's data
+        parsed at most once whatever the number of listeners."""
+        queue_ids = sorted({m.queue_id for m in batch})
+        in_queues, value = id_list(self._db, 1, queue_ids)
+        rows = await tx.fetch(_FILTERED_LISTENERS.format(ids=in_queues), value)
+        if not rows:
+            return
+        by_queue: dict[str, list[tuple[Row, Filter]]] = {}
+        for row in rows:
+            by_queue.setdefault(row["queue_id"], []).append((row, self._filters.get(row)))
+        matched = []
+        for m in batch:
+            parsed = _ParsedOnce(m.data)
+            for row, compiled in by_queue.get(m.queue_id, ()):
+                if row["org_id"] == m.org_id and compiled.matches(m.name, parsed):
+                    matched.append((m.id, row["id"]))
+        if matched:
+            await tx.executemany(_INSERT_DELIVERY, matched)
 
     async def _deliveries(self, message_id: str) -> tuple[Delivery, ...]:
-        return tuple(_delivery(r) for r in await self._db.fetch(_DELIVERIES, message_id))
+        return tuple(_delivery(r) for r in await self._db.point.fetch(_DELIVERIES, message_id))
 
     async def get(self, org_id: str, queue_id: str, message_id: str) -> Message:
-        row = await self._db.fetchrow(
+        row = await self._db.point.fetchrow(
             f"SELECT {_COLUMNS} FROM messages WHERE org_id = $1 AND queue_id = $2 AND id = $3",
             org_id,
             queue_id,

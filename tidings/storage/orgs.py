@@ -76,7 +76,7 @@ class Organizations:
         return int(await self._db.fetchval("SELECT count(*) FROM organizations"))
 
     async def get(self, org_id: str) -> Organization:
-        row = await self._db.fetchrow(
+        row = await self._db.point.fetchrow(
             "SELECT id, name, created_at FROM organizations WHERE id = $1", org_id
         )
         if row is None:
@@ -84,7 +84,7 @@ class Organizations:
         return _org(row)
 
     async def get_by_name(self, name: str) -> Organization | None:
-        row = await self._db.fetchrow(
+        row = await self._db.point.fetchrow(
             "SELECT id, name, created_at FROM organizations WHERE name = $1", name
         )
         return None if row is None else _org(row)
@@ -201,7 +201,7 @@ class ApiKeys:
 
     async def lookup(self, digest: str) -> tuple[ApiKey, str] | None:
         """The key with this SHA-256 and the digest as stored, for a constant-time check."""
-        row = await self._db.fetchrow(
+        row = await self._db.point.fetchrow(
             f"SELECT {_KEY_COLUMNS}, key_hash FROM api_keys WHERE key_hash = $1", digest
         )
         return None if row is None else (_key(row), row["key_hash"])
@@ -221,7 +221,7 @@ class ApiKeys:
         )
 
     async def get(self, org_id: str, key_id: str) -> ApiKey:
-        row = await self._db.fetchrow(
+        row = await self._db.point.fetchrow(
             f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE org_id = $1 AND id = $2", org_id, key_id
         )
         if row is None:

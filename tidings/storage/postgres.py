@@ -179,6 +179,7 @@ class PostgresDatabase(_Conn):
 
     def __init__(self, url: str, pool: Any, async_pool: Any) -> None:
         super().__init__(pool)
+        self.point: Connection = self  # a pooled read is already one round trip
         self._url = url
         self._pool = pool
         self._async_pool = async_pool

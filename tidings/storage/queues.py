@@ -128,7 +128,7 @@ class Queues:
         return queue
 
     async def get(self, org_id: str, queue_id: str) -> Queue:
-        row = await self._db.fetchrow(
+        row = await self._db.point.fetchrow(
             f"SELECT {_COLUMNS} FROM queues WHERE org_id = $1 AND id = $2", org_id, queue_id
         )
         if row is None:

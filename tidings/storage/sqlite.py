@@ -194,6 +194,32 @@ class _Session:
         await self._call(lambda c: c.executemany(_sql(sql), rows))
 
 
+class _Inline(_Session):
+    """Reads on the event loop's own thread, on a read-only connection of their own.
+
+    For lookups of a few rows by key (an API key, one resource, a queue's listeners):
+    such a read takes tens of microseconds, while the hop to a reader thread and back
+    (an executor future, a wake-up of the loop, the GIL changing hands twice) cost
+    more than the read, and under load much more. WAL readers never wait for the
+    writer. Anything that scans (lists, counts, the engine's claims) stays on the
+    reader threads, where it does not hold up the loop.
+    """
+
+    def __init__(self, path: str) -> None:
+        super().__init__(self._here)
+        self._path = path
+        self._conn: sqlite3.Connection | None = None
+
+    async def _here(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._conn is None:
+            self._conn = _connect(self._path, readonly=True)
+        return fn(self._conn)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+
+
 class SqliteDatabase(_Session):
     dialect = "sqlite"
 
@@ -208,6 +234,8 @@ class SqliteDatabase(_Session):
         self._subscribers: dict[str, list[Callable[[], None]]] = {}
         self._listeners: dict[str, WakeListener] = {}
         self._wake_sender = WakeSender()
+        self._inline = _Inline(path)
+        self.point: Connection = self._inline
         super().__init__(self._read)
 
     @classmethod
@@ -306,6 +334,7 @@ class SqliteDatabase(_Session):
         self._reader_pool.shutdown(wait=True)
         for conn in self._all_readers:
             conn.close()
+        self._inline.close()
 
 
 class _Transaction(_Session):

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -18,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 
@@ -103,6 +106,25 @@ listeners = Table(
     # While failing: no attempt before this (the cool-down's end, or a trial's lease).
     Column("breaker_open_until", BigInteger, nullable=False, server_default="0"),
     Column("breaker_cooldown_ms", BigInteger, nullable=False, server_default="0"),
+    # --- listener options (SPEC §10, migration 0007) ---
+    Column("max_in_flight", Integer, nullable=True),  # null: the setting's default
+    Column("rate_limit", Float, nullable=True),  # attempts started per second
+    # When the next attempt may start under rate_limit (ms, fractional): each claim
+    # reserves start times from here and moves it on (storage/flow.py).
+    Column("rate_next_at", Float, nullable=False, server_default="0"),
+    Column("ordered", Boolean, nullable=False, server_default=false()),
+    Column("headers", Text, nullable=True),  # JSON object of static request headers
+    Column("filter", Text, nullable=True),  # JSON, as the client gave it
+    # Bumped by every update: compiled filters are cached per (id, options_version).
+    Column("options_version", Integer, nullable=False, server_default="1"),
+    Column("signature_scheme", String(8), nullable=False, server_default="v1"),
+    # The key that signs: null for v1 (``secret`` is the key), ``whsk_...`` for v1a
+    # (``secret`` shows its public ``whpk_...``). Never shown, never logged.
+    Column("signing_key", String(128), nullable=True),
+    # The key before the last rotation, signing beside the new one until it expires.
+    Column("previous_scheme", String(8), nullable=True),
+    Column("previous_signing_key", String(128), nullable=True),
+    Column("previous_secret_expires_at", BigInteger, nullable=True),
     Index("ix_listeners_org", "org_id", "id"),
     Index("ix_listeners_queue", "queue_id", "id"),
     Index("ix_listeners_probe", "next_probe_at"),
@@ -173,6 +195,14 @@ deliveries = Table(
         sqlite_where=text("state = 'pending'"),
     ),
     Index("ix_deliveries_listener_state", "listener_id", "state", "message_id"),
+    # Leased rows per listener: max_in_flight counts them at each claim (storage/flow.py).
+    Index(
+        "ix_deliveries_leased",
+        "listener_id",
+        "lease_until",
+        postgresql_where=text("state = 'pending' AND lease_until > 0"),
+        sqlite_where=text("state = 'pending' AND lease_until > 0"),
+    ),
 )
 
 # The attempt log (SPEC §11), written by the engine's record batch (storage/attempts.py).

@@ -25,7 +25,7 @@ class RateCounters:
         self._db = db
 
     async def hits(self, key_id: str, window_start: int) -> int:
-        value = await self._db.fetchval(
+        value = await self._db.point.fetchval(
             "SELECT hits FROM rate_counters WHERE key_id = $1 AND window_start = $2",
             key_id,
             window_start,

@@ -112,14 +112,139 @@ export function SchemaForm({ queue, onDone, onClose }) {
   <//>`;
 }
 
+// ---- listener options (SPEC §10) ----------------------------------------------------
+
+/** The options as the form holds them: text fields, so a person can leave one blank. */
+function optionsState(listener) {
+  return {
+    rateLimit: listener && listener.rate_limit !== null && listener.rate_limit !== undefined ? String(listener.rate_limit) : "",
+    maxInFlight: listener && listener.max_in_flight !== undefined ? String(listener.max_in_flight) : "",
+    ordered: Boolean(listener && listener.ordered),
+    filter: listener && listener.filter ? JSON.stringify(listener.filter, null, 2) : "",
+    headers: listener && listener.headers ? Object.entries(listener.headers).map(([n, v]) => `${n}: ${v}`).join("\n") : "",
+    scheme: (listener && listener.signature_scheme) || "v1",
+  };
+}
+
+/** "Name: value" lines to a map; a line without a colon is the person's mistake. */
+function parseHeaders(text) {
+  const headers = {};
+  for (const [n, raw] of text.split("\n").entries()) {
+    const line = raw.trim();
+    if (!line) continue;
+    const colon = line.indexOf(":");
+    if (colon < 1) return { value: undefined, problem: `line ${n + 1} is not "Name: value"` };
+    headers[line.slice(0, colon).trim()] = line.slice(colon + 1).trim();
+  }
+  return { value: headers, problem: null };
+}
+
+/** The options' values as the API takes them, or the first local problem. */
+function optionsValue(state) {
+  const filter = state.filter.trim() ? parseJson(state.filter) : { value: null, problem: null };
+  const headers = parseHeaders(state.headers);
+  const problem =
+    (filter.problem && `Filter: not valid JSON: ${filter.problem}`) || (headers.problem && `Headers: ${headers.problem}`);
+  return {
+    problem,
+    value: {
+      rate_limit: state.rateLimit.trim() === "" ? null : Number(state.rateLimit),
+      max_in_flight: state.maxInFlight.trim() === "" ? undefined : Number(state.maxInFlight),
+      ordered: state.ordered,
+      filter: filter.value,
+      headers: headers.value,
+      signature_scheme: state.scheme,
+    },
+  };
+}
+
+const FILTER_HINT =
+  'Empty: every message. Else {"names": ["order.*"], "data": {"customer.country": {"$in": ["DE", "FR"]}}}; ' +
+  "operators $eq $ne $in $nin $exists $gt $gte $lt $lte $prefix.";
+
+function OptionFields({ state, set, create }) {
+  const field = (name) => (e) => set({ ...state, [name]: e.currentTarget.value });
+  return html`
+    <div class="form-row">
+      <${Field} label="Rate limit (per second)" hint="Attempts started per second; empty: no limit.">
+        <input type="number" min="0.1" max="10000" step="any" inputmode="decimal" value=${state.rateLimit} onInput=${field("rateLimit")} />
+      <//>
+      <${Field} label="Max in flight" hint=${create ? "Concurrent attempts (1 to 256); empty: the server's default." : "Concurrent attempts, 1 to 256."}>
+        <input type="number" min="1" max="256" step="1" inputmode="numeric" value=${state.maxInFlight} onInput=${field("maxInFlight")} />
+      <//>
+    </div>
+    <label class="check">
+      <input type="checkbox" checked=${state.ordered} onChange=${(e) => set({ ...state, ordered: e.currentTarget.checked })} />
+      Ordered: one message at a time, in the order they were posted
+    </label>
+    ${create &&
+    html`<${Field} label="Signature scheme">
+      <select value=${state.scheme} onChange=${field("scheme")}>
+        <option value="v1">v1: HMAC-SHA256 with a shared secret</option>
+        <option value="v1a">v1a: Ed25519, receivers verify with a public key</option>
+      </select>
+    <//>`}
+    <${Field} label="Filter (JSON)" hint=${FILTER_HINT} wide>
+      <textarea class="code" rows="4" spellcheck="false" value=${state.filter} onInput=${field("filter")}></textarea>
+    <//>
+    <${Field} label="Headers" hint="One per line, Name: value; added to every delivery (not to probes)." wide>
+      <textarea class="code" rows="3" spellcheck="false" placeholder="Authorization: Bearer ..." value=${state.headers} onInput=${field("headers")}></textarea>
+    <//>`;
+}
+
+/** What changed between the listener and the form: a PUT sends only that. */
+function changedOptions(listener, value) {
+  const body = {};
+  for (const name of ["rate_limit", "max_in_flight", "ordered", "filter", "headers"]) {
+    if (value[name] === undefined) continue;
+    if (JSON.stringify(value[name]) !== JSON.stringify(listener[name] ?? null)) body[name] = value[name];
+  }
+  return body;
+}
+
+export function OptionsForm({ listener, onDone, onClose }) {
+  const [state, set] = useState(() => optionsState(listener));
+  const { busy, error, run } = useSubmit();
+  const { value, problem } = optionsValue(state);
+  const submit = run(async () => {
+    if (problem) return;
+    const body = changedOptions(listener, value);
+    if (Object.keys(body).length > 0) {
+      await call("PUT", `queues/${seg(listener.queue_id)}/listeners/${seg(listener.id)}`, body);
+    }
+    onDone();
+  });
+  return html`<${Dialog} title="Listener options" onClose=${onClose} wide>
+    <form class="form" onSubmit=${submit}>
+      <${OptionFields} state=${state} set=${set} />
+      ${problem && html`<p class="field-error" role="alert">${problem}</p>`}
+      <${Problem} error=${error} what="change this listener" />
+      <${Buttons} busy=${busy || Boolean(problem)} label="Save options" onClose=${onClose} />
+    </form>
+  <//>`;
+}
+
 export function ListenerForm({ queueId, listener, queues, onDone, onClose }) {
   const [chosenQueue, setChosenQueue] = useState(queueId || (queues && queues[0]?.id) || "");
   const [name, setName] = useState(listener ? listener.name : "");
   const [notifyUrl, setNotifyUrl] = useState(listener ? listener.notify_url : "");
   const [livenessUrl, setLivenessUrl] = useState(listener ? listener.liveness_url : "");
+  const [options, setOptions] = useState(() => optionsState(null));
+  const [withOptions, setWithOptions] = useState(false);
   const { busy, error, run } = useSubmit();
+  const checked = withOptions ? optionsValue(options) : { value: null, problem: null };
   const submit = run(async () => {
+    if (checked.problem) return;
     const body = { name: name.trim(), notify_url: notifyUrl.trim(), liveness_url: livenessUrl.trim() };
+    if (checked.value) {
+      const { value } = checked;
+      if (value.rate_limit !== null) body.rate_limit = value.rate_limit;
+      if (value.max_in_flight !== undefined) body.max_in_flight = value.max_in_flight;
+      if (value.ordered) body.ordered = true;
+      if (value.filter !== null) body.filter = value.filter;
+      if (Object.keys(value.headers).length > 0) body.headers = value.headers;
+      if (value.signature_scheme !== "v1") body.signature_scheme = value.signature_scheme;
+    }
     if (listener) {
       await call("PUT", `queues/${seg(listener.queue_id)}/listeners/${seg(listener.id)}`, body);
       onDone({ ...listener, ...body });
@@ -147,8 +272,14 @@ export function ListenerForm({ queueId, listener, queues, onDone, onClose }) {
         <input required type="url" inputmode="url" placeholder="https://example.com/health"
           value=${livenessUrl} onInput=${(e) => setLivenessUrl(e.currentTarget.value)} />
       <//>
+      ${!listener &&
+      html`<details class="options" open=${withOptions} onToggle=${(e) => setWithOptions(e.currentTarget.open)}>
+        <summary>Options: rate limit, order, filter, headers, signature scheme</summary>
+        <div class="form"><${OptionFields} state=${options} set=${setOptions} create /></div>
+      </details>`}
+      ${checked.problem && html`<p class="field-error" role="alert">${checked.problem}</p>`}
       <${Problem} error=${error} what=${listener ? "change this listener" : "add listeners to this queue"} />
-      <${Buttons} busy=${busy} label=${listener ? "Save" : "Create listener"} onClose=${onClose} />
+      <${Buttons} busy=${busy || Boolean(checked.problem)} label=${listener ? "Save" : "Create listener"} onClose=${onClose} />
     </form>
   <//>`;
 }

@@ -53,6 +53,18 @@ export function useLoad(load, deps) {
   return { ...state, reload };
 }
 
+/** Call `reload` every `ms` while `active` and the tab is visible: pages that follow
+ *  something under way (deliveries, a listener's health) stay current without a click. */
+export function usePoll(reload, ms, active = true) {
+  useEffect(() => {
+    if (!active) return undefined;
+    const timer = setInterval(() => {
+      if (!document.hidden) reload();
+    }, ms);
+    return () => clearInterval(timer);
+  }, [reload, ms, active]);
+}
+
 /** A write probe's answer: undefined while asked, then true or false. */
 export function useMay(ask, deps) {
   const [allowed, setAllowed] = useState(undefined);
@@ -253,6 +265,15 @@ const STATE_KIND = {
   down: "bad",
   missed: "bad",
   disabled: "muted",
+  healthy: "good",
+  failing: "bad",
+  failed: "bad",
+  timeout: "bad",
+  connection: "bad",
+  tls: "bad",
+  address_refused: "bad",
+  redirect: "bad",
+  invalid_response: "bad",
 };
 
 export function Badge({ value, label }) {
@@ -314,6 +335,34 @@ export function Pager({ page, pages, total, to, label = "Pages" }) {
     <span class="muted">Page ${page} of ${pages} · ${total} in all</span>
     ${page < pages ? html`<a class="button small" href=${to(page + 1)}>Next</a>` : html`<span class="button small" aria-disabled="true">Next</span>`}
   </nav>`;
+}
+
+/** Paging by buttons, for lists inside a page whose URL does not carry the page. */
+export function PageButtons({ page, pages, total, onPage, label = "Pages", newestFirst = true }) {
+  if (pages <= 1) return html`<p class="muted pager-total">${total} in all</p>`;
+  return html`<nav class="pager" aria-label=${label}>
+    <button type="button" class="button small" disabled=${page <= 1} onClick=${() => onPage(page - 1)}>${newestFirst ? "Newer" : "Previous"}</button>
+    <span class="muted">Page ${page} of ${pages} · ${total} in all</span>
+    <button type="button" class="button small" disabled=${page >= pages} onClick=${() => onPage(page + 1)}>${newestFirst ? "Older" : "Next"}</button>
+  </nav>`;
+}
+
+/** A duration in ms as a person reads it: "87 ms", "2.4 s". */
+export function duration(ms) {
+  if (ms === null || ms === undefined) return "—";
+  return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(ms < 10000 ? 1 : 0)} s`;
+}
+
+/** A time span in seconds as a person reads it: "30 days", "12 hours", "90 seconds". */
+export function span(seconds) {
+  if (seconds === null || seconds === undefined) return "forever";
+  for (const [size, unit] of [[86400, "day"], [3600, "hour"], [60, "minute"]]) {
+    if (seconds >= size && seconds % size === 0) {
+      const n = seconds / size;
+      return `${n} ${unit}${n === 1 ? "" : "s"}`;
+    }
+  }
+  return `${seconds} second${seconds === 1 ? "" : "s"}`;
 }
 
 /** A form field: its label names the control; the hint describes it. */

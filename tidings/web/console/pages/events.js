@@ -13,11 +13,23 @@ const WINDOWS = { "15m": 15 * 60e3, "1h": 3600e3, "24h": 24 * 3600e3 };
 // the tail at T + 1 ms, i.e. with the events of the chosen window.
 const AFTER_ALL_IDS = "~";
 
+// Health events (SPEC §11) stand out: a listener turning failing or disabled is what
+// someone watching the tail wants to see.
+const HEALTH = {
+  listener_failing: "bad",
+  listener_disabled: "bad",
+  listener_recovered: "good",
+  listener_enabled: "good",
+};
+
 function kindOf(type) {
+  if (type in HEALTH) return `${HEALTH[type]} badge-health`;
   if (type.endsWith("_added") || type === "message_published_ok") return "good";
   if (type.endsWith("_deleted") || type === "message_published_not_ok") return "bad";
   return "info";
 }
+
+const REASONS = { gone: "its URL answered 410 Gone", failing: "failing too long", manual: "by hand" };
 
 function Ref({ event }) {
   const parts = [];
@@ -125,7 +137,8 @@ export function Events({ query }) {
         ${events.map(
           (e) => html`<tr key=${e.id}>
             <td class="nowrap" title=${formatTime(e.stored_at)}>${new Date(e.stored_at).toLocaleTimeString()}</td>
-            <td><span class=${`badge badge-${kindOf(e.type)}`}>${e.type.replaceAll("_", " ")}</span></td>
+            <td><span class=${`badge badge-${kindOf(e.type)}`}>${e.type.replaceAll("_", " ")}</span>
+              ${e.reason && html` <span class="muted small">${REASONS[e.reason] || e.reason}</span>`}</td>
             <td><${Ref} event=${e} /></td>
           </tr>`,
         )}

@@ -1,6 +1,6 @@
 // Listeners: every listener of the organization, and one listener in detail.
-import { call, listAll, listPage, may, seg } from "../api.js";
-import { ListenerForm } from "../forms.js";
+import { call, listAll, listPage, may, newestPage, seg } from "../api.js";
+import { ListenerForm, OptionsForm } from "../forms.js";
 import { html, useState } from "../lib.js";
 import {
   Action,
@@ -14,13 +14,18 @@ import {
   Page,
   Pager,
   Problem,
+  PageButtons,
   Section,
+  Time,
   go,
   href,
   notice,
+  span,
   useLoad,
   useMay,
+  usePoll,
 } from "../ui.js";
+import { AttemptTable } from "./attempts.js";
 import { ListenerTable } from "./queues.js";
 
 const PER_PAGE = 20;
@@ -66,18 +71,81 @@ export function Listeners({ query }) {
   <//>`;
 }
 
-function Secret({ secret }) {
+function Secret({ listener }) {
+  const { secret, signature_scheme: scheme, previous_secret_expires_at: previous } = listener;
   const [shown, setShown] = useState(false);
+  const facts = html`<dl class="facts">
+      ${scheme && html`<dt>Scheme</dt><dd>${scheme === "v1a" ? "v1a (Ed25519: receivers verify with this public key)" : "v1 (HMAC-SHA256)"}</dd>`}
+      ${previous && html`<dt>Previous key</dt><dd>still signs beside the new one until <${Time} ms=${previous} /></dd>`}
+    </dl>`;
   if (secret === null || secret === undefined) {
-    return html`<p class="muted">Hidden: this key may read this listener but not change it, and
-      the secret would let it sign deliveries.</p>`;
+    return html`<p class="muted secret-hidden">Hidden: this key may read this listener but not change it, and
+      the secret would let it sign deliveries.</p>${facts}`;
   }
   return html`<div class="secret">
     <code class="id">${shown ? secret : `${secret.slice(0, 6)}${"•".repeat(24)}`}</code>
     <button type="button" class="button small" onClick=${() => setShown(!shown)} aria-pressed=${shown}>${shown ? "Hide" : "Show"}</button>
     <${CopyButton} text=${secret} />
   </div>
+  ${facts}
   <p class="muted small">Receivers verify each delivery's <code>webhook-signature</code> with it (Standard Webhooks).</p>`;
+}
+
+const HEALTH_TEXT = {
+  healthy: "its last attempts were acknowledged (or none failed in a row)",
+  failing: "its last attempts all failed: tidings waits a cool-down, then tries one delivery; deliveries wait and are not missed meanwhile",
+  disabled: "it gets no attempts and no probes; new messages still add deliveries for it, which wait until it is enabled",
+};
+
+const DISABLED_BECAUSE = {
+  gone: "its notify URL answered 410 Gone",
+  failing: "it was failing for too long",
+  manual: "someone disabled it",
+};
+
+function Health({ listener }) {
+  const h = listener.health;
+  return html`<p><${Badge} value=${h.state} /> <span class="muted">${HEALTH_TEXT[h.state] || ""}</span></p>
+    <dl class="facts">
+      <dt>Status</dt><dd><${Badge} value=${listener.status} />${h.disabled_reason && html` <span class="muted">since ${DISABLED_BECAUSE[h.disabled_reason] || h.disabled_reason}</span>`}</dd>
+      <dt>Failures in a row</dt><dd>${h.consecutive_failures}</dd>
+      <dt>Last success</dt><dd><${Time} ms=${h.last_success_at} /></dd>
+      <dt>Last failure</dt><dd><${Time} ms=${h.last_failure_at} /></dd>
+      ${h.failing_since !== null && html`<dt>Failing since</dt><dd><${Time} ms=${h.failing_since} /></dd>`}
+    </dl>`;
+}
+
+function Options({ listener }) {
+  const l = listener;
+  const headers = l.headers ? Object.keys(l.headers) : null;
+  return html`<dl class="facts">
+    <dt>Rate limit</dt><dd>${l.rate_limit === null ? "none" : `${l.rate_limit} attempts a second`}</dd>
+    <dt>In flight</dt><dd>at most ${l.max_in_flight} at once</dd>
+    <dt>Order</dt><dd>${l.ordered ? "one at a time, in the order posted" : "unordered (in parallel)"}</dd>
+    <dt>Filter</dt><dd>${l.filter ? html`<pre class="code block filter">${JSON.stringify(l.filter, null, 2)}</pre>` : "none: every message"}</dd>
+    <dt>Headers</dt><dd>${headers === null
+      ? html`<span class="muted">hidden from this key</span>`
+      : headers.length === 0
+        ? "none"
+        : html`<ul class="plain">${headers.map((name) => html`<li key=${name}><code>${name}</code>: <span class="muted">hidden</span></li>`)}</ul>`}</dd>
+  </dl>`;
+}
+
+const ATTEMPTS_PER_PAGE = 20;
+
+function AttemptLog({ path, queueId, follow }) {
+  const [page, setPage] = useState(1);
+  const log = useLoad(() => newestPage(`${path}/attempts`, "attempts", page, ATTEMPTS_PER_PAGE), [path, page]);
+  usePoll(log.reload, 2000, follow && page === 1);
+  if (log.error) return html`<${Problem} error=${log.error} what="read this listener's attempts" />`;
+  if (!log.data) return html`<${Loading} />`;
+  if (log.data.total === 0) {
+    return html`<p class="muted">No attempts yet: post a message to its queue and each attempt to
+      push it here shows up with the answer.</p>`;
+  }
+  return html`<${AttemptTable} attempts=${log.data.items} queueId=${queueId} showMessage />
+    <${PageButtons} page=${Math.min(page, log.data.pages)} pages=${log.data.pages} total=${log.data.total}
+      onPage=${setPage} label="Attempt pages" />`;
 }
 
 const MISSED_SHOWN = 20;
@@ -91,6 +159,8 @@ export function ListenerDetail({ queueId, listenerId }) {
     [queueId],
   );
   const mayChange = useMay(() => may.changeListener(queueId, listenerId), [queueId, listenerId]);
+  // Health changes as deliveries go: follow it while the page is open.
+  usePoll(listener.reload, 2000, Boolean(listener.data));
   const close = () => setDialog(null);
 
   if (listener.error) {
@@ -126,8 +196,11 @@ export function ListenerDetail({ queueId, listenerId }) {
       <//>
     </div>
 
-    ${/* Health and status (SPEC §11), options (§10) and the attempt log are sections
-         of their own beside these once the API serves them. */ ""}
+    ${l.health &&
+    html`<${Section} title="Health">
+      <${Health} listener=${l} />
+    <//>`}
+
     <${Section} title="Missed messages" actions=${missed.length > 0 &&
       html`<${Action} may=${mayChange} what="redeliver to this listener" kind="primary" onClick=${() => setDialog("redeliver")}>Redeliver all ${l.messages.missed_count}<//>`}>
       ${missed.length === 0
@@ -141,11 +214,27 @@ export function ListenerDetail({ queueId, listenerId }) {
           ${missed.length > MISSED_SHOWN && html`<p class="muted">and ${missed.length - MISSED_SHOWN} more.</p>`}`}
     <//>
 
-    <${Section} title="Signing secret"><${Secret} secret=${l.secret} /><//>
+    ${"max_in_flight" in l &&
+    html`<${Section} title="Options" actions=${html`<${Action} may=${mayChange} what="change this listener" onClick=${() => setDialog("options")}>Edit options<//>`}>
+      <${Options} listener=${l} />
+    <//>`}
+
+    <${Section} title="Signing secret">
+      <${Secret} listener=${l} />
+    <//>
+
+    <${Section} title="Attempt log">
+      <${AttemptLog} path=${path} queueId=${l.queue_id} follow=${!dialog} />
+    <//>
 
     ${dialog === "edit" && html`<${ListenerForm} listener=${l} onClose=${close} onDone=${() => {
       close();
       notice("Listener saved.");
+      listener.reload();
+    }} />`}
+    ${dialog === "options" && html`<${OptionsForm} listener=${l} onClose=${close} onDone=${() => {
+      close();
+      notice("Options saved.");
       listener.reload();
     }} />`}
     ${dialog === "redeliver" &&

@@ -1,7 +1,7 @@
 // Messages: newest first, across queues or in one; one message with its deliveries.
-import { call, may, newestPage, q, seg } from "../api.js";
+import { call, listAll, may, newestPage, q, seg } from "../api.js";
 import { MessageForm } from "../forms.js";
-import { html, useEffect, useState } from "../lib.js";
+import { html, useCallback, useEffect, useRef, useState } from "../lib.js";
 import {
   Action,
   Badge,
@@ -22,8 +22,10 @@ import {
   notice,
   useLoad,
   useMay,
+  usePoll,
   useSubmit,
 } from "../ui.js";
+import { AttemptTable } from "./attempts.js";
 import { useQueueNames } from "./listeners.js";
 import { MessageTable } from "./queues.js";
 
@@ -98,6 +100,31 @@ function Redeliver({ queueId, messageId, listenerId, onDone }) {
     ${error && html`<span class="field-error">${error.detail}</span>`}`;
 }
 
+/** Each listener's attempts at this message, in the order of its deliveries. */
+function Attempts({ attempts, deliveries, queueId, listenerName }) {
+  if (attempts.error) return html`<${Problem} error=${attempts.error} what="read this message's attempts" />`;
+  if (!attempts.data) return html`<${Loading} />`;
+  if (attempts.data.length === 0) {
+    return html`<p class="muted">${deliveries.length === 0
+      ? "None: the queue had no listener when this message was posted."
+      : "None yet: each attempt to push this message shows up here with the listener's answer."}</p>`;
+  }
+  const byListener = new Map();
+  for (const a of attempts.data) {
+    if (!byListener.has(a.listener_id)) byListener.set(a.listener_id, []);
+    byListener.get(a.listener_id).push(a);
+  }
+  const order = [...deliveries.map((d) => d.listener_id), ...byListener.keys()];
+  return [...new Set(order)]
+    .filter((id) => byListener.has(id))
+    .map(
+      (id) => html`<div class="attempt-group" key=${id}>
+        <h3><a href=${href("queues", queueId, "listeners", id)}>${listenerName(id)}</a></h3>
+        <${AttemptTable} attempts=${byListener.get(id)} queueId=${queueId} />
+      </div>`,
+    );
+}
+
 export function MessageDetail({ queueId, messageId }) {
   const [dialog, setDialog] = useState(null);
   const path = `queues/${seg(queueId)}/messages/${seg(messageId)}`;
@@ -114,14 +141,23 @@ export function MessageDetail({ queueId, messageId }) {
     () => call("GET", `queues/${seg(queueId)}`).then(({ data }) => data.queue, () => null),
     [queueId],
   );
+  const attempts = useLoad(() => listAll(`${path}/attempts`, "attempts"), [path]);
   const mayChange = useMay(() => may.changeMessage(queueId, messageId), [queueId, messageId]);
   const pending = message.data && message.data.deliveries.some((d) => d.state === "pending");
+  // While deliveries are under way, follow them and their attempts; once all have
+  // settled, one more read of the attempts catches the last one.
+  const follow = useCallback(() => {
+    message.reload();
+    attempts.reload();
+  }, [message.reload, attempts.reload]);
+  usePoll(follow, 1000, Boolean(pending));
+  // Any change to a delivery (a new attempt, a redelivery) means new attempts to read.
+  const stand = message.data ? message.data.deliveries.map((d) => `${d.state}:${d.attempts}:${d.last_attempt_at}`).join() : "";
+  const seen = useRef(stand);
   useEffect(() => {
-    // While deliveries are under way, follow them.
-    if (!pending) return undefined;
-    const timer = setInterval(() => message.reload(), 1000);
-    return () => clearInterval(timer);
-  }, [pending, message.reload]);
+    if (seen.current !== stand && attempts.data) attempts.reload();
+    seen.current = stand;
+  }, [stand]);
 
   if (message.error) {
     return html`<${Page} title="Message"><${Problem} error=${message.error} what="read this message" />
@@ -164,7 +200,10 @@ export function MessageDetail({ queueId, messageId }) {
         </table></div>`}
     <//>
 
-    ${/* Each delivery's attempts (SPEC §11) go under its row once the API lists them. */ ""}
+    <${Section} title="Attempts">
+      <${Attempts} attempts=${attempts} deliveries=${m.deliveries} queueId=${queueId} listenerName=${listenerName} />
+    <//>
+
     <${Section} title="Data" actions=${html`<${CopyButton} text=${m.data} />`}>
       <${DataView} data=${m.data} />
     <//>

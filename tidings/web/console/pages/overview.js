@@ -2,6 +2,7 @@
 import { call, listAll, listPage } from "../api.js";
 import { html } from "../lib.js";
 import { Badge, Empty, Loading, Page, Problem, Section, href, useLoad } from "../ui.js";
+import { SeriesChart } from "./charts.js";
 import { ListenerTable } from "./queues.js";
 
 function Count({ label, to, load }) {
@@ -55,7 +56,13 @@ function Attention() {
     ]);
     return {
       all,
-      needy: all.filter((l) => l.liveness.state === "down" || l.liveness.state === "unstable" || l.messages.missed_count > 0),
+      needy: all.filter(
+        (l) =>
+          (l.health && l.health.state !== "healthy") ||
+          l.liveness.state === "down" ||
+          l.liveness.state === "unstable" ||
+          l.messages.missed_count > 0,
+      ),
       names: new Map(queues.map((q) => [q.id, q.name])),
     };
   }, []);
@@ -65,14 +72,22 @@ function Attention() {
   if (all.length === 0) {
     return html`<${Empty} title="No listeners yet"><p><a href=${href("queues")}>Open a queue</a> and add a listener to start delivering.</p><//>`;
   }
-  const states = {};
-  for (const l of all) states[l.liveness.state] = (states[l.liveness.state] || 0) + 1;
+  const count = (pick) => {
+    const found = {};
+    for (const l of all) if (pick(l)) found[pick(l)] = (found[pick(l)] || 0) + 1;
+    return found;
+  };
+  const health = count((l) => l.health && l.health.state);
+  const liveness = count((l) => l.liveness.state);
+  const badges = (found, order) =>
+    order.filter((s) => found[s]).map((s) => html`<${Badge} key=${s} value=${s} label=${`${found[s]} ${s}`} />`);
   return html`
-    <p class="badges">${["stable", "unstable", "down", "unknown"]
-      .filter((s) => states[s])
-      .map((s) => html`<${Badge} key=${s} value=${s} label=${`${states[s]} ${s}`} />`)}</p>
+    <dl class="facts by-state">
+      ${Object.keys(health).length > 0 && html`<dt>Health</dt><dd class="badges health-counts">${badges(health, ["healthy", "failing", "disabled"])}</dd>`}
+      <dt>Liveness</dt><dd class="badges">${badges(liveness, ["stable", "unstable", "down", "unknown"])}</dd>
+    </dl>
     ${needy.length === 0
-      ? html`<p class="muted">Every listener answers its probes and has missed nothing.</p>`
+      ? html`<p class="muted">Every listener is healthy, answers its probes and has missed nothing.</p>`
       : html`<${ListenerTable} listeners=${needy} queueNames=${names} />`}
     ${all.length >= ATTENTION_LIMIT && html`<p class="muted small">Looked at the first ${ATTENTION_LIMIT} listeners.</p>`}`;
 }
@@ -85,7 +100,7 @@ export function Overview() {
       <${Count} label="Messages" to=${href("messages")} load=${total("messages", "messages")} />
     </div>
     <${Section} title="Listeners needing a look"><${Attention} /><//>
-    ${/* The charts of /stats/messages/series (SPEC §11, vendor/uplot.mjs) go here. */ ""}
+    <${Section} title="Deliveries over time"><${SeriesChart} /><//>
     <${Section} title="Activity"><${Activity} /><//>
   <//>`;
 }

@@ -121,7 +121,6 @@ export function QueueDetail({ queueId }) {
         <p class="muted">${messages.data.total} in all.</p>`}
     <//>
 
-    ${/* Retention (SPEC §9, retention_seconds) joins this queue's settings here. */ ""}
     <${Section} title="Schema" actions=${html`<${Action} may=${mayChange} what="change this queue" onClick=${() => setDialog("schema")}>${data.schema ? "Edit schema" : "Add schema"}<//>
       ${data.schema && html`<${Action} may=${mayChange} what="change this queue" onClick=${() => setDialog("drop-schema")}>Remove<//>`}`}>
       ${data.schema
@@ -168,11 +167,13 @@ export function QueueDetail({ queueId }) {
 }
 
 export function ListenerTable({ listeners, queueNames }) {
+  const withHealth = listeners.some((l) => l.health);
   return html`<div class="table-wrap"><table class="table">
     <thead><tr>
       <th scope="col">Name</th>
       ${queueNames && html`<th scope="col">Queue</th>`}
-      <th scope="col">Liveness</th>
+      ${withHealth && html`<th scope="col">Health</th>`}
+      <th scope="col" class=${withHealth ? "hide-narrow" : ""}>Liveness</th>
       <th scope="col" class="num hide-narrow">Acknowledged</th>
       <th scope="col" class="num">Missed</th>
       <th scope="col" class="hide-narrow">Notify URL</th>
@@ -182,7 +183,8 @@ export function ListenerTable({ listeners, queueNames }) {
         (l) => html`<tr key=${l.id}>
           <td><a href=${href("queues", l.queue_id, "listeners", l.id)}>${l.name}</a></td>
           ${queueNames && html`<td><a href=${href("queues", l.queue_id)}>${queueNames.get(l.queue_id) || l.queue_id}</a></td>`}
-          <td><${Badge} value=${l.liveness.state} /></td>
+          ${withHealth && html`<td>${l.health && html`<${Badge} value=${l.health.state} />`}</td>`}
+          <td class=${withHealth ? "hide-narrow" : ""}><${Badge} value=${l.liveness.state} /></td>
           <td class="num hide-narrow">${l.messages.acknowledged_count}</td>
           <td class="num">${l.messages.missed_count > 0 ? html`<${Badge} value="missed" label=${String(l.messages.missed_count)} />` : "0"}</td>
           <td class="hide-narrow url">${l.notify_url}</td>

@@ -1,0 +1,157 @@
+"""CPU per request of the app alone: ``python -m bench.inproc {get,ingest} [--profile]``.
+
+Drives the ASGI app of a real runtime (SQLite in a temporary directory, no engine,
+the access log as ``tidings serve`` has it) straight through its callable, no HTTP
+server: 64 requests in flight, like ``wrk -c64``. Prints requests/s and microseconds
+of this process's CPU per request; ``--profile`` adds cProfile's top functions.
+Compare two trees with ``PYTHONPATH=<tree> python -m bench.inproc ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import json
+import pstats
+import tempfile
+import time
+from typing import Any
+
+import uvloop
+
+from bench.api import MESSAGE
+from tidings.config import load_settings
+from tidings.logs import configure_logging
+from tidings.runtime import Runtime
+
+KEY = "bench-inproc-key-0123456789abcdef"
+
+
+async def call(app: Any, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+        "method": method, "scheme": "http", "path": path, "raw_path": path.encode(),
+        "query_string": b"", "root_path": "", "client": ("127.0.0.1", 40000),
+        "server": ("127.0.0.1", 8080),
+        "headers": [
+            (b"host", b"127.0.0.1:8080"), (b"x-api-key", KEY.encode()),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ],
+    }  # fmt: skip
+    sent = False
+    status = 0
+    out = b""
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if sent:
+            await asyncio.sleep(3600)
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status, out
+        if message["type"] == "http.response.start":
+            status = message["status"]
+        else:
+            out += message.get("body", b"")
+
+    await app(scope, receive, send)
+    return status, out
+
+
+class Lifespan:
+    """The app's lifespan driven as a server does: startup on enter, shutdown on exit."""
+
+    def __init__(self, app: Any) -> None:
+        self._app = app
+        self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    async def __aenter__(self) -> None:
+        scope = {"type": "lifespan", "asgi": {"version": "3.0"}}
+        self._task = asyncio.ensure_future(self._app(scope, self._inbox.get, self._outbox.put))
+        await self._inbox.put({"type": "lifespan.startup"})
+        answer = await self._outbox.get()
+        assert answer["type"] == "lifespan.startup.complete", answer
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self._inbox.put({"type": "lifespan.shutdown"})
+        await self._task
+
+
+async def run(what: str, seconds: float, profile: bool) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = load_settings(
+            {
+                "TIDINGS_DATABASE_URL": f"sqlite:///{tmp}/b.db",
+                "TIDINGS_BOOTSTRAP_API_KEY": KEY,
+                "TIDINGS_RATE_LIMIT": "0",
+                "TIDINGS_ALLOWED_NETWORKS": "127.0.0.0/8",
+            }
+        )
+        configure_logging(settings.log_format, settings.log_level.upper())
+        runtime = Runtime(settings, api=True, engine=False)
+        app = runtime.asgi_app()
+        async with Lifespan(app):
+            body = json.dumps({"name": "q"}).encode()
+            status, out = await call(app, "POST", "/v1/queues", body)
+            assert status == 200, out
+            qid = json.loads(out)["queue"]["id"]
+            listener = {
+                "name": "l", "notify_url": "http://127.0.0.1:9/n",
+                "liveness_url": "http://127.0.0.1:9/l",
+            }  # fmt: skip
+            status, out = await call(
+                app, "POST", f"/v1/queues/{qid}/listeners", json.dumps(listener).encode()
+            )
+            assert status == 200, out
+            if what == "get":
+                method, path, payload = "GET", f"/v1/queues/{qid}", b""
+            else:
+                method, path, payload = "POST", f"/v1/queues/{qid}/messages", MESSAGE
+            done = 0
+            deadline = 0.0
+
+            async def client() -> None:
+                nonlocal done
+                while time.monotonic() < deadline:
+                    status, out = await call(app, method, path, payload)
+                    assert status == 200, out
+                    done += 1
+
+            deadline = time.monotonic() + 1
+            await asyncio.gather(*(client() for _ in range(64)))  # warm-up
+            done = 0
+            profiler = cProfile.Profile() if profile else None
+            cpu, wall = time.process_time(), time.monotonic()
+            deadline = wall + seconds
+            if profiler:
+                profiler.enable()
+            await asyncio.gather(*(client() for _ in range(64)))
+            if profiler:
+                profiler.disable()
+            cpu, wall = time.process_time() - cpu, time.monotonic() - wall
+    print(
+        f"{what}: {done / wall:,.0f} req/s in-process, "
+        f"{cpu / done * 1e6:.1f} us CPU per request ({done} requests)"
+    )
+    if profiler:
+        stats = pstats.Stats(profiler)
+        stats.sort_stats("tottime").print_stats(25)
+        stats.sort_stats("cumulative").print_stats(40)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.inproc", description=__doc__)
+    parser.add_argument("what", choices=["get", "ingest"])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+    uvloop.run(run(args.what, args.seconds, args.profile))
+
+
+if __name__ == "__main__":
+    main()

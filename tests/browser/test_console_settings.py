@@ -1,0 +1,78 @@
+"""Listener options, secret rotation (SPEC §10) and queue retention (§9) in a real
+Chromium, through the console's forms, checked against the API and the receiver.
+
+Each test gets a fresh organization and tab; the tab's end checks that no request left
+the origin and that no JavaScript or console error was logged (harness.py).
+"""
+
+from __future__ import annotations
+
+from playwright.sync_api import expect
+
+from tests.browser.harness import Backdrop, Tab, Tenant
+from tests.browser.test_console import READ_ONLY, delivery_state, wait_for
+
+
+def test_listener_options_are_set_on_create_and_edited(
+    tab: Tab, tenant: Tenant, backdrop: Backdrop
+) -> None:
+    queue = tenant.queue("orders")
+    page = tab.page
+    tab.sign_in(tenant.key)
+    tab.go(f"#/queues/{queue}")
+    page.get_by_role("button", name="Add listener").click()
+    dialog = page.get_by_role("dialog", name="New listener")
+    dialog.get_by_label("Name").fill("shop")
+    dialog.get_by_label("Notify URL").fill(backdrop.receiver.url("/ok"))
+    dialog.get_by_label("Liveness URL").fill(backdrop.receiver.url("/live"))
+    dialog.get_by_text("Options: rate limit").click()  # opens the options
+    dialog.get_by_label("Rate limit (per second)").fill("5")
+    dialog.get_by_label("Ordered").check()
+    dialog.get_by_label("Filter (JSON)").fill('{"names": ["order.*"]}')
+    dialog.get_by_label("Headers").fill("X-Team: billing")
+    dialog.get_by_role("button", name="Create listener").click()
+    expect(page.get_by_role("heading", name="shop")).to_be_visible()
+    listener_id = page.evaluate("location.hash").split("/")[-1]
+    created = tenant.get(f"/queues/{queue}/listeners/{listener_id}")["listener"]
+    assert created["rate_limit"] == 5
+    assert created["ordered"] is True
+    assert created["filter"] == {"names": ["order.*"]}
+    assert created["headers"] == {"X-Team": "billing"}
+
+    options = page.get_by_role("region", name="Options")
+    expect(options).to_contain_text("5 attempts a second")
+    expect(options).to_contain_text("X-Team")
+    expect(options).not_to_contain_text("billing")  # header values are not on show
+
+    # Only a message the filter matches is delivered, with the static header.
+    skipped = tenant.message(queue, "x", name="invoice.paid")
+    sent = tenant.message(queue, "x", name="order.created")
+    wait_for(lambda: delivery_state(tenant, queue, sent) == "delivered")
+    arrivals = backdrop.receiver.on("/ok")
+    assert [a.json()["id"] for a in arrivals if a.json()["id"] in (sent, skipped)] == [sent]
+    assert [a.headers.get("X-Team") for a in arrivals if a.json()["id"] == sent] == ["billing"]
+
+    options.get_by_role("button", name="Edit options").click()
+    dialog = page.get_by_role("dialog", name="Listener options")
+    dialog.get_by_label("Filter (JSON)").fill('{"names": "order.*"}')  # not a list
+    dialog.get_by_role("button", name="Save options").click()
+    expect(dialog.get_by_role("alert")).to_contain_text("filter")  # the API's error, by path
+    dialog.get_by_label("Filter (JSON)").fill("")  # every message again
+    dialog.get_by_label("Max in flight").fill("4")
+    dialog.get_by_label("Rate limit (per second)").fill("")  # no limit
+    dialog.get_by_role("button", name="Save options").click()
+    expect(page.get_by_role("dialog")).to_have_count(0)
+    edited = tenant.get(f"/queues/{queue}/listeners/{listener_id}")["listener"]
+    assert (edited["filter"], edited["max_in_flight"], edited["rate_limit"]) == (None, 4, None)
+    assert edited["headers"] == {"X-Team": "billing"}  # untouched fields stay
+    expect(options).to_contain_text("at most 4 at once")
+
+
+def test_a_read_only_key_may_not_edit_options(tab: Tab, tenant: Tenant) -> None:
+    queue = tenant.queue("orders")
+    listener = tenant.listener(queue, "shop")
+    page = tab.page
+    tab.sign_in(tenant.key_with(READ_ONLY, name="dashboard"))
+    tab.go(f"#/queues/{queue}/listeners/{listener}")
+    expect(page.get_by_role("button", name="Edit options")).to_be_disabled()
+    expect(page.get_by_text("Hidden: this key may read this listener")).to_be_visible()
