@@ -30,6 +30,7 @@ class DeliveryQueue(Protocol):
         per_listener: int,
         busy: Sequence[str],
         after: str = "",
+        default_cap: int = 16,
     ) -> list[Claimed]: ...
 
     async def claim_trials(self, by: int, now: int, lease_until: int, limit: int) -> list[Claimed]:
