@@ -16,6 +16,15 @@ from tests.browser.harness import Backdrop, Switch, Tab, Tenant
 from tests.browser.test_console import READ_ONLY, delivery_state, row, wait_for
 
 
+@pytest.fixture(scope="module")
+def backdrop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backdrop]:
+    """A server whose breaker opens after 6 failed attempts in a row and tries again
+    soon, so a test sees a listener turn failing and recover in seconds."""
+    quick = {"breaker_threshold": 6, "breaker_cooldown_s": 0.5}
+    with Backdrop(tmp_path_factory.mktemp("health") / "tidings.db", quick) as running:
+        yield running
+
+
 @pytest.fixture
 def switch(backdrop: Backdrop) -> Iterator[Switch]:
     backdrop.switch.failing = False
