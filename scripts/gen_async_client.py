@@ -25,7 +25,12 @@ HEADER = (
 
 REPLACEMENTS = [
     ('"""The blocking client."""', HEADER),
-    ("from collections.abc import Iterator", "from collections.abc import AsyncIterator"),
+    ("import time\n", "import asyncio\n"),
+    ("time.sleep(", "await asyncio.sleep("),
+    (
+        "from collections.abc import Iterator, Mapping, Sequence",
+        "from collections.abc import AsyncIterator, Mapping, Sequence",
+    ),
     ("class Client:", "class AsyncClient:"),
     (
         '``Client("http://127.0.0.1:8080", api_key)``; use as a context manager or ``close()``.',

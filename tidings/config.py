@@ -75,6 +75,8 @@ class Settings:
     attempt_retention_s: float = 604_800.0
     # Seconds an answer given under an Idempotency-Key is replayed (SPEC §9).
     idempotency_ttl_s: float = 86_400.0
+    # Furthest a message may be delayed (SPEC §9): 30 days.
+    max_delay_s: float = 2_592_000.0
     # Requests in progress past which the API sheds load with 503 + Retry-After.
     max_concurrent_requests: int = 512
     # Start even when the database would not make commits durable (tests, scratch use).
@@ -256,6 +258,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         event_retention_s=_float(env, "TIDINGS_EVENT_RETENTION", base.event_retention_s),
         attempt_retention_s=_float(env, "TIDINGS_ATTEMPT_RETENTION", base.attempt_retention_s, 1.0),
         idempotency_ttl_s=_float(env, "TIDINGS_IDEMPOTENCY_TTL", base.idempotency_ttl_s, 0.001),
+        max_delay_s=_float(env, "TIDINGS_MAX_DELAY", base.max_delay_s),
         max_concurrent_requests=_int(
             env, "TIDINGS_MAX_CONCURRENT_REQUESTS", base.max_concurrent_requests, 1
         ),

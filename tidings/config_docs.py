@@ -116,6 +116,11 @@ SETTING_DOCS: dict[str, tuple[str | None, str]] = {
         "Seconds an answer given under an `Idempotency-Key` is remembered and replayed, "
         "from the first answer (see publishing.md).",
     ),
+    "max_delay_s": (
+        "TIDINGS_MAX_DELAY",
+        "Furthest ahead (seconds) a message's `deliver_at` or `delay` may put its first "
+        "attempt; further is `422` (see publishing.md).",
+    ),
     "max_in_flight_per_listener": (None, "Concurrent delivery requests to one listener."),
     "max_in_flight": (None, "Concurrent outbound requests of one delivery engine."),
     "max_concurrent_requests": (

@@ -15,7 +15,7 @@ tidings installs it without the server (``pip install .`` includes it).
 
 from tidings_client._async import AsyncClient
 from tidings_client._sync import Client
-from tidings_client.calls import UNSET, NewApiKey, Page
+from tidings_client.calls import UNSET, NewApiKey, NewMessage, Page
 from tidings_client.errors import TidingsClientError
 from tidings_client.webhooks import WebhookVerificationError, verify_webhook
 from tidings_client.wire import (
@@ -46,6 +46,7 @@ __all__ = [
     "ListenerOut",
     "MessageOut",
     "NewApiKey",
+    "NewMessage",
     "Page",
     "QueueOut",
     "Summary",

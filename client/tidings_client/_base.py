@@ -12,6 +12,22 @@ from tidings_client.calls import Call, Page
 
 T = TypeVar("T")
 DEFAULT_TIMEOUT_S = 30.0
+# How often a call that is safe to repeat (``Call.retry``) is sent again.
+DEFAULT_RETRIES = 3
+# Answers after which the same request may succeed: in progress elsewhere, rate
+# limited, overloaded or the database briefly away.
+RETRY_STATUSES = frozenset({409, 429, 503})
+_BACKOFF_S = 0.5
+_MAX_WAIT_S = 30.0
+
+
+def retry_wait(attempt: int, response: httpx.Response | None) -> float:
+    """Seconds before sending again: the answer's ``Retry-After`` when it gives one,
+    else 0.5, 1, 2 s ... after attempt 0, 1, 2 ..."""
+    given: str = "" if response is None else response.headers.get("Retry-After", "")
+    if given.isdigit():
+        return min(float(given), _MAX_WAIT_S)
+    return min(_BACKOFF_S * float(2**attempt), _MAX_WAIT_S)
 
 
 def api_root(base_url: str) -> str:

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
 import httpx
 
 from tidings_client import calls, wire
-from tidings_client._base import DEFAULT_TIMEOUT_S, client_options, next_page, target
-from tidings_client.calls import UNSET, Call, NewApiKey, Page
+from tidings_client._base import (
+    DEFAULT_RETRIES,
+    DEFAULT_TIMEOUT_S,
+    RETRY_STATUSES,
+    client_options,
+    next_page,
+    retry_wait,
+    target,
+)
+from tidings_client.calls import UNSET, Call, NewApiKey, NewMessage, Page
 
 T = TypeVar("T")
 
@@ -29,9 +38,11 @@ class Client:
         api_key: str,
         *,
         timeout_s: float = DEFAULT_TIMEOUT_S,
+        retries: int = DEFAULT_RETRIES,
         http: httpx.Client | None = None,
         **httpx_options: Any,
     ) -> None:
+        self._retries = retries
         self._http = http or httpx.Client(
             **client_options(base_url, api_key, timeout_s), **httpx_options
         )
@@ -48,15 +59,31 @@ class Client:
         self._http.close()
 
     def run(self, call: Call[T]) -> T:
-        """Send one call and read its answer (every method goes through here)."""
-        response = self._http.request(
-            call.method,
-            target(self._http.base_url, call),
-            json=call.body,
-            params=dict(call.params) or None,  # None keeps a link's own query
-        )
-        calls.raise_for_problem(response)
-        return call.read(response)
+        """Send one call and read its answer (every method goes through here).
+
+        A call that is safe to repeat (publishing, under its Idempotency-Key) is sent
+        again after a transport error, ``409``, ``429`` or ``503``, up to ``retries``
+        times."""
+        tries = self._retries + 1 if call.retry else 1
+        for attempt in range(tries):
+            last = attempt == tries - 1
+            response = None
+            try:
+                response = self._http.request(
+                    call.method,
+                    target(self._http.base_url, call),
+                    json=call.body,
+                    params=dict(call.params) or None,  # None keeps a link's own query
+                    headers=dict(call.headers) or None,
+                )
+            except httpx.TransportError:
+                if last:
+                    raise
+            if response is not None and (last or response.status_code not in RETRY_STATUSES):
+                calls.raise_for_problem(response)
+                return call.read(response)
+            time.sleep(retry_wait(attempt, response))
+        raise AssertionError("unreachable")
 
     def pages(self, call: Call[Page[T]]) -> Iterator[Page[T]]:
         current: Call[Page[T]] | None = call
@@ -150,8 +177,28 @@ class Client:
 
     # --- messages ----------------------------------------------------------------
 
-    def post_message(self, queue_id: str, data: str, name: str | None = None) -> wire.Summary:
-        return self.run(calls.post_message(queue_id, data, name))
+    def post_message(
+        self,
+        queue_id: str,
+        data: str,
+        name: str | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> wire.Summary:
+        """Publish one message. It carries an Idempotency-Key (a fresh one unless given)
+        and is retried under it, so a timeout never stores it twice."""
+        return self.run(calls.post_message(queue_id, data, name, idempotency_key=idempotency_key))
+
+    def post_messages(
+        self,
+        queue_id: str,
+        messages: Sequence[NewMessage | Mapping[str, Any]],
+        *,
+        idempotency_key: str | None = None,
+    ) -> list[wire.Summary]:
+        """Publish 1..100 messages in one request, all or none (retried like
+        :meth:`post_message`)."""
+        return self.run(calls.post_messages(queue_id, messages, idempotency_key=idempotency_key))
 
     def list_messages(
         self, queue_id: str | None = None, page: int = 1, per_page: int = 10

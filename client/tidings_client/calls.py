@@ -7,7 +7,8 @@ reads exactly what the server writes, and ignores fields it does not know.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote
@@ -30,6 +31,10 @@ class Call(Generic[T]):
     read: Callable[[httpx.Response], T]
     body: Mapping[str, Any] | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
+    # Safe to send again after a timeout, a lost connection, 409, 429 or 503: it
+    # carries an Idempotency-Key, so the server stores it at most once.
+    retry: bool = False
 
 
 @dataclass(frozen=True)
@@ -206,10 +211,44 @@ def _message_path(queue_id: str, message_id: str) -> str:
     return f"queues/{_seg(queue_id)}/messages/{_seg(message_id)}"
 
 
-def post_message(queue_id: str, data: str, name: str | None = None) -> Call[wire.Summary]:
+def _keyed(idempotency_key: str | None) -> dict[str, str]:
+    """A fresh key unless the caller brings its own (e.g. an order id)."""
+    return {"Idempotency-Key": idempotency_key or uuid.uuid4().hex}
+
+
+def post_message(
+    queue_id: str, data: str, name: str | None = None, *, idempotency_key: str | None = None
+) -> Call[wire.Summary]:
+    """Publish one message; retried under one Idempotency-Key, so stored at most once."""
     read = _envelope(wire.CreatedMessageEnvelope, lambda e: e.message)
     body = {"data": data} if name is None else {"name": name, "data": data}
-    return Call("POST", f"queues/{_seg(queue_id)}/messages", read, body)
+    path = f"queues/{_seg(queue_id)}/messages"
+    return Call("POST", path, read, body, headers=_keyed(idempotency_key), retry=True)
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    """One message of :func:`post_messages`."""
+
+    data: str
+    name: str | None = None
+
+    def wire(self) -> dict[str, Any]:
+        return {"data": self.data} if self.name is None else {"name": self.name, "data": self.data}
+
+
+def post_messages(
+    queue_id: str,
+    messages: Sequence[NewMessage | Mapping[str, Any]],
+    *,
+    idempotency_key: str | None = None,
+) -> Call[list[wire.Summary]]:
+    """Publish 1..100 messages in one request and one commit, all or none. Items are
+    :class:`NewMessage` or the wire's own dicts (``{"data", "name"?}``)."""
+    read = _envelope(wire.CreatedMessagesEnvelope, lambda e: e.messages)
+    body = {"messages": [m.wire() if isinstance(m, NewMessage) else m for m in messages]}
+    path = f"queues/{_seg(queue_id)}/messages/batch"
+    return Call("POST", path, read, body, headers=_keyed(idempotency_key), retry=True)
 
 
 def list_messages(

@@ -26,6 +26,7 @@ __all__ = [
     "CreatedListener",
     "CreatedListenerEnvelope",
     "CreatedMessageEnvelope",
+    "CreatedMessagesEnvelope",
     "Deleted",
     "DeliveryOut",
     "EventCounts",
@@ -213,6 +214,7 @@ class MessageOut(Struct):
     data: str
     created_at: int
     deliveries: list[DeliveryOut]
+    deliver_at: int | None = None  # the first attempt's earliest time, if delayed
 
 
 class MessageEnvelope(Struct):
@@ -222,6 +224,11 @@ class MessageEnvelope(Struct):
 
 class CreatedMessageEnvelope(Struct):
     message: Summary
+    _links: Links
+
+
+class CreatedMessagesEnvelope(Struct):
+    messages: list[Summary]  # in the request's order
     _links: Links
 
 

@@ -11,8 +11,9 @@ from starlette.responses import Response
 
 from tidings.api import wire
 from tidings.api.context import Ctx
+from tidings.api.delays import Item, schedule
 from tidings.api.idempotency import Keyed, publish_once
-from tidings.domain.errors import Invalid, Unavailable, Violation
+from tidings.domain.errors import BadRequest, Invalid, Unavailable, Violation
 from tidings.domain.ids import new_id
 from tidings.domain.models import Message, NewMessage, Publication, Queue
 from tidings.domain.schemas import MessageSchema, parse_schema, validate_data
@@ -36,6 +37,7 @@ def message_out(message: Message) -> wire.MessageOut:
         queue_id=message.queue_id,
         data=message.data,
         created_at=message.created_at,
+        deliver_at=message.deliver_at,
         deliveries=[
             wire.DeliveryOut(
                 d.listener_id,
@@ -54,22 +56,28 @@ def _href(ctx: Ctx, queue_id: str, message_id: str) -> wire.Link:
     return ctx.href("queues", queue_id, "messages", message_id)
 
 
-def _check_items(queue: Queue, items: Sequence[wire.CreateMessage], batch: bool) -> None:
-    """Every item against the queue's schema; one :class:`Invalid` naming them all."""
-    if queue.schema is None:
+def _check_items(
+    queue: Queue, items: Sequence[Item], batch: bool, late: dict[int, Violation]
+) -> None:
+    """Every item against the queue's schema (and the ``late`` ones' times); one
+    :class:`Invalid` naming them all."""
+    if queue.schema is None and not late:
         return
-    schema = _compiled(json.dumps(queue.schema, sort_keys=True))
+    schema = None if queue.schema is None else _compiled(json.dumps(queue.schema, sort_keys=True))
     found: list[Violation] = []
     for i, item in enumerate(items):
-        violations = validate_data(schema, item.data)
+        if i in late:
+            found.append(late[i])
+        violations = [] if schema is None else validate_data(schema, item.data)
         if batch:  # "$.data.price" of item 3 is "$.messages[3].data.price"
             violations = [Violation(f"$.messages[{i}]{v.path[1:]}", v.message) for v in violations]
         found.extend(violations)
     if found:
         raise Invalid(
-            "The message data does not satisfy the queue's schema."
+            "The message breaks a rule (its data against the queue's schema, its delay)."
             if not batch
-            else "Messages of the batch do not satisfy the queue's schema; none was stored.",
+            else "Messages of the batch break a rule (the queue's schema, a delay); none was"
+            " stored.",
             found,
         )
 
@@ -81,7 +89,7 @@ Answer = Callable[[Sequence[NewMessage]], bytes]
 async def _store(
     ctx: Ctx,
     queue: Queue,
-    items: Sequence[wire.CreateMessage],
+    items: Sequence[Item],
     keyed: Keyed | None,
     answer: Answer,
     batch: bool = False,
@@ -95,21 +103,29 @@ async def _store(
     been replaced (here or while they waited for their commit): then they are
     checked again against the queue as it is now."""
     created_at = ctx.clock.now_ms()
+    due, late = schedule(items, created_at, ctx.services.settings.max_delay_s, batch)
     ids = [new_id() for _ in items]
     for _ in range(SCHEMA_CHECKS):
         try:
-            _check_items(queue, items, batch)
+            _check_items(queue, items, batch, late)
         except Invalid:
             current = await ctx.store.queues.get(ctx.org_id, queue.id)
-            if current.schema_id == queue.schema_id:
+            if late or current.schema_id == queue.schema_id:
                 raise
             queue = current
             continue
         messages = tuple(
             NewMessage(
-                message_id, ctx.org_id, queue.id, item.name, item.data, created_at, queue.schema_id
+                message_id,
+                ctx.org_id,
+                queue.id,
+                item.name,
+                item.data,
+                created_at,
+                queue.schema_id,
+                at,
             )
-            for message_id, item in zip(ids, items, strict=True)
+            for message_id, item, at in zip(ids, items, due, strict=True)
         )
         body = answer(messages)
         remembered = None if keyed is None else keyed.answer(body)
@@ -142,6 +158,46 @@ async def create_message(ctx: Ctx) -> Response:
         return await _store(ctx, queue, [body], keyed, answer)
 
     return await publish_once(ctx, publish)
+
+
+async def create_messages(ctx: Ctx) -> Response:
+    """``POST .../messages/batch``: 1..100 messages, all stored in one commit or none."""
+    queue = await ctx.store.queues.get_recent(ctx.org_id, ctx.param("queue_id"))
+    ctx.authorize(queue.id)
+
+    def answer(messages: Sequence[NewMessage]) -> bytes:
+        items = [(m.name, m.id, _href(ctx, queue.id, m.id)) for m in messages]
+        return _encoder.encode(
+            wire.CreatedMessagesEnvelope(
+                [wire.Summary(m.id, m.name) for m in messages],
+                ctx.links(items, queue=ctx.href("queues", queue.id)),
+            )
+        )
+
+    async def publish(keyed: Keyed | None) -> bytes:
+        raw = await ctx.body(wire.CreateMessagesRaw)
+        items = _decode_items(raw.messages)
+        return await _store(ctx, queue, items, keyed, answer, batch=True)
+
+    return await publish_once(ctx, publish)
+
+
+def _decode_items(raws: Sequence[msgspec.Raw]) -> list[wire.BatchItem]:
+    """Every item, or a 400 naming every malformed one (``$.messages[3].data``)."""
+    items: list[wire.BatchItem] = []
+    errors: list[Violation] = []
+    for i, raw in enumerate(raws):
+        try:
+            items.append(msgspec.json.decode(raw, type=wire.BatchItem))
+        except msgspec.ValidationError as exc:
+            message, found, at = str(exc).partition(" - at `")
+            path = at.rstrip("`")[1:] if found else ""
+            errors.append(Violation(f"$.messages[{i}]{path}", message))
+    if errors:
+        raise BadRequest(
+            "Messages of the batch break this endpoint's schema; none was stored.", errors
+        )
+    return items
 
 
 async def list_queue_messages(ctx: Ctx) -> Response:

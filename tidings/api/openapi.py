@@ -209,6 +209,8 @@ def _request_components(kinds: set[type[Any]]) -> dict[str, Any]:
     for name, component in components.items():
         if name != _JSON and component.get("type") == "object":
             component.setdefault("additionalProperties", _ref(_JSON))
+        if name in wire.EXCLUSIVE_FIELDS:
+            component["not"] = {"required": list(wire.EXCLUSIVE_FIELDS[name])}
         for schema in _schemas(component):
             types = schema.get("type")
             if types == "string" or (isinstance(types, list) and "string" in types):

@@ -241,6 +241,18 @@ ENDPOINTS: list[Endpoint] = [
         idempotent=True,
     ),
     Endpoint(
+        "POST",
+        Q + "/messages/batch",
+        messages.create_messages,
+        "Post 1 to 100 messages to a queue, all or none",
+        "messages",
+        "write",
+        wire.CreatedMessagesEnvelope,
+        wire.CreateMessages,
+        extra_statuses=(422,),
+        idempotent=True,
+    ),
+    Endpoint(
         "GET",
         Q + "/messages",
         messages.list_queue_messages,

@@ -173,9 +173,55 @@ class UpdateListener(Struct):
     filter: FilterSpec = UNSET  # null removes the filter
 
 
+# When a message's first attempt may start (SPEC §9): one of the two, or neither.
+# JSON Schema calls 247.0 an integer too: such a float is taken (api/delays.py refuses
+# one with a fraction, which the published schema also refuses).
+MAX_BIGINT = 2**63 - 1
+DeliverAt = Annotated[
+    Annotated[int, Meta(ge=0, le=MAX_BIGINT)] | Annotated[float, Meta(ge=0, le=2.0**63)],
+    Meta(
+        description="Earliest first attempt, ms since the epoch (a past time means now)",
+        extra_json_schema={"type": "integer", "minimum": 0, "maximum": MAX_BIGINT},
+    ),
+]
+Delay = Annotated[float, Meta(ge=0, description="Seconds before the first attempt")]
+
+
+# Request fields that may not be given together (a 400), stated in /openapi.json.
+EXCLUSIVE_FIELDS = {
+    "CreateMessage": ("deliver_at", "delay"),
+    "BatchItem": ("deliver_at", "delay"),
+}
+
+
 class CreateMessage(Struct):
     data: str
     name: Name | None = None
+    deliver_at: DeliverAt | UnsetType = UNSET
+    delay: Delay | UnsetType = UNSET
+
+
+# Items of one batch publish (SPEC §9).
+MAX_BATCH_ITEMS = 100
+
+
+class BatchItem(Struct):
+    data: str
+    name: Name | None = None
+    deliver_at: DeliverAt | UnsetType = UNSET
+    delay: Delay | UnsetType = UNSET
+
+
+class CreateMessages(Struct):
+    """``POST .../messages/batch`` as documented; decoded item by item (below)."""
+
+    messages: Annotated[list[BatchItem], Meta(min_length=1, max_length=MAX_BATCH_ITEMS)]
+
+
+class CreateMessagesRaw(Struct):
+    """The same body with its items undecoded, so every malformed item is named."""
+
+    messages: Annotated[list[msgspec.Raw], Meta(min_length=1, max_length=MAX_BATCH_ITEMS)]
 
 
 class UpdateMessage(Struct):

@@ -121,11 +121,17 @@ class Engine:
         self._retry_times: list[int] = []
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0
+        # Look up when the next pending delivery is due (delayed messages, retries of
+        # other engines) before waiting: at start, when a commit delayed messages and
+        # after each timer rang. One step down the due-time index, so it costs the same
+        # with a million delayed messages as with one.
+        self._look_ahead = True
 
     async def start(self) -> None:
         self._me = await self._store.engines.join(self._clock.now_ms())
         log.info("delivery engine %x started", self._me.id)
         await self._store.subscribe(channels.DELIVERIES, self._wake.set)
+        await self._store.subscribe(channels.DELAYED, self._delayed)
         await self._take_over()  # a predecessor's claims, before the first claim
         self._recorder.start()
         self._prober.start()
@@ -188,8 +194,24 @@ class Engine:
         self._timer = asyncio.get_running_loop().call_later(delay_s, self._ring)
         self._timer_at = first
 
+    def _delayed(self) -> None:
+        self._look_ahead = True
+        self._wake.set()
+
+    async def _arm_next_due(self) -> None:
+        self._look_ahead = False
+        try:
+            at = await self._store.deliveries.next_due(self._clock.now_ms())
+        except StorageError as exc:
+            self._look_ahead = True  # the poll finds it meanwhile
+            log.warning("looking for the next due delivery failed: %s", exc)
+            return
+        if at is not None:
+            self._wake_at([at])
+
     def _ring(self) -> None:
         self._timer = None
+        self._look_ahead = True
         now = self._clock.now_ms()
         while self._retry_times and self._retry_times[0] <= now:
             heapq.heappop(self._retry_times)
@@ -229,6 +251,8 @@ class Engine:
                 await asyncio.sleep(ERROR_BACKOFF_S)
                 continue
             if not more:
+                if self._look_ahead:
+                    await self._arm_next_due()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), POLL_INTERVAL_S)
 

@@ -216,10 +216,20 @@ class MemoryStore:
         woken = 0
         for r in self.rows.values():
             pending = r.listener_id == listener_id and r.state is DeliveryState.PENDING
-            if pending and r.next_attempt_at > now:
+            if pending and r.attempts > 0 and r.next_attempt_at > now:
                 r.next_attempt_at, woken = now, woken + 1
         self.notify(channels.DELIVERIES)
         return woken
+
+    async def next_due(self, now: int) -> int | None:
+        return min(
+            (
+                r.next_attempt_at
+                for r in self.rows.values()
+                if r.state is DeliveryState.PENDING and r.next_attempt_at > now
+            ),
+            default=None,
+        )
 
 
 @dataclass

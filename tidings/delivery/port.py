@@ -36,6 +36,8 @@ class DeliveryQueue(Protocol):
 
     async def wake_listener(self, listener_id: str, now: int) -> int: ...
 
+    async def next_due(self, now: int) -> int | None: ...
+
 
 class ProbeQueue(Protocol):
     async def claim(

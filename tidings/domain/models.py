@@ -183,6 +183,7 @@ class Message:
     created_at: int
     updated_at: int
     deliveries: tuple[Delivery, ...] = field(default=())
+    deliver_at: int | None = None  # no attempt before (SPEC §9); None: none asked for
 
 
 @dataclass(frozen=True, slots=True)

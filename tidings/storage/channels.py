@@ -8,6 +8,8 @@ from typing import Final
 
 # Deliveries became due: messages committed, missed ones redelivered, a listener back up.
 DELIVERIES: Final = "deliveries"
+# Messages with a later first attempt were committed: engines look for the next due time.
+DELAYED: Final = "delayed"
 # A listener was created: its first liveness probe is due now.
 PROBES: Final = "probes"
 # A queue was changed or deleted: every node's cache of queues empties.

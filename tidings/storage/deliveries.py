@@ -358,10 +358,21 @@ class Deliveries:
 
         return sorted(r["message_id"] for r in await self._db.run(body))
 
-    async def wake_listener(self, listener_id: str, now: int) -> int:
-        """A listener came back: its waiting deliveries are due at once."""
+    async def next_due(self, now: int) -> int | None:
+        """When the earliest pending delivery due after ``now`` is due (delayed
+        messages, retries): one step down the due-time index, however many wait."""
+        at: int | None = await self._db.fetchval(
+            "SELECT next_attempt_at FROM deliveries WHERE state = 'pending'"
+            " AND next_attempt_at > $1 ORDER BY next_attempt_at LIMIT 1",
+            now,
+        )
+        return at
 
-        waiting = "listener_id = $1 AND state = 'pending' AND next_attempt_at > $2"
+    async def wake_listener(self, listener_id: str, now: int) -> int:
+        """A listener came back: its waiting retries are due at once. Deliveries not
+        attempted yet keep their time: a delayed message waits for its ``deliver_at``."""
+
+        waiting = "listener_id = $1 AND state = 'pending' AND next_attempt_at > $2 AND attempts > 0"
 
         async def body(tx: Connection) -> int:
             await locks.deliveries(self._db, tx, waiting, listener_id, now)

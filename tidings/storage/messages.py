@@ -25,13 +25,14 @@ from tidings.storage.idempotency import KeyTaken, remember
 from tidings.storage.paging import fetch_page
 from tidings.storage.queues import QueueState, hold_for_insert
 
-_COLUMNS = "id, org_id, queue_id, name, data, created_at, updated_at"
-_INSERT_MESSAGE = f"INSERT INTO messages ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $6)"
+_COLUMNS = "id, org_id, queue_id, name, data, created_at, updated_at, deliver_at"
+_INSERT_MESSAGE = f"INSERT INTO messages ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $6, $7)"
 # One delivery per listener the queue has at commit time (SPEC §5 "Who"), for a
 # whole batch of just-inserted messages in one statement. Listeners with a filter
 # (SPEC §10) are left to the filtered fan-out below, in the same transaction.
-# When a new delivery is first due: one expression for both fan-outs.
-_FIRST_DUE = "m.created_at"
+# When a new delivery is first due (a delayed message's at its deliver_at, SPEC §9):
+# one expression for both fan-outs.
+_FIRST_DUE = "COALESCE(m.deliver_at, m.created_at)"
 _FAN_OUT = (
     "INSERT INTO deliveries (message_id, listener_id, org_id, state, attempts, next_attempt_at)"
     f" SELECT m.id, l.id, l.org_id, 'pending', 0, {_FIRST_DUE}"
@@ -75,6 +76,7 @@ def _message(row: Row, deliveries: tuple[Delivery, ...]) -> Message:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         deliveries=deliveries,
+        deliver_at=row["deliver_at"],
     )
 
 
@@ -215,7 +217,10 @@ class Messages:
     ) -> None:
         await tx.executemany(
             _INSERT_MESSAGE,
-            [(m.id, m.org_id, m.queue_id, m.name, m.data, m.created_at) for m in batch],
+            [
+                (m.id, m.org_id, m.queue_id, m.name, m.data, m.created_at, m.deliver_at)
+                for m in batch
+            ],
         )
         ids, value = id_list(self._db, 1, [m.id for m in batch])
         # executemany of one row: nothing to answer, so SQLite queues it with the rest.
@@ -235,6 +240,8 @@ class Messages:
             ],
         )
         await self._db.notify(tx, channels.DELIVERIES)
+        if any(m.deliver_at is not None and m.deliver_at > m.created_at for m in batch):
+            await self._db.notify(tx, channels.DELAYED)
 
     async def _fan_out_filtered(self, tx: Connection, batch: Sequence[NewMessage]) -> None:
         """Deliveries for the listeners with a filter: the filter in force at this

@@ -1,0 +1,142 @@
+"""What one message costs PostgreSQL: ``python -m bench.pgcost [--messages N] [--listeners L]``.
+
+Starts ``tidings serve`` (API + engine child) on a fresh PostgreSQL database with
+``L`` listeners on the fast receiver, posts ``N`` messages with 32 in flight, waits
+until every delivery arrived, and reports per message: bytes added to each table
+(with its indexes and TOAST), WAL bytes (``pg_current_wal_lsn`` before/after), and
+CPU seconds of the tidings processes (API, engine) and of every PostgreSQL process
+(``/proc``), so the share that lands on the primary is measured, not guessed.
+Other load on the machine adds to the PostgreSQL figure (autovacuum, checkpoints of
+other databases): run it on a quiet machine, twice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+import uvloop
+
+from bench import arrivals
+from bench.api import MESSAGE, Api
+from bench.loadgen import wait_count
+from bench.memory import _children
+from bench.procs import database, receiver, tidings
+
+TABLES = ("messages", "deliveries", "events", "attempts", "event_counts", "listeners")
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_s(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+
+
+async def _backends(conn: asyncpg.Connection) -> dict[int, str]:
+    """PostgreSQL's processes by role: this database's backends (tidings' pools) and the
+    shared background processes (WAL writer, checkpointer, ...; other databases on the
+    same server add to those)."""
+    rows = await conn.fetch(
+        "SELECT pid, datname = current_database() AS ours, backend_type FROM pg_stat_activity"
+    )
+    return {
+        r["pid"]: "this database" if r["ours"] else r["backend_type"]
+        for r in rows
+        if r["ours"] or r["backend_type"] != "client backend"
+    }
+
+
+async def _sizes(conn: asyncpg.Connection) -> dict[str, int]:
+    rows = await conn.fetch(
+        "SELECT c.relname, pg_total_relation_size(c.oid) AS bytes FROM pg_class c"
+        " JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = 'public' AND c.relkind = 'r'"
+    )
+    return {r["relname"]: int(r["bytes"]) for r in rows}
+
+
+async def measure(messages: int, listeners: int) -> dict[str, Any]:
+    async with (
+        database("postgres") as url,
+        receiver() as recv,
+        aiohttp.ClientSession() as s,
+        tidings(url) as server,
+    ):
+        api = Api(server.url, s)
+        queue_id = await api.queue()
+        for n in range(listeners):
+            await api.listener(queue_id, recv.url, f"l{n}")
+        await api.post(queue_id)  # warm every path once
+        await wait_count(lambda: arrivals.count(s, recv.url), listeners, 60)
+        await arrivals.reset(s, recv.url)
+        tree = [server.pid, *_children(server.pid)]
+        conn = await asyncpg.connect(url)
+        try:
+            sizes, lsn = await _sizes(conn), await conn.fetchval("SELECT pg_current_wal_lsn()")
+            roles = await _backends(conn)
+            pg = {pid: _cpu_s(pid) for pid in roles}
+            ours = {pid: _cpu_s(pid) for pid in tree}
+            started = time.monotonic()
+            gate = asyncio.Semaphore(32)
+
+            async def one() -> None:
+                async with gate:
+                    await api.post(queue_id, MESSAGE)
+
+            await asyncio.gather(*(one() for _ in range(messages)))
+            posted = time.monotonic() - started
+            await wait_count(lambda: arrivals.count(s, recv.url), messages * listeners, 600)
+            took = time.monotonic() - started
+            await asyncio.sleep(1.0)  # the recorder's last batch
+            pg_cpu: dict[str, float] = {}
+            for pid, role in roles.items():
+                pg_cpu[role] = pg_cpu.get(role, 0.0) + _cpu_s(pid) - pg[pid]
+            our_cpu = {pid: _cpu_s(pid) - before for pid, before in ours.items()}
+            wal = await conn.fetchval(
+                "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn)", lsn
+            )
+            after = await _sizes(conn)
+        finally:
+            await conn.close()
+    per = float(messages)
+    return {
+        "messages": messages,
+        "listeners": listeners,
+        "posted_per_s": round(messages / posted),
+        "delivered_all_s": round(took, 2),
+        "wal_bytes_per_message": round(float(wal) / per),
+        "table_bytes_per_message": {
+            t: round((after.get(t, 0) - sizes.get(t, 0)) / per)
+            for t in sorted(after)
+            if after.get(t, 0) != sizes.get(t, 0)
+        },
+        "cpu_us_per_message": {
+            "tidings (all processes)": round(sum(our_cpu.values()) / per * 1e6),
+            **{f"pid {pid}": round(v / per * 1e6) for pid, v in our_cpu.items()},
+            **{f"postgresql {role}": round(v / per * 1e6) for role, v in pg_cpu.items()},
+        },
+        "load": os.getloadavg(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.pgcost", description=__doc__)
+    parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument("--listeners", type=int, default=1)
+    args = parser.parse_args()
+    result = uvloop.run(measure(args.messages, args.listeners))
+    for key, value in result.items():
+        print(f"{key}: {value}")
+
+
+if __name__ == "__main__":
+    main()
