@@ -34,12 +34,12 @@ async def test_attempt_finishing_during_a_claim_starts_the_next_claim(
         real_claim = server.store.deliveries.claim
         calls = 0
 
-        async def claim_racing_an_attempt(*args: Any) -> Any:
+        async def claim_racing_an_attempt(*args: Any, **kw: Any) -> Any:
             # The second claim finds the listener busy; before it returns, the first
             # attempt finishes, and its wake-up lands while the claim is in flight.
             nonlocal calls
             calls += 1
-            claimed = await real_claim(*args)
+            claimed = await real_claim(*args, **kw)
             if calls == 2 and not claimed:
                 while engine.in_flight:  # noqa: ASYNC110 (a plain count; no event to await)
                     await asyncio.sleep(0.005)
@@ -53,13 +53,12 @@ async def test_attempt_finishing_during_a_claim_starts_the_next_claim(
             await engine.stop()
 
 
-async def test_backlogged_listener_is_refilled_while_its_slots_are_busy(
+async def test_listener_at_its_limit_is_claimed_for_again_once_an_outcome_is_written(
     settings: Settings,
 ) -> None:
-    """A listener's next rows are claimed while it still has requests waiting for a
-    slot, not once its slots start to empty (which left a fast receiver idle for the
-    length of every claim); it never has more than its cap of requests open, nor
-    more than twice the cap less one claimed."""
+    """A listener never has more than its ``max_in_flight`` claimed (SPEC §10: leases
+    count across engines); each answer, once written, lets the next row be claimed
+    at once, without waiting for the poll."""
     cap = 4
     capped = replace(settings, max_in_flight_per_listener=cap)
     gates = [asyncio.Event() for _ in range(20)]
@@ -81,11 +80,11 @@ async def test_backlogged_listener_is_refilled_while_its_slots_are_busy(
 
         await engine.start()
         try:
-            await settles(arrived=cap, claimed=2 * cap - 1)
-            gates[0].set()  # one answered: a waiting row takes its slot
-            await settles(arrived=cap + 1, claimed=2 * cap - 2)
-            gates[1].set()  # down to the refill point, every slot still busy: refilled
-            await settles(arrived=cap + 2, claimed=2 * cap - 1)
+            await settles(arrived=cap, claimed=cap)
+            gates[0].set()  # one answered and written: the next row is claimed
+            await settles(arrived=cap + 1, claimed=cap)
+            gates[1].set()
+            await settles(arrived=cap + 2, claimed=cap)
             for gate in gates:
                 gate.set()
             arrivals = await rx.wait_for("/hook", 20, timeout_s=10)

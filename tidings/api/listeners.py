@@ -94,7 +94,7 @@ async def create_listener(ctx: Ctx) -> Response:
         body.name,
         body.notify_url,
         body.liveness_url,
-        new_keys("v1"),
+        new_keys(body.signature_scheme),
         _options(body),
     )
     return ctx.respond(

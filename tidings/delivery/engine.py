@@ -26,7 +26,7 @@ import contextlib
 import heapq
 import logging
 import random
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable
 
 import msgspec
@@ -50,6 +50,9 @@ from tidings.storage.engines import Membership
 log = logging.getLogger("tidings.delivery")
 
 CLAIM_BATCH = 256
+# The most a claim takes for one listener (max_in_flight's ceiling, SPEC §10); each
+# listener's own limit is the claim's business (storage/claims.py).
+MAX_PER_LISTENER = 256
 POLL_INTERVAL_S = 1.0
 ERROR_BACKOFF_S = 1.0
 # How often a running engine looks for dead ones: a killed worker's deliveries are
@@ -101,19 +104,18 @@ class Engine:
         # Outcomes waiting to be written keep their leases: they count against the
         # in-flight window, and each written batch frees room for another claim.
         self._recorder = Recorder(
-            store.deliveries, on_scheduled=self._wake_at, on_flushed=self._slot_free.set
+            store.deliveries, on_scheduled=self._wake_at, on_flushed=self._flushed
         )
+        # Set when an attempt of a listener at its flow limit (SPEC §10: max_in_flight
+        # reached, or ordered) finished: its lease goes with the next written batch,
+        # and only then may another claim take the listener's next delivery.
+        self._claim_after_flush = False
         self._prober = LivenessProber(store, settings, sender, clock)
         self._headers = RequestHeaders(clock)
-        # A listener holds at most 2 x cap - 1 claimed deliveries: cap sending, the
-        # rest waiting for a slot, so each one is done within two rounds of attempts.
-        # It is claimed for again as soon as it holds no more than ``_refill_at``,
-        # while some still wait, so new rows arrive before the sending ones run out.
-        # (Claiming only once every waiting one had started left a fast receiver
-        # idle for the length of each claim.)
-        cap = settings.max_in_flight_per_listener
-        self._max_held = 2 * cap - 1
-        self._refill_at = self._max_held - max(1, cap // 2)
+        # Each listener's ``max_in_flight`` as its last claimed delivery said: the
+        # claim counts every engine's leases against it (storage/claims.py), so one
+        # engine holds at most that many; a listener it holds that many of is busy.
+        self._caps: dict[str, int] = {}
         # Long enough for a full attempt even after waiting for a listener slot.
         self._lease_ms = int(settings.lease_s * 1000)
         self._me: Membership | None = None
@@ -265,42 +267,60 @@ class Engine:
             self._slot_free.clear()
             await self._slot_free.wait()
             return True
-        busy, rooms = [], []
-        for lid, count in self._per_listener.items():
-            if count > self._refill_at:
-                busy.append(lid)
-            else:
-                rooms.append(self._max_held - count)
-        # As many per listener as the fullest claimable one has room for (a listener
-        # this engine holds nothing of has room for the most).
-        take = min(rooms, default=self._max_held)
+        default_cap = self._settings.max_in_flight_per_listener
+        busy = [
+            lid
+            for lid, count in self._per_listener.items()
+            if count >= self._caps.get(lid, default_cap)
+        ]
         assert self._me is not None
         now = self._clock.now_ms()
         limit = min(free, CLAIM_BATCH)
         batch = await self._store.deliveries.claim(
-            self._me.id, now, now + self._lease_ms, limit, take, busy, self._cursor
+            self._me.id,
+            now,
+            now + self._lease_ms,
+            limit,
+            MAX_PER_LISTENER,
+            busy,
+            self._cursor,
+            default_cap=default_cap,
         )
         if batch:
             self._cursor = batch[-1].listener_id
+            self._wake_for_rates(batch)
         bodies: dict[str, bytes] = {}
         for claimed in batch:
             body = bodies.get(claimed.message_id)
             if body is None:
                 body = bodies[claimed.message_id] = request_body(claimed)
             self._spawn(claimed, body)
-        # A short batch took everything claimable: wait for a wake-up, not a re-poll;
-        # unless a listener got all it was offered and is still at or below its
-        # refill point: no finished attempt will cross that point to wake us.
-        taken = Counter(c.listener_id for c in batch)
-        return len(batch) == limit or any(
-            n == take and self._per_listener.get(lid, 0) <= self._refill_at
-            for lid, n in taken.items()
-        )
+        # A short batch took everything claimable: wait for a wake-up (a message, a
+        # retry's time, a written batch that freed a listener at its limit).
+        return len(batch) == limit
+
+    def _wake_for_rates(self, batch: list[Claimed]) -> None:
+        """Claim again when a rate-limited listener's next start is allowed."""
+        next_starts: dict[str, float] = {}
+        for c in batch:
+            if c.rate_limit is not None:
+                next_starts[c.listener_id] = c.start_at + 1000.0 / c.rate_limit
+        if next_starts:
+            self._wake_at([int(at) + 1 for at in next_starts.values()])
+
+    def _flushed(self) -> None:
+        self._slot_free.set()
+        if self._claim_after_flush:
+            self._wake.set()
+            # Kept while outcomes still wait: the batch just written may not hold
+            # the one that set it (it was added while the write was in flight).
+            self._claim_after_flush = self._recorder.backlog > 0
 
     def _spawn(self, claimed: Claimed, body: bytes) -> None:
         if claimed.key in self._in_flight:  # our own lease ran out and we took it again
             return
         self._per_listener[claimed.listener_id] += 1
+        self._caps[claimed.listener_id] = claimed.max_in_flight
         task = asyncio.create_task(self._attempt(claimed, body))
         self._in_flight[claimed.key] = task
         task.add_done_callback(lambda _task: self._done(claimed))
@@ -312,26 +332,31 @@ class Engine:
         if held <= 1:
             self._per_listener.pop(claimed.listener_id, None)
             self._listener_slots.pop(claimed.listener_id, None)
+            self._caps.pop(claimed.listener_id, None)
         else:
             self._per_listener[claimed.listener_id] = held - 1
         self._slot_free.set()
-        # Claim again only when this made room the last claim could not use: the
-        # listener was busy (above its refill point), or every slot was taken.
-        # Otherwise a claim would find nothing new (new messages and retries wake the
-        # loop themselves), and an empty claim per finished attempt was most of the
-        # PostgreSQL delivery cost.
-        if was_full or held == self._refill_at + 1:
+        # Claim again only when this made room the last claim could not use: every
+        # slot was taken (a listener at its flow limit wakes the claim once its
+        # outcome is written: see _attempt). Otherwise a claim would find nothing
+        # new (new messages and retries wake the loop themselves), and an empty
+        # claim per finished attempt was most of the PostgreSQL delivery cost.
+        if was_full:
             self._wake.set()
 
-    def _slots(self, listener_id: str) -> asyncio.Semaphore:
-        slots = self._listener_slots.get(listener_id)
+    def _slots(self, claimed: Claimed) -> asyncio.Semaphore:
+        slots = self._listener_slots.get(claimed.listener_id)
         if slots is None:
-            cap = self._settings.max_in_flight_per_listener
-            slots = self._listener_slots[listener_id] = asyncio.Semaphore(cap)
+            cap = claimed.max_in_flight
+            slots = self._listener_slots[claimed.listener_id] = asyncio.Semaphore(cap)
         return slots
 
     async def _attempt(self, claimed: Claimed, body: bytes) -> None:
-        async with self._slots(claimed.listener_id):
+        # Under a rate limit each delivery has its reserved start (storage/claims.py).
+        wait_s = (claimed.start_at - self._clock.now_ms()) / 1000
+        if wait_s > 0:
+            await asyncio.sleep(wait_s)
+        async with self._slots(claimed):
             # The id is made as the attempt starts: the log lists attempts by id.
             attempt_id, started_at = new_id(), self._clock.now_ms()
             headers = self._headers.build(claimed, body, started_at // 1000)
@@ -361,6 +386,9 @@ class Engine:
                 claimed.listener_id,
                 answer.error,
             )
+        if claimed.ordered or self._per_listener[claimed.listener_id] >= claimed.max_in_flight:
+            # Its lease counts until this outcome is written: claim again after that.
+            self._claim_after_flush = True
         self._recorder.add(
             AttemptResult(
                 claimed,

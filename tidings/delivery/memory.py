@@ -18,8 +18,10 @@ import asyncio
 import itertools
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
+from tidings.domain.flow import RATE_LOOKAHEAD_MS, Flow, allowance, start_times
 from tidings.domain.liveness import judge, record_probe
 from tidings.domain.models import DeliveryState, LivenessState
 from tidings.storage import channels
@@ -53,6 +55,11 @@ class ListenerRow:
     next_probe_at: int = 0
     probe_lease_until: int = 0
     acknowledged_count: int = 0
+    # flow control (SPEC §10), as in storage/claims.py
+    max_in_flight: int | None = None
+    rate_limit: float | None = None
+    rate_next_at: float = 0.0
+    ordered: bool = False
 
     @property
     def state(self) -> LivenessState:
@@ -147,33 +154,82 @@ class MemoryStore:
         per_listener: int,
         busy: Sequence[str],
         after: str = "",
+        default_cap: int = 16,
     ) -> list[Claimed]:
         self.claims += 1
-        taken: list[Row] = []
+        lease_until += int(RATE_LOOKAHEAD_MS)
+        claimed: list[Claimed] = []
         for lid in sorted(self.listeners, key=lambda i: (i <= after, i)):
-            if lid in busy or self.listeners[lid].state is LivenessState.DOWN:
+            listener = self.listeners[lid]
+            if lid in busy or listener.state is LivenessState.DOWN:
                 continue
-            due = sorted(
-                (
-                    r
-                    for r in self.rows.values()
-                    if r.listener_id == lid
-                    and r.state is DeliveryState.PENDING
-                    and r.next_attempt_at <= now
-                    and r.lease_until <= now
-                ),
-                key=lambda r: r.next_attempt_at,
-            )
-            taken.extend(due[:per_listener])
-            if len(taken) >= limit:
+            if listener.rate_limit is not None and listener.rate_next_at > now + RATE_LOOKAHEAD_MS:
+                continue
+            due = self._due(lid, now)
+            if not due:
+                continue
+            flow = self._flow(listener, now, default_cap)
+            room = min(allowance(flow, per_listener, now), limit - len(claimed))
+            taken = [r for r in due if flow.head in (None, r.message_id)][:room]
+            starts, listener.rate_next_at = start_times(flow, len(taken), now)
+            for r, start in zip(taken, starts, strict=True):
+                r.lease_until, r.claimed_by = lease_until, by
+                claimed.append(self.claimed(r, flow, start))
+            if len(claimed) >= limit:
                 break
-        for r in taken[:limit]:
-            r.lease_until, r.claimed_by = lease_until, by
-        return [self.claimed(r) for r in taken[:limit]]
+        return claimed
 
-    def claimed(self, r: Row) -> Claimed:
+    def _due(self, listener_id: str, now: int) -> list[Row]:
+        return sorted(
+            (
+                r
+                for r in self.rows.values()
+                if r.listener_id == listener_id
+                and r.state is DeliveryState.PENDING
+                and r.next_attempt_at <= now
+                and r.lease_until <= now
+            ),
+            key=lambda r: r.next_attempt_at,
+        )
+
+    def _flow(self, listener: ListenerRow, now: int, default_cap: int) -> Flow:
+        mine = [
+            r
+            for r in self.rows.values()
+            if r.listener_id == listener.id and r.state is DeliveryState.PENDING
+        ]
+        head: str | None = None
+        if listener.ordered and mine:
+            first = min(mine, key=lambda r: r.message_id)
+            if first.next_attempt_at <= now and first.lease_until <= now:
+                head = first.message_id
+        return Flow(
+            listener_id=listener.id,
+            max_in_flight=listener.max_in_flight or default_cap,
+            rate_limit=listener.rate_limit,
+            rate_next_at=listener.rate_next_at,
+            ordered=listener.ordered,
+            leased=sum(1 for r in mine if r.lease_until > now),
+            head=head,
+        )
+
+    def claimed(self, r: Row, flow: Flow | None = None, start_at: float = 0.0) -> Claimed:
         """What a claim of ``r`` answers."""
         listener = self.listeners[r.listener_id]
+        return replace(self._claimed(r, listener), **self._flow_fields(flow, start_at))
+
+    @staticmethod
+    def _flow_fields(flow: Flow | None, start_at: float) -> dict[str, Any]:
+        if flow is None:
+            return {}
+        return {
+            "start_at": start_at,
+            "max_in_flight": flow.max_in_flight,
+            "ordered": flow.ordered,
+            "rate_limit": flow.rate_limit,
+        }
+
+    def _claimed(self, r: Row, listener: ListenerRow) -> Claimed:
         return Claimed(
             r.message_id,
             r.listener_id,

@@ -28,6 +28,7 @@ class DeliveryQueue(Protocol):
         per_listener: int,
         busy: Sequence[str],
         after: str = "",
+        default_cap: int = 16,
     ) -> list[Claimed]: ...
 
     async def record(self, results: Sequence[AttemptResult]) -> None: ...

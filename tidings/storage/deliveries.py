@@ -20,9 +20,11 @@ from typing import Any
 
 from tidings.domain.clock import Clock
 from tidings.domain.events import EventType, NewEvent, Ref
+from tidings.domain.flow import RATE_LOOKAHEAD_MS, Flow
 from tidings.domain.models import AttemptError, AttemptOutcome, DeliveryState
 from tidings.storage import channels, locks
 from tidings.storage.attempts import Attempts, NewAttempt
+from tidings.storage.claims import Claim, allowances, json_ids, pick_sqlite, schedule
 from tidings.storage.database import Connection, Database, Row, id_list
 from tidings.storage.events import EventLog
 from tidings.storage.listeners import add_acknowledged
@@ -35,30 +37,32 @@ _CLAIMED = (
     ", l.headers, l.signature_scheme, l.signing_key, l.previous_scheme,"
     " l.previous_signing_key, l.previous_secret_expires_at"
 )
-# PostgreSQL claims in one statement (one round trip, its own transaction): pick and
-# lock the rows, lease them, answer them. The lease finds the locked rows by ctid
-# (a TID scan whatever the statistics say; a join on the key could be planned as a
-# scan of the whole table); only rows the lease really updated are answered (a row
-# whose newer version was locked is not visible to this statement's UPDATE: it stays
-# unleased and is not sent). Rows come back in the round-robin order. FOR NO KEY
-# UPDATE: the weakest lock that keeps other engines off the row.
-_CLAIM_POSTGRES = f"""
-WITH picked AS MATERIALIZED (
+# PostgreSQL leases in one statement, after storage/claims.py read each candidate's
+# flow (its transaction holds the candidates' listener rows): pick and lock up to each
+# listener's allowance (``a.allow``; for an ordered one only its head), lease them,
+# answer them. The lease finds the locked rows by ctid (a TID scan whatever the
+# statistics say; a join on the key could be planned as a scan of the whole table);
+# only rows the lease really updated are answered (a row whose newer version was
+# locked is not visible to this statement's UPDATE: it stays unleased and is not
+# sent). Rows come back in the round-robin order. FOR NO KEY UPDATE: the weakest lock
+# that keeps other engines off the row.
+_LEASE_POSTGRES = f"""
+WITH a AS (
+    SELECT * FROM unnest($1::text[], $2::int[], $3::text[]) AS a(id, allow, head)
+), picked AS MATERIALIZED (
     SELECT {_CLAIMED}, d.row_id, d.next_attempt_at, l.id <= $5 AS wrapped
-    FROM listeners l
+    FROM a JOIN listeners l ON l.id = a.id
     CROSS JOIN LATERAL (
         SELECT ctid AS row_id, message_id, listener_id, attempts, next_attempt_at
         FROM deliveries
         WHERE listener_id = l.id AND state = 'pending'
-          AND next_attempt_at <= $1 AND lease_until <= $1
-        ORDER BY next_attempt_at LIMIT $2
+          AND next_attempt_at <= $4 AND lease_until <= $4
+          AND (a.head IS NULL OR message_id = a.head)
+        ORDER BY next_attempt_at LIMIT a.allow
         FOR NO KEY UPDATE SKIP LOCKED
     ) d
     JOIN messages m ON m.id = d.message_id
     JOIN queues q ON q.id = l.queue_id
-    WHERE l.liveness_state <> 'down' AND NOT (l.id = ANY($3::text[]))
-    ORDER BY l.id <= $5, l.id
-    LIMIT $4
 ), leased AS (
     UPDATE deliveries SET lease_until = $6, claimed_by = $7
     WHERE ctid = ANY(ARRAY(SELECT row_id FROM picked))
@@ -67,25 +71,27 @@ WITH picked AS MATERIALIZED (
 SELECT p.* FROM picked p JOIN leased USING (message_id, listener_id)
 ORDER BY p.wrapped, p.listener_id, p.next_attempt_at, p.message_id
 """
-# SQLite has no LATERAL: a correlated IN (... LIMIT) over rowids does the same job.
-# The lease is one statement (BEGIN, UPDATE, COMMIT in one hop to the writer thread,
-# so ingest never waits for the event loop in the middle of a claim); RETURNING can
-# only name the leased table, so what to send is read after it, on a reader.
-_CLAIM_SQLITE = """
-UPDATE deliveries SET lease_until = $6, claimed_by = $7
-WHERE rowid IN (
-    SELECT d.rowid
-    FROM listeners l
-    JOIN deliveries d ON d.rowid IN (
-        SELECT rowid FROM deliveries
-        WHERE listener_id = l.id AND state = 'pending'
-          AND next_attempt_at <= $1 AND lease_until <= $1
-        ORDER BY next_attempt_at LIMIT $2
-    )
-    WHERE l.liveness_state <> 'down' AND NOT (l.id {busy})
-    ORDER BY l.id <= $5, l.id, d.next_attempt_at
-    LIMIT $4
+# SQLite cannot LIMIT by a column: the due rows of each candidate (up to the largest
+# allowance) are read in the claim's transaction and trimmed in Python
+# (claims.pick_sqlite), then leased by rowid. What to send is read after the commit,
+# on a reader (RETURNING can only name the leased table).
+_DUE_SQLITE = """
+SELECT d.rowid AS row_id, d.listener_id, d.message_id
+FROM (
+    SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS head
+    FROM json_each($1)
+) a
+JOIN deliveries d ON d.rowid IN (
+    SELECT rowid FROM deliveries
+    WHERE listener_id = a.id AND state = 'pending'
+      AND next_attempt_at <= $2 AND lease_until <= $2
+      AND (a.head IS NULL OR message_id = a.head)
+    ORDER BY next_attempt_at LIMIT $3
 )
+"""
+_LEASE_SQLITE = """
+UPDATE deliveries SET lease_until = $2, claimed_by = $3
+WHERE rowid IN (SELECT value FROM json_each($1))
 RETURNING rowid AS row_id, listener_id, next_attempt_at, message_id
 """
 _CLAIMED_SQLITE = f"""
@@ -127,6 +133,8 @@ class Claimed:
     signing: SigningKeys | None = None  # None: v1 with ``secret``
     start_at: float = 0  # rate_limit: not started before this (ms)
     max_in_flight: int = 16  # the listener's cap (SPEC §10), across engines
+    ordered: bool = False
+    rate_limit: float | None = None
     # A circuit breaker's single trial (SPEC §11): it never makes its message missed.
     trial: bool = False
 
@@ -196,7 +204,7 @@ def _logged(r: AttemptResult) -> NewAttempt:
     )
 
 
-def _claimed(row: Row) -> Claimed:
+def _claimed(row: Row, flow: Flow | None = None, start_at: float = 0.0) -> Claimed:
     return Claimed(
         message_id=row["message_id"],
         listener_id=row["listener_id"],
@@ -212,6 +220,10 @@ def _claimed(row: Row) -> Claimed:
         queue_name=row["queue_name"],
         headers=row["headers"],
         signing=_signing(row),
+        start_at=start_at,
+        max_in_flight=16 if flow is None else flow.max_in_flight,
+        ordered=flow is not None and flow.ordered,
+        rate_limit=None if flow is None else flow.rate_limit,
     )
 
 
@@ -246,33 +258,61 @@ class Deliveries:
         per_listener: int,
         busy: Sequence[str],
         after: str = "",
+        default_cap: int = 16,
     ) -> list[Claimed]:
         """Lease up to ``limit`` due deliveries to engine ``by``, listener by listener
         in id order starting after listener ``after`` and wrapping around (the engine
         rotates it, so with more busy listeners than slots each gets its turn instead
-        of the first ones in the table).
+        of the first ones in the table), each at most ``per_listener`` and what its
+        flow control allows (storage/claims.py; ``default_cap``: ``max_in_flight`` of
+        listeners that set none).
         """
+        # Rate-limited deliveries may wait up to the look-ahead before they start.
+        lease_until += int(RATE_LOOKAHEAD_MS)
+
+        async def body(tx: Connection) -> tuple[list[Row], dict[str, Flow], dict[str, list[float]]]:
+            claim = Claim(self._db, tx, now)
+            flows = await claim.flows(busy, after, limit, default_cap)
+            room = allowances(flows, per_listener, limit, now)
+            if not room:
+                return [], {}, {}
+            heads = {f.listener_id: f.head for f in flows if f.ordered}
+            if self._db.dialect == "postgresql":
+                ids = list(room)
+                rows = await tx.fetch(
+                    _LEASE_POSTGRES,
+                    ids,
+                    [room[i] for i in ids],
+                    [heads.get(i) for i in ids],
+                    now,
+                    after,
+                    lease_until,
+                    by,
+                )
+            else:
+                wanted = json_ids([[i, heads.get(i)] for i in room])
+                due = await tx.fetch(_DUE_SQLITE, wanted, now, max(room.values()))
+                picked = pick_sqlite(due, room, heads)
+                rows = await tx.fetch(_LEASE_SQLITE, json_ids(picked), lease_until, by)
+            taken = Counter(r["listener_id"] for r in rows)
+            starts, moved = schedule(flows, taken, now)
+            await claim.advance_rates(moved)
+            return rows, {f.listener_id: f for f in flows}, starts
+
         # A lost lease only makes the row claimable sooner: no flush needed.
-        if self._db.dialect == "postgresql":
-            rows = await self._db.write(
-                _CLAIM_POSTGRES,
-                now,
-                per_listener,
-                list(busy),
-                limit,
-                after,
-                lease_until,
-                by,
-                durable=False,
-            )
-            return [_claimed(r) for r in rows]
-        in_busy, excluded = id_list(self._db, 3, busy)
-        sql = _CLAIM_SQLITE.format(busy=in_busy)
-        leased = await self._db.write(
-            sql, now, per_listener, excluded, limit, after, lease_until, by, durable=False
-        )
-        if not leased:
+        rows, flows, starts = await self._db.run(body, durable=False)
+        if not rows:
             return []
+        if self._db.dialect != "postgresql":
+            rows = await self._read_sqlite(rows, after)
+        claimed = []
+        for r in rows:
+            flow = flows[r["listener_id"]]
+            start = starts[r["listener_id"]].pop(0) if flow.rate_limit is not None else 0.0
+            claimed.append(_claimed(r, flow, start))
+        return claimed
+
+    async def _read_sqlite(self, leased: list[Row], after: str) -> list[Row]:
         # A row deleted since (its message or listener went) is simply not sent.
         found = {
             r["row_id"]: r
@@ -289,7 +329,7 @@ class Deliveries:
                 r["message_id"],
             ),
         )
-        return [_claimed(found[r["row_id"]]) for r in order if r["row_id"] in found]
+        return [found[r["row_id"]] for r in order if r["row_id"] in found]
 
     async def record(self, results: Sequence[AttemptResult]) -> None:
         """Write a batch of attempt outcomes, listener counters and events in one commit.

@@ -1,0 +1,173 @@
+"""The engine's claim: lease due deliveries under each listener's flow control
+(SPEC §10: ``max_in_flight``, ``rate_limit`` and ``ordered`` across every engine that
+shares the database). The rules are pure (domain/flow.py); this module reads what
+they need and writes what they decide, in one transaction:
+
+1. **candidates**: listeners with due, unleased deliveries that may be attempted
+   (not ``down``, not busy here, under their rate horizon), in round-robin order.
+   On PostgreSQL they are locked ``FOR NO KEY UPDATE SKIP LOCKED``: two engines never
+   claim for one listener at the same time, and what follows is read in a snapshot
+   taken after the lock, so each sees the other's committed leases and rate state.
+   (NO KEY: ingest's foreign-key ``KEY SHARE`` on the listener never waits for it.)
+2. **flow**: leased deliveries per candidate (``ix_deliveries_leased``), and for
+   ordered ones their oldest pending delivery (store order = message id order).
+3. **lease** as many due rows per listener as its allowance says.
+4. **rate state**: each rate-limited listener's next allowed start moves on.
+
+SQLite has one writer, so its transaction is exclusive anyway.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from tidings.domain.flow import RATE_LOOKAHEAD_MS, Flow, allowance, start_times
+from tidings.storage.database import Connection, Database, Row, id_list
+
+_CANDIDATES = """
+SELECT l.id, l.max_in_flight, l.rate_limit, l.rate_next_at, l.ordered
+FROM listeners l
+WHERE l.liveness_state <> 'down' AND NOT (l.id {busy})
+  AND (l.rate_limit IS NULL OR l.rate_next_at <= $2)
+  AND EXISTS (
+    SELECT 1 FROM deliveries d
+    WHERE d.listener_id = l.id AND d.state = 'pending'
+      AND d.next_attempt_at <= $1 AND d.lease_until <= $1
+  )
+ORDER BY l.id <= $4, l.id
+LIMIT $5{lock}
+"""
+# "lease_until > 0" repeats the partial index's predicate so the planner may use it.
+_LEASED = """
+SELECT listener_id, count(*) AS n FROM deliveries
+WHERE listener_id {ids} AND state = 'pending' AND lease_until > 0 AND lease_until > $2
+GROUP BY listener_id
+"""
+# min() per listener: one index probe each (ix_deliveries_listener_state).
+_HEADS = """
+SELECT d.listener_id, d.message_id, d.next_attempt_at, d.lease_until
+FROM (
+    SELECT l.id, (
+        SELECT min(message_id) FROM deliveries
+        WHERE listener_id = l.id AND state = 'pending'
+    ) AS head
+    FROM listeners l WHERE l.id {ids}
+) h
+JOIN deliveries d ON d.listener_id = h.id AND d.message_id = h.head
+"""
+_RATE = "UPDATE listeners SET rate_next_at = $2 WHERE id = $1"
+
+
+def _flows(
+    candidates: list[Row], leased: dict[str, int], heads: dict[str, str], default_cap: int
+) -> list[Flow]:
+    return [
+        Flow(
+            listener_id=c["id"],
+            max_in_flight=c["max_in_flight"] or default_cap,
+            rate_limit=c["rate_limit"],
+            rate_next_at=float(c["rate_next_at"]),
+            ordered=bool(c["ordered"]),
+            leased=leased.get(c["id"], 0),
+            head=heads.get(c["id"]),
+        )
+        for c in candidates
+    ]
+
+
+class Claim:
+    """One claim's reads and writes on a transaction; the statements that pick and
+    lease rows differ by dialect (``lease``)."""
+
+    def __init__(self, db: Database, tx: Connection, now: int) -> None:
+        self._db = db
+        self._tx = tx
+        self._now = now
+
+    async def flows(
+        self, busy: Sequence[str], after: str, limit: int, default_cap: int
+    ) -> list[Flow]:
+        postgres = self._db.dialect == "postgresql"
+        in_busy, excluded = id_list(self._db, 3, busy)
+        lock = " FOR NO KEY UPDATE OF l SKIP LOCKED" if postgres else ""
+        candidates = await self._tx.fetch(
+            _CANDIDATES.format(busy=in_busy, lock=lock),
+            self._now,
+            self._now + RATE_LOOKAHEAD_MS,
+            excluded,
+            after,
+            limit,
+        )
+        if not candidates:
+            return []
+        in_ids, ids = id_list(self._db, 1, [c["id"] for c in candidates])
+        leased = {
+            r["listener_id"]: r["n"]
+            for r in await self._tx.fetch(_LEASED.format(ids=in_ids), ids, self._now)
+        }
+        heads: dict[str, str] = {}
+        ordered = [c["id"] for c in candidates if c["ordered"]]
+        if ordered:
+            in_ordered, value = id_list(self._db, 1, ordered)
+            for r in await self._tx.fetch(_HEADS.format(ids=in_ordered), value):
+                # The head may go only once it is due and nobody holds it.
+                if r["next_attempt_at"] <= self._now and r["lease_until"] <= self._now:
+                    heads[r["listener_id"]] = r["message_id"]
+        return _flows(candidates, leased, heads, default_cap)
+
+    async def advance_rates(self, moved: list[tuple[str, float]]) -> None:
+        if moved:
+            await self._tx.executemany(_RATE, moved)
+
+
+def allowances(flows: list[Flow], take: int, limit: int, now: int) -> dict[str, int]:
+    """Per listener, how many to lease: each its allowance, in round-robin order,
+    until ``limit`` rows in all."""
+    room: dict[str, int] = {}
+    left = limit
+    for flow in flows:
+        n = min(allowance(flow, take, now), left)
+        if n > 0:
+            room[flow.listener_id] = n
+            left -= n
+        if left <= 0:
+            break
+    return room
+
+
+def schedule(
+    flows: list[Flow], taken: dict[str, int], now: int
+) -> tuple[dict[str, list[float]], list[tuple[str, float]]]:
+    """Start times per listener for what was taken, and the rate states to write."""
+    starts: dict[str, list[float]] = {}
+    moved: list[tuple[str, float]] = []
+    for flow in flows:
+        count = taken.get(flow.listener_id, 0)
+        if count == 0:
+            continue
+        times, next_at = start_times(flow, count, now)
+        starts[flow.listener_id] = times
+        if flow.rate_limit is not None:
+            moved.append((flow.listener_id, next_at))
+    return starts, moved
+
+
+def pick_sqlite(rows: list[Row], room: dict[str, int], heads: dict[str, str | None]) -> list[int]:
+    """SQLite cannot LIMIT by a column: trim each listener's due rows here."""
+    picked: list[int] = []
+    counts: dict[str, int] = {}
+    for r in rows:
+        lid = r["listener_id"]
+        head = heads.get(lid)
+        if head is not None and r["message_id"] != head:
+            continue
+        if counts.get(lid, 0) < room.get(lid, 0):
+            counts[lid] = counts.get(lid, 0) + 1
+            picked.append(r["row_id"])
+    return picked
+
+
+def json_ids(values: Sequence[Any]) -> str:
+    return json.dumps(list(values))
