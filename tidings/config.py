@@ -77,6 +77,10 @@ class Settings:
     idempotency_ttl_s: float = 86_400.0
     # Furthest a message may be delayed (SPEC §9): 30 days.
     max_delay_s: float = 2_592_000.0
+    # A new queue's retention_seconds when its creator gives none; None keeps forever.
+    message_retention_s: int | None = 2_592_000
+    # Seconds between two rounds of the message purge.
+    purge_interval_s: float = 30.0
     # Requests in progress past which the API sheds load with 503 + Retry-After.
     max_concurrent_requests: int = 512
     # Start even when the database would not make commits durable (tests, scratch use).
@@ -259,6 +263,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         attempt_retention_s=_float(env, "TIDINGS_ATTEMPT_RETENTION", base.attempt_retention_s, 1.0),
         idempotency_ttl_s=_float(env, "TIDINGS_IDEMPOTENCY_TTL", base.idempotency_ttl_s, 0.001),
         max_delay_s=_float(env, "TIDINGS_MAX_DELAY", base.max_delay_s),
+        message_retention_s=_int(env, "TIDINGS_MESSAGE_RETENTION", 2_592_000) or None,
+        purge_interval_s=_float(env, "TIDINGS_PURGE_INTERVAL", base.purge_interval_s, 0.01),
         max_concurrent_requests=_int(
             env, "TIDINGS_MAX_CONCURRENT_REQUESTS", base.max_concurrent_requests, 1
         ),

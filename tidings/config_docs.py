@@ -121,6 +121,17 @@ SETTING_DOCS: dict[str, tuple[str | None, str]] = {
         "Furthest ahead (seconds) a message's `deliver_at` or `delay` may put its first "
         "attempt; further is `422` (see publishing.md).",
     ),
+    "message_retention_s": (
+        "TIDINGS_MESSAGE_RETENTION",
+        "Seconds a new queue keeps its messages when it is created without "
+        "`retention_seconds`; `0` keeps them forever. Queues keep their own value "
+        "(see publishing.md).",
+    ),
+    "purge_interval_s": (
+        "TIDINGS_PURGE_INTERVAL",
+        "Seconds between two rounds of the purge of messages past their queue's "
+        "retention (in batches, see publishing.md).",
+    ),
     "max_in_flight_per_listener": (None, "Concurrent delivery requests to one listener."),
     "max_in_flight": (None, "Concurrent outbound requests of one delivery engine."),
     "max_concurrent_requests": (

@@ -90,6 +90,8 @@ class QueueOut(Struct, omit_defaults=True):
     listeners: list[Summary]
     schema: Any = None
     schema_id: str | None = None
+    # Seconds its messages are kept; null: forever (always sent by servers that know it).
+    retention_seconds: int | UnsetType | None = UNSET
 
 
 class QueueEnvelope(Struct):
