@@ -173,8 +173,9 @@ class AsyncClient:
         name: Any = UNSET,
         notify_url: Any = UNSET,
         liveness_url: Any = UNSET,
+        status: Any = UNSET,
     ) -> wire.Summary:
-        call = calls.update_listener(queue_id, listener_id, name, notify_url, liveness_url)
+        call = calls.update_listener(queue_id, listener_id, name, notify_url, liveness_url, status)
         return await self.run(call)
 
     async def delete_listener(self, queue_id: str, listener_id: str) -> None:

@@ -169,8 +169,9 @@ class Client:
         name: Any = UNSET,
         notify_url: Any = UNSET,
         liveness_url: Any = UNSET,
+        status: Any = UNSET,
     ) -> wire.Summary:
-        call = calls.update_listener(queue_id, listener_id, name, notify_url, liveness_url)
+        call = calls.update_listener(queue_id, listener_id, name, notify_url, liveness_url, status)
         return self.run(call)
 
     def delete_listener(self, queue_id: str, listener_id: str) -> None:

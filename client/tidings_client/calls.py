@@ -184,9 +184,12 @@ def update_listener(
     name: Any = UNSET,
     notify_url: Any = UNSET,
     liveness_url: Any = UNSET,
+    status: Any = UNSET,
 ) -> Call[wire.Summary]:
+    """Change the given fields; ``status="disabled"`` stops deliveries (kept) and
+    ``"enabled"`` resets the listener's health and sends everything it is owed."""
     read = _envelope(wire.UpdatedListenerEnvelope, lambda e: e.listener)
-    body = _changes(name=name, notify_url=notify_url, liveness_url=liveness_url)
+    body = _changes(name=name, notify_url=notify_url, liveness_url=liveness_url, status=status)
     return Call("PUT", _listener_path(queue_id, listener_id), read, body)
 
 

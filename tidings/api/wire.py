@@ -166,6 +166,9 @@ class CreateListener(Struct):
     signature_scheme: SignatureScheme = "v1"
 
 
+ListenerStatus = Literal["enabled", "disabled"]
+
+
 class UpdateListener(Struct):
     name: Name | UnsetType = UNSET
     notify_url: Url | UnsetType = UNSET
@@ -175,6 +178,9 @@ class UpdateListener(Struct):
     ordered: bool | UnsetType = UNSET
     headers: Headers | UnsetType = UNSET  # replaces the whole map
     filter: FilterSpec = UNSET  # null removes the filter
+    # disabled: no attempts, no probes, deliveries kept; enabled: health reset and
+    # everything owed due at once (SPEC §11).
+    status: ListenerStatus | UnsetType = UNSET
 
 
 # When a message's first attempt may start (SPEC §9): one of the two, or neither.
