@@ -251,6 +251,13 @@ class Listeners:
             raise ValueError(f"not editable: {sorted(changes.keys() - _EDITABLE - OPTIONS)}")
         columns = {**_option_columns(changes), "updated_at": self._clock.now_ms()}
         sets, values = assignments(columns, 4)
+        return await self._set(org_id, queue_id, listener_id, sets, values)
+
+    async def _set(
+        self, org_id: str, queue_id: str, listener_id: str, sets: str, values: list[Any]
+    ) -> Listener:
+        """``UPDATE ... SET {sets}`` on one listener (placeholders from $4), its
+        ``listener_updated`` event, the listener as it is now."""
         sets += ", options_version = options_version + 1"
 
         async def body(tx: Connection) -> Row | None:
@@ -270,6 +277,32 @@ class Listeners:
         if row is None:
             raise _not_found()
         return (await self._with_missed([row]))[0]
+
+    async def rotate(
+        self, org_id: str, queue_id: str, listener_id: str, keys: KeyPair, grace_ms: int
+    ) -> Listener:
+        """A new signing key; the one it replaces keeps signing beside it for
+        ``grace_ms`` (0: not at all). A key older than that is dropped. In one
+        statement, so it cannot race another rotation or an update."""
+        now = self._clock.now_ms()
+        keep = grace_ms > 0
+        previous = (
+            "previous_scheme = signature_scheme,"
+            " previous_signing_key = COALESCE(signing_key, secret),"
+            " previous_secret_expires_at = $8"
+            if keep
+            else "previous_scheme = NULL, previous_signing_key = NULL,"
+            " previous_secret_expires_at = NULL"
+        )
+        sets = f"{previous}, secret = $4, signing_key = $5, signature_scheme = $6, updated_at = $7"
+        values: list[Any] = [
+            keys.shown,
+            keys.signing if keys.signing != keys.shown else None,
+            keys.scheme,
+            now,
+            *([now + grace_ms] if keep else []),
+        ]
+        return await self._set(org_id, queue_id, listener_id, sets, values)
 
     async def delete(self, org_id: str, queue_id: str, listener_id: str) -> None:
         """Its deliveries go with it (foreign key cascade): pending ones are dropped."""
