@@ -1,5 +1,5 @@
 """Before/after of a change, interleaved in one run:
-``python -m bench.ab BEFORE_DIR {delivery,latency,ingest} [--db sqlite] [--rounds 3]``.
+``python -m bench.ab BEFORE_DIR {delivery,latency,ingest,get} [--db sqlite] [--rounds 3]``.
 
 BEFORE_DIR is a source tree of the old version (e.g. ``git archive <commit> | tar -x
 -C /tmp/before``); the servers of "before" rounds import tidings from there, the
@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 import uvloop
 
-from bench import delivery, ingest, latency, wrk
+from bench import delivery, get, ingest, latency, wrk
 from bench.api import MESSAGE, Api
 from bench.procs import SOURCE, database, load, receiver, tidings
 from bench.stats import median
@@ -53,6 +53,13 @@ def _ingest(kind: str, connections: int) -> Measure:
     return one
 
 
+def _get(kind: str) -> Measure:
+    async def one(recv_url: str) -> float:
+        return (await get.measure(kind, recv_url, 8)).requests_per_s
+
+    return one
+
+
 async def ab(before: str, measure: Measure, rounds: int) -> dict[str, Any]:
     runs: dict[str, list[float]] = {"before": [], "after": []}
     async with receiver() as recv:
@@ -71,7 +78,7 @@ async def ab(before: str, measure: Measure, rounds: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.ab", description=__doc__)
     parser.add_argument("before")
-    parser.add_argument("what", choices=["delivery", "latency", "ingest"])
+    parser.add_argument("what", choices=["delivery", "latency", "ingest", "get"])
     parser.add_argument("--db", default="sqlite")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rate", type=float, default=200.0, help="latency: messages/s")
@@ -81,10 +88,11 @@ def main() -> None:
         "delivery": lambda: _delivery(args.db),
         "latency": lambda: _latency(args.db, args.rate),
         "ingest": lambda: _ingest(args.db, args.c),
+        "get": lambda: _get(args.db),
     }[args.what]()
     started = time.monotonic()
     result = uvloop.run(ab(args.before, measure, args.rounds))
-    unit = {"delivery": "deliveries/s", "latency": "p50 ms", "ingest": "req/s"}[args.what]
+    unit = {"delivery": "deliveries/s", "latency": "p50 ms"}.get(args.what, "req/s")
     print(
         f"{args.what} {args.db}: before {result['before']:.1f} {unit}, after"
         f" {result['after']:.1f} {unit}, after/before {result['after_over_before']}"

@@ -1,4 +1,4 @@
-"""CPU per request of the app alone: ``python -m bench.inproc {get,ingest} [--profile]``.
+"""CPU per request of the app alone: ``python -m bench.inproc {get,ingest,health} [--profile]``.
 
 Drives the ASGI app of a real runtime (SQLite in a temporary directory, no engine,
 the access log as ``tidings serve`` has it) straight through its callable, no HTTP
@@ -110,6 +110,8 @@ async def run(what: str, seconds: float, profile: bool) -> None:
             assert status == 200, out
             if what == "get":
                 method, path, payload = "GET", f"/v1/queues/{qid}", b""
+            elif what == "health":  # the shell alone: no key, no store beyond a ping
+                method, path, payload = "GET", "/health", b""
             else:
                 method, path, payload = "POST", f"/v1/queues/{qid}/messages", MESSAGE
             done = 0
@@ -146,7 +148,7 @@ async def run(what: str, seconds: float, profile: bool) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.inproc", description=__doc__)
-    parser.add_argument("what", choices=["get", "ingest"])
+    parser.add_argument("what", choices=["get", "ingest", "health"])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()

@@ -8,6 +8,7 @@ tied to its access-log line. Nothing here ever formats an API key: callers log i
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import logging.config
 import time
@@ -145,3 +146,81 @@ class RequestIdFilterInstaller(RequestIdFilter):
 def configure_logging(fmt: str = "text", level: str = "INFO") -> None:
     """Apply :func:`logging_config` to this process (replacing earlier handlers)."""
     logging.config.dictConfig(logging_config(fmt, level))
+
+
+class _Line:
+    """What our formatters read from a record, without building a ``LogRecord``.
+
+    Its ``__dict__`` holds only standard names besides the extras, so the formatters
+    print exactly what they print for a record logged with the same ``extra``."""
+
+    exc_info = None
+    exc_text = None
+    stack_info = None
+
+    def __init__(self, name: str, msg: str, args: tuple[Any, ...], extra: dict[str, Any]) -> None:
+        self.name = name
+        self.msg = msg
+        self.args = args
+        self.levelno = logging.INFO
+        self.levelname = "INFO"
+        self.created = time.time()
+        self.request_id = request_id.get()
+        self.__dict__.update(extra)
+
+    def getMessage(self) -> str:
+        return self.msg % self.args
+
+
+def _plain_stream(logger: logging.Logger) -> logging.StreamHandler[Any] | None:
+    """The one handler an INFO line of ``logger`` reaches, when that is the stream
+    handler of :func:`logging_config` (our formatter, the request-id filter only,
+    no filter on the way); else None (the caller logs through ``logging``)."""
+    found = None
+    current: logging.Logger | None = logger
+    while current is not None:
+        if current.filters:
+            return None
+        for handler in current.handlers:
+            if found is not None or type(handler) is not logging.StreamHandler:
+                return None
+            if handler.level > logging.INFO or not isinstance(
+                handler.formatter, TextFormatter | JsonFormatter
+            ):
+                return None
+            if any(
+                type(f) not in (RequestIdFilterInstaller, RequestIdFilter) for f in handler.filters
+            ):
+                return None
+            found = handler
+        if not current.propagate:
+            break
+        current = current.parent
+    return found
+
+
+def log_info_fast(
+    logger: logging.Logger, msg: str, args: tuple[Any, ...], extra: dict[str, Any]
+) -> None:
+    """``logger.info(msg, *args, extra=extra)`` for the access log, a line per request.
+
+    With the process's standard logging set-up the line is formatted and written
+    directly: the logging module's per-record work (the record, the handler chain,
+    the filters) was half of what a line cost, and the access log was a fifth to a
+    quarter of the CPU of a request (``python -m bench.inproc``, docs/benchmarks.md).
+    Any other set-up (a test's capture handler, an operator's extra handler or
+    filter) goes through ``logging`` as usual."""
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    handler = _plain_stream(logger)
+    if handler is None:
+        logger.info(msg, *args, extra=extra)
+        return
+    assert handler.formatter is not None
+    try:
+        line = handler.formatter.format(_Line(logger.name, msg, args, extra))  # type: ignore[arg-type]
+        with handler.lock or contextlib.nullcontext():
+            handler.stream.write(line + handler.terminator)
+            handler.flush()
+    except Exception:  # as StreamHandler.emit would: report, never raise into a request
+        logger.info(msg, *args, extra=extra)

@@ -109,8 +109,12 @@ class Client:
 
     # --- queues ------------------------------------------------------------------
 
-    def create_queue(self, name: str, schema: Any = None) -> wire.QueueOut:
-        return self.run(calls.create_queue(name, schema))
+    def create_queue(
+        self, name: str, schema: Any = None, retention_seconds: Any = UNSET
+    ) -> wire.QueueOut:
+        """``retention_seconds``: seconds its messages are kept; left out, the server's
+        default (``TIDINGS_MESSAGE_RETENTION``); ``None`` keeps them forever."""
+        return self.run(calls.create_queue(name, schema, retention_seconds))
 
     def list_queues(self, page: int = 1, per_page: int = 10) -> Page[wire.Summary]:
         return self.run(calls.list_queues(page, per_page))
@@ -121,9 +125,16 @@ class Client:
     def get_queue(self, queue_id: str) -> wire.QueueOut:
         return self.run(calls.get_queue(queue_id))
 
-    def update_queue(self, queue_id: str, name: Any = UNSET, schema: Any = UNSET) -> wire.QueueOut:
-        """Change the name and/or the schema; ``schema=None`` removes it."""
-        return self.run(calls.update_queue(queue_id, name, schema))
+    def update_queue(
+        self,
+        queue_id: str,
+        name: Any = UNSET,
+        schema: Any = UNSET,
+        retention_seconds: Any = UNSET,
+    ) -> wire.QueueOut:
+        """Change the name, the schema and/or the retention; ``schema=None`` removes the
+        schema, ``retention_seconds=None`` keeps messages forever."""
+        return self.run(calls.update_queue(queue_id, name, schema, retention_seconds))
 
     def delete_queue(self, queue_id: str) -> None:
         self.run(calls.delete_queue(queue_id))
@@ -166,10 +177,11 @@ class Client:
         name: Any = UNSET,
         notify_url: Any = UNSET,
         liveness_url: Any = UNSET,
+        status: Any = UNSET,
         **options: Unpack[calls.ListenerOptions],
     ) -> wire.Summary:
         call = calls.update_listener(
-            queue_id, listener_id, name, notify_url, liveness_url, **options
+            queue_id, listener_id, name, notify_url, liveness_url, status, **options
         )
         return self.run(call)
 
@@ -204,11 +216,22 @@ class Client:
         data: str,
         name: str | None = None,
         *,
+        deliver_at: int | None = None,
+        delay: float | None = None,
         idempotency_key: str | None = None,
     ) -> wire.Summary:
-        """Publish one message. It carries an Idempotency-Key (a fresh one unless given)
+        """Publish one message (``deliver_at`` in ms or ``delay`` in seconds hold back
+        its first attempt). It carries an Idempotency-Key (a fresh one unless given)
         and is retried under it, so a timeout never stores it twice."""
-        return self.run(calls.post_message(queue_id, data, name, idempotency_key=idempotency_key))
+        call = calls.post_message(
+            queue_id,
+            data,
+            name,
+            deliver_at=deliver_at,
+            delay=delay,
+            idempotency_key=idempotency_key,
+        )
+        return self.run(call)
 
     def post_messages(
         self,

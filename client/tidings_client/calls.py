@@ -112,8 +112,13 @@ def health() -> Call[str]:
 # --- queues -----------------------------------------------------------------------
 
 
-def create_queue(name: str, schema: Any = None) -> Call[wire.QueueOut]:
-    body = {"name": name} if schema is None else {"name": name, "schema": schema}
+def create_queue(
+    name: str, schema: Any = None, retention_seconds: Any = UNSET
+) -> Call[wire.QueueOut]:
+    """``retention_seconds``: left out, the server's default; ``None`` keeps forever."""
+    body: dict[str, Any] = {"name": name} if schema is None else {"name": name, "schema": schema}
+    if retention_seconds is not UNSET:
+        body["retention_seconds"] = retention_seconds
     return Call("POST", "queues", _envelope(wire.QueueEnvelope, lambda e: e.queue), body)
 
 
@@ -126,9 +131,12 @@ def get_queue(queue_id: str) -> Call[wire.QueueOut]:
     return Call("GET", f"queues/{_seg(queue_id)}", _envelope(wire.QueueEnvelope, lambda e: e.queue))
 
 
-def update_queue(queue_id: str, name: Any = UNSET, schema: Any = UNSET) -> Call[wire.QueueOut]:
+def update_queue(
+    queue_id: str, name: Any = UNSET, schema: Any = UNSET, retention_seconds: Any = UNSET
+) -> Call[wire.QueueOut]:
     read = _envelope(wire.QueueEnvelope, lambda e: e.queue)
-    return Call("PUT", f"queues/{_seg(queue_id)}", read, _changes(name=name, schema=schema))
+    body = _changes(name=name, schema=schema, retention_seconds=retention_seconds)
+    return Call("PUT", f"queues/{_seg(queue_id)}", read, body)
 
 
 def delete_queue(queue_id: str) -> Call[None]:
@@ -195,10 +203,13 @@ def update_listener(
     name: Any = UNSET,
     notify_url: Any = UNSET,
     liveness_url: Any = UNSET,
+    status: Any = UNSET,
     **options: Unpack[ListenerOptions],
 ) -> Call[wire.Summary]:
+    """Change the given fields; ``status="disabled"`` stops deliveries (kept) and
+    ``"enabled"`` resets the listener's health and sends everything it is owed."""
     read = _envelope(wire.UpdatedListenerEnvelope, lambda e: e.listener)
-    body = _changes(name=name, notify_url=notify_url, liveness_url=liveness_url)
+    body = _changes(name=name, notify_url=notify_url, liveness_url=liveness_url, status=status)
     body.update(options)
     return Call("PUT", _listener_path(queue_id, listener_id), read, body)
 
@@ -254,25 +265,39 @@ def _keyed(idempotency_key: str | None) -> dict[str, str]:
     return {"Idempotency-Key": idempotency_key or uuid.uuid4().hex}
 
 
-def post_message(
-    queue_id: str, data: str, name: str | None = None, *, idempotency_key: str | None = None
-) -> Call[wire.Summary]:
-    """Publish one message; retried under one Idempotency-Key, so stored at most once."""
-    read = _envelope(wire.CreatedMessageEnvelope, lambda e: e.message)
-    body = {"data": data} if name is None else {"name": name, "data": data}
-    path = f"queues/{_seg(queue_id)}/messages"
-    return Call("POST", path, read, body, headers=_keyed(idempotency_key), retry=True)
-
-
 @dataclass(frozen=True)
 class NewMessage:
-    """One message of :func:`post_messages`."""
+    """One message to publish: ``deliver_at`` (ms) or ``delay`` (seconds) holds back
+    its first attempt (give one at most)."""
 
     data: str
     name: str | None = None
+    deliver_at: int | None = None
+    delay: float | None = None
 
     def wire(self) -> dict[str, Any]:
-        return {"data": self.data} if self.name is None else {"name": self.name, "data": self.data}
+        body: dict[str, Any] = {"data": self.data}
+        for key in ("name", "deliver_at", "delay"):
+            value = getattr(self, key)
+            if value is not None:
+                body[key] = value
+        return body
+
+
+def post_message(
+    queue_id: str,
+    data: str,
+    name: str | None = None,
+    *,
+    deliver_at: int | None = None,
+    delay: float | None = None,
+    idempotency_key: str | None = None,
+) -> Call[wire.Summary]:
+    """Publish one message; retried under one Idempotency-Key, so stored at most once."""
+    read = _envelope(wire.CreatedMessageEnvelope, lambda e: e.message)
+    body = NewMessage(data, name, deliver_at, delay).wire()
+    path = f"queues/{_seg(queue_id)}/messages"
+    return Call("POST", path, read, body, headers=_keyed(idempotency_key), retry=True)
 
 
 def post_messages(

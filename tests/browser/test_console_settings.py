@@ -76,3 +76,35 @@ def test_a_read_only_key_may_not_edit_options(tab: Tab, tenant: Tenant) -> None:
     tab.go(f"#/queues/{queue}/listeners/{listener}")
     expect(page.get_by_role("button", name="Edit options")).to_be_disabled()
     expect(page.get_by_text("Hidden: this key may read this listener")).to_be_visible()
+
+
+def test_queue_retention_is_chosen_on_create_and_changed(tab: Tab, tenant: Tenant) -> None:
+    page = tab.page
+    tab.sign_in(tenant.key)
+    tab.go("#/queues")
+    page.get_by_role("button", name="New queue").click()
+    dialog = page.get_by_role("dialog", name="New queue")
+    dialog.get_by_label("Name").fill("audit")
+    dialog.get_by_label("Keep messages").select_option(label="7 days")
+    dialog.get_by_role("button", name="Create queue").click()
+    expect(page.get_by_role("heading", name="audit", exact=True)).to_be_visible()
+    queue = page.evaluate("location.hash").split("/")[-1]
+    assert tenant.get(f"/queues/{queue}")["queue"]["retention_seconds"] == 7 * 86400
+    retention = page.locator(".retention")
+    expect(retention).to_contain_text("7 days after they were posted")
+
+    page.get_by_role("button", name="Edit retention").click()
+    dialog = page.get_by_role("dialog", name="Message retention")
+    dialog.get_by_label("forever").check()
+    dialog.get_by_role("button", name="Save retention").click()
+    expect(retention).to_have_text("Messages are kept forever.")
+    assert tenant.get(f"/queues/{queue}")["queue"]["retention_seconds"] is None
+
+    page.get_by_role("button", name="Edit retention").click()
+    dialog = page.get_by_role("dialog", name="Message retention")
+    dialog.get_by_label("for a time").check()
+    dialog.get_by_label("Keep for").fill("90")
+    dialog.get_by_label("Unit").select_option(label="minutes")
+    dialog.get_by_label("Keep for").press("Enter")
+    expect(retention).to_contain_text("90 minutes")
+    assert tenant.get(f"/queues/{queue}")["queue"]["retention_seconds"] == 5400

@@ -51,3 +51,19 @@ async def test_a_publish_in_progress_elsewhere_is_retried_until_answered(
             assert not task.done()
         posted = await task
         assert (await tidings.get_message(queue.id, posted.id)).data == "x"
+
+
+async def test_retention_and_delays_through_the_client(server: Running) -> None:
+    async with AsyncClient(server.base_url, server.api_key) as tidings:
+        kept = await tidings.create_queue("kept", retention_seconds=None)
+        assert kept.retention_seconds is None
+        queue = await tidings.create_queue("short", retention_seconds=60)
+        assert queue.retention_seconds == 60
+        changed = await tidings.update_queue(queue.id, retention_seconds=120)
+        assert changed.retention_seconds == 120 and changed.name == "short"
+        later = await tidings.post_message(queue.id, "x", delay=30)
+        message = await tidings.get_message(queue.id, later.id)
+        assert message.deliver_at == message.created_at + 30_000
+        [item] = await tidings.post_messages(queue.id, [NewMessage("y", deliver_at=1)])
+        got = await tidings.get_message(queue.id, item.id)
+        assert got.deliver_at == got.created_at

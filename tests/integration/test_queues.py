@@ -12,7 +12,12 @@ async def test_create_get_list_update_delete_queue(server: Running) -> None:
     assert created.status_code == 200
     body = created.json()
     queue_id = body["queue"]["id"]
-    assert body["queue"] == {"id": queue_id, "name": "orders", "listeners": []}
+    assert body["queue"] == {
+        "id": queue_id,
+        "name": "orders",
+        "listeners": [],
+        "retention_seconds": 2_592_000,
+    }
     assert body["_links"]["self"]["href"] == f"{server.base_url}/v1/queues/{queue_id}"
 
     got = (await server.call("GET", f"/queues/{queue_id}")).json()

@@ -28,6 +28,8 @@ SETTINGS = Settings(
     liveness_timeout_s=1.0,
     max_in_flight_per_listener=4,
     max_in_flight=64,
+    # These tests are about the schedule: the circuit breaker has its own tests.
+    breaker_threshold=10_000,
 )
 
 # Attempts that outlast the takeover tests (the lease is then the default 60 s).
@@ -337,3 +339,28 @@ async def test_probes_run_at_the_interval_and_judge_the_last_three() -> None:
     times = [s.at for s in sender.sent[:5]]
     assert all(0.99 <= b - a <= 1.1 for a, b in itertools.pairwise(times))
     assert {s.method for s in sender.sent} == {"GET"}
+
+
+BREAKER = replace(SETTINGS, breaker_threshold=3, breaker_cooldown_s=10.0, disable_after_s=10**6)
+
+
+@virtual_time
+async def test_the_breaker_stops_attempts_and_trials_one_at_a_time() -> None:
+    """The in-memory store keeps the breaker's rules (domain/health.py) like storage:
+    failing after 3 failures, single trials at doubling cool-downs, healthy again."""
+    store, up = MemoryStore(), {"now": False}
+    sender = FakeSender(lambda _u, _n: Reply(200 if up["now"] else 500))
+    add(store, ["a"], 20)
+    async with running(store, sender, BREAKER):
+        await until(lambda: store.listeners["a"].health.state.value == "failing")
+        loop = asyncio.get_running_loop()
+        tripped_at, tripped = loop.time(), len(sender.sent)
+        await asyncio.sleep(75)  # cool-downs of 10, 20 and 40 s: three trials
+        trials = [s.at for s in sender.sent[tripped:]]
+        assert len(trials) == 3, trials
+        gaps = [b - a for a, b in itertools.pairwise([tripped_at, *trials])]
+        assert [round(g) for g in gaps] == [10, 20, 40], gaps
+        assert states(store) == {DeliveryState.PENDING}
+        up["now"] = True
+        await until(lambda: states(store) == {DeliveryState.DELIVERED}, 120)
+    assert store.listeners["a"].health.state.value == "healthy"

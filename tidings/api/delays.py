@@ -30,10 +30,11 @@ def schedule(
             malformed.append(
                 Violation(_at(i, batch, "delay"), "give deliver_at or delay, not both")
             )
-        elif isinstance(item.deliver_at, float) and not (
-            item.deliver_at.is_integer() and item.deliver_at <= wire.MAX_BIGINT
-        ):
-            malformed.append(Violation(_at(i, batch, "deliver_at"), "must be an integer"))
+        elif item.deliver_at is not UNSET:
+            try:
+                wire.whole(item.deliver_at, _at(i, batch, "deliver_at"))
+            except BadRequest as exc:
+                malformed.extend(exc.errors)
     if malformed:
         raise BadRequest("deliver_at or delay is malformed.", malformed)
     max_delay_ms = int(max_delay_s * 1000)

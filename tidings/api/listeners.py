@@ -168,11 +168,15 @@ async def update_listener(ctx: Ctx) -> Response:
     await _check_urls(ctx, body)
     changes = {
         field: getattr(body, field)
-        for field in ("name", "notify_url", "liveness_url")
+        for field in ("name", "notify_url", "liveness_url", "status")
         if getattr(body, field) is not UNSET
     }
     changes.update(_options(body))
     updated = await ctx.store.listeners.update(ctx.org_id, listener.queue_id, listener.id, changes)
+    if changes.get("status") == "enabled":
+        # Everything it is owed is due at once (a separate transaction: deliveries are
+        # locked before listeners, storage.locks).
+        await ctx.store.deliveries.wake_listener(updated.id, ctx.clock.now_ms())
     return ctx.respond(
         wire.UpdatedListenerEnvelope(
             wire.Summary(updated.id, updated.name),

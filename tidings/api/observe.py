@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tidings.api.peers import ClientAddresses
 from tidings.api.problems import send_problem
-from tidings.logs import request_id
+from tidings.logs import log_info_fast, request_id
 from tidings.metrics import Metrics
 
 log = logging.getLogger("tidings.api")
@@ -83,13 +83,11 @@ class ObserveMiddleware:
         if self.metrics is not None:
             self.metrics.observe_request(scope["method"], template, status, elapsed)
         if access_log.isEnabledFor(logging.INFO):
-            access_log.info(
+            log_info_fast(
+                access_log,
                 "%s %s %d %.1fms",
-                scope["method"],
-                scope["path"],
-                status,
-                elapsed * 1000,
-                extra={
+                (scope["method"], scope["path"], status, elapsed * 1000),
+                {
                     "method": scope["method"],
                     "path": scope["path"],
                     "route": template,

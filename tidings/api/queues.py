@@ -29,6 +29,7 @@ async def _queue_out(ctx: Ctx, queue: Queue) -> wire.QueueEnvelope:
             listeners=[wire.Summary(lid, name) for lid, name in listeners],
             schema=queue.schema,
             schema_id=queue.schema_id,
+            retention_seconds=queue.retention_seconds,
         ),
         _links={**ctx.links(items), **named, "self": ctx.href(*base)},
     )
@@ -42,11 +43,20 @@ def _schema_id(schema: Any) -> str | None:
     return schema_id(schema)
 
 
+def _retention(value: float | None) -> int | None:
+    return None if value is None else wire.whole(value, "$.retention_seconds")
+
+
 async def create_queue(ctx: Ctx) -> Response:
     ctx.authorize()
     body = await ctx.body(wire.CreateQueue)
     sid = _schema_id(body.schema)
-    queue = await ctx.store.queues.create(ctx.org_id, body.name, body.schema, sid)
+    retention = (
+        ctx.services.settings.message_retention_s
+        if body.retention_seconds is UNSET
+        else _retention(body.retention_seconds)
+    )
+    queue = await ctx.store.queues.create(ctx.org_id, body.name, body.schema, sid, retention)
     return ctx.respond(await _queue_out(ctx, queue))
 
 
@@ -74,7 +84,8 @@ async def update_queue(ctx: Ctx) -> Response:
     if body.schema is not UNSET:
         schema, sid = body.schema, _schema_id(body.schema)
     name = KEEP if body.name is UNSET else body.name
-    updated = await ctx.store.queues.update(ctx.org_id, queue.id, name, schema, sid)
+    retention = KEEP if body.retention_seconds is UNSET else _retention(body.retention_seconds)
+    updated = await ctx.store.queues.update(ctx.org_id, queue.id, name, schema, sid, retention)
     return ctx.respond(await _queue_out(ctx, updated))
 
 

@@ -15,6 +15,7 @@ import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from tidings.api.schema_language import MESSAGE_SCHEMA, REF
+from tidings.domain.errors import BadRequest, Violation
 from tidings.domain.filters import MAX_GLOB_CHARS, MAX_LIST, MAX_NAMES, MAX_PATH_DEPTH, MAX_PATHS
 from tidings.domain.headers import MAX_HEADERS, MAX_VALUE_CHARS, NAME_PATTERN, VALUE_PATTERN
 from tidings.domain.urls import MAX_URL_LENGTH, URL_PATTERN
@@ -71,11 +72,14 @@ KeyStatus = Literal["enabled", "disabled"]
 class CreateQueue(Struct):
     name: Name
     schema: MessageSchema = None
+    # Missing: TIDINGS_MESSAGE_RETENTION; null: keep forever (SPEC §9).
+    retention_seconds: RetentionSeconds | UnsetType | None = UNSET
 
 
 class UpdateQueue(Struct):
     name: Name | UnsetType = UNSET
     schema: MessageSchema = UNSET  # null removes the schema
+    retention_seconds: RetentionSeconds | UnsetType | None = UNSET
 
 
 # --- listener options (SPEC §10) ---
@@ -162,6 +166,9 @@ class CreateListener(Struct):
     signature_scheme: SignatureScheme = "v1"
 
 
+ListenerStatus = Literal["enabled", "disabled"]
+
+
 class UpdateListener(Struct):
     name: Name | UnsetType = UNSET
     notify_url: Url | UnsetType = UNSET
@@ -171,17 +178,39 @@ class UpdateListener(Struct):
     ordered: bool | UnsetType = UNSET
     headers: Headers | UnsetType = UNSET  # replaces the whole map
     filter: FilterSpec = UNSET  # null removes the filter
+    # disabled: no attempts, no probes, deliveries kept; enabled: health reset and
+    # everything owed due at once (SPEC §11).
+    status: ListenerStatus | UnsetType = UNSET
 
 
 # When a message's first attempt may start (SPEC §9): one of the two, or neither.
-# JSON Schema calls 247.0 an integer too: such a float is taken (api/delays.py refuses
-# one with a fraction, which the published schema also refuses).
 MAX_BIGINT = 2**63 - 1
+
+
+def whole(value: float, path: str) -> int:
+    """``value`` of an integer field as an int; 400 if it has a fraction."""
+    if isinstance(value, float) and not (value.is_integer() and value <= MAX_BIGINT):
+        raise BadRequest(f"{path} must be an integer.", [Violation(path, "must be an integer")])
+    return int(value)
+
+
+# Integer fields. JSON Schema calls 247.0 an integer too, so such a float is decoded
+# (and :func:`whole` refuses one with a fraction, which the published schema refuses).
 DeliverAt = Annotated[
     Annotated[int, Meta(ge=0, le=MAX_BIGINT)] | Annotated[float, Meta(ge=0, le=2.0**63)],
     Meta(
         description="Earliest first attempt, ms since the epoch (a past time means now)",
         extra_json_schema={"type": "integer", "minimum": 0, "maximum": MAX_BIGINT},
+    ),
+]
+# Seconds; stored and compared as milliseconds, so at most what fits those.
+MAX_RETENTION_S = MAX_BIGINT // 1000
+RetentionSeconds = Annotated[
+    Annotated[int, Meta(ge=1, le=MAX_RETENTION_S)]
+    | Annotated[float, Meta(ge=1, le=float(MAX_RETENTION_S))],
+    Meta(
+        description="Seconds a message is kept (counted from created_at); null: forever",
+        extra_json_schema={"type": "integer", "minimum": 1, "maximum": MAX_RETENTION_S},
     ),
 ]
 Delay = Annotated[float, Meta(ge=0, description="Seconds before the first attempt")]

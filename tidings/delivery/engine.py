@@ -38,14 +38,16 @@ from tidings.delivery.recorder import Recorder
 from tidings.delivery.requests import RequestHeaders
 from tidings.delivery.sender import Transport
 from tidings.domain.clock import SYSTEM_CLOCK, Clock
+from tidings.domain.health import GONE
 from tidings.domain.ids import new_id
-from tidings.domain.models import DeliveryState, LivenessState
+from tidings.domain.models import DeliveryState
 from tidings.domain.retry import after_attempt, parse_retry_after
 from tidings.storage import channels
 from tidings.storage.attempts import body_text
 from tidings.storage.database import StorageError
 from tidings.storage.deliveries import AttemptResult, Claimed
 from tidings.storage.engines import Membership
+from tidings.storage.health import HealthChange
 
 log = logging.getLogger("tidings.delivery")
 
@@ -58,6 +60,9 @@ ERROR_BACKOFF_S = 1.0
 # How often a running engine looks for dead ones: a killed worker's deliveries are
 # taken over within about this (SPEC §5: 10 s).
 TAKEOVER_INTERVAL_S = 2.0
+# How often an engine looks for circuit-breaker trials that are due (a cool-down is
+# 30 s by default): the bound on how late a trial starts.
+TRIAL_POLL_S = 0.25
 # Retry times kept for precise wake-ups; past this many the 1 s poll finds the rest.
 MAX_RETRY_TIMES = 10_000
 _encoder = msgspec.json.Encoder()
@@ -85,6 +90,7 @@ class Engine:
         clock: Clock = SYSTEM_CLOCK,
         rng: random.Random | None = None,
         on_attempt: Callable[[int | None, float], None] | None = None,
+        on_health: Callable[[list[HealthChange]], None] | None = None,
     ) -> None:
         self._store = store
         self._settings = settings
@@ -104,7 +110,11 @@ class Engine:
         # Outcomes waiting to be written keep their leases: they count against the
         # in-flight window, and each written batch frees room for another claim.
         self._recorder = Recorder(
-            store.deliveries, on_scheduled=self._wake_at, on_flushed=self._flushed
+            store.deliveries,
+            on_scheduled=self._wake_at,
+            on_flushed=self._flushed,
+            policy=settings.breaker_policy,
+            on_health=on_health,
         )
         # Set when an attempt of a listener at its flow limit (SPEC §10: max_in_flight
         # reached, or ordered) finished: its lease goes with the next written batch,
@@ -139,6 +149,7 @@ class Engine:
         self._prober.start()
         self._tasks.append(asyncio.create_task(self._claim_loop(), name="tidings-claim"))
         self._tasks.append(asyncio.create_task(self._watch_loop(), name="tidings-takeover"))
+        self._tasks.append(asyncio.create_task(self._trial_loop(), name="tidings-trials"))
 
     async def stop(self, grace_s: float = 4.0) -> None:
         """Stop claiming, let in-flight attempts finish for ``grace_s``, release the rest."""
@@ -234,6 +245,26 @@ class Engine:
         while True:
             await asyncio.sleep(TAKEOVER_INTERVAL_S)
             await self._take_over()
+
+    async def _trial_loop(self) -> None:
+        """Claim the circuit breaker's due trials (SPEC §11); they are sent like any
+        claimed delivery but can never make their message missed."""
+        assert self._me is not None
+        while not self._stopping:
+            await asyncio.sleep(TRIAL_POLL_S)
+            free = self._settings.max_in_flight - len(self._in_flight) - self._recorder.backlog
+            if free <= 0 or not self._me.held:
+                continue
+            now = self._clock.now_ms()
+            try:
+                trials = await self._store.deliveries.claim_trials(
+                    self._me.id, now, now + self._lease_ms, min(free, CLAIM_BATCH)
+                )
+            except StorageError as exc:
+                log.warning("claiming breaker trials failed, retrying: %s", exc)
+                continue
+            for claimed in trials:
+                self._spawn(claimed, request_body(claimed))
 
     async def _claim_loop(self) -> None:
         assert self._me is not None
@@ -376,8 +407,12 @@ class Engine:
             self._rng,
         )
         state, next_at = outcome.state, outcome.next_attempt_at
-        if state is DeliveryState.MISSED and await self._is_down(claimed.listener_id):
-            # A listener that is down never misses: the attempt is not spent.
+        if state is DeliveryState.MISSED and (claimed.trial or answer.status == GONE):
+            # A breaker's trial never makes its message missed (it is counted), nor does
+            # a 410, which disables the listener: the delivery waits for it (SPEC §11).
+            state, next_at = DeliveryState.PENDING, now
+        elif state is DeliveryState.MISSED and await self._is_held(claimed.listener_id):
+            # A listener that is down, failing or disabled never misses: not spent.
             state, next_at, attempts = DeliveryState.PENDING, now, claimed.attempts
         if answer.error:
             log.info(
@@ -405,8 +440,8 @@ class Engine:
             )
         )
 
-    async def _is_down(self, listener_id: str) -> bool:
+    async def _is_held(self, listener_id: str) -> bool:
         try:
-            return await self._store.probes.state(listener_id) is LivenessState.DOWN
+            return await self._store.deliveries.held(listener_id)
         except StorageError:
             return False

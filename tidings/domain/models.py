@@ -91,6 +91,7 @@ class Queue:
     schema_id: str | None
     created_at: int
     updated_at: int
+    retention_seconds: int | None = None  # None: messages are kept forever
 
 
 @dataclass(frozen=True, slots=True)

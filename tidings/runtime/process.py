@@ -28,7 +28,7 @@ from tidings.destinations import DestinationPolicy
 from tidings.domain.clock import SYSTEM_CLOCK, Clock
 from tidings.metrics import Metrics, shared_metrics_dir
 from tidings.runtime import scrape
-from tidings.storage.retention import EventRetention
+from tidings.storage.retention import EventRetention, MessageRetention
 from tidings.storage.store import Store
 
 log = logging.getLogger("tidings")
@@ -132,6 +132,15 @@ class Runtime:
             )
             retention.start()
             stack.push_async_callback(retention.stop)
+            purge = MessageRetention(
+                store.queues,
+                store.messages,
+                clock=self.clock,
+                interval_s=settings.purge_interval_s,
+                attempts=store.attempts,
+            )
+            purge.start()
+            stack.push_async_callback(purge.stop)
             yield self
 
     @asynccontextmanager

@@ -4,7 +4,8 @@ shares the database). The rules are pure (domain/flow.py); this module reads wha
 they need and writes what they decide, in one transaction:
 
 1. **candidates**: listeners with due, unleased deliveries that may be attempted
-   (not ``down``, not busy here, under their rate horizon), in round-robin order.
+   (not ``down``, not busy here, under their rate horizon; enabled and not failing,
+   storage/health.py), in round-robin order.
    On PostgreSQL they are locked ``FOR NO KEY UPDATE SKIP LOCKED``: two engines never
    claim for one listener at the same time, and what follows is read in a snapshot
    taken after the lock, so each sees the other's committed leases and rate state.
@@ -24,6 +25,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tidings.domain.flow import RATE_LOOKAHEAD_MS, Flow, allowance, start_times
+from tidings.storage import health
 from tidings.storage.database import Connection, Database, Row, id_list
 
 _CANDIDATES = """
@@ -31,6 +33,7 @@ SELECT l.id, l.max_in_flight, l.rate_limit, l.rate_next_at, l.ordered
 FROM listeners l
 WHERE l.liveness_state <> 'down' AND NOT (l.id {busy})
   AND (l.rate_limit IS NULL OR l.rate_next_at <= $2)
+  AND {claimable}
   AND EXISTS (
     SELECT 1 FROM deliveries d
     WHERE d.listener_id = l.id AND d.state = 'pending'
@@ -93,7 +96,7 @@ class Claim:
         in_busy, excluded = id_list(self._db, 3, busy)
         lock = " FOR NO KEY UPDATE OF l SKIP LOCKED" if postgres else ""
         candidates = await self._tx.fetch(
-            _CANDIDATES.format(busy=in_busy, lock=lock),
+            _CANDIDATES.format(busy=in_busy, lock=lock, claimable=health.CLAIMABLE),
             self._now,
             self._now + RATE_LOOKAHEAD_MS,
             excluded,

@@ -10,6 +10,7 @@ from typing import Any
 from tidings.domain.clock import Clock
 from tidings.domain.errors import NotFound
 from tidings.domain.events import EventType, NewEvent, Ref
+from tidings.domain.health import Change
 from tidings.domain.ids import new_id
 from tidings.domain.liveness import judge, record_probe
 from tidings.domain.models import (
@@ -24,7 +25,7 @@ from tidings.domain.models import (
     Page,
 )
 from tidings.signing import KeyPair
-from tidings.storage import channels, locks
+from tidings.storage import channels, health, locks
 from tidings.storage.database import (
     Connection,
     Database,
@@ -244,23 +245,27 @@ class Listeners:
     async def update(
         self, org_id: str, queue_id: str, listener_id: str, changes: dict[str, Any]
     ) -> Listener:
-        """Change only the given fields (``name``, ``notify_url``, ``liveness_url`` and
-        the options), in one statement: concurrent updates of different fields both
-        take effect. Every update bumps ``options_version`` (the filter cache's key)."""
-        if not changes.keys() <= _EDITABLE | OPTIONS:
+        """Change only the given fields (``name``, ``notify_url``, ``liveness_url``, the
+        options and ``status``), in one statement: concurrent updates of different fields
+        both take effect. Every update bumps ``options_version`` (the filter cache's
+        key). A ``status`` that changes it resets or stops the listener's health
+        (storage/health.py) and records ``listener_enabled`` or ``listener_disabled``."""
+        if not changes.keys() <= _EDITABLE | OPTIONS | {"status"}:
             raise ValueError(f"not editable: {sorted(changes.keys() - _EDITABLE - OPTIONS)}")
-        columns = {**_option_columns(changes), "updated_at": self._clock.now_ms()}
-        sets, values = assignments(columns, 4)
-        return await self._set(org_id, queue_id, listener_id, sets, values)
-
-    async def _set(
-        self, org_id: str, queue_id: str, listener_id: str, sets: str, values: list[Any]
-    ) -> Listener:
-        """``UPDATE ... SET {sets}`` on one listener (placeholders from $4), its
-        ``listener_updated`` event, the listener as it is now."""
-        sets += ", options_version = options_version + 1"
+        now = self._clock.now_ms()
+        status = changes.get("status")
+        changes = {k: v for k, v in changes.items() if k != "status"}
 
         async def body(tx: Connection) -> Row | None:
+            fields = {**_option_columns(changes), "updated_at": now}
+            change = None
+            if status is not None:
+                change, health_fields = await health.set_status(
+                    self._db, tx, org_id, queue_id, listener_id, ListenerStatus(status), now
+                )
+                fields.update(health_fields)
+            sets, values = assignments(fields, 4)
+            sets += ", options_version = options_version + 1"
             row = await tx.fetchrow(
                 f"UPDATE listeners SET {sets} WHERE org_id = $1 AND queue_id = $2 AND id = $3"
                 f" RETURNING {_COLUMNS}",
@@ -271,6 +276,8 @@ class Listeners:
             )
             if row is not None:
                 await _record(self._events, tx, EventType.LISTENER_UPDATED, org_id, row)
+                if change is not None:
+                    await self._health_event(tx, org_id, row, change)
             return row
 
         row = await self._db.run(body)
@@ -294,7 +301,6 @@ class Listeners:
             else "previous_scheme = NULL, previous_signing_key = NULL,"
             " previous_secret_expires_at = NULL"
         )
-        sets = f"{previous}, secret = $4, signing_key = $5, signature_scheme = $6, updated_at = $7"
         values: list[Any] = [
             keys.shown,
             keys.signing if keys.signing != keys.shown else None,
@@ -302,7 +308,36 @@ class Listeners:
             now,
             *([now + grace_ms] if keep else []),
         ]
-        return await self._set(org_id, queue_id, listener_id, sets, values)
+
+        async def body(tx: Connection) -> Row | None:
+            row = await tx.fetchrow(
+                f"UPDATE listeners SET {previous}, secret = $4, signing_key = $5,"
+                " signature_scheme = $6, updated_at = $7, options_version = options_version + 1"
+                f" WHERE org_id = $1 AND queue_id = $2 AND id = $3 RETURNING {_COLUMNS}",
+                org_id,
+                queue_id,
+                listener_id,
+                *values,
+            )
+            if row is not None:
+                await _record(self._events, tx, EventType.LISTENER_UPDATED, org_id, row)
+            return row
+
+        row = await self._db.run(body)
+        if row is None:
+            raise _not_found()
+        return (await self._with_missed([row]))[0]
+
+    async def _health_event(self, tx: Connection, org_id: str, row: Row, change: Change) -> None:
+        queue = Ref(row["queue_id"], await queue_name(tx, org_id, row["queue_id"]))
+        kind = EventType.LISTENER_ENABLED
+        reason = None
+        if change is Change.DISABLED:
+            kind, reason = EventType.LISTENER_DISABLED, row["disabled_reason"]
+        event = NewEvent(
+            org_id, kind, queue=queue, listener=Ref(row["id"], row["name"]), reason=reason
+        )
+        await self._events.add(tx, event)
 
     async def delete(self, org_id: str, queue_id: str, listener_id: str) -> None:
         """Its deliveries go with it (foreign key cascade): pending ones are dropped."""
@@ -332,16 +367,6 @@ class Listeners:
             raise _not_found()
 
 
-async def add_acknowledged(tx: Connection, counts: Mapping[str, int]) -> None:
-    """Bump ``acknowledged_count`` per listener, in id order (called inside the
-    engine's record batch, after its deliveries: storage.locks)."""
-    if counts:
-        await tx.executemany(
-            "UPDATE listeners SET acknowledged_count = acknowledged_count + $2 WHERE id = $1",
-            sorted(counts.items()),
-        )
-
-
 @dataclass(frozen=True, slots=True)
 class DueProbe:
     listener_id: str
@@ -367,7 +392,7 @@ class Probes:
         rows = await self._db.write(
             "UPDATE listeners SET probe_lease_until = $2, next_probe_at = $3"
             " WHERE id IN (SELECT id FROM listeners"
-            " WHERE next_probe_at <= $1 AND probe_lease_until <= $1"
+            " WHERE next_probe_at <= $1 AND probe_lease_until <= $1 AND status = 'enabled'"
             f" ORDER BY next_probe_at LIMIT $4{lock}) RETURNING id, liveness_url",
             now,
             lease_until,

@@ -18,7 +18,7 @@ from tidings.storage.database import Connection, Database, Row, UniqueViolation,
 from tidings.storage.events import EventLog
 from tidings.storage.paging import fetch_page
 
-_COLUMNS = "id, org_id, name, schema, schema_id, created_at, updated_at"
+_COLUMNS = "id, org_id, name, schema, schema_id, created_at, updated_at, retention_seconds"
 # A backstop only (see storage.cache): what a stale entry could get wrong on ingest,
 # the queue's schema, is checked again inside the message's own transaction.
 RECENT_TTL_S = 2.0
@@ -36,6 +36,7 @@ def _queue(row: Row) -> Queue:
         schema_id=row["schema_id"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        retention_seconds=row["retention_seconds"],
     )
 
 
@@ -105,19 +106,27 @@ class Queues:
         """
         return await self._recent.get((org_id, queue_id), lambda: self.get(org_id, queue_id))
 
-    async def create(self, org_id: str, name: str, schema: Any, schema_id: str | None) -> Queue:
+    async def create(
+        self,
+        org_id: str,
+        name: str,
+        schema: Any,
+        schema_id: str | None,
+        retention_seconds: int | None = None,
+    ) -> Queue:
         now = self._clock.now_ms()
-        queue = Queue(new_id(), org_id, name, schema, schema_id, now, now)
+        queue = Queue(new_id(), org_id, name, schema, schema_id, now, now, retention_seconds)
 
         async def body(tx: Connection) -> None:
             await tx.execute(
-                f"INSERT INTO queues ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $6)",
+                f"INSERT INTO queues ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $6, $7)",
                 queue.id,
                 org_id,
                 name,
                 None if schema is None else json.dumps(schema, ensure_ascii=False),
                 schema_id,
                 now,
+                retention_seconds,
             )
             await self._events.add(tx, _event(EventType.QUEUE_ADDED, org_id, queue.id, name))
 
@@ -149,6 +158,7 @@ class Queues:
         name: str = KEEP,
         schema: Any = KEEP,
         schema_id: str | None = KEEP,
+        retention_seconds: int | None = KEEP,
     ) -> Queue:
         """Change only the given fields, in one statement (concurrent updates of
         different fields both take effect)."""
@@ -158,6 +168,8 @@ class Queues:
         if schema is not KEEP:
             changes["schema"] = None if schema is None else json.dumps(schema, ensure_ascii=False)
             changes["schema_id"] = schema_id
+        if retention_seconds is not KEEP:
+            changes["retention_seconds"] = retention_seconds
         changes["updated_at"] = self._clock.now_ms()
         sets, values = assignments(changes, 3)
 
@@ -182,6 +194,15 @@ class Queues:
         if row is None:
             raise NotFound("No queue with this id.")
         return _queue(row)
+
+    async def with_retention(self) -> list[tuple[str, int]]:
+        """``(queue id, retention in seconds)`` of every queue that does not keep its
+        messages forever, of every organization (the purge's list)."""
+        rows = await self._db.fetch(
+            "SELECT id, retention_seconds FROM queues WHERE retention_seconds IS NOT NULL"
+            " ORDER BY id"
+        )
+        return [(r["id"], r["retention_seconds"]) for r in rows]
 
     async def delete(self, org_id: str, queue_id: str) -> None:
         """Cascades to its listeners, messages and their deliveries (foreign keys)."""

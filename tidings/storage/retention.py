@@ -1,5 +1,7 @@
-"""The background purge of old usage events, of stats minutes no window needs, of
-attempts past the attempt log's retention (SPEC §11) and of expired idempotency keys.
+"""The background purges: old usage events, stats minutes no window needs, attempts
+past the attempt log's retention (SPEC §11) and expired idempotency keys
+(:class:`EventRetention`); messages past their queue's retention with their
+deliveries and attempts (:class:`MessageRetention`, SPEC §9).
 
 It deletes in small batches, one short transaction each, and yields between them,
 so on SQLite (one writer) the ingest path never waits behind a long delete.
@@ -11,13 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from tidings.domain.clock import Clock
 from tidings.domain.events import DAY_MS
 from tidings.storage.attempts import Attempts
+from tidings.storage.database import Connection
 from tidings.storage.events import EventLog
 from tidings.storage.idempotency import IdempotencyKeys
+from tidings.storage.messages import Messages, PurgeChildren
+from tidings.storage.queues import Queues
 from tidings.tasks import BackgroundTask
 
 log = logging.getLogger("tidings.retention")
@@ -28,6 +33,9 @@ COUNTS_KEPT_MS = 2 * DAY_MS
 BATCH_ROWS = 1000
 INTERVAL_S = 60.0
 PAUSE_S = 0.01  # between batches: lets queued writers in
+# Messages per purge transaction (with their deliveries and attempts, several rows each).
+MESSAGE_BATCH_ROWS = 500
+ATTEMPT_ROWS = 10_000  # attempts deleted per statement of a message purge
 
 # (org_id, before_ms, batch_rows) -> rows deleted
 _Purge = Callable[[str, int, int], Awaitable[int]]
@@ -108,3 +116,72 @@ class EventRetention:
             except Exception:  # the next round retries; a purge is never urgent
                 log.warning("usage event purge failed", exc_info=True)
             await asyncio.sleep(self._interval_s)
+
+
+class MessageRetention:
+    """Deletes messages past their queue's ``retention_seconds`` (SPEC §9), queue by
+    queue, oldest first, ``batch_rows`` per short transaction with a pause between,
+    so a large backlog never holds the writer (SQLite) or many locks (PostgreSQL)."""
+
+    def __init__(
+        self,
+        queues: Queues,
+        messages: Messages,
+        *,
+        clock: Clock,
+        interval_s: float,
+        attempts: Attempts | None = None,
+        batch_rows: int = MESSAGE_BATCH_ROWS,
+        pause_s: float = PAUSE_S,
+    ) -> None:
+        self._queues = queues
+        self._messages = messages
+        self._clock = clock
+        self._interval_s = interval_s
+        self._batch_rows = batch_rows
+        self._pause_s = pause_s
+        # What else goes with a purged message, in its transaction.
+        self._children: list[PurgeChildren] = []
+        if attempts is not None:
+            self._children.append(_all_attempts(attempts))
+        self._task = BackgroundTask("tidings-message-retention")
+
+    def start(self) -> None:
+        self._task.start(self._run())
+
+    async def stop(self) -> None:
+        await self._task.stop()
+
+    async def run_once(self) -> int:
+        """Purge everything that is due now; answers the number of messages deleted."""
+        now = self._clock.now_ms()
+        deleted = 0
+        for queue_id, retention_s in await self._queues.with_retention():
+            before = now - retention_s * 1000
+            while True:
+                count = await self._messages.purge_expired(
+                    queue_id, before, self._batch_rows, self._children
+                )
+                deleted += count
+                if count < self._batch_rows:
+                    break
+                await asyncio.sleep(self._pause_s)
+        return deleted
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                deleted = await self.run_once()
+                if deleted:
+                    log.info("purged %d messages past their queue's retention", deleted)
+            except Exception:  # the next round retries
+                log.warning("message purge failed", exc_info=True)
+            await asyncio.sleep(self._interval_s)
+
+
+def _all_attempts(attempts: Attempts) -> PurgeChildren:
+    async def purge(tx: Connection, message_ids: Sequence[str]) -> None:
+        while await attempts.purge_messages(tx, message_ids, ATTEMPT_ROWS) == ATTEMPT_ROWS:
+            pass
+
+    return purge
