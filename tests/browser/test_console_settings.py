@@ -68,12 +68,43 @@ def test_listener_options_are_set_on_create_and_edited(
     expect(options).to_contain_text("at most 4 at once")
 
 
-def test_a_read_only_key_may_not_edit_options(tab: Tab, tenant: Tenant) -> None:
+def test_rotating_the_secret_shows_the_new_one_once_and_signs_with_both(
+    tab: Tab, tenant: Tenant, backdrop: Backdrop
+) -> None:
+    queue = tenant.queue("orders")
+    listener = tenant.listener(queue, "shop", "/rotated")
+    old = tenant.get(f"/queues/{queue}/listeners/{listener}")["listener"]["secret"]
+    page = tab.page
+    tab.sign_in(tenant.key)
+    tab.go(f"#/queues/{queue}/listeners/{listener}")
+    page.get_by_role("button", name="Rotate secret").click()
+    dialog = page.get_by_role("dialog", name="Rotate the signing secret?")
+    dialog.get_by_label("Grace period").select_option(label="1 hour")
+    dialog.get_by_role("button", name="Rotate").click()
+    shown = page.get_by_role("dialog", name="The new signing key")
+    expect(shown).to_contain_text("Deliveries are signed with both keys for 1 hour")
+    new = shown.locator(".new-secret").inner_text()
+    assert new.startswith("whsec_") and new != old
+    assert tenant.get(f"/queues/{queue}/listeners/{listener}")["listener"]["secret"] == new
+    shown.get_by_role("button", name="Done").click()
+    expect(page.get_by_role("dialog")).to_have_count(0)
+    secret = page.get_by_role("region", name="Signing secret")
+    expect(secret).to_contain_text("Previous key")
+    expect(secret.locator(".secret code")).not_to_have_text(new)  # hidden again until asked
+
+    message = tenant.message(queue, "signed twice")
+    wait_for(lambda: delivery_state(tenant, queue, message) == "delivered")
+    [arrival] = backdrop.receiver.on("/rotated")
+    assert len(arrival.headers["webhook-signature"].split(" ")) == 2  # new key and old
+
+
+def test_a_read_only_key_may_not_rotate_or_edit_options(tab: Tab, tenant: Tenant) -> None:
     queue = tenant.queue("orders")
     listener = tenant.listener(queue, "shop")
     page = tab.page
     tab.sign_in(tenant.key_with(READ_ONLY, name="dashboard"))
     tab.go(f"#/queues/{queue}/listeners/{listener}")
+    expect(page.get_by_role("button", name="Rotate secret")).to_be_disabled()
     expect(page.get_by_role("button", name="Edit options")).to_be_disabled()
     expect(page.get_by_text("Hidden: this key may read this listener")).to_be_visible()
 
