@@ -50,10 +50,15 @@ _INSERT_DELIVERY = (
 # Retention (SPEC §9): a message past its queue's retention goes once none of its
 # deliveries is still owed. Owed means pending for an enabled listener: a disabled
 # listener's pending deliveries do not hold a message back. (A new condition on what
-# holds a message back is one more predicate here.)
+# holds a message back is one more predicate here.) "Not delivered, not missed" rather
+# than "= 'pending'", as in storage.deliveries: that would match the partial indexes'
+# predicate, and PostgreSQL with statistics older than the pending backlog joined every
+# message against all pending rows (1.1 s per batch at 5,000 pending; 12 ms this way,
+# one primary-key probe per message).
 _OWED = (
     "EXISTS (SELECT 1 FROM deliveries d JOIN listeners l ON l.id = d.listener_id"
-    " WHERE d.message_id = m.id AND d.state = 'pending' AND l.status = 'enabled')"
+    " WHERE d.message_id = m.id AND d.state NOT IN ('delivered', 'missed')"
+    " AND l.status = 'enabled')"
 )
 # The oldest expired messages of one queue first (ix_messages_queue_created).
 _EXPIRED = (
