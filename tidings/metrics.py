@@ -29,8 +29,8 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from tidings.domain.health import Change
 from tidings.storage import gauges
-from tidings.storage.health import HealthChange
 from tidings.storage.database import Database, StorageError
+from tidings.storage.health import HealthChange
 
 log = logging.getLogger("tidings.metrics")
 
