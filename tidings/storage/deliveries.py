@@ -24,11 +24,12 @@ from tidings.domain.events import EventType, NewEvent, Ref
 from tidings.domain.flow import RATE_LOOKAHEAD_MS, Flow
 from tidings.domain.health import BreakerPolicy, Change, Outcome
 from tidings.domain.models import AttemptError, AttemptOutcome, DeliveryState
-from tidings.storage import channels, health, locks
+from tidings.storage import alerts, channels, health, locks
 from tidings.storage.attempts import Attempts, NewAttempt
 from tidings.storage.claims import Claim, allowances, json_ids, pick_sqlite, schedule
 from tidings.storage.database import Connection, Database, Row, id_list
 from tidings.storage.events import EventLog
+from tidings.storage.messages import Messages
 
 _CLAIMED = (
     "d.message_id, d.listener_id, d.attempts, l.org_id, l.name AS listener_name,"
@@ -306,12 +307,18 @@ DEFAULT_POLICY = Settings().breaker_policy
 
 class Deliveries:
     def __init__(
-        self, db: Database, events: EventLog, clock: Clock, attempts: Attempts | None = None
+        self,
+        db: Database,
+        events: EventLog,
+        clock: Clock,
+        attempts: Attempts | None = None,
+        alerts_to: Messages | None = None,
     ) -> None:
         self._db = db
         self._events = events
         self._clock = clock
         self._attempts = attempts or Attempts(db)
+        self._alerts_to = alerts_to
 
     async def claim(
         self,
@@ -465,7 +472,9 @@ class Deliveries:
                 )
                 for ch in changes
             ]
-            await self._events.add_many(tx, events + happened)
+            stored = await self._events.add_many(tx, events + happened)
+            if happened and self._alerts_to is not None:
+                await alerts.post(self._db, tx, self._alerts_to, stored[len(events) :], now)
             if any(ch.change is Change.RECOVERED for ch in changes):
                 # What waited while it was failing is due: engines claim it at once.
                 await self._db.notify(tx, channels.DELIVERIES)
