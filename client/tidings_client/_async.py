@@ -311,8 +311,10 @@ class AsyncClient:
     async def create_api_client(self, name: str) -> wire.CreatedApiClientEnvelope:
         return await self.run(calls.create_api_client(name))
 
-    async def update_api_client(self, api_client_id: str, name: str) -> wire.ApiClientOut:
-        return await self.run(calls.update_api_client(api_client_id, name))
+    async def update_api_client(
+        self, api_client_id: str, name: Any = UNSET, alerts_queue_id: Any = UNSET
+    ) -> wire.ApiClientOut:
+        return await self.run(calls.update_api_client(api_client_id, name, alerts_queue_id))
 
     async def create_api_key(
         self, name: Any = UNSET, status: Any = UNSET, scopes: list[dict[str, Any]] | None = None

@@ -401,9 +401,13 @@ def create_api_client(name: str) -> Call[wire.CreatedApiClientEnvelope]:
     })  # fmt: skip
 
 
-def update_api_client(api_client_id: str, name: str) -> Call[wire.ApiClientOut]:
+def update_api_client(
+    api_client_id: str, name: Any = UNSET, alerts_queue_id: Any = UNSET
+) -> Call[wire.ApiClientOut]:
+    """Rename the organization and/or set its alerts queue (``None`` removes it)."""
     read = _envelope(wire.ApiClientEnvelope, lambda e: e.api_client)
-    return Call("PUT", f"api_clients/{_seg(api_client_id)}", read, {"name": name})
+    body = _changes(name=name, alerts_queue_id=alerts_queue_id)
+    return Call("PUT", f"api_clients/{_seg(api_client_id)}", read, body)
 
 
 def create_api_key(

@@ -17,6 +17,7 @@ from tests.integration.test_delivery import add_listener, message, post
 from tests.polling import until
 from tests.receivers import Answer, Receiver, receiver
 from tidings.config import Settings
+from tidings.domain.scopes import default_scopes
 
 
 class Switch:
@@ -215,3 +216,76 @@ async def test_failing_too_long_disables(short: Settings, queue_name: str = "q")
             ("listener_failing", None),
             ("listener_disabled", "failing"),
         ]
+
+
+async def _org_id(server: Running) -> str:
+    org = await server.store.organizations.get_by_name("default")
+    assert org is not None
+    return org.id
+
+
+async def test_the_alerts_queue_is_set_on_the_organization(
+    server: Running, queue: dict[str, Any]
+) -> None:
+    org = await _org_id(server)
+    path = f"/api_clients/{org}"
+    r = await server.call("PUT", path, json={"alerts_queue_id": queue["id"]})
+    assert r.status_code == 200, r.text
+    assert r.json()["api_client"] == {"id": org, "name": "default", "alerts_queue_id": queue["id"]}
+    # The name alone leaves it; null removes it.
+    r = await server.call("PUT", path, json={"name": "renamed"})
+    assert r.json()["api_client"]["alerts_queue_id"] == queue["id"]
+    r = await server.call("PUT", path, json={"alerts_queue_id": None})
+    assert r.json()["api_client"]["alerts_queue_id"] is None
+    # Only one of the organization's own queues.
+    other_key = "other-org-key-" + "x" * 30
+    await server.store.organizations.create_with_key("other", other_key, "k", default_scopes())
+    r = await server.call(
+        "POST", "/queues", json={"name": "theirs"}, headers={"X-API-KEY": other_key}
+    )
+    for bad in ("no-such-queue", r.json()["queue"]["id"]):
+        r = await server.call("PUT", path, json={"alerts_queue_id": bad})
+        assert r.status_code == 422, r.text
+        assert r.json()["errors"][0]["path"] == "$.alerts_queue_id"
+
+
+async def test_health_events_are_posted_into_the_alerts_queue_without_loops(
+    server: Running, queue: dict[str, Any]
+) -> None:
+    org = await _org_id(server)
+    alerts = (await server.call("POST", "/queues", json={"name": "alerts"})).json()["queue"]
+    r = await server.call("PUT", f"/api_clients/{org}", json={"alerts_queue_id": alerts["id"]})
+    assert r.status_code == 200
+    gone = Switch(status=410)
+    async with receiver(hook=gone) as rx, receiver() as pager_rx:
+        pager = await add_listener(server, alerts["id"], pager_rx, name="pager")
+        listener = await add_listener(server, queue["id"], rx)
+        await post(server, queue["id"])
+        [alert] = await pager_rx.wait_for("/hook", 1)
+        # The pager's own health events are not posted into its queue.
+        r = await server.call(
+            "PUT", f"/queues/{alerts['id']}/listeners/{pager['id']}", json={"status": "disabled"}
+        )
+        assert r.status_code == 200
+        r = await server.call(
+            "PUT", f"/queues/{alerts['id']}/listeners/{pager['id']}", json={"status": "enabled"}
+        )
+        gone.up = True
+        r = await server.call(
+            "PUT", f"/queues/{queue['id']}/listeners/{listener['id']}", json={"status": "enabled"}
+        )
+        await pager_rx.wait_for("/hook", 2)
+    body = alert.json()
+    assert body["name"] == "listener_disabled"
+    assert body["queue"] == {"id": alerts["id"], "name": "alerts"}
+    event = __import__("json").loads(body["data"])
+    assert event["type"] == "listener_disabled" and event["reason"] == "gone"
+    assert event["listener"] == {"id": listener["id"], "name": "l"}
+    assert event["queue"] == {"id": queue["id"], "name": queue["name"]}
+    assert event["client"] == {"id": org}
+    # It is the event itself, as GET /events shows it.
+    shown = await _health_events(server, listener["id"])
+    assert shown[0] == event
+    r = await server.call("GET", f"/queues/{alerts['id']}/messages", params={"per_page": 100})
+    names = [m["name"] for m in r.json()["messages"]]
+    assert names == ["listener_disabled", "listener_enabled"]

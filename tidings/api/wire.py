@@ -292,7 +292,9 @@ class CreateApiClient(Struct):
 
 
 class UpdateApiClient(Struct):
-    name: Name
+    name: Name | UnsetType = UNSET
+    # Health events are also posted into this queue of the organization; null: none.
+    alerts_queue_id: Id | UnsetType | None = UNSET
 
 
 class HostileBody(ValueError):

@@ -25,7 +25,7 @@ from tidings.domain.models import (
     Page,
 )
 from tidings.signing import KeyPair
-from tidings.storage import channels, health, locks
+from tidings.storage import alerts, channels, health, locks
 from tidings.storage.database import (
     Connection,
     Database,
@@ -35,6 +35,7 @@ from tidings.storage.database import (
     id_list,
 )
 from tidings.storage.events import EventLog
+from tidings.storage.messages import Messages
 from tidings.storage.paging import fetch_page
 from tidings.storage.queues import queue_name
 
@@ -132,10 +133,13 @@ async def _record(events: EventLog, tx: Connection, kind: EventType, org_id: str
 
 
 class Listeners:
-    def __init__(self, db: Database, events: EventLog, clock: Clock) -> None:
+    def __init__(
+        self, db: Database, events: EventLog, clock: Clock, alerts_to: Messages | None = None
+    ) -> None:
         self._db = db
         self._events = events
         self._clock = clock
+        self._alerts_to = alerts_to
 
     async def _with_missed(self, rows: list[Row]) -> list[Listener]:
         """Attach missed message ids to a page of listeners in one query."""
@@ -337,7 +341,9 @@ class Listeners:
         event = NewEvent(
             org_id, kind, queue=queue, listener=Ref(row["id"], row["name"]), reason=reason
         )
-        await self._events.add(tx, event)
+        stored = await self._events.add_many(tx, [event])
+        if self._alerts_to is not None:
+            await alerts.post(self._db, tx, self._alerts_to, stored, self._clock.now_ms())
 
     async def delete(self, org_id: str, queue_id: str, listener_id: str) -> None:
         """Its deliveries go with it (foreign key cascade): pending ones are dropped."""
