@@ -12,7 +12,7 @@ from typing import Any
 
 import uvloop
 
-from bench import delivery, fanout, get, ingest, latency, memory, report
+from bench import delivery, fanout, get, ingest, latency, memory, publishing, report
 from bench.procs import load
 
 Scenario = Callable[[list[str], bool], Awaitable[dict[str, Any]]]
@@ -23,6 +23,7 @@ SCENARIOS: dict[str, Scenario] = {
     "delivery": delivery.run,
     "fanout": fanout.run,
     "memory": memory.run,
+    "publishing": publishing.run,
 }
 RESULTS = Path(__file__).parent / "results"
 

@@ -45,12 +45,13 @@ def ensure_wrk() -> str:
     return found
 
 
-def _script(body: bytes | None, headers: dict[str, str]) -> Path:
+def _script(body: bytes | None, headers: dict[str, str], extra_lua: str = "") -> Path:
     if body is None:
         lines = ['wrk.method = "GET"']
     else:
         lines = ['wrk.method = "POST"', f"wrk.body = {_lua_string(body.decode())}"]
     lines += [f"wrk.headers[{_lua_string(k)}] = {_lua_string(v)}" for k, v in headers.items()]
+    lines += [extra_lua] if extra_lua else []
     path = Path(tempfile.mkstemp(prefix="tidings-bench-", suffix=".lua")[1])
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -86,10 +87,16 @@ async def get(url: str, headers: dict[str, str], connections: int, seconds: floa
 
 
 async def post(
-    url: str, body: bytes | None, headers: dict[str, str], connections: int, seconds: float
+    url: str,
+    body: bytes | None,
+    headers: dict[str, str],
+    connections: int,
+    seconds: float,
+    extra_lua: str = "",
 ) -> WrkResult:
-    """``wrk`` POSTing ``body`` to ``url`` (GET when ``body`` is None)."""
-    script = _script(body, headers)
+    """``wrk`` POSTing ``body`` to ``url`` (GET when ``body`` is None); ``extra_lua`` may
+    define a ``request`` function (e.g. a header that changes per request)."""
+    script = _script(body, headers, extra_lua)
     try:
         proc = await asyncio.create_subprocess_exec(
             ensure_wrk(),

@@ -129,6 +129,9 @@ def settings(database_url: str, request: pytest.FixtureRequest) -> Settings:
         # Every test client comes from 127.0.0.1 and some send many bad keys on
         # purpose; the lockout tests set their own small threshold.
         lockout_threshold=10_000,
+        # Many tests fail attempts on purpose to see retries and missed messages; the
+        # circuit breaker's tests set their own threshold.
+        breaker_threshold=10_000,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -116,6 +117,17 @@ async def serve(
     base = f"http://127.0.0.1:{port}"
     await wait_healthy(base, proc)
     return proc, base
+
+
+async def wait_engine(proc: Proc, timeout_s: float = 30) -> None:
+    """Until the delivery engine has joined: ``serve`` answers ``/health`` while its
+    engine child is still starting, and a test measuring delivery latency or memory
+    must not count that start (about a second) as the engine's."""
+
+    def started() -> bool:  # the engine's own line, not the supervisor's "started (pid N)"
+        return re.search(r"delivery engine [0-9a-f]+ started", proc.log.read_text()) is not None
+
+    await until(started, timeout_s, step_s=0.05, message=lambda: proc.log.read_text()[-2000:])
 
 
 async def wait_healthy(base: str, proc: Proc, timeout_s: float = 30) -> None:

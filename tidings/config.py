@@ -10,6 +10,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from tidings.domain.health import BreakerPolicy
 from tidings.domain.networks import IPNetwork, parse_networks
 
 DEFAULT_RETRY_SCHEDULE_S = (
@@ -73,6 +74,12 @@ class Settings:
     event_retention_s: float = DEFAULT_EVENT_RETENTION_S
     # The attempt log (SPEC §11) keeps each attempt this long.
     attempt_retention_s: float = 604_800.0
+    # The circuit breaker (SPEC §11): failing after this many failed attempts in a row,
+    # then no attempts for the cool-down (doubling after each failed trial, to 900 s).
+    breaker_threshold: int = 20
+    breaker_cooldown_s: float = 30.0
+    # A listener failing this long is disabled at its next failed trial.
+    disable_after_s: float = 432_000.0
     # Seconds an answer given under an Idempotency-Key is replayed (SPEC §9).
     idempotency_ttl_s: float = 86_400.0
     # Furthest a message may be delayed (SPEC §9): 30 days.
@@ -103,6 +110,14 @@ class Settings:
         if self.delivery_lease_s is not None:
             return self.delivery_lease_s
         return max(30.0, 3 * self.delivery_timeout_s)
+
+    @property
+    def breaker_policy(self) -> BreakerPolicy:
+        return BreakerPolicy(
+            threshold=self.breaker_threshold,
+            cooldown_ms=max(1, int(self.breaker_cooldown_s * 1000)),
+            disable_after_ms=int(self.disable_after_s * 1000),
+        )
 
     @property
     def is_sqlite(self) -> bool:
@@ -260,6 +275,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         metrics_token=env.get("TIDINGS_METRICS_TOKEN") or None,
         metrics_address=env.get("TIDINGS_METRICS_ADDRESS") or None,
         event_retention_s=_float(env, "TIDINGS_EVENT_RETENTION", base.event_retention_s),
+        breaker_threshold=_int(env, "TIDINGS_BREAKER_THRESHOLD", base.breaker_threshold, 1),
+        breaker_cooldown_s=_float(env, "TIDINGS_BREAKER_COOLDOWN", base.breaker_cooldown_s, 0.01),
+        disable_after_s=_float(env, "TIDINGS_DISABLE_AFTER", base.disable_after_s),
         attempt_retention_s=_float(env, "TIDINGS_ATTEMPT_RETENTION", base.attempt_retention_s, 1.0),
         idempotency_ttl_s=_float(env, "TIDINGS_IDEMPOTENCY_TTL", base.idempotency_ttl_s, 0.001),
         max_delay_s=_float(env, "TIDINGS_MAX_DELAY", base.max_delay_s),

@@ -111,6 +111,21 @@ SETTING_DOCS: dict[str, tuple[str | None, str]] = {
         "Seconds each delivery attempt is kept in the attempt log (status, duration, error, "
         "the first 1024 bytes of the answer; see delivery.md).",
     ),
+    "breaker_threshold": (
+        "TIDINGS_BREAKER_THRESHOLD",
+        "A listener whose last this many attempts all failed (across messages) is "
+        "`failing`: its circuit breaker stops attempts to it (see delivery.md).",
+    ),
+    "breaker_cooldown_s": (
+        "TIDINGS_BREAKER_COOLDOWN",
+        "Seconds a failing listener gets no attempts before a single trial; doubled after "
+        "each failed trial, up to 900 s.",
+    ),
+    "disable_after_s": (
+        "TIDINGS_DISABLE_AFTER",
+        "A listener `failing` this many seconds is disabled (reason `failing`) at its next "
+        "failed trial; its deliveries are kept until it is enabled again.",
+    ),
     "idempotency_ttl_s": (
         "TIDINGS_IDEMPOTENCY_TTL",
         "Seconds an answer given under an `Idempotency-Key` is remembered and replayed, "

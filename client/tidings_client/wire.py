@@ -283,6 +283,7 @@ class EventOut(Struct, omit_defaults=True, gc=False):
     queue: Summary | None = None
     listener: Summary | None = None
     message: Summary | None = None
+    reason: str | None = None  # listener_disabled: gone | failing | manual
 
 
 class EventsEnvelope(Struct):
@@ -291,7 +292,8 @@ class EventsEnvelope(Struct):
 
 
 class EventCounts(Struct):
-    """One count per event type (SPEC §6); a test keeps it in step with ``EventType``."""
+    """One count per event type (SPEC §6, and §11's four health events); a test keeps it
+    in step with ``EventType``."""
 
     api_key_added: int
     api_key_updated: int
@@ -305,6 +307,10 @@ class EventCounts(Struct):
     message_added: int
     message_published_ok: int
     message_published_not_ok: int
+    listener_failing: int
+    listener_recovered: int
+    listener_disabled: int
+    listener_enabled: int
 
 
 class AggregatedUsage(Struct):
@@ -368,6 +374,7 @@ class ApiKeysEnvelope(Struct):
 class ApiClientOut(Struct):
     id: str
     name: str
+    alerts_queue_id: str | None = None  # health events are posted here (SPEC §11)
 
 
 class CreatedApiClientEnvelope(Struct):

@@ -69,16 +69,21 @@ class Backdrop:
     """A tidings server and a receiver in a thread of their own (``behaviour``: the
     receiver's paths that answer otherwise than 200, see tests/receivers.py)."""
 
-    def __init__(self, database: Path, **behaviour: Behaviour) -> None:
+    def __init__(
+        self, database: Path, settings: dict[str, Any] | None = None, **behaviour: Behaviour
+    ) -> None:
+        defaults: dict[str, Any] = {
+            "retry_schedule_s": (0.05, 0.1),
+            "delivery_timeout_s": 2.0,
+            "liveness_interval_s": 0.5,
+            "liveness_timeout_s": 1.0,
+            "lockout_threshold": 10_000,  # the wrong-key test fails on purpose
+        }
         self.settings = Settings(
             database_url=f"sqlite:///{database}",
             bootstrap_api_key=BOOTSTRAP_KEY,
             allowed_networks=("127.0.0.0/8",),
-            retry_schedule_s=(0.05, 0.1),
-            delivery_timeout_s=2.0,
-            liveness_interval_s=0.5,
-            liveness_timeout_s=1.0,
-            lockout_threshold=10_000,  # the wrong-key test fails on purpose
+            **{**defaults, **(settings or {})},
         )
         self.switch = Switch()
         self._behaviour: dict[str, Behaviour] = {"flaky": self.switch, **behaviour}
@@ -140,6 +145,13 @@ class Tenant:
     def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         with self.backdrop.api(self.key) as api:
             answer = api.post(path, json=body)
+            assert answer.status_code == 200, answer.text
+            result: dict[str, Any] = answer.json()
+            return result
+
+    def put(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        with self.backdrop.api(self.key) as api:
+            answer = api.put(path, json=body)
             assert answer.status_code == 200, answer.text
             result: dict[str, Any] = answer.json()
             return result

@@ -17,7 +17,7 @@ from tests.faults.ledger import Ledger
 from tests.faults.load import HEADERS, UNLIMITED, Driver, drain, setup_queue, sink
 from tests.faults.proxy import FaultProxy
 from tests.polling import until
-from tests.processes import serve
+from tests.processes import serve, wait_engine
 
 DEADLINE_S = 2.0
 MESSAGES = 30
@@ -66,6 +66,7 @@ async def test_receiver_faults_fail_within_the_deadline(tmp_path: Path) -> None:
         env |= UNLIMITED
         proc, base = await serve(url, tmp_path / "serve.log", None, **env)
         try:
+            await wait_engine(proc)
             notify = {name: f"{p.url}/{name}" for name, p in proxies.items()}
             notify |= {"healthy": f"{rx}/healthy", "slow": f"{slow.url}/slow"}
             ids = await setup_queue(base, ledger, notify, liveness_url=f"{rx}/live")

@@ -21,7 +21,9 @@ from tidings.signing import new_keys
 async def test_attempts_refuse_names_resolving_to_loopback(settings: Settings) -> None:
     """A listener stored with http://localhost (bypassing the create-time check, as a
     DNS change after registration would) is never contacted without the allow-list."""
-    default_policy = replace(settings, allowed_networks=())
+    # A schedule longer than the first probes: the refused probes judge it down before
+    # the last attempt could make the message missed (0.35 s of retries raced them).
+    default_policy = replace(settings, allowed_networks=(), retry_schedule_s=(1.0, 2.0, 4.0))
     async with start_server(default_policy) as server, receiver() as rx:
         qid = (await server.call("POST", "/queues", json={"name": "q"})).json()["queue"]["id"]
         port = rx.base_url.rsplit(":", 1)[1]

@@ -51,10 +51,10 @@ def test_covering_buckets_cover_each_minute_exactly_once(first: int, length: int
     assert minutes <= 2 * 59 or length < 60
 
 
-def test_stats_wire_shape_has_exactly_the_twelve_types() -> None:
+def test_stats_wire_shape_has_the_twelve_types_and_the_four_health_events() -> None:
     fields = [f.name for f in msgspec.structs.fields(EventCounts)]
     assert fields == [t.value for t in EventType]
-    assert len(fields) == 12
+    assert len(fields) == 16
 
 
 def test_retention_setting() -> None:

@@ -51,6 +51,7 @@ def event_out(event: Event) -> wire.EventOut:
         queue=_summary(event.queue),
         listener=_summary(event.listener),
         message=_summary(event.message),
+        reason=event.reason,
     )
 
 

@@ -74,12 +74,25 @@ def _check_items(
         found.extend(violations)
     if found:
         raise Invalid(
-            "The message breaks a rule (its data against the queue's schema, its delay)."
-            if not batch
-            else "Messages of the batch break a rule (the queue's schema, a delay); none was"
-            " stored.",
-            found,
+            _invalid_detail(batch, schema_broken=len(found) > len(late), late=bool(late)), found
         )
+
+
+def _invalid_detail(batch: bool, *, schema_broken: bool, late: bool) -> str:
+    """Name what was broken: the schema, the delivery time, or both."""
+    rules = " and ".join(
+        rule
+        for rule, broken in (
+            ("the queue's schema", schema_broken),
+            ("the delivery time limit", late),
+        )
+        if broken
+    )
+    if batch:
+        return f"Messages of the batch break {rules}; none was stored."
+    if not late:
+        return "The message data does not satisfy the queue's schema."
+    return f"The message breaks {rules}."
 
 
 # The 200 body of a publication, from the messages as they will be committed.

@@ -166,6 +166,9 @@ class CreateListener(Struct):
     signature_scheme: SignatureScheme = "v1"
 
 
+ListenerStatus = Literal["enabled", "disabled"]
+
+
 class UpdateListener(Struct):
     name: Name | UnsetType = UNSET
     notify_url: Url | UnsetType = UNSET
@@ -175,6 +178,9 @@ class UpdateListener(Struct):
     ordered: bool | UnsetType = UNSET
     headers: Headers | UnsetType = UNSET  # replaces the whole map
     filter: FilterSpec = UNSET  # null removes the filter
+    # disabled: no attempts, no probes, deliveries kept; enabled: health reset and
+    # everything owed due at once (SPEC §11).
+    status: ListenerStatus | UnsetType = UNSET
 
 
 # When a message's first attempt may start (SPEC §9): one of the two, or neither.
@@ -215,6 +221,11 @@ EXCLUSIVE_FIELDS = {
     "CreateMessage": ("deliver_at", "delay"),
     "BatchItem": ("deliver_at", "delay"),
 }
+
+
+class RotateSecret(Struct):
+    grace_seconds: Annotated[int, Meta(ge=0, le=604800)] = 86400
+    signature_scheme: SignatureScheme | UnsetType = UNSET  # unset: keep the scheme
 
 
 class CreateMessage(Struct):
@@ -281,7 +292,9 @@ class CreateApiClient(Struct):
 
 
 class UpdateApiClient(Struct):
-    name: Name
+    name: Name | UnsetType = UNSET
+    # Health events are also posted into this queue of the organization; null: none.
+    alerts_queue_id: Id | UnsetType | None = UNSET
 
 
 class HostileBody(ValueError):

@@ -37,15 +37,18 @@ from tidings.delivery.port import DeliveryStore
 from tidings.delivery.recorder import Recorder
 from tidings.delivery.requests import RequestHeaders
 from tidings.delivery.sender import Transport
+from tidings.delivery.slots import SendSlots
 from tidings.domain.clock import SYSTEM_CLOCK, Clock
+from tidings.domain.health import GONE
 from tidings.domain.ids import new_id
-from tidings.domain.models import DeliveryState, LivenessState
+from tidings.domain.models import DeliveryState
 from tidings.domain.retry import after_attempt, parse_retry_after
 from tidings.storage import channels
 from tidings.storage.attempts import body_text
 from tidings.storage.database import StorageError
 from tidings.storage.deliveries import AttemptResult, Claimed
 from tidings.storage.engines import Membership
+from tidings.storage.health import HealthChange
 
 log = logging.getLogger("tidings.delivery")
 
@@ -58,6 +61,9 @@ ERROR_BACKOFF_S = 1.0
 # How often a running engine looks for dead ones: a killed worker's deliveries are
 # taken over within about this (SPEC §5: 10 s).
 TAKEOVER_INTERVAL_S = 2.0
+# How often an engine looks for circuit-breaker trials that are due (a cool-down is
+# 30 s by default): the bound on how late a trial starts.
+TRIAL_POLL_S = 0.25
 # Retry times kept for precise wake-ups; past this many the 1 s poll finds the rest.
 MAX_RETRY_TIMES = 10_000
 _encoder = msgspec.json.Encoder()
@@ -85,6 +91,7 @@ class Engine:
         clock: Clock = SYSTEM_CLOCK,
         rng: random.Random | None = None,
         on_attempt: Callable[[int | None, float], None] | None = None,
+        on_health: Callable[[list[HealthChange]], None] | None = None,
     ) -> None:
         self._store = store
         self._settings = settings
@@ -97,14 +104,18 @@ class Engine:
         self._stopping = False
         self._in_flight: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._per_listener: defaultdict[str, int] = defaultdict(int)
-        self._listener_slots: dict[str, asyncio.Semaphore] = {}
+        self._listener_slots: dict[str, SendSlots] = {}
         self._tasks: list[asyncio.Task[None]] = []
         # Listeners are claimed round-robin from here, so all get slots under backlog.
         self._cursor = ""
         # Outcomes waiting to be written keep their leases: they count against the
         # in-flight window, and each written batch frees room for another claim.
         self._recorder = Recorder(
-            store.deliveries, on_scheduled=self._wake_at, on_flushed=self._flushed
+            store.deliveries,
+            on_scheduled=self._wake_at,
+            on_flushed=self._flushed,
+            policy=settings.breaker_policy,
+            on_health=on_health,
         )
         # Set when an attempt of a listener at its flow limit (SPEC §10: max_in_flight
         # reached, or ordered) finished: its lease goes with the next written batch,
@@ -112,9 +123,11 @@ class Engine:
         self._claim_after_flush = False
         self._prober = LivenessProber(store, settings, sender, clock)
         self._headers = RequestHeaders(clock)
-        # Each listener's ``max_in_flight`` as its last claimed delivery said: the
-        # claim counts every engine's leases against it (storage/claims.py), so one
-        # engine holds at most that many; a listener it holds that many of is busy.
+        # Per listener, how many requests this engine may have open to it, as its
+        # last claim said (domain/flow.py: max_in_flight less the other engines'
+        # leases). The engine holds up to 2 x that - 1 (the rest wait for a slot, so
+        # new rows arrive before the sending ones run out); a listener it holds that
+        # many of is busy.
         self._caps: dict[str, int] = {}
         # Long enough for a full attempt even after waiting for a listener slot.
         self._lease_ms = int(settings.lease_s * 1000)
@@ -139,6 +152,7 @@ class Engine:
         self._prober.start()
         self._tasks.append(asyncio.create_task(self._claim_loop(), name="tidings-claim"))
         self._tasks.append(asyncio.create_task(self._watch_loop(), name="tidings-takeover"))
+        self._tasks.append(asyncio.create_task(self._trial_loop(), name="tidings-trials"))
 
     async def stop(self, grace_s: float = 4.0) -> None:
         """Stop claiming, let in-flight attempts finish for ``grace_s``, release the rest."""
@@ -235,6 +249,26 @@ class Engine:
             await asyncio.sleep(TAKEOVER_INTERVAL_S)
             await self._take_over()
 
+    async def _trial_loop(self) -> None:
+        """Claim the circuit breaker's due trials (SPEC §11); they are sent like any
+        claimed delivery but can never make their message missed."""
+        assert self._me is not None
+        while not self._stopping:
+            await asyncio.sleep(TRIAL_POLL_S)
+            free = self._settings.max_in_flight - len(self._in_flight) - self._recorder.backlog
+            if free <= 0 or not self._me.held:
+                continue
+            now = self._clock.now_ms()
+            try:
+                trials = await self._store.deliveries.claim_trials(
+                    self._me.id, now, now + self._lease_ms, min(free, CLAIM_BATCH)
+                )
+            except StorageError as exc:
+                log.warning("claiming breaker trials failed, retrying: %s", exc)
+                continue
+            for claimed in trials:
+                self._spawn(claimed, request_body(claimed))
+
     async def _claim_loop(self) -> None:
         assert self._me is not None
         while not self._stopping:
@@ -271,7 +305,7 @@ class Engine:
         busy = [
             lid
             for lid, count in self._per_listener.items()
-            if count >= self._caps.get(lid, default_cap)
+            if count >= 2 * self._caps.get(lid, default_cap) - 1
         ]
         assert self._me is not None
         now = self._clock.now_ms()
@@ -320,7 +354,12 @@ class Engine:
         if claimed.key in self._in_flight:  # our own lease ran out and we took it again
             return
         self._per_listener[claimed.listener_id] += 1
-        self._caps[claimed.listener_id] = claimed.max_in_flight
+        self._caps[claimed.listener_id] = claimed.send_cap
+        slots = self._listener_slots.get(claimed.listener_id)
+        if slots is None:
+            self._listener_slots[claimed.listener_id] = SendSlots(claimed.send_cap)
+        else:
+            slots.resize(claimed.send_cap)
         task = asyncio.create_task(self._attempt(claimed, body))
         self._in_flight[claimed.key] = task
         task.add_done_callback(lambda _task: self._done(claimed))
@@ -344,19 +383,12 @@ class Engine:
         if was_full:
             self._wake.set()
 
-    def _slots(self, claimed: Claimed) -> asyncio.Semaphore:
-        slots = self._listener_slots.get(claimed.listener_id)
-        if slots is None:
-            cap = claimed.max_in_flight
-            slots = self._listener_slots[claimed.listener_id] = asyncio.Semaphore(cap)
-        return slots
-
     async def _attempt(self, claimed: Claimed, body: bytes) -> None:
         # Under a rate limit each delivery has its reserved start (storage/claims.py).
         wait_s = (claimed.start_at - self._clock.now_ms()) / 1000
         if wait_s > 0:
             await asyncio.sleep(wait_s)
-        async with self._slots(claimed):
+        async with self._listener_slots[claimed.listener_id]:
             # The id is made as the attempt starts: the log lists attempts by id.
             attempt_id, started_at = new_id(), self._clock.now_ms()
             headers = self._headers.build(claimed, body, started_at // 1000)
@@ -376,8 +408,12 @@ class Engine:
             self._rng,
         )
         state, next_at = outcome.state, outcome.next_attempt_at
-        if state is DeliveryState.MISSED and await self._is_down(claimed.listener_id):
-            # A listener that is down never misses: the attempt is not spent.
+        if state is DeliveryState.MISSED and (claimed.trial or answer.status == GONE):
+            # A breaker's trial never makes its message missed (it is counted), nor does
+            # a 410, which disables the listener: the delivery waits for it (SPEC §11).
+            state, next_at = DeliveryState.PENDING, now
+        elif state is DeliveryState.MISSED and await self._is_held(claimed.listener_id):
+            # A listener that is down, failing or disabled never misses: not spent.
             state, next_at, attempts = DeliveryState.PENDING, now, claimed.attempts
         if answer.error:
             log.info(
@@ -386,7 +422,8 @@ class Engine:
                 claimed.listener_id,
                 answer.error,
             )
-        if claimed.ordered or self._per_listener[claimed.listener_id] >= claimed.max_in_flight:
+        held = self._per_listener[claimed.listener_id]
+        if claimed.ordered or held >= self._caps.get(claimed.listener_id, claimed.send_cap):
             # Its lease counts until this outcome is written: claim again after that.
             self._claim_after_flush = True
         self._recorder.add(
@@ -405,8 +442,8 @@ class Engine:
             )
         )
 
-    async def _is_down(self, listener_id: str) -> bool:
+    async def _is_held(self, listener_id: str) -> bool:
         try:
-            return await self._store.probes.state(listener_id) is LivenessState.DOWN
+            return await self._store.deliveries.held(listener_id)
         except StorageError:
             return False

@@ -22,12 +22,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tidings.domain.flow import RATE_LOOKAHEAD_MS, Flow, allowance, start_times
+from tidings.domain.health import BreakerPolicy, BreakerState, HealthRow, Outcome, apply
 from tidings.domain.liveness import judge, record_probe
-from tidings.domain.models import DeliveryState, LivenessState
+from tidings.domain.models import DeliveryState, ListenerStatus, LivenessState
 from tidings.storage import channels
 from tidings.storage.database import DatabaseUnavailable, LockState
-from tidings.storage.deliveries import AttemptResult, Claimed
+from tidings.storage.deliveries import DEFAULT_POLICY, AttemptResult, Claimed
 from tidings.storage.engines import Membership
+from tidings.storage.health import HealthChange
 from tidings.storage.listeners import DueProbe
 
 
@@ -55,6 +57,7 @@ class ListenerRow:
     next_probe_at: int = 0
     probe_lease_until: int = 0
     acknowledged_count: int = 0
+    health: HealthRow = field(default_factory=HealthRow)
     # flow control (SPEC §10), as in storage/claims.py
     max_in_flight: int | None = None
     rate_limit: float | None = None
@@ -64,6 +67,12 @@ class ListenerRow:
     @property
     def state(self) -> LivenessState:
         return judge(self.recent_probes)
+
+    @property
+    def claimable(self) -> bool:
+        """Enabled and not failing (storage.health.CLAIMABLE)."""
+        h = self.health
+        return h.status is ListenerStatus.ENABLED and h.state is BreakerState.HEALTHY
 
 
 class MemoryLock(LockState):
@@ -161,14 +170,14 @@ class MemoryStore:
         claimed: list[Claimed] = []
         for lid in sorted(self.listeners, key=lambda i: (i <= after, i)):
             listener = self.listeners[lid]
-            if lid in busy or listener.state is LivenessState.DOWN:
+            if lid in busy or listener.state is LivenessState.DOWN or not listener.claimable:
                 continue
             if listener.rate_limit is not None and listener.rate_next_at > now + RATE_LOOKAHEAD_MS:
                 continue
             due = self._due(lid, now)
             if not due:
                 continue
-            flow = self._flow(listener, now, default_cap)
+            flow = self._flow(listener, now, default_cap, by)
             room = min(allowance(flow, per_listener, now), limit - len(claimed))
             taken = [r for r in due if flow.head in (None, r.message_id)][:room]
             starts, listener.rate_next_at = start_times(flow, len(taken), now)
@@ -192,7 +201,28 @@ class MemoryStore:
             key=lambda r: r.next_attempt_at,
         )
 
-    def _flow(self, listener: ListenerRow, now: int, default_cap: int) -> Flow:
+    async def claim_trials(self, by: int, now: int, lease_until: int, limit: int) -> list[Claimed]:
+        trials: list[Claimed] = []
+        for lid, listener in sorted(self.listeners.items()):
+            h = listener.health
+            if len(trials) >= limit or h.status is not ListenerStatus.ENABLED:
+                continue
+            if h.state is not BreakerState.FAILING or h.open_until > now:
+                continue
+            if listener.state is LivenessState.DOWN:
+                continue
+            due = self._due(lid, now)
+            if due:
+                listener.health = replace(h, open_until=lease_until)
+                due[0].lease_until, due[0].claimed_by = lease_until, by
+                trials.append(replace(self.claimed(due[0]), trial=True))
+        return trials
+
+    async def held(self, listener_id: str) -> bool:
+        listener = self.listeners.get(listener_id)
+        return listener is None or listener.state is LivenessState.DOWN or not listener.claimable
+
+    def _flow(self, listener: ListenerRow, now: int, default_cap: int, by: int) -> Flow:
         mine = [
             r
             for r in self.rows.values()
@@ -209,8 +239,9 @@ class MemoryStore:
             rate_limit=listener.rate_limit,
             rate_next_at=listener.rate_next_at,
             ordered=listener.ordered,
-            leased=sum(1 for r in mine if r.lease_until > now),
+            leased=sum(1 for r in mine if r.lease_until > now and r.claimed_by != by),
             head=head,
+            mine=sum(1 for r in mine if r.lease_until > now and r.claimed_by == by),
         )
 
     def claimed(self, r: Row, flow: Flow | None = None, start_at: float = 0.0) -> Claimed:
@@ -225,6 +256,7 @@ class MemoryStore:
         return {
             "start_at": start_at,
             "max_in_flight": flow.max_in_flight,
+            "send_cap": flow.send_cap,
             "ordered": flow.ordered,
             "rate_limit": flow.rate_limit,
         }
@@ -245,11 +277,25 @@ class MemoryStore:
             "q",
         )
 
-    async def record(self, results: Sequence[AttemptResult]) -> None:
+    async def record(
+        self, results: Sequence[AttemptResult], policy: BreakerPolicy | None = None
+    ) -> list[HealthChange]:
         await self.record_gate.wait()
         if self.record_failures:
             self.record_failures -= 1
             raise DatabaseUnavailable("recording failed (test)")
+        changes: list[HealthChange] = []
+        for result in sorted(results, key=lambda r: r.attempted_at):
+            listener = self.listeners.get(result.claimed.listener_id)
+            if listener is None:
+                continue
+            outcome = Outcome(
+                result.attempted_at, result.acknowledged, result.status, result.claimed.trial
+            )
+            listener.health, happened = apply(
+                listener.health, [outcome], policy or DEFAULT_POLICY, result.attempted_at
+            )
+            changes += [HealthChange("org", listener.id, c, why) for c, why in happened]
         for result in results:
             r = self.rows.get(result.claimed.key)
             if r is None or r.state is not DeliveryState.PENDING:
@@ -261,6 +307,7 @@ class MemoryStore:
             if result.state is DeliveryState.DELIVERED:
                 self.listeners[r.listener_id].acknowledged_count += 1
         self.recorded.append(list(results))
+        return changes
 
     async def release(self, keys: Sequence[tuple[str, str]]) -> None:
         for key in keys:
@@ -299,7 +346,9 @@ class MemoryProbes:
             (
                 lr
                 for lr in self.store.listeners.values()
-                if lr.next_probe_at <= now and lr.probe_lease_until <= now
+                if lr.next_probe_at <= now
+                and lr.probe_lease_until <= now
+                and lr.health.status is ListenerStatus.ENABLED
             ),
             key=lambda lr: lr.next_probe_at,
         )[:limit]

@@ -12,9 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+from tidings.domain.health import BreakerPolicy
 from tidings.domain.models import LivenessState
 from tidings.storage.deliveries import AttemptResult, Claimed
 from tidings.storage.engines import Membership
+from tidings.storage.health import HealthChange
 from tidings.storage.listeners import DueProbe
 
 
@@ -31,7 +33,17 @@ class DeliveryQueue(Protocol):
         default_cap: int = 16,
     ) -> list[Claimed]: ...
 
-    async def record(self, results: Sequence[AttemptResult]) -> None: ...
+    async def claim_trials(self, by: int, now: int, lease_until: int, limit: int) -> list[Claimed]:
+        """The circuit breaker's due trials, one per failing listener (SPEC §11)."""
+        ...
+
+    async def record(
+        self, results: Sequence[AttemptResult], policy: BreakerPolicy | None = None
+    ) -> list[HealthChange]: ...
+
+    async def held(self, listener_id: str) -> bool:
+        """Down, failing or disabled: its deliveries wait without spending attempts."""
+        ...
 
     async def release(self, keys: Sequence[tuple[str, str]]) -> None: ...
 

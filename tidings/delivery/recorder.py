@@ -13,9 +13,11 @@ import logging
 from collections.abc import Callable
 
 from tidings.delivery.port import DeliveryQueue
+from tidings.domain.health import BreakerPolicy
 from tidings.domain.models import DeliveryState
 from tidings.storage.database import StorageError
 from tidings.storage.deliveries import AttemptResult
+from tidings.storage.health import HealthChange
 from tidings.tasks import BackgroundTask
 
 log = logging.getLogger("tidings.delivery")
@@ -30,8 +32,12 @@ class Recorder:
         deliveries: DeliveryQueue,
         on_scheduled: Callable[[list[int]], None],  # retry times just written
         on_flushed: Callable[[], None] | None = None,
+        policy: BreakerPolicy | None = None,
+        on_health: Callable[[list[HealthChange]], None] | None = None,  # metrics
     ) -> None:
         self._deliveries = deliveries
+        self._policy = policy
+        self._on_health = on_health
         self._on_scheduled = on_scheduled
         self._on_flushed = on_flushed
         self._pending: list[AttemptResult] = []
@@ -75,8 +81,10 @@ class Recorder:
 
     async def _flush(self) -> None:
         batch = self._pending[:MAX_BATCH]
-        await self._deliveries.record(batch)
+        changes = await self._deliveries.record(batch, self._policy)
         del self._pending[: len(batch)]
+        if changes and self._on_health is not None:
+            self._on_health(changes)
         retries = [
             r.next_attempt_at
             for r in batch

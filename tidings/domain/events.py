@@ -27,6 +27,22 @@ class EventType(StrEnum):
     MESSAGE_ADDED = "message_added"
     MESSAGE_PUBLISHED_OK = "message_published_ok"
     MESSAGE_PUBLISHED_NOT_OK = "message_published_not_ok"
+    # Listener health (SPEC §11), beside discue's twelve.
+    LISTENER_FAILING = "listener_failing"
+    LISTENER_RECOVERED = "listener_recovered"
+    LISTENER_DISABLED = "listener_disabled"
+    LISTENER_ENABLED = "listener_enabled"
+
+
+# Health events are also posted into the organization's alerts queue (SPEC §11).
+HEALTH_EVENTS = frozenset(
+    {
+        EventType.LISTENER_FAILING,
+        EventType.LISTENER_RECOVERED,
+        EventType.LISTENER_DISABLED,
+        EventType.LISTENER_ENABLED,
+    }
+)
 
 
 # The values of ``GET /events?events=``; "all" means no filter.
@@ -61,6 +77,7 @@ class NewEvent:
     queue: Ref | None = None
     listener: Ref | None = None
     message: Ref | None = None
+    reason: str | None = None  # listener_disabled: gone | failing | manual
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +90,7 @@ class Event:
     queue: Ref | None = None
     listener: Ref | None = None
     message: Ref | None = None
+    reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

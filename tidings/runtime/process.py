@@ -117,6 +117,7 @@ class Runtime:
                     Sender(self.destinations, settings.max_in_flight),
                     clock=self.clock,
                     on_attempt=metrics.observe_attempt if metrics else None,
+                    on_health=metrics.observe_health if metrics else None,
                 )
                 await engine.start()
                 stack.push_async_callback(engine.stop)
@@ -132,15 +133,18 @@ class Runtime:
             )
             retention.start()
             stack.push_async_callback(retention.stop)
-            purge = MessageRetention(
-                store.queues,
-                store.messages,
-                clock=self.clock,
-                interval_s=settings.purge_interval_s,
-                attempts=store.attempts,
-            )
-            purge.start()
-            stack.push_async_callback(purge.stop)
+            if self.engine:
+                # Where the engine runs (every deployment has one): `serve` runs it in
+                # its engine child, so one process per node purges, not two racing.
+                purge = MessageRetention(
+                    store.queues,
+                    store.messages,
+                    clock=self.clock,
+                    interval_s=settings.purge_interval_s,
+                    attempts=store.attempts,
+                )
+                purge.start()
+                stack.push_async_callback(purge.stop)
             yield self
 
     @asynccontextmanager

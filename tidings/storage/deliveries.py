@@ -18,16 +18,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tidings.config import Settings
 from tidings.domain.clock import Clock
 from tidings.domain.events import EventType, NewEvent, Ref
 from tidings.domain.flow import RATE_LOOKAHEAD_MS, Flow
+from tidings.domain.health import BreakerPolicy, Change, Outcome
 from tidings.domain.models import AttemptError, AttemptOutcome, DeliveryState
-from tidings.storage import channels, locks
+from tidings.storage import alerts, channels, health, locks
 from tidings.storage.attempts import Attempts, NewAttempt
 from tidings.storage.claims import Claim, allowances, json_ids, pick_sqlite, schedule
 from tidings.storage.database import Connection, Database, Row, id_list
 from tidings.storage.events import EventLog
-from tidings.storage.listeners import add_acknowledged
+from tidings.storage.messages import Messages
 
 _CLAIMED = (
     "d.message_id, d.listener_id, d.attempts, l.org_id, l.name AS listener_name,"
@@ -94,6 +96,39 @@ UPDATE deliveries SET lease_until = $2, claimed_by = $3
 WHERE rowid IN (SELECT value FROM json_each($1))
 RETURNING rowid AS row_id, listener_id, next_attempt_at, message_id
 """
+# A breaker's trial: the listener's earliest due delivery, leased (storage/health.py
+# leased the trial itself). Then read like any claim, by key.
+# (PostgreSQL: the row is picked in a MATERIALIZED CTE and leased by ctid. Picked in
+# a subquery of the UPDATE, it was re-run per row and, skipping the row the statement
+# had just leased, leased one more each time.)
+_CLAIM_TRIAL_POSTGRES = """
+WITH picked AS MATERIALIZED (
+    SELECT ctid AS row_id FROM deliveries WHERE listener_id = $1 AND state = 'pending'
+      AND next_attempt_at <= $2 AND lease_until <= $2
+    ORDER BY next_attempt_at LIMIT 1
+    FOR NO KEY UPDATE SKIP LOCKED
+)
+UPDATE deliveries SET lease_until = $3, claimed_by = $4
+WHERE ctid = ANY(ARRAY(SELECT row_id FROM picked))
+RETURNING message_id
+"""
+_CLAIM_TRIAL_SQLITE = """
+UPDATE deliveries SET lease_until = $3, claimed_by = $4
+WHERE rowid = (
+    SELECT rowid FROM deliveries WHERE listener_id = $1 AND state = 'pending'
+      AND next_attempt_at <= $2 AND lease_until <= $2
+    ORDER BY next_attempt_at LIMIT 1
+)
+RETURNING message_id
+"""
+_CLAIMED_ONE = f"""
+SELECT {_CLAIMED}
+FROM deliveries d
+JOIN listeners l ON l.id = d.listener_id
+JOIN messages m ON m.id = d.message_id
+JOIN queues q ON q.id = l.queue_id
+WHERE d.listener_id = $1 AND d.message_id = $2
+"""
 _CLAIMED_SQLITE = f"""
 SELECT {_CLAIMED}, d.rowid AS row_id
 FROM deliveries d
@@ -133,6 +168,7 @@ class Claimed:
     signing: SigningKeys | None = None  # None: v1 with ``secret``
     start_at: float = 0  # rate_limit: not started before this (ms)
     max_in_flight: int = 16  # the listener's cap (SPEC §10), across engines
+    send_cap: int = 16  # of which this engine may use now (domain/flow.py)
     ordered: bool = False
     rate_limit: float | None = None
     # A circuit breaker's single trial (SPEC §11): it never makes its message missed.
@@ -204,7 +240,9 @@ def _logged(r: AttemptResult) -> NewAttempt:
     )
 
 
-def _claimed(row: Row, flow: Flow | None = None, start_at: float = 0.0) -> Claimed:
+def _claimed(
+    row: Row, flow: Flow | None = None, start_at: float = 0.0, trial: bool = False
+) -> Claimed:
     return Claimed(
         message_id=row["message_id"],
         listener_id=row["listener_id"],
@@ -222,8 +260,32 @@ def _claimed(row: Row, flow: Flow | None = None, start_at: float = 0.0) -> Claim
         signing=_signing(row),
         start_at=start_at,
         max_in_flight=16 if flow is None else flow.max_in_flight,
+        send_cap=16 if flow is None else flow.send_cap,
         ordered=flow is not None and flow.ordered,
         rate_limit=None if flow is None else flow.rate_limit,
+        trial=trial,
+    )
+
+
+def _outcome(r: AttemptResult) -> Outcome:
+    return Outcome(r.attempted_at, r.acknowledged, r.status, r.claimed.trial)
+
+
+_CHANGE_EVENTS = {
+    Change.FAILING: EventType.LISTENER_FAILING,
+    Change.RECOVERED: EventType.LISTENER_RECOVERED,
+    Change.DISABLED: EventType.LISTENER_DISABLED,
+    Change.ENABLED: EventType.LISTENER_ENABLED,
+}
+
+
+def health_event(change: health.HealthChange, listener: Ref, queue: Ref) -> NewEvent:
+    return NewEvent(
+        change.org_id,
+        _CHANGE_EVENTS[change.change],
+        queue=queue,
+        listener=listener,
+        reason=None if change.reason is None else change.reason.value,
     )
 
 
@@ -240,14 +302,23 @@ def _published(result: AttemptResult) -> NewEvent:
     )
 
 
+DEFAULT_POLICY = Settings().breaker_policy
+
+
 class Deliveries:
     def __init__(
-        self, db: Database, events: EventLog, clock: Clock, attempts: Attempts | None = None
+        self,
+        db: Database,
+        events: EventLog,
+        clock: Clock,
+        attempts: Attempts | None = None,
+        alerts_to: Messages | None = None,
     ) -> None:
         self._db = db
         self._events = events
         self._clock = clock
         self._attempts = attempts or Attempts(db)
+        self._alerts_to = alerts_to
 
     async def claim(
         self,
@@ -271,7 +342,7 @@ class Deliveries:
         lease_until += int(RATE_LOOKAHEAD_MS)
 
         async def body(tx: Connection) -> tuple[list[Row], dict[str, Flow], dict[str, list[float]]]:
-            claim = Claim(self._db, tx, now)
+            claim = Claim(self._db, tx, now, by)
             flows = await claim.flows(busy, after, limit, default_cap)
             room = allowances(flows, per_listener, limit, now)
             if not room:
@@ -331,8 +402,32 @@ class Deliveries:
         )
         return [found[r["row_id"]] for r in order if r["row_id"] in found]
 
-    async def record(self, results: Sequence[AttemptResult]) -> None:
-        """Write a batch of attempt outcomes, listener counters and events in one commit.
+    async def claim_trials(self, by: int, now: int, lease_until: int, limit: int) -> list[Claimed]:
+        """The circuit breaker's trials that are due (SPEC §11): for each failing
+        listener whose cool-down is over, its earliest due delivery, leased to ``by``.
+        One trial per listener at a time across every engine (storage/health.py)."""
+        trials: list[Claimed] = []
+        sql = _CLAIM_TRIAL_POSTGRES if self._db.dialect == "postgresql" else _CLAIM_TRIAL_SQLITE
+        for listener_id in await health.take_trials(self._db, now, lease_until, limit):
+            leased = await self._db.write(sql, listener_id, now, lease_until, by, durable=False)
+            row = None
+            if leased:
+                row = await self._db.fetchrow(_CLAIMED_ONE, listener_id, leased[0]["message_id"])
+            if row is None:
+                await health.give_back_trial(self._db, listener_id, now)
+                continue
+            trials.append(_claimed(row, trial=True))
+        return trials
+
+    async def held(self, listener_id: str) -> bool:
+        """Whether the listener's deliveries wait unspent (down, failing, disabled)."""
+        return await health.held(self._db, listener_id)
+
+    async def record(
+        self, results: Sequence[AttemptResult], policy: BreakerPolicy | None = None
+    ) -> list[health.HealthChange]:
+        """Write a batch of attempt outcomes, the attempt log, listener health and
+        counters and events in one commit; answers the health transitions.
 
         Not flushed: a power loss that undoes it means those deliveries are attempted
         again, which at-least-once delivery allows (receivers dedupe on webhook-id)."""
@@ -355,14 +450,37 @@ class Deliveries:
         )
         events = [_published(r) for r in results]
         logged = [_logged(r) for r in results if r.attempt_id is not None]
+        seen = {r.claimed.listener_id: r.claimed for r in results}
+        by_listener = health.outcomes_by_listener(
+            [(r.claimed.listener_id, _outcome(r)) for r in results]
+        )
+        orgs = {lid: c.org_id for lid, c in seen.items()}
+        policy = policy or DEFAULT_POLICY
+        now = self._clock.now_ms()
 
-        async def body(tx: Connection) -> None:
+        async def body(tx: Connection) -> list[health.HealthChange]:
             await tx.executemany(_RECORD, outcomes)
             await self._attempts.add_many(tx, logged)  # new rows: no lock order
-            await add_acknowledged(tx, acked)
-            await self._events.add_many(tx, events)
+            # Listeners in id order, after their deliveries (storage.locks): health and
+            # the acknowledged counts in one UPDATE each (storage/health.py says why).
+            changes = await health.record(self._db, tx, by_listener, orgs, policy, now, acked)
+            happened = [
+                health_event(
+                    ch,
+                    Ref(ch.listener_id, seen[ch.listener_id].listener_name),
+                    Ref(seen[ch.listener_id].queue_id, seen[ch.listener_id].queue_name),
+                )
+                for ch in changes
+            ]
+            stored = await self._events.add_many(tx, events + happened)
+            if happened and self._alerts_to is not None:
+                await alerts.post(self._db, tx, self._alerts_to, stored[len(events) :], now)
+            if any(ch.change is Change.RECOVERED for ch in changes):
+                # What waited while it was failing is due: engines claim it at once.
+                await self._db.notify(tx, channels.DELIVERIES)
+            return changes
 
-        await self._db.run(body, durable=False)
+        return await self._db.run(body, durable=False)
 
     async def release(self, keys: Sequence[tuple[str, str]]) -> None:
         """Give claimed rows back at once (shutdown), instead of waiting for the lease."""

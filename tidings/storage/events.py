@@ -32,10 +32,10 @@ from tidings.storage.database import Connection, Database, Row, id_list
 
 _REFS = ("api_key", "queue", "listener", "message")
 _REF_COLUMNS = ", ".join(f"{r}_id, {r}_name" for r in _REFS)
-_COLUMNS = f"org_id, stored_at, id, type, {_REF_COLUMNS}"
+_COLUMNS = f"org_id, stored_at, id, type, {_REF_COLUMNS}, reason"
 _INSERT = (
     f"INSERT INTO events ({_COLUMNS}, kind)"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
 )
 # Counters are added to, never overwritten: concurrent transactions of other nodes
 # may bump the same (organization, minute, type) row.
@@ -48,21 +48,22 @@ _BUMP = (
     " VALUES ($1, $2, $3, $4, $5)" + _BUMPED
 )
 # PostgreSQL writes a whole batch in one statement (one round trip, one bind of
-# arrays instead of a bind per row): the events from column arrays ($2-$13; one
-# stored_at, $1), then the counter bumps ($14-$18) in the order given (the sorted
+# arrays instead of a bind per row): the events from column arrays ($2-$14; one
+# stored_at, $1), then the counter bumps ($15-$19) in the order given (the sorted
 # order that keeps concurrent bumps free of deadlocks).
 _ADD_MANY_POSTGRES = f"""
 WITH logged AS (
     INSERT INTO events ({_COLUMNS}, kind)
-    SELECT e.org_id, $1, e.id, e.type, {_REF_COLUMNS}, e.kind
+    SELECT e.org_id, $1, e.id, e.type, {_REF_COLUMNS}, e.reason, e.kind
     FROM unnest(
         $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-        $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[]
-    ) AS e(org_id, id, type, {_REF_COLUMNS}, kind)
+        $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
+        $14::text[]
+    ) AS e(org_id, id, type, {_REF_COLUMNS}, reason, kind)
 )
 INSERT INTO event_counts (org_id, span_minutes, bucket_minute, type, total)
 SELECT b.org_id, b.span_minutes, b.bucket_minute, b.type, b.total
-FROM unnest($14::text[], $15::int[], $16::bigint[], $17::text[], $18::bigint[])
+FROM unnest($15::text[], $16::int[], $17::bigint[], $18::text[], $19::bigint[])
     WITH ORDINALITY AS b(org_id, span_minutes, bucket_minute, type, total, n)
 ORDER BY b.n
 {_BUMPED}
@@ -115,14 +116,35 @@ def _event(row: Row) -> Event:
         _ref(row["queue_id"], row["queue_name"]),
         _ref(row["listener_id"], row["listener_name"]),
         _ref(row["message_id"], row["message_name"]),
+        row["reason"],
     )
 
 
-def _row(event: NewEvent, stored_at: int) -> tuple[Any, ...]:
+StoredRow = tuple[Any, ...]  # an events row as add_many wrote it
+
+
+def stored_event(row: StoredRow) -> Event:
+    """The event an :meth:`EventLog.add_many` row stored (as ``GET /events`` reads it)."""
+    org_id, stored_at, event_id, kind, *refs, reason, _kind = row
+    api_key, queue, listener, message = (_ref(refs[i], refs[i + 1]) for i in range(0, 8, 2))
+    return Event(
+        event_id, org_id, _TYPES[kind], stored_at, api_key, queue, listener, message, reason
+    )
+
+
+def _row(event: NewEvent, stored_at: int) -> StoredRow:
     refs: list[str | None] = []
     for ref in (event.api_key, event.queue, event.listener, event.message):
         refs += (None, None) if ref is None else (ref.id, ref.name)
-    return (event.org_id, stored_at, new_id(), event.type.value, *refs, kind_of(event.type))
+    return (
+        event.org_id,
+        stored_at,
+        new_id(),
+        event.type.value,
+        *refs,
+        event.reason,
+        kind_of(event.type),
+    )
 
 
 class EventLog:
@@ -133,13 +155,14 @@ class EventLog:
     async def add(self, tx: Connection, event: NewEvent) -> None:
         await self.add_many(tx, (event,))
 
-    async def add_many(self, tx: Connection, events: Sequence[NewEvent]) -> None:
+    async def add_many(self, tx: Connection, events: Sequence[NewEvent]) -> list[StoredRow]:
         """Record ``events`` inside ``tx`` (the transaction of the change they report).
 
         One ``stored_at`` for the whole batch; ids keep the batch's order within it.
+        Answers the rows stored, in order (:func:`stored_event` reads one).
         """
         if not events:
-            return
+            return []
         stored_at = self._clock.now_ms()
         rows = [_row(e, stored_at) for e in events]
         minute = stored_at // MINUTE_MS
@@ -163,9 +186,10 @@ class EventLog:
                 *events_by_column,
                 *zip(*bumps, strict=True),
             )
-            return
+            return rows
         await tx.executemany(_INSERT, rows)
         await tx.executemany(_BUMP, bumps)
+        return rows
 
     async def read(
         self,

@@ -10,6 +10,7 @@ from typing import Any
 from tidings.domain.clock import Clock
 from tidings.domain.errors import NotFound
 from tidings.domain.events import EventType, NewEvent, Ref
+from tidings.domain.health import Change
 from tidings.domain.ids import new_id
 from tidings.domain.liveness import judge, record_probe
 from tidings.domain.models import (
@@ -24,7 +25,7 @@ from tidings.domain.models import (
     Page,
 )
 from tidings.signing import KeyPair
-from tidings.storage import channels, locks
+from tidings.storage import alerts, channels, health, locks
 from tidings.storage.database import (
     Connection,
     Database,
@@ -34,6 +35,7 @@ from tidings.storage.database import (
     id_list,
 )
 from tidings.storage.events import EventLog
+from tidings.storage.messages import Messages
 from tidings.storage.paging import fetch_page
 from tidings.storage.queues import queue_name
 
@@ -131,10 +133,13 @@ async def _record(events: EventLog, tx: Connection, kind: EventType, org_id: str
 
 
 class Listeners:
-    def __init__(self, db: Database, events: EventLog, clock: Clock) -> None:
+    def __init__(
+        self, db: Database, events: EventLog, clock: Clock, alerts_to: Messages | None = None
+    ) -> None:
         self._db = db
         self._events = events
         self._clock = clock
+        self._alerts_to = alerts_to
 
     async def _with_missed(self, rows: list[Row]) -> list[Listener]:
         """Attach missed message ids to a page of listeners in one query."""
@@ -244,19 +249,75 @@ class Listeners:
     async def update(
         self, org_id: str, queue_id: str, listener_id: str, changes: dict[str, Any]
     ) -> Listener:
-        """Change only the given fields (``name``, ``notify_url``, ``liveness_url`` and
-        the options), in one statement: concurrent updates of different fields both
-        take effect. Every update bumps ``options_version`` (the filter cache's key)."""
-        if not changes.keys() <= _EDITABLE | OPTIONS:
+        """Change only the given fields (``name``, ``notify_url``, ``liveness_url``, the
+        options and ``status``), in one statement: concurrent updates of different fields
+        both take effect. Every update bumps ``options_version`` (the filter cache's
+        key). A ``status`` that changes it resets or stops the listener's health
+        (storage/health.py) and records ``listener_enabled`` or ``listener_disabled``."""
+        if not changes.keys() <= _EDITABLE | OPTIONS | {"status"}:
             raise ValueError(f"not editable: {sorted(changes.keys() - _EDITABLE - OPTIONS)}")
-        columns = {**_option_columns(changes), "updated_at": self._clock.now_ms()}
-        sets, values = assignments(columns, 4)
-        sets += ", options_version = options_version + 1"
+        now = self._clock.now_ms()
+        status = changes.get("status")
+        changes = {k: v for k, v in changes.items() if k != "status"}
 
         async def body(tx: Connection) -> Row | None:
+            fields = {**_option_columns(changes), "updated_at": now}
+            change = None
+            if status is not None:
+                change, health_fields = await health.set_status(
+                    self._db, tx, org_id, queue_id, listener_id, ListenerStatus(status), now
+                )
+                fields.update(health_fields)
+            sets, values = assignments(fields, 4)
+            sets += ", options_version = options_version + 1"
             row = await tx.fetchrow(
                 f"UPDATE listeners SET {sets} WHERE org_id = $1 AND queue_id = $2 AND id = $3"
                 f" RETURNING {_COLUMNS}",
+                org_id,
+                queue_id,
+                listener_id,
+                *values,
+            )
+            if row is not None:
+                await _record(self._events, tx, EventType.LISTENER_UPDATED, org_id, row)
+                if change is not None:
+                    await self._health_event(tx, org_id, row, change)
+            return row
+
+        row = await self._db.run(body)
+        if row is None:
+            raise _not_found()
+        return (await self._with_missed([row]))[0]
+
+    async def rotate(
+        self, org_id: str, queue_id: str, listener_id: str, keys: KeyPair, grace_ms: int
+    ) -> Listener:
+        """A new signing key; the one it replaces keeps signing beside it for
+        ``grace_ms`` (0: not at all). A key older than that is dropped. In one
+        statement, so it cannot race another rotation or an update."""
+        now = self._clock.now_ms()
+        keep = grace_ms > 0
+        previous = (
+            "previous_scheme = signature_scheme,"
+            " previous_signing_key = COALESCE(signing_key, secret),"
+            " previous_secret_expires_at = $8"
+            if keep
+            else "previous_scheme = NULL, previous_signing_key = NULL,"
+            " previous_secret_expires_at = NULL"
+        )
+        values: list[Any] = [
+            keys.shown,
+            keys.signing if keys.signing != keys.shown else None,
+            keys.scheme,
+            now,
+            *([now + grace_ms] if keep else []),
+        ]
+
+        async def body(tx: Connection) -> Row | None:
+            row = await tx.fetchrow(
+                f"UPDATE listeners SET {previous}, secret = $4, signing_key = $5,"
+                " signature_scheme = $6, updated_at = $7, options_version = options_version + 1"
+                f" WHERE org_id = $1 AND queue_id = $2 AND id = $3 RETURNING {_COLUMNS}",
                 org_id,
                 queue_id,
                 listener_id,
@@ -270,6 +331,19 @@ class Listeners:
         if row is None:
             raise _not_found()
         return (await self._with_missed([row]))[0]
+
+    async def _health_event(self, tx: Connection, org_id: str, row: Row, change: Change) -> None:
+        queue = Ref(row["queue_id"], await queue_name(tx, org_id, row["queue_id"]))
+        kind = EventType.LISTENER_ENABLED
+        reason = None
+        if change is Change.DISABLED:
+            kind, reason = EventType.LISTENER_DISABLED, row["disabled_reason"]
+        event = NewEvent(
+            org_id, kind, queue=queue, listener=Ref(row["id"], row["name"]), reason=reason
+        )
+        stored = await self._events.add_many(tx, [event])
+        if self._alerts_to is not None:
+            await alerts.post(self._db, tx, self._alerts_to, stored, self._clock.now_ms())
 
     async def delete(self, org_id: str, queue_id: str, listener_id: str) -> None:
         """Its deliveries go with it (foreign key cascade): pending ones are dropped."""
@@ -299,16 +373,6 @@ class Listeners:
             raise _not_found()
 
 
-async def add_acknowledged(tx: Connection, counts: Mapping[str, int]) -> None:
-    """Bump ``acknowledged_count`` per listener, in id order (called inside the
-    engine's record batch, after its deliveries: storage.locks)."""
-    if counts:
-        await tx.executemany(
-            "UPDATE listeners SET acknowledged_count = acknowledged_count + $2 WHERE id = $1",
-            sorted(counts.items()),
-        )
-
-
 @dataclass(frozen=True, slots=True)
 class DueProbe:
     listener_id: str
@@ -334,7 +398,7 @@ class Probes:
         rows = await self._db.write(
             "UPDATE listeners SET probe_lease_until = $2, next_probe_at = $3"
             " WHERE id IN (SELECT id FROM listeners"
-            " WHERE next_probe_at <= $1 AND probe_lease_until <= $1"
+            " WHERE next_probe_at <= $1 AND probe_lease_until <= $1 AND status = 'enabled'"
             f" ORDER BY next_probe_at LIMIT $4{lock}) RETURNING id, liveness_url",
             now,
             lease_until,

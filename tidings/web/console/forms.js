@@ -2,7 +2,7 @@
 // hands the result to `onDone`.
 import { call, seg } from "./api.js";
 import { html, useState } from "./lib.js";
-import { Dialog, Field, Problem, useSubmit } from "./ui.js";
+import { CopyButton, Dialog, Field, Problem, span, useSubmit } from "./ui.js";
 
 function Buttons({ busy, label, onClose }) {
   return html`<div class="form-actions">
@@ -44,12 +44,15 @@ export function QueueForm({ onDone, onClose }) {
   const [name, setName] = useState("");
   const [withSchema, setWithSchema] = useState(false);
   const [schema, setSchema] = useState(SCHEMA_EXAMPLE);
+  const [retention, setRetention] = useState("");
   const { busy, error, run } = useSubmit();
   const parsed = withSchema ? parseJson(schema) : { value: undefined, problem: null };
   const submit = run(async () => {
     if (parsed.problem) return;
     const body = { name: name.trim() };
     if (withSchema) body.schema = parsed.value;
+    if (retention === "forever") body.retention_seconds = null;
+    else if (retention) body.retention_seconds = Number(retention);
     const { data } = await call("POST", "queues", body);
     onDone(data.queue);
   });
@@ -58,6 +61,13 @@ export function QueueForm({ onDone, onClose }) {
       <${Field} label="Name" hint="Unique in your organization, e.g. orders.">
         <input required maxlength="256" value=${name} onInput=${(e) => setName(e.currentTarget.value)} />
       <//>
+      <${Field} label="Keep messages" hint="Older messages are deleted once every enabled listener has had them.">
+        <select value=${retention} onChange=${(e) => setRetention(e.currentTarget.value)}>
+          <option value="">the server's default</option>
+          ${[1, 7, 30, 90].map((days) => html`<option key=${days} value=${String(days * 86400)}>${span(days * 86400)}</option>`)}
+          <option value="forever">forever</option>
+        </select>
+      <//>
       <label class="check">
         <input type="checkbox" checked=${withSchema} onChange=${(e) => setWithSchema(e.currentTarget.checked)} />
         Check messages against a schema
@@ -65,6 +75,63 @@ export function QueueForm({ onDone, onClose }) {
       ${withSchema && html`<${SchemaInput} value=${schema} onInput=${setSchema} problem=${parsed.problem} />`}
       <${Problem} error=${error} what="create queues" strip="$.schema" />
       <${Buttons} busy=${busy || Boolean(parsed.problem)} label="Create queue" onClose=${onClose} />
+    </form>
+  <//>`;
+}
+
+// ---- retention (SPEC §9) -----------------------------------------------------------
+
+const UNITS = [
+  [86400, "days"],
+  [3600, "hours"],
+  [60, "minutes"],
+  [1, "seconds"],
+];
+
+/** Seconds as the largest unit that divides them: 2592000 -> [30, 86400]. */
+function inUnits(seconds) {
+  for (const [size] of UNITS) if (seconds % size === 0) return [seconds / size, size];
+  return [seconds, 1];
+}
+
+export function RetentionForm({ queue, onDone, onClose }) {
+  const current = queue.retention_seconds;
+  const [forever, setForever] = useState(current === null);
+  const [start, startUnit] = inUnits(current === null ? 2592000 : current);
+  const [amount, setAmount] = useState(String(start));
+  const [unit, setUnit] = useState(String(startUnit));
+  const { busy, error, run } = useSubmit();
+  const seconds = Math.round(Number(amount) * Number(unit));
+  const problem = !forever && !(seconds >= 1) ? "Enter a time of at least one second." : null;
+  const submit = run(async () => {
+    if (problem) return;
+    const { data } = await call("PUT", `queues/${seg(queue.id)}`, { retention_seconds: forever ? null : seconds });
+    onDone(data.queue);
+  });
+  return html`<${Dialog} title="Message retention" onClose=${onClose}>
+    <form class="form" onSubmit=${submit}>
+      <p class="muted">A message older than this is deleted, with its deliveries and attempts,
+        once no enabled listener is still owed it. The new value applies to the messages
+        already stored too.</p>
+      <fieldset class="choice">
+        <legend>Keep messages</legend>
+        <label class="check"><input type="radio" name="retention" checked=${forever} onChange=${() => setForever(true)} /> forever</label>
+        <label class="check"><input type="radio" name="retention" checked=${!forever} onChange=${() => setForever(false)} /> for a time</label>
+      </fieldset>
+      <div class="form-row">
+        <${Field} label="Keep for">
+          <input type="number" min="1" step="1" inputmode="numeric" disabled=${forever} value=${amount}
+            aria-invalid=${problem ? "true" : undefined} onInput=${(e) => setAmount(e.currentTarget.value)} />
+        <//>
+        <${Field} label="Unit">
+          <select disabled=${forever} value=${unit} onChange=${(e) => setUnit(e.currentTarget.value)}>
+            ${UNITS.map(([size, label]) => html`<option key=${size} value=${String(size)}>${label}</option>`)}
+          </select>
+        <//>
+      </div>
+      ${problem && html`<p class="field-error" role="alert">${problem}</p>`}
+      <${Problem} error=${error} what="change this queue" />
+      <${Buttons} busy=${busy || Boolean(problem)} label="Save retention" onClose=${onClose} />
     </form>
   <//>`;
 }
@@ -220,6 +287,60 @@ export function OptionsForm({ listener, onDone, onClose }) {
       ${problem && html`<p class="field-error" role="alert">${problem}</p>`}
       <${Problem} error=${error} what="change this listener" />
       <${Buttons} busy=${busy || Boolean(problem)} label="Save options" onClose=${onClose} />
+    </form>
+  <//>`;
+}
+
+const GRACE = [
+  [0, "none: the old key stops at once"],
+  [3600, "1 hour"],
+  [86400, "1 day"],
+  [604800, "7 days"],
+];
+
+/** Rotate the signing key; the new one is shown here, once, to copy. */
+export function RotateSecret({ listener, path, onClose }) {
+  const [grace, setGrace] = useState("86400");
+  const [scheme, setScheme] = useState(listener.signature_scheme || "v1");
+  const [rotated, setRotated] = useState(null);
+  const { busy, error, run } = useSubmit();
+  const submit = run(async () => {
+    const { data } = await call("POST", `${path}/secret`, { grace_seconds: Number(grace), signature_scheme: scheme });
+    setRotated(data.listener);
+  });
+  if (rotated) {
+    return html`<${Dialog} title="The new signing key" onClose=${onClose}>
+      <div class="form">
+        <p>Give it to the receiver now; this is the only time the console shows it${" "}
+          without asking. ${Number(grace) > 0
+            ? `Deliveries are signed with both keys for ${span(Number(grace))}.`
+            : "Deliveries are signed with it alone from now on."}</p>
+        <code class="id key-full new-secret">${rotated.secret}</code>
+        <p class="muted small">Scheme ${rotated.signature_scheme}${rotated.signature_scheme === "v1a" ? ": this is the public key receivers verify with." : "."}</p>
+        <div class="form-actions">
+          <${CopyButton} text=${rotated.secret} />
+          <button type="button" class="button primary" onClick=${onClose}>Done</button>
+        </div>
+      </div>
+    <//>`;
+  }
+  return html`<${Dialog} title="Rotate the signing secret?" onClose=${onClose}>
+    <form class="form" onSubmit=${submit}>
+      <p>A new key signs every delivery from now on. During the grace period each delivery
+        carries a signature by the old key too, so the receiver can switch at its own pace.</p>
+      <${Field} label="Grace period">
+        <select value=${grace} onChange=${(e) => setGrace(e.currentTarget.value)}>
+          ${GRACE.map(([seconds, label]) => html`<option key=${seconds} value=${String(seconds)}>${label}</option>`)}
+        </select>
+      <//>
+      <${Field} label="Signature scheme">
+        <select value=${scheme} onChange=${(e) => setScheme(e.currentTarget.value)}>
+          <option value="v1">v1: HMAC-SHA256 with a shared secret</option>
+          <option value="v1a">v1a: Ed25519, receivers verify with a public key</option>
+        </select>
+      <//>
+      <${Problem} error=${error} what="rotate this listener's secret" />
+      <${Buttons} busy=${busy} label="Rotate" onClose=${onClose} />
     </form>
   <//>`;
 }

@@ -294,7 +294,8 @@ const STEPS = [
 export function ago(ms, now = Date.now()) {
   let amount = (ms - now) / 1000;
   for (const [size, unit] of STEPS) {
-    if (Math.abs(amount) < size) return relative.format(Math.round(amount), unit);
+    // Compared once rounded: 59.6 minutes reads "in 1 hour", not "in 60 minutes".
+    if (Math.abs(Math.round(amount)) < size) return relative.format(Math.round(amount), unit);
     amount /= size;
   }
   return "";

@@ -124,9 +124,12 @@ export function SeriesChart() {
   const totals = LINES.map(([type, name]) => `${name}: ${sum(counts[type])}`).join(", ");
   const health = HEALTH.filter(([type]) => sum(counts[type]) > 0);
   const period = hours === 1 ? "the last hour, by minute" : "the last 24 hours, by hour";
+  const quiet = LINES.every(([type]) => sum(counts[type]) === 0);
   return html`${picker}
     <${Plot} series=${load.data} label=${`Chart of ${period}. ${totals}.`} />
     <p class="muted small chart-totals">In ${period}: ${totals}.</p>
+    ${quiet && html`<p class="small">Nothing in this period yet: post a message to a queue with a listener and its
+      deliveries show up here within a minute.</p>`}
     <p class="small">${health.length === 0
       ? html`<span class="muted">No listener turned failing, recovered, or was disabled or enabled.</span>`
       : html`Listener health: ${health.map(([type, text]) => `${sum(counts[type])} ${text}`).join(", ")}.`}</p>`;

@@ -172,6 +172,8 @@ export function MessageDetail({ queueId, messageId }) {
       <a href=${href("messages", { queue: queueId })}>Messages</a>${" · queue "}
       <a href=${href("queues", queueId)}>${queue.data ? queue.data.name : queueId}</a>${" · posted "}
       <span title=${formatTime(m.created_at)}><${Time} ms=${m.created_at} /></span>
+      ${m.deliver_at !== null && m.deliver_at !== undefined &&
+      html`${" · delivered from "}<span class="deliver-at" title=${formatTime(m.deliver_at)}><${Time} ms=${m.deliver_at} /></span>`}
     </p>
     <${MayNot} may=${mayChange} what="delete this message" />
 

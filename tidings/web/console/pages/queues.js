@@ -1,6 +1,6 @@
 // Queues: the list, and one queue with its listeners, schema and newest messages.
 import { call, listPage, may, newestPage, q, seg } from "../api.js";
-import { ListenerForm, MessageForm, QueueForm, RenameQueue, SchemaForm } from "../forms.js";
+import { ListenerForm, MessageForm, QueueForm, RenameQueue, RetentionForm, SchemaForm } from "../forms.js";
 import { html, useState } from "../lib.js";
 import {
   Action,
@@ -18,6 +18,7 @@ import {
   go,
   href,
   notice,
+  span,
   useLoad,
   useMay,
 } from "../ui.js";
@@ -53,13 +54,14 @@ export function Queues({ query }) {
     <//>`}
     ${list.data && list.data.items.length > 0 &&
     html`<div class="table-wrap"><table class="table">
-      <thead><tr><th scope="col">Name</th><th scope="col">Listeners</th><th scope="col">Schema</th><th scope="col" class="hide-narrow">Id</th></tr></thead>
+      <thead><tr><th scope="col">Name</th><th scope="col">Listeners</th><th scope="col">Schema</th><th scope="col" class="hide-narrow">Retention</th><th scope="col" class="hide-narrow">Id</th></tr></thead>
       <tbody>
         ${list.data.items.map(
           (queue) => html`<tr key=${queue.id}>
             <td><a href=${href("queues", queue.id)}>${queue.name}</a></td>
             <td>${queue.listeners ? queue.listeners.length : "—"}</td>
             <td>${queue.schema ? "yes" : html`<span class="muted">none</span>`}</td>
+            <td class="hide-narrow">${queue.retention_seconds === undefined ? "—" : span(queue.retention_seconds)}</td>
             <td class="hide-narrow"><${Id} value=${queue.id} /></td>
           </tr>`,
         )}
@@ -121,6 +123,12 @@ export function QueueDetail({ queueId }) {
         <p class="muted">${messages.data.total} in all.</p>`}
     <//>
 
+    ${"retention_seconds" in data &&
+    html`<${Section} title="Retention" actions=${html`<${Action} may=${mayChange} what="change this queue" onClick=${() => setDialog("retention")}>Edit retention<//>`}>
+      <p class="retention">${data.retention_seconds === null
+        ? "Messages are kept forever."
+        : `Messages are deleted ${span(data.retention_seconds)} after they were posted, once every enabled listener has had them (delivered or missed).`}</p>
+    <//>`}
     <${Section} title="Schema" actions=${html`<${Action} may=${mayChange} what="change this queue" onClick=${() => setDialog("schema")}>${data.schema ? "Edit schema" : "Add schema"}<//>
       ${data.schema && html`<${Action} may=${mayChange} what="change this queue" onClick=${() => setDialog("drop-schema")}>Remove<//>`}`}>
       ${data.schema
@@ -132,6 +140,11 @@ export function QueueDetail({ queueId }) {
     ${dialog === "post" && html`<${MessageForm} queue=${data} onClose=${close} onDone=${(m) => {
       notice("Message posted.");
       go(href("queues", queueId, "messages", m.id));
+    }} />`}
+    ${dialog === "retention" && html`<${RetentionForm} queue=${data} onClose=${close} onDone=${() => {
+      close();
+      notice("Retention saved.");
+      queue.reload();
     }} />`}
     ${dialog === "rename" && html`<${RenameQueue} queue=${data} onClose=${close} onDone=${() => {
       close();
