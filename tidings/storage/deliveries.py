@@ -168,6 +168,7 @@ class Claimed:
     signing: SigningKeys | None = None  # None: v1 with ``secret``
     start_at: float = 0  # rate_limit: not started before this (ms)
     max_in_flight: int = 16  # the listener's cap (SPEC §10), across engines
+    send_cap: int = 16  # of which this engine may use now (domain/flow.py)
     ordered: bool = False
     rate_limit: float | None = None
     # A circuit breaker's single trial (SPEC §11): it never makes its message missed.
@@ -259,6 +260,7 @@ def _claimed(
         signing=_signing(row),
         start_at=start_at,
         max_in_flight=16 if flow is None else flow.max_in_flight,
+        send_cap=16 if flow is None else flow.send_cap,
         ordered=flow is not None and flow.ordered,
         rate_limit=None if flow is None else flow.rate_limit,
         trial=trial,
@@ -340,7 +342,7 @@ class Deliveries:
         lease_until += int(RATE_LOOKAHEAD_MS)
 
         async def body(tx: Connection) -> tuple[list[Row], dict[str, Flow], dict[str, list[float]]]:
-            claim = Claim(self._db, tx, now)
+            claim = Claim(self._db, tx, now, by)
             flows = await claim.flows(busy, after, limit, default_cap)
             room = allowances(flows, per_listener, limit, now)
             if not room:
