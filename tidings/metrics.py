@@ -27,8 +27,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, valu
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from tidings.domain.health import Change
 from tidings.storage import gauges
 from tidings.storage.database import Database, StorageError
+from tidings.storage.health import HealthChange
 
 log = logging.getLogger("tidings.metrics")
 
@@ -97,6 +99,20 @@ class Metrics:
             "tidings_listeners", "Listeners by liveness state", ["liveness"], registry=r,
             multiprocess_mode="mostrecent",
         )  # fmt: skip
+        # Listener health (SPEC §11): states from the database at scrape time; trips
+        # and the engine's disables counted as its record batches report them.
+        self._health = Gauge(
+            "tidings_listener_health", "Listeners by health state", ["state"], registry=r,
+            multiprocess_mode="mostrecent",
+        )  # fmt: skip
+        self._trips = Counter(
+            "tidings_breaker_trips", "Listeners that became failing (circuit breaker opened)",
+            registry=r,
+        )  # fmt: skip
+        self._disables = Counter(
+            "tidings_listener_disables", "Listeners the engine disabled, by reason", ["reason"],
+            registry=r,
+        )  # fmt: skip
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._gauges_at = 0.0
 
@@ -123,6 +139,13 @@ class Metrics:
         self._attempts.labels(outcome).inc()
         self._attempt_latency.labels(outcome).observe(seconds)
 
+    def observe_health(self, changes: list[HealthChange]) -> None:
+        for change in changes:
+            if change.change is Change.FAILING:
+                self._trips.inc()
+            elif change.change is Change.DISABLED and change.reason is not None:
+                self._disables.labels(change.reason.value).inc()
+
     # --- scrape ------------------------------------------------------------------
 
     async def refresh_gauges(self, db: Database) -> None:
@@ -134,6 +157,8 @@ class Metrics:
             self._deliveries.labels(state).set(n)
         for state, n in (await gauges.listener_states(db)).items():
             self._listeners.labels(state).set(n)
+        for state, n in (await gauges.listener_health(db)).items():
+            self._health.labels(state).set(n)
 
     def render(self) -> bytes:
         if self._shared is None:

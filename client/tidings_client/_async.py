@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, Unpack
 
 import httpx
 
@@ -149,9 +149,17 @@ class AsyncClient:
     # --- listeners ---------------------------------------------------------------
 
     async def create_listener(
-        self, queue_id: str, name: str, notify_url: str, liveness_url: str
+        self,
+        queue_id: str,
+        name: str,
+        notify_url: str,
+        liveness_url: str,
+        **options: Unpack[calls.NewListenerOptions],
     ) -> wire.CreatedListener:
-        return await self.run(calls.create_listener(queue_id, name, notify_url, liveness_url))
+        """Options (``max_in_flight``, ``rate_limit``, ``ordered``, ``headers``,
+        ``filter``, ``signature_scheme``): docs/delivery.md."""
+        call = calls.create_listener(queue_id, name, notify_url, liveness_url, **options)
+        return await self.run(call)
 
     async def list_listeners(
         self, queue_id: str | None = None, page: int = 1, per_page: int = 10
@@ -174,9 +182,24 @@ class AsyncClient:
         notify_url: Any = UNSET,
         liveness_url: Any = UNSET,
         status: Any = UNSET,
+        **options: Unpack[calls.ListenerOptions],
     ) -> wire.Summary:
-        call = calls.update_listener(queue_id, listener_id, name, notify_url, liveness_url, status)
+        call = calls.update_listener(
+            queue_id, listener_id, name, notify_url, liveness_url, status, **options
+        )
         return await self.run(call)
+
+    async def rotate_secret(
+        self,
+        queue_id: str,
+        listener_id: str,
+        grace_seconds: int | None = None,
+        signature_scheme: Literal["v1", "v1a"] | None = None,
+    ) -> wire.RotatedListener:
+        """A new signing key; the old one still signs for ``grace_seconds``."""
+        return await self.run(
+            calls.rotate_secret(queue_id, listener_id, grace_seconds, signature_scheme)
+        )
 
     async def delete_listener(self, queue_id: str, listener_id: str) -> None:
         await self.run(calls.delete_listener(queue_id, listener_id))
@@ -288,8 +311,10 @@ class AsyncClient:
     async def create_api_client(self, name: str) -> wire.CreatedApiClientEnvelope:
         return await self.run(calls.create_api_client(name))
 
-    async def update_api_client(self, api_client_id: str, name: str) -> wire.ApiClientOut:
-        return await self.run(calls.update_api_client(api_client_id, name))
+    async def update_api_client(
+        self, api_client_id: str, name: Any = UNSET, alerts_queue_id: Any = UNSET
+    ) -> wire.ApiClientOut:
+        return await self.run(calls.update_api_client(api_client_id, name, alerts_queue_id))
 
     async def create_api_key(
         self, name: Any = UNSET, status: Any = UNSET, scopes: list[dict[str, Any]] | None = None

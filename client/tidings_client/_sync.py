@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, Unpack
 
 import httpx
 
@@ -145,9 +145,17 @@ class Client:
     # --- listeners ---------------------------------------------------------------
 
     def create_listener(
-        self, queue_id: str, name: str, notify_url: str, liveness_url: str
+        self,
+        queue_id: str,
+        name: str,
+        notify_url: str,
+        liveness_url: str,
+        **options: Unpack[calls.NewListenerOptions],
     ) -> wire.CreatedListener:
-        return self.run(calls.create_listener(queue_id, name, notify_url, liveness_url))
+        """Options (``max_in_flight``, ``rate_limit``, ``ordered``, ``headers``,
+        ``filter``, ``signature_scheme``): docs/delivery.md."""
+        call = calls.create_listener(queue_id, name, notify_url, liveness_url, **options)
+        return self.run(call)
 
     def list_listeners(
         self, queue_id: str | None = None, page: int = 1, per_page: int = 10
@@ -170,9 +178,22 @@ class Client:
         notify_url: Any = UNSET,
         liveness_url: Any = UNSET,
         status: Any = UNSET,
+        **options: Unpack[calls.ListenerOptions],
     ) -> wire.Summary:
-        call = calls.update_listener(queue_id, listener_id, name, notify_url, liveness_url, status)
+        call = calls.update_listener(
+            queue_id, listener_id, name, notify_url, liveness_url, status, **options
+        )
         return self.run(call)
+
+    def rotate_secret(
+        self,
+        queue_id: str,
+        listener_id: str,
+        grace_seconds: int | None = None,
+        signature_scheme: Literal["v1", "v1a"] | None = None,
+    ) -> wire.RotatedListener:
+        """A new signing key; the old one still signs for ``grace_seconds``."""
+        return self.run(calls.rotate_secret(queue_id, listener_id, grace_seconds, signature_scheme))
 
     def delete_listener(self, queue_id: str, listener_id: str) -> None:
         self.run(calls.delete_listener(queue_id, listener_id))
@@ -279,8 +300,10 @@ class Client:
     def create_api_client(self, name: str) -> wire.CreatedApiClientEnvelope:
         return self.run(calls.create_api_client(name))
 
-    def update_api_client(self, api_client_id: str, name: str) -> wire.ApiClientOut:
-        return self.run(calls.update_api_client(api_client_id, name))
+    def update_api_client(
+        self, api_client_id: str, name: Any = UNSET, alerts_queue_id: Any = UNSET
+    ) -> wire.ApiClientOut:
+        return self.run(calls.update_api_client(api_client_id, name, alerts_queue_id))
 
     def create_api_key(
         self, name: Any = UNSET, status: Any = UNSET, scopes: list[dict[str, Any]] | None = None

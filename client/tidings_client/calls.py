@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypedDict, TypeVar, Unpack
 from urllib.parse import quote
 
 import httpx
@@ -155,10 +155,29 @@ def _listener_path(queue_id: str, listener_id: str) -> str:
     return f"queues/{_seg(queue_id)}/listeners/{_seg(listener_id)}"
 
 
+class ListenerOptions(TypedDict, total=False):
+    """The options of SPEC §10 (docs/delivery.md); ``None`` removes ``rate_limit`` or
+    ``filter``."""
+
+    max_in_flight: int
+    rate_limit: float | None
+    ordered: bool
+    headers: dict[str, str]
+    filter: dict[str, Any] | None
+
+
+class NewListenerOptions(ListenerOptions, total=False):
+    signature_scheme: Literal["v1", "v1a"]
+
+
 def create_listener(
-    queue_id: str, name: str, notify_url: str, liveness_url: str
+    queue_id: str,
+    name: str,
+    notify_url: str,
+    liveness_url: str,
+    **options: Unpack[NewListenerOptions],
 ) -> Call[wire.CreatedListener]:
-    body = {"name": name, "notify_url": notify_url, "liveness_url": liveness_url}
+    body = {"name": name, "notify_url": notify_url, "liveness_url": liveness_url, **options}
     read = _envelope(wire.CreatedListenerEnvelope, lambda e: e.listener)
     return Call("POST", f"queues/{_seg(queue_id)}/listeners", read, body)
 
@@ -185,11 +204,13 @@ def update_listener(
     notify_url: Any = UNSET,
     liveness_url: Any = UNSET,
     status: Any = UNSET,
+    **options: Unpack[ListenerOptions],
 ) -> Call[wire.Summary]:
     """Change the given fields; ``status="disabled"`` stops deliveries (kept) and
     ``"enabled"`` resets the listener's health and sends everything it is owed."""
     read = _envelope(wire.UpdatedListenerEnvelope, lambda e: e.listener)
     body = _changes(name=name, notify_url=notify_url, liveness_url=liveness_url, status=status)
+    body.update(options)
     return Call("PUT", _listener_path(queue_id, listener_id), read, body)
 
 
@@ -204,6 +225,23 @@ def redeliver(
     body = {} if message_ids is None else {"message_ids": message_ids}
     read = _envelope(wire.RedeliveryEnvelope, lambda e: e.redelivery.message_ids)
     return Call("POST", _listener_path(queue_id, listener_id) + "/redeliveries", read, body)
+
+
+def rotate_secret(
+    queue_id: str,
+    listener_id: str,
+    grace_seconds: int | None = None,
+    signature_scheme: Literal["v1", "v1a"] | None = None,
+) -> Call[wire.RotatedListener]:
+    """A new signing key; the old one keeps signing beside it for ``grace_seconds``
+    (default one day, 0 for none). ``signature_scheme`` may switch between v1 and v1a."""
+    body: dict[str, Any] = {}
+    if grace_seconds is not None:
+        body["grace_seconds"] = grace_seconds
+    if signature_scheme is not None:
+        body["signature_scheme"] = signature_scheme
+    read = _envelope(wire.RotatedListenerEnvelope, lambda e: e.listener)
+    return Call("POST", _listener_path(queue_id, listener_id) + "/secret", read, body)
 
 
 def listener_attempts(
@@ -363,9 +401,13 @@ def create_api_client(name: str) -> Call[wire.CreatedApiClientEnvelope]:
     })  # fmt: skip
 
 
-def update_api_client(api_client_id: str, name: str) -> Call[wire.ApiClientOut]:
+def update_api_client(
+    api_client_id: str, name: Any = UNSET, alerts_queue_id: Any = UNSET
+) -> Call[wire.ApiClientOut]:
+    """Rename the organization and/or set its alerts queue (``None`` removes it)."""
     read = _envelope(wire.ApiClientEnvelope, lambda e: e.api_client)
-    return Call("PUT", f"api_clients/{_seg(api_client_id)}", read, {"name": name})
+    body = _changes(name=name, alerts_queue_id=alerts_queue_id)
+    return Call("PUT", f"api_clients/{_seg(api_client_id)}", read, body)
 
 
 def create_api_key(

@@ -374,6 +374,7 @@ class ApiKeysEnvelope(Struct):
 class ApiClientOut(Struct):
     id: str
     name: str
+    alerts_queue_id: str | None = None  # health events are posted here (SPEC §11)
 
 
 class CreatedApiClientEnvelope(Struct):

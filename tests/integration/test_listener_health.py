@@ -17,6 +17,7 @@ from tests.integration.test_delivery import add_listener, message, post
 from tests.polling import until
 from tests.receivers import Answer, Receiver, receiver
 from tidings.config import Settings
+from tidings.domain.scopes import default_scopes
 
 
 class Switch:
@@ -215,3 +216,126 @@ async def test_failing_too_long_disables(short: Settings, queue_name: str = "q")
             ("listener_failing", None),
             ("listener_disabled", "failing"),
         ]
+
+
+async def _org_id(server: Running) -> str:
+    org = await server.store.organizations.get_by_name("default")
+    assert org is not None
+    return org.id
+
+
+async def test_the_alerts_queue_is_set_on_the_organization(
+    server: Running, queue: dict[str, Any]
+) -> None:
+    org = await _org_id(server)
+    path = f"/api_clients/{org}"
+    r = await server.call("PUT", path, json={"alerts_queue_id": queue["id"]})
+    assert r.status_code == 200, r.text
+    assert r.json()["api_client"] == {"id": org, "name": "default", "alerts_queue_id": queue["id"]}
+    # The name alone leaves it; null removes it.
+    r = await server.call("PUT", path, json={"name": "renamed"})
+    assert r.json()["api_client"]["alerts_queue_id"] == queue["id"]
+    r = await server.call("PUT", path, json={"alerts_queue_id": None})
+    assert r.json()["api_client"]["alerts_queue_id"] is None
+    # Only one of the organization's own queues.
+    other_key = "other-org-key-" + "x" * 30
+    await server.store.organizations.create_with_key("other", other_key, "k", default_scopes())
+    r = await server.call(
+        "POST", "/queues", json={"name": "theirs"}, headers={"X-API-KEY": other_key}
+    )
+    for bad in ("no-such-queue", r.json()["queue"]["id"]):
+        r = await server.call("PUT", path, json={"alerts_queue_id": bad})
+        assert r.status_code == 422, r.text
+        assert r.json()["errors"][0]["path"] == "$.alerts_queue_id"
+
+
+async def test_health_events_are_posted_into_the_alerts_queue_without_loops(
+    server: Running, queue: dict[str, Any]
+) -> None:
+    org = await _org_id(server)
+    alerts = (await server.call("POST", "/queues", json={"name": "alerts"})).json()["queue"]
+    r = await server.call("PUT", f"/api_clients/{org}", json={"alerts_queue_id": alerts["id"]})
+    assert r.status_code == 200
+    gone = Switch(status=410)
+    async with receiver(hook=gone) as rx, receiver() as pager_rx:
+        pager = await add_listener(server, alerts["id"], pager_rx, name="pager")
+        listener = await add_listener(server, queue["id"], rx)
+        await post(server, queue["id"])
+        [alert] = await pager_rx.wait_for("/hook", 1)
+        # The pager's own health events are not posted into its queue.
+        r = await server.call(
+            "PUT", f"/queues/{alerts['id']}/listeners/{pager['id']}", json={"status": "disabled"}
+        )
+        assert r.status_code == 200
+        r = await server.call(
+            "PUT", f"/queues/{alerts['id']}/listeners/{pager['id']}", json={"status": "enabled"}
+        )
+        gone.up = True
+        r = await server.call(
+            "PUT", f"/queues/{queue['id']}/listeners/{listener['id']}", json={"status": "enabled"}
+        )
+        await pager_rx.wait_for("/hook", 2)
+    body = alert.json()
+    assert body["name"] == "listener_disabled"
+    assert body["queue"] == {"id": alerts["id"], "name": "alerts"}
+    event = __import__("json").loads(body["data"])
+    assert event["type"] == "listener_disabled" and event["reason"] == "gone"
+    assert event["listener"] == {"id": listener["id"], "name": "l"}
+    assert event["queue"] == {"id": queue["id"], "name": queue["name"]}
+    assert event["client"] == {"id": org}
+    # It is the event itself, as GET /events shows it.
+    shown = await _health_events(server, listener["id"])
+    assert shown[0] == event
+    r = await server.call("GET", f"/queues/{alerts['id']}/messages", params={"per_page": 100})
+    names = [m["name"] for m in r.json()["messages"]]
+    assert names == ["listener_disabled", "listener_enabled"]
+
+
+DOWN_S = 8.0  # "ten minutes", at these settings: past two whole retry schedules
+
+
+async def test_a_receiver_down_for_long_loses_nothing_and_is_not_hammered(
+    settings: Settings,
+) -> None:
+    """Breaker threshold 3, cool-down 1 s, a retry schedule that would be exhausted in
+    3 s: a receiver down for DOWN_S gets every message once it is back, none missed,
+    and the attempts made while it was down stay within the cool-downs' bound."""
+    cap = 4
+    short = replace(
+        settings,
+        breaker_threshold=3,
+        breaker_cooldown_s=1.0,
+        retry_schedule_s=(0.5, 1.0, 1.5),
+        max_in_flight_per_listener=cap,
+    )
+    switch = Switch(status=503)
+    async with start_server(short) as server, receiver(hook=switch) as rx:
+        qid = (await server.call("POST", "/queues", json={"name": "q"})).json()["queue"]["id"]
+        listener = await add_listener(server, qid, rx)
+        loop = asyncio.get_running_loop()
+        down_at = loop.time()
+        mids = []
+        while loop.time() - down_at < DOWN_S:  # messages keep coming while it is down
+            mids.append(await post(server, qid))
+            await asyncio.sleep(0.4)
+        up_at = server.store.clock.now_ms()
+        switch.up = True
+        await until(lambda: _states_are(server, qid, mids, {"delivered"}), 20)
+        got = await _listener(server, qid, listener["id"])
+        r = await server.call(
+            "GET", f"/queues/{qid}/listeners/{listener['id']}/attempts", params={"per_page": 100}
+        )
+    assert got["messages"]["missed_count"] == 0 and got["health"]["state"] == "healthy"
+    attempts = r.json()["attempts"]
+    while_down = [a for a in attempts if a["started_at"] < up_at]
+    assert all(a["outcome"] == "failed" and a["status"] == 503 for a in while_down)
+    # Trials after cool-downs of 1, 2, 4 s fit in 8 s: at most 3 (one more for timing).
+    trials = 1 + max(k for k in range(10) if sum(2**i for i in range(k)) <= DOWN_S)
+    bound = short.breaker_threshold + cap + trials
+    print(
+        f"down {DOWN_S:g} s: {len(mids)} messages, {len(while_down)} attempts while down"
+        f" (bound {bound}; without the breaker {len(mids) * 4} and every one missed),"
+        f" {len(attempts) - len(while_down)} after it came back"
+    )
+    assert len(while_down) <= bound
+    assert len({a["message_id"] for a in attempts if a["outcome"] == "acknowledged"}) == len(mids)

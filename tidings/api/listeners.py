@@ -17,8 +17,12 @@ from tidings.signing import new_keys
 from tidings.storage.listeners import OPTIONS
 
 
-def listener_out(listener: Listener, default_max_in_flight: int) -> wire.ListenerOut:
+def listener_out(listener: Listener, default_max_in_flight: int, now: int) -> wire.ListenerOut:
     options = listener.options
+    # The previous key signs until then; shown as null once that has passed.
+    previous_until = options.previous_secret_expires_at
+    if previous_until is not None and previous_until <= now:
+        previous_until = None
     return wire.ListenerOut(
         id=listener.id,
         name=listener.name,
@@ -42,7 +46,7 @@ def listener_out(listener: Listener, default_max_in_flight: int) -> wire.Listene
         ordered=options.ordered,
         filter=options.filter,
         signature_scheme=options.signature_scheme,
-        previous_secret_expires_at=options.previous_secret_expires_at,
+        previous_secret_expires_at=previous_until,
     )
 
 
@@ -124,7 +128,9 @@ async def _list(ctx: Ctx, queue_id: str | None) -> Response:
     listeners, total = await ctx.store.listeners.list_page(ctx.org_id, queue_id, page, within)
     items = [(ls.name, ls.id, _href(ctx, ls)) for ls in listeners]
     default = ctx.services.settings.max_in_flight_per_listener
-    body = wire.ListenersEnvelope([listener_out(ls, default) for ls in listeners], ctx.links(items))
+    body = wire.ListenersEnvelope(
+        [listener_out(ls, default, ctx.clock.now_ms()) for ls in listeners], ctx.links(items)
+    )
     return ctx.respond_page(body, page, total)
 
 
@@ -142,7 +148,7 @@ async def get_listener(ctx: Ctx) -> Response:
     # only a key that may change the listener sees them.
     writer = ctx.may("write", listener.queue_id, listener.id)
     shown = msgspec.structs.asdict(
-        listener_out(listener, ctx.services.settings.max_in_flight_per_listener)
+        listener_out(listener, ctx.services.settings.max_in_flight_per_listener, ctx.clock.now_ms())
     )
     return ctx.respond(
         wire.ListenerEnvelope(
@@ -183,6 +189,25 @@ async def delete_listener(ctx: Ctx) -> Response:
     listener = await _find(ctx)
     await ctx.store.listeners.delete(ctx.org_id, listener.queue_id, listener.id)
     return ctx.respond(wire.Deleted({"self": ctx.self_link()}))
+
+
+async def rotate_secret(ctx: Ctx) -> Response:
+    listener = await _find(ctx)
+    body = await ctx.body(wire.RotateSecret)
+    scheme = listener.options.signature_scheme
+    if body.signature_scheme is not UNSET:
+        scheme = body.signature_scheme
+    rotated = await ctx.store.listeners.rotate(
+        ctx.org_id, listener.queue_id, listener.id, new_keys(scheme), body.grace_seconds * 1000
+    )
+    return ctx.respond(
+        wire.RotatedListenerEnvelope(
+            wire.RotatedListener(
+                rotated.id, rotated.name, rotated.secret, rotated.options.signature_scheme
+            ),
+            ctx.links(listener=_href(ctx, rotated)),
+        )
+    )
 
 
 async def redeliver(ctx: Ctx) -> Response:

@@ -218,6 +218,16 @@ ENDPOINTS: list[Endpoint] = [
         wire.CreateRedelivery,
     ),
     Endpoint(
+        "POST",
+        L + "/secret",
+        listeners.rotate_secret,
+        "Rotate a listener's signing key (both keys sign during the grace period)",
+        "listeners",
+        "write",
+        wire.RotatedListenerEnvelope,
+        wire.RotateSecret,
+    ),
+    Endpoint(
         "GET",
         L + "/attempts",
         attempts.listener_attempts,

@@ -223,6 +223,11 @@ EXCLUSIVE_FIELDS = {
 }
 
 
+class RotateSecret(Struct):
+    grace_seconds: Annotated[int, Meta(ge=0, le=604800)] = 86400
+    signature_scheme: SignatureScheme | UnsetType = UNSET  # unset: keep the scheme
+
+
 class CreateMessage(Struct):
     data: str
     name: Name | None = None
@@ -287,7 +292,9 @@ class CreateApiClient(Struct):
 
 
 class UpdateApiClient(Struct):
-    name: Name
+    name: Name | UnsetType = UNSET
+    # Health events are also posted into this queue of the organization; null: none.
+    alerts_queue_id: Id | UnsetType | None = UNSET
 
 
 class HostileBody(ValueError):

@@ -37,6 +37,7 @@ from tidings.delivery.port import DeliveryStore
 from tidings.delivery.recorder import Recorder
 from tidings.delivery.requests import RequestHeaders
 from tidings.delivery.sender import Transport
+from tidings.delivery.slots import SendSlots
 from tidings.domain.clock import SYSTEM_CLOCK, Clock
 from tidings.domain.health import GONE
 from tidings.domain.ids import new_id
@@ -103,7 +104,7 @@ class Engine:
         self._stopping = False
         self._in_flight: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._per_listener: defaultdict[str, int] = defaultdict(int)
-        self._listener_slots: dict[str, asyncio.Semaphore] = {}
+        self._listener_slots: dict[str, SendSlots] = {}
         self._tasks: list[asyncio.Task[None]] = []
         # Listeners are claimed round-robin from here, so all get slots under backlog.
         self._cursor = ""
@@ -122,9 +123,11 @@ class Engine:
         self._claim_after_flush = False
         self._prober = LivenessProber(store, settings, sender, clock)
         self._headers = RequestHeaders(clock)
-        # Each listener's ``max_in_flight`` as its last claimed delivery said: the
-        # claim counts every engine's leases against it (storage/claims.py), so one
-        # engine holds at most that many; a listener it holds that many of is busy.
+        # Per listener, how many requests this engine may have open to it, as its
+        # last claim said (domain/flow.py: max_in_flight less the other engines'
+        # leases). The engine holds up to 2 x that - 1 (the rest wait for a slot, so
+        # new rows arrive before the sending ones run out); a listener it holds that
+        # many of is busy.
         self._caps: dict[str, int] = {}
         # Long enough for a full attempt even after waiting for a listener slot.
         self._lease_ms = int(settings.lease_s * 1000)
@@ -302,7 +305,7 @@ class Engine:
         busy = [
             lid
             for lid, count in self._per_listener.items()
-            if count >= self._caps.get(lid, default_cap)
+            if count >= 2 * self._caps.get(lid, default_cap) - 1
         ]
         assert self._me is not None
         now = self._clock.now_ms()
@@ -351,7 +354,12 @@ class Engine:
         if claimed.key in self._in_flight:  # our own lease ran out and we took it again
             return
         self._per_listener[claimed.listener_id] += 1
-        self._caps[claimed.listener_id] = claimed.max_in_flight
+        self._caps[claimed.listener_id] = claimed.send_cap
+        slots = self._listener_slots.get(claimed.listener_id)
+        if slots is None:
+            self._listener_slots[claimed.listener_id] = SendSlots(claimed.send_cap)
+        else:
+            slots.resize(claimed.send_cap)
         task = asyncio.create_task(self._attempt(claimed, body))
         self._in_flight[claimed.key] = task
         task.add_done_callback(lambda _task: self._done(claimed))
@@ -375,19 +383,12 @@ class Engine:
         if was_full:
             self._wake.set()
 
-    def _slots(self, claimed: Claimed) -> asyncio.Semaphore:
-        slots = self._listener_slots.get(claimed.listener_id)
-        if slots is None:
-            cap = claimed.max_in_flight
-            slots = self._listener_slots[claimed.listener_id] = asyncio.Semaphore(cap)
-        return slots
-
     async def _attempt(self, claimed: Claimed, body: bytes) -> None:
         # Under a rate limit each delivery has its reserved start (storage/claims.py).
         wait_s = (claimed.start_at - self._clock.now_ms()) / 1000
         if wait_s > 0:
             await asyncio.sleep(wait_s)
-        async with self._slots(claimed):
+        async with self._listener_slots[claimed.listener_id]:
             # The id is made as the attempt starts: the log lists attempts by id.
             attempt_id, started_at = new_id(), self._clock.now_ms()
             headers = self._headers.build(claimed, body, started_at // 1000)
@@ -421,7 +422,8 @@ class Engine:
                 claimed.listener_id,
                 answer.error,
             )
-        if claimed.ordered or self._per_listener[claimed.listener_id] >= claimed.max_in_flight:
+        held = self._per_listener[claimed.listener_id]
+        if claimed.ordered or held >= self._caps.get(claimed.listener_id, claimed.send_cap):
             # Its lease counts until this outcome is written: claim again after that.
             self._claim_after_flush = True
         self._recorder.add(

@@ -177,7 +177,7 @@ class MemoryStore:
             due = self._due(lid, now)
             if not due:
                 continue
-            flow = self._flow(listener, now, default_cap)
+            flow = self._flow(listener, now, default_cap, by)
             room = min(allowance(flow, per_listener, now), limit - len(claimed))
             taken = [r for r in due if flow.head in (None, r.message_id)][:room]
             starts, listener.rate_next_at = start_times(flow, len(taken), now)
@@ -222,7 +222,7 @@ class MemoryStore:
         listener = self.listeners.get(listener_id)
         return listener is None or listener.state is LivenessState.DOWN or not listener.claimable
 
-    def _flow(self, listener: ListenerRow, now: int, default_cap: int) -> Flow:
+    def _flow(self, listener: ListenerRow, now: int, default_cap: int, by: int) -> Flow:
         mine = [
             r
             for r in self.rows.values()
@@ -239,8 +239,9 @@ class MemoryStore:
             rate_limit=listener.rate_limit,
             rate_next_at=listener.rate_next_at,
             ordered=listener.ordered,
-            leased=sum(1 for r in mine if r.lease_until > now),
+            leased=sum(1 for r in mine if r.lease_until > now and r.claimed_by != by),
             head=head,
+            mine=sum(1 for r in mine if r.lease_until > now and r.claimed_by == by),
         )
 
     def claimed(self, r: Row, flow: Flow | None = None, start_at: float = 0.0) -> Claimed:
@@ -255,6 +256,7 @@ class MemoryStore:
         return {
             "start_at": start_at,
             "max_in_flight": flow.max_in_flight,
+            "send_cap": flow.send_cap,
             "ordered": flow.ordered,
             "rate_limit": flow.rate_limit,
         }

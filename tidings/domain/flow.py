@@ -2,8 +2,13 @@
 listener, and when each may start. Pure: both stores (storage/flow.py over SQL and the
 in-memory one of the engine's tests) apply exactly these rules.
 
-* ``max_in_flight`` counts leased deliveries of the listener, whichever engine holds
-  them: a claim takes at most the difference.
+* ``max_in_flight`` is shared out between engines by their leases: an engine may
+  *send* at most ``max_in_flight`` minus what the other engines hold leased
+  (``send_cap``), and may lease up to ``2 x send_cap - 1`` (the rest wait in it for a
+  free slot, so a fast receiver is never left idle while outcomes are written and the
+  next claim runs). Leases only shrink between an engine's claims, so whichever
+  engine claimed last counted every request the others may still start: together
+  they never send more than ``max_in_flight`` at once.
 * ``rate_limit`` is a next-allowed timestamp kept with the listener: a claim reserves
   start times ``1/rate`` apart from it (at most ``RATE_LOOKAHEAD_MS`` ahead) and moves
   it on. Start times never crowd closer than ``1/rate``, so any 10 s window holds at
@@ -32,16 +37,24 @@ class Flow:
     rate_limit: float | None
     rate_next_at: float
     ordered: bool
-    leased: int  # deliveries of this listener leased now, by any engine
+    leased: int  # deliveries of this listener leased now by other engines
     # ordered only: the oldest pending delivery (message id), if it may go now
     head: str | None = None
+    mine: int = 0  # deliveries of this listener leased now by the claiming engine
+
+    @property
+    def send_cap(self) -> int:
+        """Requests the claiming engine may have open to this listener at once."""
+        return max(0, self.max_in_flight - self.leased)
 
 
 def allowance(flow: Flow, take: int, now: int) -> int:
     """How many due deliveries a claim may lease for this listener now."""
-    room = min(take, flow.max_in_flight - flow.leased)
+    cap = flow.send_cap
+    room = min(take, 2 * cap - 1 - flow.mine) if cap > 0 else 0
     if flow.ordered:
-        room = min(room, 1) if flow.head is not None and flow.leased == 0 else 0
+        alone = flow.leased == 0 and flow.mine == 0
+        room = min(room, 1) if flow.head is not None and alone else 0
     if flow.rate_limit is not None and room > 0:
         base = max(flow.rate_next_at, float(now))
         horizon = now + RATE_LOOKAHEAD_MS

@@ -60,6 +60,8 @@ class Organization:
     id: str
     name: str
     created_at: int
+    # Health events are also posted as messages into this queue (SPEC §11).
+    alerts_queue_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

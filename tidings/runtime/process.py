@@ -117,6 +117,7 @@ class Runtime:
                     Sender(self.destinations, settings.max_in_flight),
                     clock=self.clock,
                     on_attempt=metrics.observe_attempt if metrics else None,
+                    on_health=metrics.observe_health if metrics else None,
                 )
                 await engine.start()
                 stack.push_async_callback(engine.stop)

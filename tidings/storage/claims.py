@@ -10,7 +10,8 @@ they need and writes what they decide, in one transaction:
    claim for one listener at the same time, and what follows is read in a snapshot
    taken after the lock, so each sees the other's committed leases and rate state.
    (NO KEY: ingest's foreign-key ``KEY SHARE`` on the listener never waits for it.)
-2. **flow**: leased deliveries per candidate (``ix_deliveries_leased``), and for
+2. **flow**: leased deliveries per candidate, this engine's and the others'
+   (``ix_deliveries_leased``), and for
    ordered ones their oldest pending delivery (store order = message id order).
 3. **lease** as many due rows per listener as its allowance says.
 4. **rate state**: each rate-limited listener's next allowed start moves on.
@@ -44,9 +45,9 @@ LIMIT $5{lock}
 """
 # "lease_until > 0" repeats the partial index's predicate so the planner may use it.
 _LEASED = """
-SELECT listener_id, count(*) AS n FROM deliveries
+SELECT listener_id, claimed_by = $3 AS mine, count(*) AS n FROM deliveries
 WHERE listener_id {ids} AND state = 'pending' AND lease_until > 0 AND lease_until > $2
-GROUP BY listener_id
+GROUP BY listener_id, claimed_by = $3
 """
 # min() per listener: one index probe each (ix_deliveries_listener_state).
 _HEADS = """
@@ -64,7 +65,10 @@ _RATE = "UPDATE listeners SET rate_next_at = $2 WHERE id = $1"
 
 
 def _flows(
-    candidates: list[Row], leased: dict[str, int], heads: dict[str, str], default_cap: int
+    candidates: list[Row],
+    leased: dict[tuple[str, bool], int],
+    heads: dict[str, str],
+    default_cap: int,
 ) -> list[Flow]:
     return [
         Flow(
@@ -73,8 +77,9 @@ def _flows(
             rate_limit=c["rate_limit"],
             rate_next_at=float(c["rate_next_at"]),
             ordered=bool(c["ordered"]),
-            leased=leased.get(c["id"], 0),
+            leased=leased.get((c["id"], False), 0),
             head=heads.get(c["id"]),
+            mine=leased.get((c["id"], True), 0),
         )
         for c in candidates
     ]
@@ -84,10 +89,11 @@ class Claim:
     """One claim's reads and writes on a transaction; the statements that pick and
     lease rows differ by dialect (``lease``)."""
 
-    def __init__(self, db: Database, tx: Connection, now: int) -> None:
+    def __init__(self, db: Database, tx: Connection, now: int, by: int) -> None:
         self._db = db
         self._tx = tx
         self._now = now
+        self._by = by
 
     async def flows(
         self, busy: Sequence[str], after: str, limit: int, default_cap: int
@@ -107,8 +113,8 @@ class Claim:
             return []
         in_ids, ids = id_list(self._db, 1, [c["id"] for c in candidates])
         leased = {
-            r["listener_id"]: r["n"]
-            for r in await self._tx.fetch(_LEASED.format(ids=in_ids), ids, self._now)
+            (r["listener_id"], bool(r["mine"])): r["n"]
+            for r in await self._tx.fetch(_LEASED.format(ids=in_ids), ids, self._now, self._by)
         }
         heads: dict[str, str] = {}
         ordered = [c["id"] for c in candidates if c["ordered"]]

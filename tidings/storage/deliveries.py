@@ -24,11 +24,12 @@ from tidings.domain.events import EventType, NewEvent, Ref
 from tidings.domain.flow import RATE_LOOKAHEAD_MS, Flow
 from tidings.domain.health import BreakerPolicy, Change, Outcome
 from tidings.domain.models import AttemptError, AttemptOutcome, DeliveryState
-from tidings.storage import channels, health, locks
+from tidings.storage import alerts, channels, health, locks
 from tidings.storage.attempts import Attempts, NewAttempt
 from tidings.storage.claims import Claim, allowances, json_ids, pick_sqlite, schedule
 from tidings.storage.database import Connection, Database, Row, id_list
 from tidings.storage.events import EventLog
+from tidings.storage.messages import Messages
 
 _CLAIMED = (
     "d.message_id, d.listener_id, d.attempts, l.org_id, l.name AS listener_name,"
@@ -167,6 +168,7 @@ class Claimed:
     signing: SigningKeys | None = None  # None: v1 with ``secret``
     start_at: float = 0  # rate_limit: not started before this (ms)
     max_in_flight: int = 16  # the listener's cap (SPEC §10), across engines
+    send_cap: int = 16  # of which this engine may use now (domain/flow.py)
     ordered: bool = False
     rate_limit: float | None = None
     # A circuit breaker's single trial (SPEC §11): it never makes its message missed.
@@ -258,6 +260,7 @@ def _claimed(
         signing=_signing(row),
         start_at=start_at,
         max_in_flight=16 if flow is None else flow.max_in_flight,
+        send_cap=16 if flow is None else flow.send_cap,
         ordered=flow is not None and flow.ordered,
         rate_limit=None if flow is None else flow.rate_limit,
         trial=trial,
@@ -304,12 +307,18 @@ DEFAULT_POLICY = Settings().breaker_policy
 
 class Deliveries:
     def __init__(
-        self, db: Database, events: EventLog, clock: Clock, attempts: Attempts | None = None
+        self,
+        db: Database,
+        events: EventLog,
+        clock: Clock,
+        attempts: Attempts | None = None,
+        alerts_to: Messages | None = None,
     ) -> None:
         self._db = db
         self._events = events
         self._clock = clock
         self._attempts = attempts or Attempts(db)
+        self._alerts_to = alerts_to
 
     async def claim(
         self,
@@ -333,7 +342,7 @@ class Deliveries:
         lease_until += int(RATE_LOOKAHEAD_MS)
 
         async def body(tx: Connection) -> tuple[list[Row], dict[str, Flow], dict[str, list[float]]]:
-            claim = Claim(self._db, tx, now)
+            claim = Claim(self._db, tx, now, by)
             flows = await claim.flows(busy, after, limit, default_cap)
             room = allowances(flows, per_listener, limit, now)
             if not room:
@@ -463,7 +472,9 @@ class Deliveries:
                 )
                 for ch in changes
             ]
-            await self._events.add_many(tx, events + happened)
+            stored = await self._events.add_many(tx, events + happened)
+            if happened and self._alerts_to is not None:
+                await alerts.post(self._db, tx, self._alerts_to, stored[len(events) :], now)
             if any(ch.change is Change.RECOVERED for ch in changes):
                 # What waited while it was failing is due: engines claim it at once.
                 await self._db.notify(tx, channels.DELIVERIES)

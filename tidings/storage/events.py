@@ -120,7 +120,19 @@ def _event(row: Row) -> Event:
     )
 
 
-def _row(event: NewEvent, stored_at: int) -> tuple[Any, ...]:
+StoredRow = tuple[Any, ...]  # an events row as add_many wrote it
+
+
+def stored_event(row: StoredRow) -> Event:
+    """The event an :meth:`EventLog.add_many` row stored (as ``GET /events`` reads it)."""
+    org_id, stored_at, event_id, kind, *refs, reason, _kind = row
+    api_key, queue, listener, message = (_ref(refs[i], refs[i + 1]) for i in range(0, 8, 2))
+    return Event(
+        event_id, org_id, _TYPES[kind], stored_at, api_key, queue, listener, message, reason
+    )
+
+
+def _row(event: NewEvent, stored_at: int) -> StoredRow:
     refs: list[str | None] = []
     for ref in (event.api_key, event.queue, event.listener, event.message):
         refs += (None, None) if ref is None else (ref.id, ref.name)
@@ -143,13 +155,14 @@ class EventLog:
     async def add(self, tx: Connection, event: NewEvent) -> None:
         await self.add_many(tx, (event,))
 
-    async def add_many(self, tx: Connection, events: Sequence[NewEvent]) -> None:
+    async def add_many(self, tx: Connection, events: Sequence[NewEvent]) -> list[StoredRow]:
         """Record ``events`` inside ``tx`` (the transaction of the change they report).
 
         One ``stored_at`` for the whole batch; ids keep the batch's order within it.
+        Answers the rows stored, in order (:func:`stored_event` reads one).
         """
         if not events:
-            return
+            return []
         stored_at = self._clock.now_ms()
         rows = [_row(e, stored_at) for e in events]
         minute = stored_at // MINUTE_MS
@@ -173,9 +186,10 @@ class EventLog:
                 *events_by_column,
                 *zip(*bumps, strict=True),
             )
-            return
+            return rows
         await tx.executemany(_INSERT, rows)
         await tx.executemany(_BUMP, bumps)
+        return rows
 
     async def read(
         self,

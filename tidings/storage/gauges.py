@@ -26,3 +26,17 @@ async def listener_states(db: Database) -> dict[str, int]:
     for row in await db.fetch(_LISTENERS):
         counts[row["liveness_state"]] = int(row["n"])
     return counts
+
+
+_HEALTH = (
+    "SELECT CASE WHEN status = 'disabled' THEN 'disabled' ELSE health END AS state,"
+    " count(*) AS n FROM listeners GROUP BY 1"
+)
+
+
+async def listener_health(db: Database) -> dict[str, int]:
+    """Listeners per health state (SPEC §11), every state present."""
+    counts = {"healthy": 0, "failing": 0, "disabled": 0}
+    for row in await db.fetch(_HEALTH):
+        counts[row["state"]] = int(row["n"])
+    return counts

@@ -25,7 +25,7 @@ from tidings.domain.models import (
     Page,
 )
 from tidings.signing import KeyPair
-from tidings.storage import channels, health, locks
+from tidings.storage import alerts, channels, health, locks
 from tidings.storage.database import (
     Connection,
     Database,
@@ -35,6 +35,7 @@ from tidings.storage.database import (
     id_list,
 )
 from tidings.storage.events import EventLog
+from tidings.storage.messages import Messages
 from tidings.storage.paging import fetch_page
 from tidings.storage.queues import queue_name
 
@@ -132,10 +133,13 @@ async def _record(events: EventLog, tx: Connection, kind: EventType, org_id: str
 
 
 class Listeners:
-    def __init__(self, db: Database, events: EventLog, clock: Clock) -> None:
+    def __init__(
+        self, db: Database, events: EventLog, clock: Clock, alerts_to: Messages | None = None
+    ) -> None:
         self._db = db
         self._events = events
         self._clock = clock
+        self._alerts_to = alerts_to
 
     async def _with_missed(self, rows: list[Row]) -> list[Listener]:
         """Attach missed message ids to a page of listeners in one query."""
@@ -285,6 +289,49 @@ class Listeners:
             raise _not_found()
         return (await self._with_missed([row]))[0]
 
+    async def rotate(
+        self, org_id: str, queue_id: str, listener_id: str, keys: KeyPair, grace_ms: int
+    ) -> Listener:
+        """A new signing key; the one it replaces keeps signing beside it for
+        ``grace_ms`` (0: not at all). A key older than that is dropped. In one
+        statement, so it cannot race another rotation or an update."""
+        now = self._clock.now_ms()
+        keep = grace_ms > 0
+        previous = (
+            "previous_scheme = signature_scheme,"
+            " previous_signing_key = COALESCE(signing_key, secret),"
+            " previous_secret_expires_at = $8"
+            if keep
+            else "previous_scheme = NULL, previous_signing_key = NULL,"
+            " previous_secret_expires_at = NULL"
+        )
+        values: list[Any] = [
+            keys.shown,
+            keys.signing if keys.signing != keys.shown else None,
+            keys.scheme,
+            now,
+            *([now + grace_ms] if keep else []),
+        ]
+
+        async def body(tx: Connection) -> Row | None:
+            row = await tx.fetchrow(
+                f"UPDATE listeners SET {previous}, secret = $4, signing_key = $5,"
+                " signature_scheme = $6, updated_at = $7, options_version = options_version + 1"
+                f" WHERE org_id = $1 AND queue_id = $2 AND id = $3 RETURNING {_COLUMNS}",
+                org_id,
+                queue_id,
+                listener_id,
+                *values,
+            )
+            if row is not None:
+                await _record(self._events, tx, EventType.LISTENER_UPDATED, org_id, row)
+            return row
+
+        row = await self._db.run(body)
+        if row is None:
+            raise _not_found()
+        return (await self._with_missed([row]))[0]
+
     async def _health_event(self, tx: Connection, org_id: str, row: Row, change: Change) -> None:
         queue = Ref(row["queue_id"], await queue_name(tx, org_id, row["queue_id"]))
         kind = EventType.LISTENER_ENABLED
@@ -294,7 +341,9 @@ class Listeners:
         event = NewEvent(
             org_id, kind, queue=queue, listener=Ref(row["id"], row["name"]), reason=reason
         )
-        await self._events.add(tx, event)
+        stored = await self._events.add_many(tx, [event])
+        if self._alerts_to is not None:
+            await alerts.post(self._db, tx, self._alerts_to, stored, self._clock.now_ms())
 
     async def delete(self, org_id: str, queue_id: str, listener_id: str) -> None:
         """Its deliveries go with it (foreign key cascade): pending ones are dropped."""

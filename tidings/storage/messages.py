@@ -214,6 +214,22 @@ class Messages:
 
         return await self._db.run(body)
 
+    async def insert_in(self, tx: Connection, batch: Sequence[NewMessage]) -> None:
+        """Store messages inside the caller's transaction (the alerts of storage/alerts.py):
+        their deliveries and ``message_added`` events as for any message. A message whose
+        queue is gone (or is not its organization's) is left out. Its queue is not
+        share-locked nor its schema checked: these are the broker's own messages."""
+        if not batch:
+            return
+        in_ids, value = id_list(self._db, 1, sorted({m.queue_id for m in batch}))
+        rows = await tx.fetch(
+            f"SELECT org_id, id, name, schema_id FROM queues WHERE id {in_ids}", value
+        )
+        queues = {(r["org_id"], r["id"]): QueueState(r["name"], r["schema_id"]) for r in rows}
+        kept = [m for m in batch if (m.org_id, m.queue_id) in queues]
+        if kept:
+            await self._insert(tx, kept, queues)
+
     async def _remember(
         self, tx: Connection, batch: Sequence[Publication], outcomes: list[BaseException | None]
     ) -> None:

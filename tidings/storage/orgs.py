@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tidings.domain.clock import Clock
-from tidings.domain.errors import Conflict, NotFound
+from tidings.domain.errors import Conflict, Invalid, NotFound, Violation
 from tidings.domain.events import EventType, NewEvent, Ref
 from tidings.domain.ids import new_id
 from tidings.domain.models import ApiKey, Organization, Page, Scope
@@ -55,7 +55,15 @@ def _key(row: Row) -> ApiKey:
 
 
 def _org(row: Row) -> Organization:
-    return Organization(id=row["id"], name=row["name"], created_at=row["created_at"])
+    return Organization(
+        id=row["id"],
+        name=row["name"],
+        created_at=row["created_at"],
+        alerts_queue_id=row["alerts_queue_id"],
+    )
+
+
+_ORG_COLUMNS = "id, name, created_at, alerts_queue_id"
 
 
 _KEY_COLUMNS = "id, org_id, name, status, scopes, prefix, created_at, updated_at, last_used_at"
@@ -77,7 +85,7 @@ class Organizations:
 
     async def get(self, org_id: str) -> Organization:
         row = await self._db.point.fetchrow(
-            "SELECT id, name, created_at FROM organizations WHERE id = $1", org_id
+            f"SELECT {_ORG_COLUMNS} FROM organizations WHERE id = $1", org_id
         )
         if row is None:
             raise NotFound("No api client with this id.")
@@ -85,7 +93,7 @@ class Organizations:
 
     async def get_by_name(self, name: str) -> Organization | None:
         row = await self._db.point.fetchrow(
-            "SELECT id, name, created_at FROM organizations WHERE name = $1", name
+            f"SELECT {_ORG_COLUMNS} FROM organizations WHERE name = $1", name
         )
         return None if row is None else _org(row)
 
@@ -112,19 +120,31 @@ class Organizations:
             raise Conflict(f"An organization named {name!r} already exists.") from exc
         return org, api_key
 
-    async def rename(self, org_id: str, name: str) -> Organization:
-        """The name is all there is to change: one statement, like every update."""
+    async def update(self, org_id: str, changes: dict[str, Any]) -> Organization:
+        """Change ``name`` and/or ``alerts_queue_id`` (one of the organization's queues,
+        or None), in one statement, like every update."""
+        queue_id = changes.get("alerts_queue_id")
+        sets, values = assignments({**changes, "updated_at": self._clock.now_ms()}, 3)
+        # The queue must be the organization's own: checked in the same statement.
+        mine = "($2::text IS NULL OR EXISTS (SELECT 1 FROM queues WHERE id = $2 AND org_id = $1))"
+        if self._db.dialect != "postgresql":
+            mine = mine.replace("$2::text", "$2")
         try:
             row = await self._db.write(
-                "UPDATE organizations SET name = $2, updated_at = $3 WHERE id = $1"
-                " RETURNING id, name, created_at",
+                f"UPDATE organizations SET {sets} WHERE id = $1 AND {mine}"
+                f" RETURNING {_ORG_COLUMNS}",
                 org_id,
-                name,
-                self._clock.now_ms(),
+                queue_id,
+                *values,
             )
         except UniqueViolation as exc:
-            raise Conflict(f"An organization named {name!r} already exists.") from exc
+            raise Conflict(f"An organization named {changes['name']!r} already exists.") from exc
         if not row:
+            if await self._db.fetchval("SELECT 1 FROM organizations WHERE id = $1", org_id):
+                raise Invalid(
+                    "alerts_queue_id must be the id of one of this organization's queues.",
+                    [Violation("$.alerts_queue_id", "no queue of this organization")],
+                )
             raise NotFound("No api client with this id.")
         return _org(row[0])
 

@@ -33,10 +33,11 @@ class Store:
         self.organizations = Organizations(db, self.events, clock)
         self.api_keys = ApiKeys(db, self.events, clock)
         self.queues = Queues(db, self.events, clock)
-        self.listeners = Listeners(db, self.events, clock)
         self.messages = Messages(db, self.events, clock)
+        # Both post health events into the organization's alerts queue (SPEC §11).
+        self.listeners = Listeners(db, self.events, clock, alerts_to=self.messages)
         self.attempts = Attempts(db)
-        self.deliveries = Deliveries(db, self.events, clock, self.attempts)
+        self.deliveries = Deliveries(db, self.events, clock, self.attempts, alerts_to=self.messages)
         self.idempotency = IdempotencyKeys(db, clock)
         self.engines = Engines(db)
         self.probes = Probes(db)

@@ -1,6 +1,6 @@
 // Listeners: every listener of the organization, and one listener in detail.
 import { call, listAll, listPage, may, newestPage, seg } from "../api.js";
-import { ListenerForm, OptionsForm } from "../forms.js";
+import { ListenerForm, OptionsForm, RotateSecret } from "../forms.js";
 import { html, useState } from "../lib.js";
 import {
   Action,
@@ -24,6 +24,7 @@ import {
   useLoad,
   useMay,
   usePoll,
+  useSubmit,
 } from "../ui.js";
 import { AttemptTable } from "./attempts.js";
 import { ListenerTable } from "./queues.js";
@@ -103,8 +104,9 @@ const DISABLED_BECAUSE = {
   manual: "someone disabled it",
 };
 
-function Health({ listener }) {
+function Health({ listener, mayChange, onDisable, onEnable, busy, error }) {
   const h = listener.health;
+  const enabled = listener.status !== "disabled";
   return html`<p><${Badge} value=${h.state} /> <span class="muted">${HEALTH_TEXT[h.state] || ""}</span></p>
     <dl class="facts">
       <dt>Status</dt><dd><${Badge} value=${listener.status} />${h.disabled_reason && html` <span class="muted">since ${DISABLED_BECAUSE[h.disabled_reason] || h.disabled_reason}</span>`}</dd>
@@ -112,7 +114,13 @@ function Health({ listener }) {
       <dt>Last success</dt><dd><${Time} ms=${h.last_success_at} /></dd>
       <dt>Last failure</dt><dd><${Time} ms=${h.last_failure_at} /></dd>
       ${h.failing_since !== null && html`<dt>Failing since</dt><dd><${Time} ms=${h.failing_since} /></dd>`}
-    </dl>`;
+    </dl>
+    <div class="actions section-actions">
+      ${enabled
+        ? html`<${Action} may=${mayChange} what="disable this listener" kind="danger" onClick=${onDisable}>Disable<//>`
+        : html`<${Action} may=${busy ? undefined : mayChange} what="enable this listener" kind="primary" onClick=${onEnable}>Enable<//>`}
+    </div>
+    <${Problem} error=${error} what="change this listener" />`;
 }
 
 function Options({ listener }) {
@@ -159,9 +167,16 @@ export function ListenerDetail({ queueId, listenerId }) {
     [queueId],
   );
   const mayChange = useMay(() => may.changeListener(queueId, listenerId), [queueId, listenerId]);
+  const status = useSubmit();
   // Health changes as deliveries go: follow it while the page is open.
   usePoll(listener.reload, 2000, Boolean(listener.data));
   const close = () => setDialog(null);
+  const setStatus = async (value) => {
+    await call("PUT", path, { status: value });
+    close();
+    notice(value === "enabled" ? "Listener enabled: what it is owed goes out now." : "Listener disabled.");
+    listener.reload();
+  };
 
   if (listener.error) {
     return html`<${Page} title="Listener"><${Problem} error=${listener.error} what="read this listener" />
@@ -198,7 +213,8 @@ export function ListenerDetail({ queueId, listenerId }) {
 
     ${l.health &&
     html`<${Section} title="Health">
-      <${Health} listener=${l} />
+      <${Health} listener=${l} mayChange=${mayChange} busy=${status.busy} error=${dialog ? null : status.error}
+        onDisable=${() => setDialog("disable")} onEnable=${status.run(() => setStatus("enabled"))} />
     <//>`}
 
     <${Section} title="Missed messages" actions=${missed.length > 0 &&
@@ -219,7 +235,8 @@ export function ListenerDetail({ queueId, listenerId }) {
       <${Options} listener=${l} />
     <//>`}
 
-    <${Section} title="Signing secret">
+    <${Section} title="Signing secret" actions=${"signature_scheme" in l &&
+      html`<${Action} may=${mayChange} what="rotate this listener's secret" onClick=${() => setDialog("rotate")}>Rotate secret<//>`}>
       <${Secret} listener=${l} />
     <//>
 
@@ -237,6 +254,15 @@ export function ListenerDetail({ queueId, listenerId }) {
       notice("Options saved.");
       listener.reload();
     }} />`}
+    ${dialog === "rotate" && html`<${RotateSecret} listener=${l} path=${path} onClose=${() => {
+      close();
+      listener.reload();
+    }} />`}
+    ${dialog === "disable" &&
+    html`<${Confirm} title=${`Disable listener ${l.name}?`} confirm="Disable" onClose=${close} onConfirm=${() => setStatus("disabled")}>
+      <p>It gets no attempts and no probes until enabled again. Messages posted meanwhile still
+      add deliveries for it; they wait, and go out when it is enabled.</p>
+    <//>`}
     ${dialog === "redeliver" &&
     html`<${Confirm} title="Redeliver missed messages?" confirm="Redeliver" onClose=${close} onConfirm=${async () => {
       const { data } = await call("POST", `${path}/redeliveries`, {});

@@ -1,0 +1,42 @@
+"""Per-listener send slots whose number can change while requests are open: each
+claim tells the engine how many requests it may have open to a listener now
+(domain/flow.py ``send_cap``), which shrinks when other engines hold more of it.
+A smaller number lets open requests finish and starts no new one until below it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+
+
+class SendSlots:
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.busy = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    async def __aenter__(self) -> None:
+        while self.busy >= self.capacity:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+        self.busy += 1
+
+    async def __aexit__(self, *_exc: object) -> None:
+        self.busy -= 1
+        self._wake()
+
+    def resize(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._wake()
+
+    def _wake(self) -> None:
+        # Every waiter checks again; there are at most a few hundred per listener.
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
