@@ -10,6 +10,8 @@ import json
 from bench.api import ORDER
 from tidings.domain.ids import new_id, now_ms
 from tidings.domain.models import NewMessage, Publication
+from tidings.storage.database import Connection
+from tidings.storage.drivers import open_database
 from tidings.storage.store import Store
 
 _DATA = json.dumps(ORDER)
@@ -32,6 +34,39 @@ async def seed_messages(database_url: str, queue_id: str, count: int) -> None:
         await asyncio.gather(*(adder() for _ in range(_IN_FLIGHT)))
     finally:
         await store.close()
+
+
+# Columns every schema version since 0005 has: an A/B "before" tree may lack later
+# ones, and this tree's ingest (filters, delays) reads them.
+_PLAIN_MESSAGE = (
+    "INSERT INTO messages (id, org_id, queue_id, name, data, created_at, updated_at)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $6)"
+)
+_PLAIN_FAN_OUT = (
+    "INSERT INTO deliveries (message_id, listener_id, org_id, state, attempts, next_attempt_at)"
+    " SELECT $1, l.id, l.org_id, 'pending', 0, $2 FROM listeners l WHERE l.queue_id = $3"
+)
+
+
+async def seed_plain(database_url: str, queue_id: str, count: int, batch: int = 500) -> None:
+    """Messages and their deliveries in plain SQL of the oldest schema an A/B compares
+    (bench.ab delivery): no events, no filters, no delays; commits of ``batch``."""
+    db = await open_database(database_url)
+    try:
+        org_id = str(await db.fetchval("SELECT org_id FROM queues WHERE id = $1", queue_id))
+        for start in range(0, count, batch):
+            at = now_ms()
+            ids = [new_id() for _ in range(min(batch, count - start))]
+
+            async def body(tx: Connection, ids: list[str] = ids, at: int = at) -> None:
+                await tx.executemany(
+                    _PLAIN_MESSAGE, [(i, org_id, queue_id, "order-created", _DATA, at) for i in ids]
+                )
+                await tx.executemany(_PLAIN_FAN_OUT, [(i, at, queue_id) for i in ids])
+
+            await db.run(body)
+    finally:
+        await db.close()
 
 
 async def _org_of(store: Store, queue_id: str) -> str:

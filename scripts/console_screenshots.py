@@ -6,7 +6,7 @@
 
 Runs tidings on a fresh SQLite file with a receiver on 127.0.0.1 (some listeners
 acknowledge, one always fails and turns failing, one is down, one disabled, one has
-options) as the browser tests do
+options, one a rotated secret) as the browser tests do
 (tests/browser/harness.py), seeds queues, listeners, messages and keys through the
 API in an organization of its own, waits until the deliveries have settled, then
 photographs each page at a laptop (1280x800) and a phone (390x844) width, light and
@@ -70,7 +70,8 @@ def seed(tenant: Tenant) -> dict[str, str]:
     ids["mailer"] = tenant.listener(invoices, "mailer", liveness_path="/down")
     tenant.put(f"/queues/{invoices}/listeners/{ids['mailer']}", {"status": "disabled"})
     tenant.put(f"/queues/{orders}", {"retention_seconds": 7 * 86400})
-
+    tenant.post(f"/queues/{orders}/listeners/{ids['analytics']}/secret", {"grace_seconds": 3600})
+    tenant.post(f"/queues/{invoices}/listeners/{ids['billing']}/secret", {"grace_seconds": 3600})
     time.sleep(1.5)  # the first liveness probes, so "down" is down before messages arrive
     for n in range(1, 13):
         data = {"order_id": f"ord_{1040 + n}", "amount": 19.5 * n, "currency": "EUR"}
@@ -109,7 +110,8 @@ def sign_in(page: Page, base: str, key: str) -> None:
 
 
 def shots(ids: dict[str, str]) -> list[tuple[str, str, str, bool]]:
-    """(file stem, hash route, text to wait for, whole page at laptop width) per page."""
+    """(file stem, hash route, text to wait for, whole page at laptop width) per page;
+    the phone shots of whole pages show the section holding that text."""
     orders, message = ids["orders"], ids["message"]
     return [
         ("overview", "#/overview", "Deliveries over time", True),
@@ -153,6 +155,9 @@ def photograph(base: str, key: str, ids: dict[str, str], out: Path) -> list[Path
                     page.get_by_text(marker, exact=False).first.wait_for()
                     page.wait_for_load_state("networkidle")
                     page.mouse.move(0, 0)
+                    if whole and size == "phone":  # the part of a long page the shot is for
+                        found = page.get_by_text(marker, exact=False).first
+                        found.evaluate("el => el.closest('section').scrollIntoView()")
                     path = out / f"{stem}-{size}-{theme}.png"
                     save(page.screenshot(full_page=whole and size == "laptop"), path)
                     made.append(path)

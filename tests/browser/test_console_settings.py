@@ -30,6 +30,7 @@ def test_listener_options_are_set_on_create_and_edited(
     dialog.get_by_label("Ordered").check()
     dialog.get_by_label("Filter (JSON)").fill('{"names": ["order.*"]}')
     dialog.get_by_label("Headers").fill("X-Team: billing")
+    dialog.get_by_label("Signature scheme").select_option("v1a")
     dialog.get_by_role("button", name="Create listener").click()
     expect(page.get_by_role("heading", name="shop")).to_be_visible()
     listener_id = page.evaluate("location.hash").split("/")[-1]
@@ -38,6 +39,7 @@ def test_listener_options_are_set_on_create_and_edited(
     assert created["ordered"] is True
     assert created["filter"] == {"names": ["order.*"]}
     assert created["headers"] == {"X-Team": "billing"}
+    assert created["signature_scheme"] == "v1a" and created["secret"].startswith("whpk_")
 
     options = page.get_by_role("region", name="Options")
     expect(options).to_contain_text("5 attempts a second")
@@ -68,12 +70,60 @@ def test_listener_options_are_set_on_create_and_edited(
     expect(options).to_contain_text("at most 4 at once")
 
 
-def test_a_read_only_key_may_not_edit_options(tab: Tab, tenant: Tenant) -> None:
+def test_rotating_the_secret_shows_the_new_one_once_and_signs_with_both(
+    tab: Tab, tenant: Tenant, backdrop: Backdrop
+) -> None:
+    queue = tenant.queue("orders")
+    listener = tenant.listener(queue, "shop", "/rotated")
+    old = tenant.get(f"/queues/{queue}/listeners/{listener}")["listener"]["secret"]
+    page = tab.page
+    tab.sign_in(tenant.key)
+    tab.go(f"#/queues/{queue}/listeners/{listener}")
+    page.get_by_role("button", name="Rotate secret").click()
+    dialog = page.get_by_role("dialog", name="Rotate the signing secret?")
+    dialog.get_by_label("Grace period").select_option(label="1 hour")
+    dialog.get_by_role("button", name="Rotate").click()
+    shown = page.get_by_role("dialog", name="The new signing key")
+    expect(shown).to_contain_text("Deliveries are signed with both keys for 1 hour")
+    new = shown.locator(".new-secret").inner_text()
+    assert new.startswith("whsec_") and new != old
+    assert tenant.get(f"/queues/{queue}/listeners/{listener}")["listener"]["secret"] == new
+    shown.get_by_role("button", name="Done").click()
+    expect(page.get_by_role("dialog")).to_have_count(0)
+    secret = page.get_by_role("region", name="Signing secret")
+    expect(secret).to_contain_text("Previous key")
+    expect(secret.locator(".secret code")).not_to_have_text(new)  # hidden again until asked
+
+    message = tenant.message(queue, "signed twice")
+    wait_for(lambda: delivery_state(tenant, queue, message) == "delivered")
+    [arrival] = backdrop.receiver.on("/rotated")
+    assert len(arrival.headers["webhook-signature"].split(" ")) == 2  # new key and old
+
+    # To Ed25519 at once: the listener shows its public key, the only signature is v1a.
+    page.get_by_role("button", name="Rotate secret").click()
+    dialog = page.get_by_role("dialog", name="Rotate the signing secret?")
+    dialog.get_by_label("Grace period").select_option(label="none: the old key stops at once")
+    dialog.get_by_label("Signature scheme").select_option("v1a")
+    dialog.get_by_role("button", name="Rotate").click()
+    shown = page.get_by_role("dialog", name="The new signing key")
+    expect(shown).to_contain_text("signed with it alone")
+    expect(shown).to_contain_text("the public key receivers verify with")
+    assert shown.locator(".new-secret").inner_text().startswith("whpk_")
+    shown.get_by_role("button", name="Done").click()
+    expect(secret).to_contain_text("v1a (Ed25519")
+    message = tenant.message(queue, "signed once")
+    wait_for(lambda: delivery_state(tenant, queue, message) == "delivered")
+    signature = backdrop.receiver.on("/rotated")[-1].headers["webhook-signature"]
+    assert signature.startswith("v1a,") and " " not in signature
+
+
+def test_a_read_only_key_may_not_rotate_or_edit_options(tab: Tab, tenant: Tenant) -> None:
     queue = tenant.queue("orders")
     listener = tenant.listener(queue, "shop")
     page = tab.page
     tab.sign_in(tenant.key_with(READ_ONLY, name="dashboard"))
     tab.go(f"#/queues/{queue}/listeners/{listener}")
+    expect(page.get_by_role("button", name="Rotate secret")).to_be_disabled()
     expect(page.get_by_role("button", name="Edit options")).to_be_disabled()
     expect(page.get_by_text("Hidden: this key may read this listener")).to_be_visible()
 

@@ -289,3 +289,53 @@ async def test_health_events_are_posted_into_the_alerts_queue_without_loops(
     r = await server.call("GET", f"/queues/{alerts['id']}/messages", params={"per_page": 100})
     names = [m["name"] for m in r.json()["messages"]]
     assert names == ["listener_disabled", "listener_enabled"]
+
+
+DOWN_S = 8.0  # "ten minutes", at these settings: past two whole retry schedules
+
+
+async def test_a_receiver_down_for_long_loses_nothing_and_is_not_hammered(
+    settings: Settings,
+) -> None:
+    """Breaker threshold 3, cool-down 1 s, a retry schedule that would be exhausted in
+    3 s: a receiver down for DOWN_S gets every message once it is back, none missed,
+    and the attempts made while it was down stay within the cool-downs' bound."""
+    cap = 4
+    short = replace(
+        settings,
+        breaker_threshold=3,
+        breaker_cooldown_s=1.0,
+        retry_schedule_s=(0.5, 1.0, 1.5),
+        max_in_flight_per_listener=cap,
+    )
+    switch = Switch(status=503)
+    async with start_server(short) as server, receiver(hook=switch) as rx:
+        qid = (await server.call("POST", "/queues", json={"name": "q"})).json()["queue"]["id"]
+        listener = await add_listener(server, qid, rx)
+        loop = asyncio.get_running_loop()
+        down_at = loop.time()
+        mids = []
+        while loop.time() - down_at < DOWN_S:  # messages keep coming while it is down
+            mids.append(await post(server, qid))
+            await asyncio.sleep(0.4)
+        up_at = server.store.clock.now_ms()
+        switch.up = True
+        await until(lambda: _states_are(server, qid, mids, {"delivered"}), 20)
+        got = await _listener(server, qid, listener["id"])
+        r = await server.call(
+            "GET", f"/queues/{qid}/listeners/{listener['id']}/attempts", params={"per_page": 100}
+        )
+    assert got["messages"]["missed_count"] == 0 and got["health"]["state"] == "healthy"
+    attempts = r.json()["attempts"]
+    while_down = [a for a in attempts if a["started_at"] < up_at]
+    assert all(a["outcome"] == "failed" and a["status"] == 503 for a in while_down)
+    # Trials after cool-downs of 1, 2, 4 s fit in 8 s: at most 3 (one more for timing).
+    trials = 1 + max(k for k in range(10) if sum(2**i for i in range(k)) <= DOWN_S)
+    bound = short.breaker_threshold + cap + trials
+    print(
+        f"down {DOWN_S:g} s: {len(mids)} messages, {len(while_down)} attempts while down"
+        f" (bound {bound}; without the breaker {len(mids) * 4} and every one missed),"
+        f" {len(attempts) - len(while_down)} after it came back"
+    )
+    assert len(while_down) <= bound
+    assert len({a["message_id"] for a in attempts if a["outcome"] == "acknowledged"}) == len(mids)

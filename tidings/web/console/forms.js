@@ -2,7 +2,7 @@
 // hands the result to `onDone`.
 import { call, seg } from "./api.js";
 import { html, useState } from "./lib.js";
-import { Dialog, Field, Problem, span, useSubmit } from "./ui.js";
+import { CopyButton, Dialog, Field, Problem, span, useSubmit } from "./ui.js";
 
 function Buttons({ busy, label, onClose }) {
   return html`<div class="form-actions">
@@ -287,6 +287,60 @@ export function OptionsForm({ listener, onDone, onClose }) {
       ${problem && html`<p class="field-error" role="alert">${problem}</p>`}
       <${Problem} error=${error} what="change this listener" />
       <${Buttons} busy=${busy || Boolean(problem)} label="Save options" onClose=${onClose} />
+    </form>
+  <//>`;
+}
+
+const GRACE = [
+  [0, "none: the old key stops at once"],
+  [3600, "1 hour"],
+  [86400, "1 day"],
+  [604800, "7 days"],
+];
+
+/** Rotate the signing key; the new one is shown here, once, to copy. */
+export function RotateSecret({ listener, path, onClose }) {
+  const [grace, setGrace] = useState("86400");
+  const [scheme, setScheme] = useState(listener.signature_scheme || "v1");
+  const [rotated, setRotated] = useState(null);
+  const { busy, error, run } = useSubmit();
+  const submit = run(async () => {
+    const { data } = await call("POST", `${path}/secret`, { grace_seconds: Number(grace), signature_scheme: scheme });
+    setRotated(data.listener);
+  });
+  if (rotated) {
+    return html`<${Dialog} title="The new signing key" onClose=${onClose}>
+      <div class="form">
+        <p>Give it to the receiver now; this is the only time the console shows it${" "}
+          without asking. ${Number(grace) > 0
+            ? `Deliveries are signed with both keys for ${span(Number(grace))}.`
+            : "Deliveries are signed with it alone from now on."}</p>
+        <code class="id key-full new-secret">${rotated.secret}</code>
+        <p class="muted small">Scheme ${rotated.signature_scheme}${rotated.signature_scheme === "v1a" ? ": this is the public key receivers verify with." : "."}</p>
+        <div class="form-actions">
+          <${CopyButton} text=${rotated.secret} />
+          <button type="button" class="button primary" onClick=${onClose}>Done</button>
+        </div>
+      </div>
+    <//>`;
+  }
+  return html`<${Dialog} title="Rotate the signing secret?" onClose=${onClose}>
+    <form class="form" onSubmit=${submit}>
+      <p>A new key signs every delivery from now on. During the grace period each delivery
+        carries a signature by the old key too, so the receiver can switch at its own pace.</p>
+      <${Field} label="Grace period">
+        <select value=${grace} onChange=${(e) => setGrace(e.currentTarget.value)}>
+          ${GRACE.map(([seconds, label]) => html`<option key=${seconds} value=${String(seconds)}>${label}</option>`)}
+        </select>
+      <//>
+      <${Field} label="Signature scheme">
+        <select value=${scheme} onChange=${(e) => setScheme(e.currentTarget.value)}>
+          <option value="v1">v1: HMAC-SHA256 with a shared secret</option>
+          <option value="v1a">v1a: Ed25519, receivers verify with a public key</option>
+        </select>
+      <//>
+      <${Problem} error=${error} what="rotate this listener's secret" />
+      <${Buttons} busy=${busy} label="Rotate" onClose=${onClose} />
     </form>
   <//>`;
 }

@@ -1,6 +1,6 @@
 // Listeners: every listener of the organization, and one listener in detail.
 import { call, listAll, listPage, may, newestPage, seg } from "../api.js";
-import { ListenerForm, OptionsForm } from "../forms.js";
+import { ListenerForm, OptionsForm, RotateSecret } from "../forms.js";
 import { html, useState } from "../lib.js";
 import {
   Action,
@@ -235,7 +235,8 @@ export function ListenerDetail({ queueId, listenerId }) {
       <${Options} listener=${l} />
     <//>`}
 
-    <${Section} title="Signing secret">
+    <${Section} title="Signing secret" actions=${"signature_scheme" in l &&
+      html`<${Action} may=${mayChange} what="rotate this listener's secret" onClick=${() => setDialog("rotate")}>Rotate secret<//>`}>
       <${Secret} listener=${l} />
     <//>
 
@@ -251,6 +252,10 @@ export function ListenerDetail({ queueId, listenerId }) {
     ${dialog === "options" && html`<${OptionsForm} listener=${l} onClose=${close} onDone=${() => {
       close();
       notice("Options saved.");
+      listener.reload();
+    }} />`}
+    ${dialog === "rotate" && html`<${RotateSecret} listener=${l} path=${path} onClose=${() => {
+      close();
       listener.reload();
     }} />`}
     ${dialog === "disable" &&
