@@ -43,9 +43,17 @@ _FILTERED_LISTENERS = (
     "SELECT id, org_id, queue_id, filter, options_version FROM listeners"
     " WHERE queue_id {ids} AND filter IS NOT NULL"
 )
-_INSERT_DELIVERY = (
+# The matched (message, listener) pairs of a whole batch in one statement.
+_INSERT_MATCHED_POSTGRES = (
     "INSERT INTO deliveries (message_id, listener_id, org_id, state, attempts, next_attempt_at)"
-    f" SELECT m.id, $2, m.org_id, 'pending', 0, {_FIRST_DUE} FROM messages m WHERE m.id = $1"
+    f" SELECT m.id, p.listener_id, m.org_id, 'pending', 0, {_FIRST_DUE}"
+    " FROM unnest($1::text[], $2::text[]) AS p(message_id, listener_id)"
+    " JOIN messages m ON m.id = p.message_id"
+)
+_INSERT_MATCHED_SQLITE = (
+    "INSERT INTO deliveries (message_id, listener_id, org_id, state, attempts, next_attempt_at)"
+    f" SELECT m.id, json_extract(p.value, '$[1]'), m.org_id, 'pending', 0, {_FIRST_DUE}"
+    " FROM json_each($1) p JOIN messages m ON m.id = json_extract(p.value, '$[0]')"
 )
 # Retention (SPEC §9): a message past its queue's retention goes once none of its
 # deliveries is still owed. Owed means pending for an enabled listener: a disabled
@@ -299,8 +307,15 @@ class Messages:
             for row, compiled in by_queue.get(m.queue_id, ()):
                 if row["org_id"] == m.org_id and compiled.matches(m.name, parsed):
                     matched.append((m.id, row["id"]))
-        if matched:
-            await tx.executemany(_INSERT_DELIVERY, matched)
+        if not matched:
+            return
+        # executemany of one row: nothing to answer, so SQLite queues it with the rest.
+        if self._db.dialect == "postgresql":
+            message_ids, listener_ids = zip(*matched, strict=True)
+            args: tuple[Any, ...] = (list(message_ids), list(listener_ids))
+            await tx.executemany(_INSERT_MATCHED_POSTGRES, [args])
+        else:
+            await tx.executemany(_INSERT_MATCHED_SQLITE, [(json.dumps(matched),)])
 
     async def purge_expired(
         self,
