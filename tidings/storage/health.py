@@ -144,8 +144,8 @@ async def write(
 
 # SQLite: a listener whose attempts in a batch all succeeded and none was a trial
 # cannot change state, so it is written without a read (a read inside the
-# transaction costs SQLite a second hop to the writer thread). Failures in a row end while it is healthy; a
-# failing one is closed by its trial only.
+# transaction costs SQLite a second hop to the writer thread). Failures in a row end
+# while it is healthy; a failing one is closed by its trial only.
 _SUCCEEDED = (
     "UPDATE listeners SET last_success_at = $2, acknowledged_count = acknowledged_count + $3,"
     " consecutive_failures = CASE WHEN health = 'healthy' THEN 0"
