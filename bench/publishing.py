@@ -7,6 +7,7 @@ Every figure is a ratio to a baseline measured in the same run, on the same serv
   (``wrk -c64``, rounds alternate); goal >= 0.8.
 * ``batch``: messages/s through ``.../messages/batch`` with 100 per request
   (``wrk -c8``) vs single-message POSTs (``wrk -c64``), alternating; goal >= 5.
+  ``batch`` has one listener (the engine sends meanwhile), ``batch0`` none.
 * ``delayed``: idle CPU seconds per second of a server (API + engine processes, and
   on PostgreSQL the database's backends) holding 100,000 delayed messages vs one
   holding 100, both running and sampled over the same windows; goal <= 1 (noise
@@ -105,7 +106,9 @@ def _batch_body(size: int) -> bytes:
     return json.dumps({"messages": [item] * size}, separators=(",", ":")).encode()
 
 
-async def _batch(kind: str, seconds: float, rounds: int) -> dict[str, Any]:
+async def _batch(kind: str, seconds: float, rounds: int, listeners: int = 1) -> dict[str, Any]:
+    """``listeners=0``: the queue has none, so the engine sends nothing while both are
+    measured (on 2 cores the engine's sending competes with the API for CPU)."""
     runs: dict[str, list[float]] = {"single": [], "batch100": []}
     errors = 0
     body = _batch_body(100)
@@ -115,7 +118,10 @@ async def _batch(kind: str, seconds: float, rounds: int) -> dict[str, Any]:
         tidings(url) as server,
         aiohttp.ClientSession() as session,
     ):
-        queue_id = await _setup(server.url, session, recv.url)
+        if listeners:
+            queue_id = await _setup(server.url, session, recv.url)
+        else:
+            queue_id = await Api(server.url, session).queue("bench-no-listener")
         single = f"{server.url}/v1/queues/{queue_id}/messages"
         batch = single + "/batch"
         await wrk.post(single, MESSAGE, _headers(), 64, 2)
@@ -132,6 +138,7 @@ async def _batch(kind: str, seconds: float, rounds: int) -> dict[str, Any]:
                 errors += result.errors
     return {
         "db": kind,
+        "listeners": listeners,
         "single_msg_per_s": runs["single"],
         "batch100_msg_per_s": runs["batch100"],
         "ratio": ratio(median(runs["batch100"]), median(runs["single"])),
@@ -365,6 +372,8 @@ async def run_all(
                 row = await _keys(kind, seconds, rounds)
             elif name == "batch":
                 row = await _batch(kind, seconds, rounds)
+            elif name == "batch0":
+                row = await _batch(kind, seconds, rounds, listeners=0)
             elif name == "delayed":
                 row = await _delayed(kind, 2 * seconds, rounds)
             else:
@@ -378,18 +387,20 @@ async def run_all(
 async def run(kinds: list[str], quick: bool) -> dict[str, Any]:
     """The ``python -m bench publishing`` entry."""
     seconds = 5.0 if quick else 10.0
-    return await run_all(["keys", "batch", "delayed", "purge"], kinds, seconds, 3, 1_000_000)
+    names = ["keys", "batch", "batch0", "delayed", "purge"]
+    return await run_all(names, kinds, seconds, 3, 1_000_000)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.publishing", description=__doc__)
-    parser.add_argument("scenario", choices=["all", "keys", "batch", "delayed", "purge"])
+    parser.add_argument("scenario", choices=["all", "keys", "batch", "batch0", "delayed", "purge"])
     parser.add_argument("--db", default="sqlite,postgres")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--expired", type=int, default=1_000_000)
     args = parser.parse_args()
-    names = ["keys", "batch", "delayed", "purge"] if args.scenario == "all" else [args.scenario]
+    everything = ["keys", "batch", "batch0", "delayed", "purge"]
+    names = everything if args.scenario == "all" else [args.scenario]
     kinds = [k.strip() for k in args.db.split(",") if k.strip()]
     uvloop.run(run_all(names, kinds, args.seconds, args.rounds, args.expired))
 

@@ -58,7 +58,8 @@ def test_a_message_shows_each_listeners_attempts_with_status_duration_and_answer
     expect(attempts.nth(2)).to_contain_text("failed")
     expect(attempts.nth(2)).to_contain_text("500")
     answer = attempts.nth(2).locator("details")
-    answer.locator("summary").click()  # the answer's body, opened on demand
+    answer.locator("summary").focus()  # the answer's body, opened on demand, by keyboard
+    page.keyboard.press("Enter")
     expect(answer.locator("pre")).to_have_text("flaky says no")
 
     switch.failing = False  # redeliver: the new attempt joins the log

@@ -63,6 +63,9 @@ async def test_receiver_faults_fail_within_the_deadline(tmp_path: Path) -> None:
         }
         slow = await FaultProxy("latency", upstream, 0.5).start()
         env = {"TIDINGS_RETRY_SCHEDULE": "0.2,0.2", "TIDINGS_DELIVERY_TIMEOUT": str(DEADLINE_S)}
+        # Every attempt must reach the fault, so the breaker (which would hold the
+        # faulty listeners' deliveries after 20 failures, SPEC §11) stays closed here.
+        env["TIDINGS_BREAKER_THRESHOLD"] = str(10 * MESSAGES)
         env |= UNLIMITED
         proc, base = await serve(url, tmp_path / "serve.log", None, **env)
         try:

@@ -319,6 +319,7 @@ class Engine:
             busy,
             self._cursor,
             default_cap=default_cap,
+            held=dict(self._per_listener),
         )
         if batch:
             self._cursor = batch[-1].listener_id
@@ -380,7 +381,12 @@ class Engine:
         # outcome is written: see _attempt). Otherwise a claim would find nothing
         # new (new messages and retries wake the loop themselves), and an empty
         # claim per finished attempt was most of the PostgreSQL delivery cost.
-        if was_full:
+        cap = self._caps.get(claimed.listener_id, claimed.send_cap)
+        # At the refill point (a backlogged listener with some rows still waiting
+        # for a slot): claim more now, so new rows arrive before the sending ones
+        # run out and a fast receiver is never left idle for a claim.
+        refill_at = 2 * cap - 1 - max(1, cap // 2)
+        if was_full or held == refill_at + 1:
             self._wake.set()
 
     async def _attempt(self, claimed: Claimed, body: bytes) -> None:

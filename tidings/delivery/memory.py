@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -164,6 +164,7 @@ class MemoryStore:
         busy: Sequence[str],
         after: str = "",
         default_cap: int = 16,
+        held: Mapping[str, int] | None = None,
     ) -> list[Claimed]:
         self.claims += 1
         lease_until += int(RATE_LOOKAHEAD_MS)
@@ -177,7 +178,7 @@ class MemoryStore:
             due = self._due(lid, now)
             if not due:
                 continue
-            flow = self._flow(listener, now, default_cap, by)
+            flow = self._flow(listener, now, default_cap, by, (held or {}).get(lid, 0))
             room = min(allowance(flow, per_listener, now), limit - len(claimed))
             taken = [r for r in due if flow.head in (None, r.message_id)][:room]
             starts, listener.rate_next_at = start_times(flow, len(taken), now)
@@ -222,7 +223,7 @@ class MemoryStore:
         listener = self.listeners.get(listener_id)
         return listener is None or listener.state is LivenessState.DOWN or not listener.claimable
 
-    def _flow(self, listener: ListenerRow, now: int, default_cap: int, by: int) -> Flow:
+    def _flow(self, listener: ListenerRow, now: int, default_cap: int, by: int, held: int) -> Flow:
         mine = [
             r
             for r in self.rows.values()
@@ -241,7 +242,7 @@ class MemoryStore:
             ordered=listener.ordered,
             leased=sum(1 for r in mine if r.lease_until > now and r.claimed_by != by),
             head=head,
-            mine=sum(1 for r in mine if r.lease_until > now and r.claimed_by == by),
+            mine=held,
         )
 
     def claimed(self, r: Row, flow: Flow | None = None, start_at: float = 0.0) -> Claimed:

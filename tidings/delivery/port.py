@@ -9,7 +9,7 @@ importing delivery.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 from tidings.domain.health import BreakerPolicy
@@ -31,6 +31,7 @@ class DeliveryQueue(Protocol):
         busy: Sequence[str],
         after: str = "",
         default_cap: int = 16,
+        held: Mapping[str, int] | None = None,
     ) -> list[Claimed]: ...
 
     async def claim_trials(self, by: int, now: int, lease_until: int, limit: int) -> list[Claimed]:

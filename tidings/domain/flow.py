@@ -56,6 +56,10 @@ def allowance(flow: Flow, take: int, now: int) -> int:
         alone = flow.leased == 0 and flow.mine == 0
         room = min(room, 1) if flow.head is not None and alone else 0
     if flow.rate_limit is not None and room > 0:
+        if flow.rate_next_at > now:
+            # The rate binds: reserve no more than may be sent at once, so no
+            # reserved start waits for a slot (late starts would bunch up behind).
+            room = min(room, cap - flow.mine)
         base = max(flow.rate_next_at, float(now))
         horizon = now + RATE_LOOKAHEAD_MS
         if base > horizon:

@@ -22,7 +22,7 @@ SQLite has one writer, so its transaction is exclusive anyway.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tidings.domain.flow import RATE_LOOKAHEAD_MS, Flow, allowance, start_times
@@ -30,7 +30,7 @@ from tidings.storage import health
 from tidings.storage.database import Connection, Database, Row, id_list
 
 _CANDIDATES = """
-SELECT l.id, l.max_in_flight, l.rate_limit, l.rate_next_at, l.ordered
+SELECT l.id, l.max_in_flight, l.rate_limit, l.rate_next_at, l.ordered{counts}
 FROM listeners l
 WHERE l.liveness_state <> 'down' AND NOT (l.id {busy})
   AND (l.rate_limit IS NULL OR l.rate_next_at <= $2)
@@ -43,6 +43,13 @@ WHERE l.liveness_state <> 'down' AND NOT (l.id {busy})
 ORDER BY l.id <= $4, l.id
 LIMIT $5{lock}
 """
+# SQLite's claim transaction is exclusive: the counts can come with the candidates
+# (one hop to the writer instead of two). Evaluated only for the rows LIMIT keeps.
+_LEASED_OF = (
+    "(SELECT count(*) FROM deliveries d WHERE d.listener_id = l.id AND d.state = 'pending'"
+    " AND d.lease_until > 0 AND d.lease_until > $1 AND {whose})"
+)
+_COUNTS_SQLITE = ", " + _LEASED_OF.format(whose="d.claimed_by IS NOT $6") + " AS others"
 # "lease_until > 0" repeats the partial index's predicate so the planner may use it.
 _LEASED = """
 SELECT listener_id, claimed_by = $3 AS mine, count(*) AS n FROM deliveries
@@ -96,26 +103,34 @@ class Claim:
         self._by = by
 
     async def flows(
-        self, busy: Sequence[str], after: str, limit: int, default_cap: int
+        self,
+        busy: Sequence[str],
+        after: str,
+        limit: int,
+        default_cap: int,
+        held: Mapping[str, int],
     ) -> list[Flow]:
+        """``held``: per listener, the deliveries this engine holds and has not
+        finished (its own leases of finished attempts whose outcome is still being
+        written do not count against its prefetch)."""
         postgres = self._db.dialect == "postgresql"
         in_busy, excluded = id_list(self._db, 3, busy)
         lock = " FOR NO KEY UPDATE OF l SKIP LOCKED" if postgres else ""
-        candidates = await self._tx.fetch(
-            _CANDIDATES.format(busy=in_busy, lock=lock, claimable=health.CLAIMABLE),
-            self._now,
-            self._now + RATE_LOOKAHEAD_MS,
-            excluded,
-            after,
-            limit,
-        )
+        counts = "" if postgres else _COUNTS_SQLITE
+        sql = _CANDIDATES.format(busy=in_busy, lock=lock, claimable=health.CLAIMABLE, counts=counts)
+        args = [self._now, self._now + RATE_LOOKAHEAD_MS, excluded, after, limit]
+        candidates = await self._tx.fetch(sql, *args, *([] if postgres else [self._by]))
         if not candidates:
             return []
-        in_ids, ids = id_list(self._db, 1, [c["id"] for c in candidates])
-        leased = {
-            (r["listener_id"], bool(r["mine"])): r["n"]
-            for r in await self._tx.fetch(_LEASED.format(ids=in_ids), ids, self._now, self._by)
-        }
+        leased: dict[tuple[str, bool], int] = {}
+        if postgres:
+            # Read after the lock: a snapshot that holds every lease committed before.
+            in_ids, ids = id_list(self._db, 1, [c["id"] for c in candidates])
+            for r in await self._tx.fetch(_LEASED.format(ids=in_ids), ids, self._now, self._by):
+                leased[r["listener_id"], bool(r["mine"])] = r["n"]
+        else:
+            for c in candidates:
+                leased[c["id"], False] = c["others"]
         heads: dict[str, str] = {}
         ordered = [c["id"] for c in candidates if c["ordered"]]
         if ordered:
@@ -124,6 +139,8 @@ class Claim:
                 # The head may go only once it is due and nobody holds it.
                 if r["next_attempt_at"] <= self._now and r["lease_until"] <= self._now:
                     heads[r["listener_id"]] = r["message_id"]
+        for c in candidates:
+            leased[c["id"], True] = held.get(c["id"], 0)
         return _flows(candidates, leased, heads, default_cap)
 
     async def advance_rates(self, moved: list[tuple[str, float]]) -> None:
@@ -163,19 +180,20 @@ def schedule(
     return starts, moved
 
 
-def pick_sqlite(rows: list[Row], room: dict[str, int], heads: dict[str, str | None]) -> list[int]:
-    """SQLite cannot LIMIT by a column: trim each listener's due rows here."""
-    picked: list[int] = []
+def trim_sqlite(rows: list[Row], room: dict[str, int]) -> tuple[list[Row], list[int]]:
+    """SQLite leased up to the largest allowance per listener: keep each listener's
+    first ``room`` rows (by due time), answer the rowids to give back."""
+    kept: list[Row] = []
+    extra: list[int] = []
     counts: dict[str, int] = {}
-    for r in rows:
+    for r in sorted(rows, key=lambda r: (r["next_attempt_at"], r["message_id"])):
         lid = r["listener_id"]
-        head = heads.get(lid)
-        if head is not None and r["message_id"] != head:
-            continue
         if counts.get(lid, 0) < room.get(lid, 0):
             counts[lid] = counts.get(lid, 0) + 1
-            picked.append(r["row_id"])
-    return picked
+            kept.append(r)
+        else:
+            extra.append(r["row_id"])
+    return kept, extra
 
 
 def json_ids(values: Sequence[Any]) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +26,7 @@ from tidings.domain.health import BreakerPolicy, Change, Outcome
 from tidings.domain.models import AttemptError, AttemptOutcome, DeliveryState
 from tidings.storage import alerts, channels, health, locks
 from tidings.storage.attempts import Attempts, NewAttempt
-from tidings.storage.claims import Claim, allowances, json_ids, pick_sqlite, schedule
+from tidings.storage.claims import Claim, allowances, json_ids, schedule, trim_sqlite
 from tidings.storage.database import Connection, Database, Row, id_list
 from tidings.storage.events import EventLog
 from tidings.storage.messages import Messages
@@ -73,29 +73,32 @@ WITH a AS (
 SELECT p.* FROM picked p JOIN leased USING (message_id, listener_id)
 ORDER BY p.wrapped, p.listener_id, p.next_attempt_at, p.message_id
 """
-# SQLite cannot LIMIT by a column: the due rows of each candidate (up to the largest
-# allowance) are read in the claim's transaction and trimmed in Python
-# (claims.pick_sqlite), then leased by rowid. What to send is read after the commit,
-# on a reader (RETURNING can only name the leased table).
-_DUE_SQLITE = """
-SELECT d.rowid AS row_id, d.listener_id, d.message_id
-FROM (
-    SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS head
-    FROM json_each($1)
-) a
-JOIN deliveries d ON d.rowid IN (
-    SELECT rowid FROM deliveries
-    WHERE listener_id = a.id AND state = 'pending'
-      AND next_attempt_at <= $2 AND lease_until <= $2
-      AND (a.head IS NULL OR message_id = a.head)
-    ORDER BY next_attempt_at LIMIT $3
-)
-"""
+# SQLite cannot LIMIT by a column: one UPDATE leases up to the largest allowance of
+# each candidate (for an ordered one only its head), and what a listener got beyond
+# its own allowance is given back at once (rare: most claims have one allowance for
+# all). What to send is read after the commit, on a reader (RETURNING can only name
+# the leased table).
 _LEASE_SQLITE = """
-UPDATE deliveries SET lease_until = $2, claimed_by = $3
-WHERE rowid IN (SELECT value FROM json_each($1))
+UPDATE deliveries SET lease_until = $4, claimed_by = $5
+WHERE rowid IN (
+    SELECT d.rowid
+    FROM (
+        SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS head
+        FROM json_each($1)
+    ) a
+    JOIN deliveries d ON d.rowid IN (
+        SELECT rowid FROM deliveries
+        WHERE listener_id = a.id AND state = 'pending'
+          AND next_attempt_at <= $2 AND lease_until <= $2
+          AND (a.head IS NULL OR message_id = a.head)
+        ORDER BY next_attempt_at LIMIT $3
+    )
+)
 RETURNING rowid AS row_id, listener_id, next_attempt_at, message_id
 """
+_UNLEASE_SQLITE = (
+    "UPDATE deliveries SET lease_until = 0 WHERE rowid IN (SELECT value FROM json_each($1))"
+)
 # A breaker's trial: the listener's earliest due delivery, leased (storage/health.py
 # leased the trial itself). Then read like any claim, by key.
 # (PostgreSQL: the row is picked in a MATERIALIZED CTE and leased by ctid. Picked in
@@ -330,6 +333,7 @@ class Deliveries:
         busy: Sequence[str],
         after: str = "",
         default_cap: int = 16,
+        held: Mapping[str, int] | None = None,
     ) -> list[Claimed]:
         """Lease up to ``limit`` due deliveries to engine ``by``, listener by listener
         in id order starting after listener ``after`` and wrapping around (the engine
@@ -343,7 +347,7 @@ class Deliveries:
 
         async def body(tx: Connection) -> tuple[list[Row], dict[str, Flow], dict[str, list[float]]]:
             claim = Claim(self._db, tx, now, by)
-            flows = await claim.flows(busy, after, limit, default_cap)
+            flows = await claim.flows(busy, after, limit, default_cap, held or {})
             room = allowances(flows, per_listener, limit, now)
             if not room:
                 return [], {}, {}
@@ -362,9 +366,12 @@ class Deliveries:
                 )
             else:
                 wanted = json_ids([[i, heads.get(i)] for i in room])
-                due = await tx.fetch(_DUE_SQLITE, wanted, now, max(room.values()))
-                picked = pick_sqlite(due, room, heads)
-                rows = await tx.fetch(_LEASE_SQLITE, json_ids(picked), lease_until, by)
+                leased = await tx.fetch(
+                    _LEASE_SQLITE, wanted, now, max(room.values()), lease_until, by
+                )
+                rows, extra = trim_sqlite(leased, room)
+                if extra:
+                    await tx.execute(_UNLEASE_SQLITE, json_ids(extra))
             taken = Counter(r["listener_id"] for r in rows)
             starts, moved = schedule(flows, taken, now)
             await claim.advance_rates(moved)
