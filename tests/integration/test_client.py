@@ -150,11 +150,11 @@ async def test_listener_health_through_the_client(server: Running) -> None:
         listener = await tidings.create_listener(queue.id, "l", rx.url("/hook"), rx.url("/live"))
         posted = await tidings.post_message(queue.id, "{}")
         await rx.wait_for("/hook", 1)
-        for _ in range(100):
+        for _ in range(200):  # the outcome is written by the engine's next batch
             attempts = await tidings.message_attempts(queue.id, posted.id)
             if attempts.total:
                 break
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.1)
         [attempt] = attempts.items
         assert attempt.outcome == "acknowledged" and attempt.status == 200
         assert attempt.response_body == "{}" and attempt.attempt == 1
