@@ -141,3 +141,41 @@ def _operator_walk(base_url: str, api_key: str) -> None:
 
 async def test_keys_organizations_events_and_stats(server: Running) -> None:
     await asyncio.to_thread(_operator_walk, server.base_url, server.api_key)
+
+
+async def test_listener_health_through_the_client(server: Running) -> None:
+    """The attempt log, status, health, the series and the alerts queue (SPEC §11)."""
+    async with receiver() as rx, AsyncClient(server.base_url, server.api_key) as tidings:
+        queue = await tidings.create_queue("health")
+        listener = await tidings.create_listener(queue.id, "l", rx.url("/hook"), rx.url("/live"))
+        posted = await tidings.post_message(queue.id, "{}")
+        await rx.wait_for("/hook", 1)
+        for _ in range(200):  # the outcome is written by the engine's next batch
+            attempts = await tidings.message_attempts(queue.id, posted.id)
+            if attempts.total:
+                break
+            await asyncio.sleep(0.1)
+        [attempt] = attempts.items
+        assert attempt.outcome == "acknowledged" and attempt.status == 200
+        assert attempt.response_body == "{}" and attempt.attempt == 1
+        mine = await tidings.listener_attempts(queue.id, listener.id)
+        assert [a.id for a in mine.items] == [attempt.id]
+
+        await tidings.update_listener(queue.id, listener.id, status="disabled")
+        got = await tidings.get_listener(queue.id, listener.id)
+        assert got.status == "disabled" and got.health.state == "disabled"
+        assert got.health.disabled_reason == "manual"
+        await tidings.update_listener(queue.id, listener.id, status="enabled")
+        assert (await tidings.get_listener(queue.id, listener.id)).health.state == "healthy"
+        events = await tidings.list_events("listeners")
+        assert [e.reason for e in events if e.type == "listener_disabled"] == ["manual"]
+
+        series = await tidings.message_series(hours=1)
+        assert series.step_ms == 60_000 and sum(series.counts["listener_enabled"]) == 1
+        assert (await tidings.message_stats()).last_1_hours.listener_disabled == 1
+
+        org = events[0].client.id
+        client = await tidings.update_api_client(org, alerts_queue_id=queue.id)
+        assert client.alerts_queue_id == queue.id
+        cleared = await tidings.update_api_client(org, alerts_queue_id=None)
+        assert cleared.alerts_queue_id is None

@@ -4,7 +4,7 @@ rules. Storage applies them to the listener's row inside the engine's record bat
 
     healthy --(the last ``threshold`` attempts failed)--> failing
     failing --(cool-down over: one trial; it fails)--> failing, cool-down doubled (<= 900 s)
-    failing --(an attempt succeeds)--> healthy
+    failing --(a trial succeeds)--> healthy
     failing --(failing for ``disable_after``, at a failed trial)--> disabled (reason failing)
     any     --(the endpoint answers 410 Gone)--> disabled (reason gone)
     disabled --(PUT status enabled)--> healthy
@@ -77,8 +77,12 @@ def apply(
     changes: list[tuple[Change, DisabledReason | None]] = []
     for o in outcomes:
         if o.ok:
-            row = replace(row, consecutive_failures=0, last_success_at=o.at)
-            if row.state is BreakerState.FAILING and row.status is ListenerStatus.ENABLED:
+            row = replace(row, last_success_at=o.at)
+            if row.state is BreakerState.HEALTHY:
+                row = replace(row, consecutive_failures=0)
+            elif o.trial and row.status is ListenerStatus.ENABLED:
+                # Only a trial closes the breaker: an attempt that was already in
+                # flight when it opened says little about the endpoint now.
                 row = _healthy(row)
                 changes.append((Change.RECOVERED, None))
             continue

@@ -58,3 +58,9 @@ def new_id() -> str:
 
 def new_secret_token(nbytes: int = 32) -> str:
     return secrets.token_urlsafe(nbytes)
+
+
+def id_floor(ms: int) -> str:
+    """The smallest id made at millisecond ``ms``: ids made before it sort below it."""
+    value = (ms << _RANDOM_BITS) << 2
+    return "".join([_PAIRS[(value >> shift) & 1023] for shift in _SHIFTS])

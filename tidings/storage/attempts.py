@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tidings.domain.ids import id_floor
 from tidings.domain.models import Attempt, AttemptError, AttemptOutcome, Page
 from tidings.storage.database import Connection, Database, Row, id_list
 
@@ -30,14 +31,30 @@ SELECT * FROM unnest(
     $8::int[], $9::text[], $10::int[], $11::text[], $12::text[]
 )
 """
+# Per listener, the oldest first along the primary key: the id bound (ids sort by
+# the real time they were made) stops the scan where attempts are young; started_at
+# decides. Listeners are found by hopping along the key's leading column.
 _PURGE = """
-DELETE FROM attempts WHERE id IN (
-    SELECT id FROM attempts WHERE started_at < $1 ORDER BY started_at LIMIT $2
+DELETE FROM attempts WHERE listener_id = $1 AND id IN (
+    SELECT id FROM attempts WHERE listener_id = $1 AND id < $2 AND started_at < $3
+    ORDER BY id LIMIT $4
 )
 """
+_LISTENERS = """
+WITH RECURSIVE o(listener_id) AS (
+    SELECT min(listener_id) FROM attempts
+    UNION ALL
+    SELECT (SELECT min(listener_id) FROM attempts WHERE listener_id > o.listener_id) FROM o
+    WHERE o.listener_id IS NOT NULL
+)
+SELECT listener_id FROM o WHERE listener_id IS NOT NULL
+"""
+# A minute of slack on the id bound: ids carry the wall clock, started_at the
+# runtime's clock.
+_ID_SLACK_MS = 60_000
 _PURGE_MESSAGES = """
-DELETE FROM attempts WHERE id IN (
-    SELECT id FROM attempts WHERE message_id {ids} LIMIT $2
+DELETE FROM attempts WHERE (listener_id, id) IN (
+    SELECT listener_id, id FROM attempts WHERE message_id {ids} LIMIT $2
 )
 """
 
@@ -139,8 +156,20 @@ class Attempts:
         return [_attempt(r) for r in rows], int(total)
 
     async def purge_before(self, before_ms: int, batch: int) -> int:
-        """Delete up to ``batch`` attempts started before ``before_ms`` (retention)."""
-        return await self._db.run(lambda tx: tx.execute(_PURGE, before_ms, batch), durable=False)
+        """Delete up to ``batch`` attempts started before ``before_ms`` (retention),
+        listener by listener, one short transaction each."""
+        bound = id_floor(before_ms + _ID_SLACK_MS)
+        deleted = 0
+        for row in await self._db.fetch(_LISTENERS):
+            args = (row["listener_id"], bound, before_ms, batch - deleted)
+
+            async def body(tx: Connection, args: tuple[Any, ...] = args) -> int:
+                return await tx.execute(_PURGE, *args)
+
+            deleted += await self._db.run(body, durable=False)
+            if deleted >= batch:
+                break
+        return deleted
 
     async def purge_messages(self, tx: Connection, message_ids: Sequence[str], batch: int) -> int:
         """Delete up to ``batch`` attempts of these messages inside ``tx`` (a message

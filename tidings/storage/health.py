@@ -142,6 +142,17 @@ async def write(
         )
 
 
+# SQLite: a listener whose attempts in a batch all succeeded and none was a trial
+# cannot change state, so it is written without a read (a read inside the
+# transaction costs SQLite a second hop to the writer thread). Failures in a row end
+# while it is healthy; a failing one is closed by its trial only.
+_SUCCEEDED = (
+    "UPDATE listeners SET last_success_at = $2, acknowledged_count = acknowledged_count + $3,"
+    " consecutive_failures = CASE WHEN health = 'healthy' THEN 0"
+    " ELSE consecutive_failures END WHERE id = $1"
+)
+
+
 async def record(
     db: Database,
     tx: Connection,
@@ -156,11 +167,28 @@ async def record(
     transitions. ``orgs``: each listener's org id."""
     if not outcomes:
         return []
-    before = await read(db, tx, list(outcomes))
+    settled = {
+        lid: outs for lid, outs in outcomes.items() if not any(o.trial or not o.ok for o in outs)
+    }
+    if db.dialect == "postgresql":
+        # Every listener of the batch is locked by one read, in id order: two groups
+        # each in order could still cross between two engines' batches. (PostgreSQL
+        # answers a read within the transaction without SQLite's thread hop.)
+        settled = {}
+    hard = {lid: outs for lid, outs in outcomes.items() if lid not in settled}
+    # In id order (storage.locks), one UPDATE per listener either way.
+    if settled:
+        await tx.executemany(
+            _SUCCEEDED,
+            [(lid, outs[-1].at, acked.get(lid, 0)) for lid, outs in sorted(settled.items())],
+        )
+    if not hard:
+        return []
+    before = await read(db, tx, list(hard))
     after: dict[str, HealthRow] = {}
     changes: list[HealthChange] = []
     for lid, row in before.items():
-        new, happened = apply(row, outcomes[lid], policy, now)
+        new, happened = apply(row, hard[lid], policy, now)
         after[lid] = new
         changes += [HealthChange(orgs[lid], lid, c, reason) for c, reason in happened]
     await write(tx, after, acked)

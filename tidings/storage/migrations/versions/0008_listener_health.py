@@ -44,11 +44,10 @@ def upgrade() -> None:
         sa.Column("status", sa.Integer(), nullable=True),
         sa.Column("error", sa.String(32), nullable=True),
         sa.Column("response_body", sa.Text(), nullable=True),
-        sa.PrimaryKeyConstraint("id"),
+        sa.PrimaryKeyConstraint("listener_id", "id", name="pk_attempts"),
+        sqlite_with_rowid=False,
     )
     op.create_index("ix_attempts_message", "attempts", ["message_id", "id"])
-    op.create_index("ix_attempts_listener", "attempts", ["listener_id", "id"])
-    op.create_index("ix_attempts_started", "attempts", ["started_at"])
     for column in _LISTENER_COLUMNS:
         op.add_column("listeners", column)
     op.create_index(
