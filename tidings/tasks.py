@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 log = logging.getLogger("tidings")
@@ -45,3 +45,18 @@ class BackgroundTask:
             return
         task.cancel()
         await asyncio.wait((task,))
+
+
+async def every(
+    interval_s: float, round_: Callable[[], Awaitable[int]], what: str, logger: logging.Logger
+) -> None:
+    """Run ``round_`` every ``interval_s`` for ever (a background purge's loop), logging
+    how many ``what`` a round deleted; a failed round is a warning, as the next round
+    retries and a purge is never urgent."""
+    while True:
+        try:
+            if count := await round_():
+                logger.info("purged %d %s", count, what)
+        except Exception:
+            logger.warning("purging %s failed", what, exc_info=True)
+        await asyncio.sleep(interval_s)

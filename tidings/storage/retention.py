@@ -24,7 +24,7 @@ from tidings.storage.events import EventLog
 from tidings.storage.idempotency import IdempotencyKeys
 from tidings.storage.messages import Messages, PurgeChildren
 from tidings.storage.queues import Queues
-from tidings.tasks import BackgroundTask
+from tidings.tasks import BackgroundTask, every
 
 log = logging.getLogger("tidings.retention")
 
@@ -73,7 +73,7 @@ class EventRetention:
         self._task = BackgroundTask("tidings-event-retention")
 
     def start(self) -> None:
-        self._task.start(self._run())
+        self._task.start(every(self._interval_s, self.run_once, "usage events", log))
 
     async def stop(self) -> None:
         await self._task.stop()
@@ -113,16 +113,6 @@ class EventRetention:
                 return total
             await asyncio.sleep(self._pause_s)
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                deleted = await self.run_once()
-                if deleted:
-                    log.info("purged %d usage events", deleted)
-            except Exception:  # the next round retries; a purge is never urgent
-                log.warning("usage event purge failed", exc_info=True)
-            await asyncio.sleep(self._interval_s)
-
 
 class MessageRetention:
     """Deletes messages past their queue's ``retention_seconds`` (SPEC §9), queue by
@@ -153,7 +143,8 @@ class MessageRetention:
         self._task = BackgroundTask("tidings-message-retention")
 
     def start(self) -> None:
-        self._task.start(self._run())
+        what = "messages past their queue's retention"
+        self._task.start(every(self._interval_s, self.run_once, what, log))
 
     async def stop(self) -> None:
         await self._task.stop()
@@ -175,16 +166,6 @@ class MessageRetention:
                 took = time.monotonic() - started
                 await asyncio.sleep(max(self._pause_s, PAUSE_FACTOR * took))
         return deleted
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                deleted = await self.run_once()
-                if deleted:
-                    log.info("purged %d messages past their queue's retention", deleted)
-            except Exception:  # the next round retries
-                log.warning("message purge failed", exc_info=True)
-            await asyncio.sleep(self._interval_s)
 
 
 def _all_attempts(attempts: Attempts) -> PurgeChildren:
