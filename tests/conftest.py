@@ -9,7 +9,7 @@ import os
 import shutil
 import socket
 import ssl
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +19,6 @@ import asyncpg
 import httpx
 import pytest
 import uvicorn
-import uvloop
 
 from tidings.config import Settings
 from tidings.domain.clock import SYSTEM_CLOCK, Clock
@@ -31,16 +30,6 @@ from tidings.storage.tables import metadata
 
 # Every test in these directories starts processes (the `process` tier).
 _PROCESS_DIRS = frozenset({"acceptance", "browser", "contract", "faults"})
-
-
-def pytest_asyncio_loop_factories(
-    config: pytest.Config, item: pytest.Item
-) -> dict[str, Callable[[], asyncio.AbstractEventLoop]] | None:
-    """A test module that sets ``BOTH_LOOPS = True`` runs each test on asyncio's loop and on
-    uvloop's (the one tidings runs on): their transports differ in small ways."""
-    if getattr(getattr(item, "module", None), "BOTH_LOOPS", False):
-        return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
-    return None
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

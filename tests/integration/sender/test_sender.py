@@ -23,8 +23,6 @@ from tidings.domain.networks import parse_networks
 LOCAL = DestinationPolicy(parse_networks("127.0.0.0/8"))
 
 
-# Every test on asyncio's loop and on uvloop, the one the engine runs on (tests/conftest.py).
-BOTH_LOOPS = True
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
 

@@ -16,8 +16,6 @@ from tidings.domain.networks import parse_networks
 from tidings.storage.attempts import body_text
 
 LOCAL = DestinationPolicy(parse_networks("127.0.0.0/8"))
-# On asyncio's loop and on uvloop, the one the engine runs on (tests/conftest.py).
-BOTH_LOOPS = True
 
 
 @asynccontextmanager
