@@ -1,8 +1,8 @@
 """Where listeners may point (SPEC §7): the SSRF policy for ``notify_url`` and ``liveness_url``.
 
 The API checks a URL against it when a listener is registered; the delivery engine
-checks every address it connects to (``delivery/guard.py`` plugs :meth:`resolve` into
-aiohttp). Both sides use this one module, and neither imports the other, so it sits
+checks every address it connects to (``delivery/sender.py`` calls :meth:`resolve` for
+every new connection). Both sides use this one module, and neither imports the other, so it sits
 below both: it is rules plus checked DNS resolution, with no HTTP library.
 
 * ``check_at_registration`` on create/update: syntax, then the literal or the current DNS answer;

@@ -1,4 +1,4 @@
-"""The destination guard (SPEC §7): address policy, URL syntax, registration, guarded connects."""
+"""The destination guard (SPEC §7): address policy, URL syntax, registration, connects."""
 
 from __future__ import annotations
 
@@ -6,15 +6,15 @@ import ipaddress
 import socket
 from collections.abc import AsyncIterator
 
-import aiohttp
 import pytest
 from aiohttp import web
 
 from tidings.api.problems import status_of
 from tidings.config import Settings, SettingsError, load_settings
-from tidings.delivery.guard import GuardedConnector, GuardedResolver
+from tidings.delivery.sender import Response, Sender
 from tidings.destinations import SETTING, DestinationPolicy, DestinationRefused
 from tidings.domain.errors import BadRequest, Invalid
+from tidings.domain.models import AttemptError
 from tidings.domain.networks import parse_networks
 
 LOOPBACK = parse_networks("127.0.0.0/8,::1/128")
@@ -209,22 +209,6 @@ async def test_resolve_returns_only_checked_addresses() -> None:
     assert (public.address, public.family) == (ipaddress.ip_address("8.8.8.8"), socket.AF_INET)
 
 
-async def test_guarded_resolver_results() -> None:
-    resolver = GuardedResolver(DestinationPolicy(parse_networks("127.0.0.0/8")))
-    [result] = await resolver.resolve("localhost", 8080, socket.AF_INET)
-    assert result["host"] == "127.0.0.1"
-    assert (result["hostname"], result["port"], result["family"]) == (
-        "localhost",
-        8080,
-        socket.AF_INET,
-    )
-    with pytest.raises(OSError):
-        await resolver.resolve("localhost", 8080, socket.AF_INET6)  # nothing allowed of that family
-    with pytest.raises(OSError):
-        await GuardedResolver(DestinationPolicy()).resolve("localhost", 8080, socket.AF_UNSPEC)
-    await resolver.close()
-
-
 @pytest.fixture
 async def server_port() -> AsyncIterator[int]:
     async def ok(_: web.Request) -> web.Response:
@@ -240,35 +224,24 @@ async def server_port() -> AsyncIterator[int]:
     await runner.cleanup()
 
 
-async def _get(connector: aiohttp.BaseConnector, url: str) -> str:
-    async with (
-        aiohttp.ClientSession(connector=connector) as session,
-        session.get(url) as response,
-    ):
-        return await response.text()
+async def _get(policy: DestinationPolicy, url: str) -> Response:
+    sender = Sender(policy, 4)
+    try:
+        return await sender.request("GET", url, 5.0)
+    finally:
+        await sender.close()
 
 
-async def test_guarded_resolver_end_to_end(server_port: int) -> None:
-    url = f"http://localhost:{server_port}/"
-    refused = aiohttp.TCPConnector(
-        resolver=GuardedResolver(DestinationPolicy()), use_dns_cache=False
-    )
-    with pytest.raises(aiohttp.ClientConnectorError):
-        await _get(refused, url)
-    allowed = aiohttp.TCPConnector(
-        resolver=GuardedResolver(DestinationPolicy(parse_networks("127.0.0.0/8"))),
-        use_dns_cache=False,
-    )
-    assert await _get(allowed, url) == "ok"
-
-
-@pytest.mark.parametrize("host", ["localhost", "127.0.0.1"])
-async def test_guarded_connector_end_to_end(server_port: int, host: str) -> None:
-    # aiohttp never shows IP literals to the resolver; the connector checks those itself.
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.1", "[::ffff:127.0.0.1]"])
+async def test_the_sender_connects_only_to_checked_addresses(server_port: int, host: str) -> None:
+    # Names go through DNS, literals skip it: the policy judges both, with its reason.
     url = f"http://{host}:{server_port}/"
-    with pytest.raises(aiohttp.ClientConnectorError, match=SETTING):
-        await _get(GuardedConnector(DestinationPolicy()), url)
-    assert await _get(GuardedConnector(DestinationPolicy(LOOPBACK)), url) == "ok"
+    refused = await _get(DestinationPolicy(), url)
+    assert refused.failure is AttemptError.ADDRESS_REFUSED and refused.status is None
+    assert refused.error is not None and SETTING in refused.error
+    if host != "[::ffff:127.0.0.1]":  # allowed, it would need a dual-stack socket
+        answer = await _get(DestinationPolicy(LOOPBACK), url)
+        assert (answer.status, answer.body) == (200, b"ok")
 
 
 def test_allowed_networks_are_parsed_once_into_the_settings() -> None:

@@ -1,10 +1,32 @@
-"""HTTP out: one shared aiohttp session for every attempt and probe.
+"""HTTP out: a small HTTP/1.1 client for every attempt and probe (issue 18).
 
-aiohttp measured ~20x httpx here under concurrency. Every request goes through the
-destination guard's connector (checked, fresh DNS; no rebinding), never follows
-redirects, never decompresses, reads at most ``MAX_RESPONSE_BYTES`` of a body, and
-runs under one total deadline, so a receiver that drips a byte a second cannot hold
-an attempt past it.
+aiohttp's request path was most of the engine's CPU per delivery (68 us a request here,
+against 15 us for a bare asyncio protocol: docs/benchmarks.md), and an attempt needs
+little of it. This client writes the request itself and parses the answer with llhttp
+(``httptools``), over one keep-alive pool:
+
+* **Destination guard.** A new connection goes only to an address
+  :meth:`DestinationPolicy.resolve` has just checked (fresh DNS; the checked answer is
+  the one connected to, so no rebinding). A pooled connection is reused only for the
+  same (scheme, host, port) it was opened for.
+* **Pool.** At most ``max_connections`` sockets open at once, idle ones included (an idle
+  one of another origin is closed to make room); idle ones close after 30 s. A
+  connection is put back only after a complete answer that did not say
+  ``Connection: close`` and whose body was read whole within the cap.
+* **Retry once.** A request on a pooled connection that ends before any byte of an answer
+  (the server closed the idle connection as it was sent) is sent again once, on a fresh
+  connection, POSTs included. The first copy may have reached the receiver even so: a
+  delivery is at least once anyway, and receivers dedupe by ``webhook-id``.
+* **HTTPS** verifies the certificate against the host name of the URL (SNI), while
+  connecting to the checked address.
+* **One total deadline** per request (pool wait, DNS, connect, TLS, send, answer): a
+  receiver that drips a byte a second cannot hold an attempt past it.
+* Never follows redirects, never decompresses (asks for none), keeps no cookies, reads at
+  most ``MAX_RESPONSE_BYTES`` of a body (the connection is then dropped) and keeps its
+  first ``KEPT_BODY_BYTES``. Answers framed by ``Content-Length``, chunked or by the end
+  of the connection are read; anything llhttp refuses is an invalid response.
+
+:func:`classify` is the one place a failure becomes the attempt log's error class.
 """
 
 from __future__ import annotations
@@ -12,20 +34,24 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
+from collections import deque
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Final, Protocol, cast
 
-import aiohttp
+import httptools
+from yarl import URL
 
 from tidings import __version__
-from tidings.delivery.guard import AddressRefused, GuardedConnector
-from tidings.destinations import DestinationPolicy
+from tidings.destinations import DestinationPolicy, DestinationRefused
 from tidings.domain.models import AttemptError
 
 MAX_RESPONSE_BYTES = 16 * 1024
 # What the attempt log keeps of an answer's body (SPEC §11).
 KEPT_BODY_BYTES = 1024
 USER_AGENT = f"tidings/{__version__} (+webhooks)"
+IDLE_TIMEOUT_S: Final = 30.0
+# Parsed request targets kept per URL (the listeners' URLs: few, and parsing costs).
+_TARGETS_KEPT: Final = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,25 +82,246 @@ class Transport(Protocol):
     async def close(self) -> None: ...
 
 
-class Sender:
-    def __init__(self, policy: DestinationPolicy, max_connections: int) -> None:
-        self._policy = policy
-        self._max_connections = max_connections
-        self._session: aiohttp.ClientSession | None = None
+class AddressRefused(OSError):
+    """The destination policy refused every address of the host (SPEC §7)."""
 
-    def _open(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            connector = GuardedConnector(
-                self._policy, limit=self._max_connections, limit_per_host=0, keepalive_timeout=30
+
+class InvalidAnswer(Exception):
+    """The answer is not HTTP/1.1 as llhttp reads it, or ended before its framing did."""
+
+
+class Unanswered(ConnectionError):
+    """The connection ended before any byte of an answer."""
+
+
+def classify(exc: BaseException) -> AttemptError:
+    """The attempt log's error class of a failed request, from exception types only."""
+    if isinstance(exc, AddressRefused):
+        return AttemptError.ADDRESS_REFUSED
+    if isinstance(exc, ssl.SSLError | ssl.CertificateError):
+        return AttemptError.TLS
+    if isinstance(exc, TimeoutError):
+        return AttemptError.TIMEOUT
+    if isinstance(exc, InvalidAnswer):
+        return AttemptError.INVALID_RESPONSE
+    return AttemptError.CONNECTION
+
+
+Origin = tuple[str, str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    origin: Origin
+    host: str  # as the URL has it (IPv6 unbracketed): resolved, and the TLS server name
+    port: int
+    tls: bool
+    start: str  # "{path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: ...\r\n"
+
+
+def _target(url: str) -> _Target:
+    # yarl: the parser the API checked the URL with (tidings.destinations), so the
+    # host judged at registration is the host connected to.
+    parsed = URL(url)
+    scheme, host, port = parsed.scheme, parsed.raw_host, parsed.port
+    if scheme not in ("http", "https") or not host or port is None:
+        raise ValueError(f"{url!r} is not an absolute http(s) URL")
+    authority = f"[{host}]" if ":" in host else host
+    if port != (443 if scheme == "https" else 80):
+        authority = f"{authority}:{port}"
+    start = (
+        f"{parsed.raw_path_qs or '/'} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: {USER_AGENT}\r\n"
+    )
+    return _Target((scheme, host, port), host, port, scheme == "https", start)
+
+
+def _request_head(
+    method: str, target: _Target, body: bytes | None, headers: dict[str, str] | None
+) -> bytes:
+    lines = [method, " ", target.start]
+    if headers:
+        for name, value in headers.items():
+            lines += (name, ": ", value, "\r\n")
+    breaks = 4 + (len(headers) if headers else 0)
+    if body is not None or method == "POST":
+        lines += ("Content-Length: ", str(len(body) if body else 0), "\r\n")
+        breaks += 1
+    lines.append("\r\n")
+    text = "".join(lines)
+    # The listener's headers were checked when set (domain/headers.py); this keeps any
+    # line break out of the request whatever the caller passed.
+    if text.count("\n") != breaks or text.count("\r") != breaks:
+        raise ValueError("a request header holds a line break")
+    return text.encode("latin-1")
+
+
+class _Connection(asyncio.Protocol):
+    """One HTTP/1.1 connection: one request at a time, the answer parsed by llhttp."""
+
+    def __init__(self, sender: Sender, origin: Origin) -> None:
+        self.sender = sender
+        self.origin = origin
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.lost = False
+        self.idle = False  # parked in the pool
+        self.idle_since = 0.0
+        self.uses = 0  # answers read on it so far
+        self.gone: asyncio.Future[None] | None = None  # done once the socket is closed
+        self._answer: asyncio.Future[None] | None = None
+        self._begin(False)
+
+    def _begin(self, head_only: bool) -> None:
+        self.head_only = head_only
+        self.status = 0
+        self.retry_after: str | None = None
+        self.kept = bytearray()
+        self.read = 0
+        self.received = False  # any byte of an answer
+        self.headers_done = False
+        self.framed = False  # Content-Length or chunked: else the end of the connection ends it
+        self.complete = False
+        self.keep_alive = False
+
+    # What the pool asks.
+
+    def reusable(self) -> bool:
+        return (
+            self.complete
+            and self.keep_alive
+            and self.read < MAX_RESPONSE_BYTES
+            and not self.lost
+            and self.transport is not None
+            and not self.transport.is_closing()
+        )
+
+    def abort(self) -> None:
+        self.lost = True
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.abort()
+
+    async def exchange(self, data: bytes, head_only: bool) -> tuple[int, str | None, bytes]:
+        assert self.transport is not None
+        if self.lost or self.transport.is_closing():
+            raise Unanswered("the pooled connection was closed")
+        self._begin(head_only)
+        answer = self._answer = self.sender.loop.create_future()
+        self.transport.write(data)
+        try:
+            await answer
+        finally:
+            self._answer = None
+        self.uses += 1
+        return self.status, self.retry_after, bytes(self.kept)
+
+    # asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, but are ones.
+        self.transport = cast(asyncio.Transport, transport)
+        self.gone = self.sender.loop.create_future()
+
+    def data_received(self, data: bytes) -> None:
+        answer = self._answer
+        if answer is None or answer.done():
+            # Bytes nobody asked for (or past the cap): the connection is not reused.
+            self.lost = True
+            if self.idle:
+                self.abort()
+            return
+        self.received = True
+        try:
+            self.parser.feed_data(data)
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+            self.lost = True
+            answer.set_exception(InvalidAnswer(f"{type(exc).__name__}: {exc}"))
+            return
+        if self.complete or self.read >= MAX_RESPONSE_BYTES:
+            answer.set_result(None)
+
+    def eof_received(self) -> bool | None:
+        return None  # close; connection_lost decides what the end means
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        if self.gone is not None and not self.gone.done():
+            self.gone.set_result(None)
+        if self.idle:
+            self.sender._drop(self)
+        answer = self._answer
+        if answer is None or answer.done():
+            return
+        if isinstance(exc, ssl.SSLError):
+            answer.set_exception(exc)
+        elif self.headers_done and not self.framed:
+            self.complete = True  # read until close: the end of the connection ends the body
+            answer.set_result(None)
+        elif not self.received:
+            answer.set_exception(
+                Unanswered(f"the connection closed before an answer ({exc or 'EOF'})")
             )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                auto_decompress=False,
-                cookie_jar=aiohttp.DummyCookieJar(),
-                headers={"User-Agent": USER_AGENT},
-                timeout=aiohttp.ClientTimeout(total=None),
-            )
-        return self._session
+        else:
+            answer.set_exception(InvalidAnswer(f"the answer was cut short ({exc or 'EOF'})"))
+
+    # llhttp callbacks
+
+    def on_message_begin(self) -> None:
+        if self.complete:
+            self.lost = True  # a second answer to one request
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        name = name.lower()
+        if name == b"retry-after":
+            if self.retry_after is None:
+                self.retry_after = value.decode("latin-1")
+        elif name == b"content-length" or (
+            name == b"transfer-encoding" and b"chunked" in value.lower()
+        ):
+            self.framed = True
+
+    def on_headers_complete(self) -> None:
+        self.status = self.parser.get_status_code()
+        self.headers_done = True
+        self.keep_alive = self.parser.should_keep_alive()
+        if self.head_only and self.status >= 200:
+            self.complete, self.keep_alive = True, False
+
+    def on_body(self, body: bytes) -> None:
+        if len(self.kept) < KEPT_BODY_BYTES:
+            self.kept += body[: KEPT_BODY_BYTES - len(self.kept)]
+        self.read += len(body)
+
+    def on_message_complete(self) -> None:
+        if 100 <= self.status < 200:
+            # An interim answer (100 Continue, 103 Early Hints): the final one follows.
+            self._begin(self.head_only)
+            self.received = True
+            return
+        self.complete = True
+
+
+class Sender:
+    """The engine's HTTP client: see the module's docstring for what it guarantees."""
+
+    def __init__(
+        self,
+        policy: DestinationPolicy,
+        max_connections: int,
+        *,
+        tls: ssl.SSLContext | None = None,
+        idle_timeout_s: float = IDLE_TIMEOUT_S,
+    ) -> None:
+        self._policy = policy
+        self._limit = max(1, max_connections)
+        self._tls = tls  # default: the system's CAs, loaded at the first https request
+        self._idle_timeout_s = idle_timeout_s
+        self._open = 0  # sockets counted against the limit: busy, idle or connecting
+        self._idle: dict[Origin, list[_Connection]] = {}  # oldest first
+        self._busy: set[_Connection] = set()
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._targets: dict[str, _Target] = {}
+        self._sweep: asyncio.TimerHandle | None = None
+        self.loop: asyncio.AbstractEventLoop  # the running loop, set by every request
 
     async def request(
         self,
@@ -84,80 +331,193 @@ class Sender:
         body: bytes | None = None,
         headers: dict[str, str] | None = None,
     ) -> Response:
-        session = self._open()
         started = time.monotonic()
+        self.loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(deadline_s):
-                async with session.request(
-                    method, url, data=body, headers=headers, allow_redirects=False
-                ) as answer:
-                    kept = await _drain(answer)
-                    return Response(
-                        answer.status,
-                        answer.headers.get("Retry-After"),
-                        None,
-                        time.monotonic() - started,
-                        AttemptError.REDIRECT if 300 <= answer.status < 400 else None,
-                        kept,
-                    )
+                target = self._targets.get(url)
+                if target is None:
+                    target = _target(url)
+                    if len(self._targets) >= _TARGETS_KEPT:
+                        self._targets.clear()
+                    self._targets[url] = target
+                data = _request_head(method, target, body, headers)
+                if body:
+                    data += body  # one write: one segment for a small body
+                status, retry_after, kept = await self._exchange(target, data, method == "HEAD")
+            return Response(
+                status,
+                retry_after,
+                None,
+                time.monotonic() - started,
+                AttemptError.REDIRECT if 300 <= status < 400 else None,
+                kept,
+            )
         except TimeoutError:
             error, failure = f"no complete answer within {deadline_s:g} s", AttemptError.TIMEOUT
-        except (aiohttp.ClientError, OSError, ValueError) as exc:
+        except (OSError, InvalidAnswer, ValueError) as exc:
             error, failure = f"{type(exc).__name__}: {exc}"[:300], classify(exc)
         return Response(None, None, error, time.monotonic() - started, failure)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        """Close every connection, idle or busy (a busy one's request fails); returns
+        once their sockets are closed."""
+        conns = [c for idle in self._idle.values() for c in idle] + list(self._busy)
+        for conn in conns:
+            self._drop(conn)
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
+        gone = [c.gone for c in conns if c.gone is not None and not c.gone.done()]
+        if gone:
+            await asyncio.wait(gone, timeout=1.0)
 
+    async def _exchange(
+        self, target: _Target, data: bytes, head_only: bool
+    ) -> tuple[int, str | None, bytes]:
+        retried = False
+        while True:
+            conn = await self._acquire(target.origin, pooled=not retried)
+            try:
+                if conn.transport is None:
+                    await self._connect(conn, target)
+                answer = await conn.exchange(data, head_only)
+            except Unanswered:
+                self._drop(conn)
+                if conn.uses == 0 or retried:
+                    raise
+                retried = True  # a stale pooled connection: once more on a fresh one
+                continue
+            except BaseException:
+                self._drop(conn)
+                raise
+            if conn.reusable():
+                self._park(conn)
+            else:
+                self._drop(conn)
+            return answer
 
-def _causes(exc: BaseException) -> list[BaseException]:
-    """``exc`` and what it wraps (aiohttp keeps the OS error in ``os_error``)."""
-    seen: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in seen and len(seen) < 8:
-        seen.append(current)
-        wrapped = getattr(current, "os_error", None)
-        current = wrapped if isinstance(wrapped, BaseException) else current.__cause__
-    return seen
+    async def _connect(self, conn: _Connection, target: _Target) -> None:
+        try:
+            addresses = await self._policy.resolve(target.host, target.port)
+        except DestinationRefused as exc:
+            raise AddressRefused(str(exc)) from exc
+        tls = None
+        if target.tls:
+            if self._tls is None:
+                self._tls = ssl.create_default_context()
+            tls = self._tls
+        failure: OSError | None = None
+        for address in addresses:
+            try:
+                await self.loop.create_connection(
+                    lambda: conn,
+                    str(address.address),
+                    address.port,
+                    ssl=tls,
+                    server_hostname=target.host if tls else None,
+                    family=address.family,
+                    proto=address.proto,
+                )
+                return
+            except OSError as exc:
+                failure = exc
+        assert failure is not None  # resolve() never answers an empty list
+        raise failure
 
+    # The pool.
 
-def classify(exc: BaseException) -> AttemptError:
-    """The attempt log's error class of a failed request, from exception types only."""
-    causes = _causes(exc)
-    if any(isinstance(c, AddressRefused) for c in causes):
-        return AttemptError.ADDRESS_REFUSED
-    if any(
-        isinstance(c, aiohttp.ClientSSLError | aiohttp.ServerFingerprintMismatch | ssl.SSLError)
-        for c in causes
-    ):
-        return AttemptError.TLS
-    if any(isinstance(c, TimeoutError | aiohttp.ServerTimeoutError) for c in causes):
-        return AttemptError.TIMEOUT
-    if any(
-        isinstance(
-            c,
-            aiohttp.ClientResponseError
-            | aiohttp.ClientPayloadError
-            | aiohttp.http_exceptions.HttpProcessingError,
-        )
-        for c in causes
-    ):
-        return AttemptError.INVALID_RESPONSE
-    return AttemptError.CONNECTION
+    async def _acquire(self, origin: Origin, pooled: bool) -> _Connection:
+        """A pooled connection to ``origin`` or a new unconnected one holding a slot."""
+        while True:
+            if pooled:
+                conn = self._take_idle(origin)
+                if conn is not None:
+                    self._busy.add(conn)
+                    return conn
+            if self._open < self._limit:
+                self._open += 1
+                conn = _Connection(self, origin)
+                self._busy.add(conn)
+                return conn
+            if self._evict_oldest():
+                continue
+            waiter = self.loop.create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            except BaseException:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+                else:
+                    self._wake()  # pass on the wake-up this waiter was handed
+                raise
 
+    def _take_idle(self, origin: Origin) -> _Connection | None:
+        conns = self._idle.get(origin)
+        while conns:
+            conn = conns.pop()  # the most recently used: the others may time out
+            conn.idle = False
+            if not conns:
+                del self._idle[origin]
+            if conn.lost or conn.transport is None or conn.transport.is_closing():
+                self._release_slot()
+                conn.abort()
+                continue
+            return conn
+        return None
 
-async def _drain(answer: aiohttp.ClientResponse) -> bytes:
-    """Read a small capped part of the body; the rest is dropped with the connection.
-    Answers the first ``KEPT_BODY_BYTES`` of it."""
-    read = 0
-    kept = bytearray()
-    while read < MAX_RESPONSE_BYTES:
-        chunk = await answer.content.readany()
-        if not chunk:
-            break
-        if len(kept) < KEPT_BODY_BYTES:
-            kept += chunk[: KEPT_BODY_BYTES - len(kept)]
-        read += len(chunk)
-    return bytes(kept)
+    def _park(self, conn: _Connection) -> None:
+        self._busy.discard(conn)
+        conn.idle, conn.idle_since = True, time.monotonic()
+        self._idle.setdefault(conn.origin, []).append(conn)
+        if self._sweep is None:
+            self._sweep = self.loop.call_later(self._idle_timeout_s, self._expire)
+        self._wake()
+
+    def _drop(self, conn: _Connection) -> None:
+        """Close ``conn`` and free its slot (once, whatever state it is in)."""
+        if conn.idle:
+            conn.idle = False
+            conns = self._idle[conn.origin]
+            conns.remove(conn)
+            if not conns:
+                del self._idle[conn.origin]
+            self._release_slot()
+        elif conn in self._busy:
+            self._busy.discard(conn)
+            self._release_slot()
+        conn.abort()
+
+    def _release_slot(self) -> None:
+        self._open -= 1
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    def _evict_oldest(self) -> bool:
+        """Close the longest idle connection (to make room for another origin)."""
+        if not self._idle:
+            return False
+        oldest = min((conns[0] for conns in self._idle.values()), key=lambda c: c.idle_since)
+        self._drop(oldest)
+        return True
+
+    def _expire(self) -> None:
+        self._sweep = None
+        now = time.monotonic()
+        next_at: float | None = None
+        for conns in list(self._idle.values()):
+            for conn in list(conns):
+                due = conn.idle_since + self._idle_timeout_s
+                if due <= now:
+                    self._drop(conn)
+                elif next_at is None or due < next_at:
+                    next_at = due
+        if next_at is not None:
+            self._sweep = self.loop.call_later(next_at - now, self._expire)

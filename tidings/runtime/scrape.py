@@ -1,7 +1,8 @@
 """``/metrics`` on ``TIDINGS_METRICS_ADDRESS``: a separate listener (a private interface,
 a sidecar) without the API port's token, in any process, ``tidings worker`` included.
 
-A tiny aiohttp site in the same event loop: aiohttp is already the engine's HTTP client.
+A tiny aiohttp site in the same event loop (aiohttp's server: small, and already a
+dependency of the test receivers and bench tools as well).
 """
 
 from __future__ import annotations
