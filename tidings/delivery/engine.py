@@ -26,7 +26,7 @@ import contextlib
 import heapq
 import logging
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 
 import msgspec
@@ -38,6 +38,7 @@ from tidings.delivery.recorder import Recorder
 from tidings.delivery.requests import RequestHeaders
 from tidings.delivery.sender import Transport
 from tidings.delivery.slots import SendSlots
+from tidings.domain import flow
 from tidings.domain.clock import SYSTEM_CLOCK, Clock
 from tidings.domain.health import GONE
 from tidings.domain.ids import new_id
@@ -121,13 +122,15 @@ class Engine:
         # reached, or ordered) finished: its lease goes with the next written batch,
         # and only then may another claim take the listener's next delivery.
         self._claim_after_flush = False
+        # Listeners whose last claim filled their window: more may be due.
+        self._backlogged: set[str] = set()
         self._prober = LivenessProber(store, settings, sender, clock)
         self._headers = RequestHeaders(clock)
         # Per listener, how many requests this engine may have open to it, as its
         # last claim said (domain/flow.py: max_in_flight less the other engines'
-        # leases). The engine holds up to 2 x that - 1 (the rest wait for a slot, so
-        # new rows arrive before the sending ones run out); a listener it holds that
-        # many of is busy.
+        # leases). The engine holds up to flow.window() of that (the rest wait for a
+        # slot, so new rows arrive before the sending ones run out); a listener it
+        # holds that many of is busy.
         self._caps: dict[str, int] = {}
         # Long enough for a full attempt even after waiting for a listener slot.
         self._lease_ms = int(settings.lease_s * 1000)
@@ -305,11 +308,12 @@ class Engine:
         busy = [
             lid
             for lid, count in self._per_listener.items()
-            if count >= 2 * self._caps.get(lid, default_cap) - 1
+            if count >= flow.window(self._caps.get(lid, default_cap))
         ]
         assert self._me is not None
         now = self._clock.now_ms()
         limit = min(free, CLAIM_BATCH)
+        held = dict(self._per_listener)
         batch = await self._store.deliveries.claim(
             self._me.id,
             now,
@@ -319,7 +323,7 @@ class Engine:
             busy,
             self._cursor,
             default_cap=default_cap,
-            held=dict(self._per_listener),
+            held=held,
         )
         if batch:
             self._cursor = batch[-1].listener_id
@@ -330,6 +334,15 @@ class Engine:
             if body is None:
                 body = bodies[claimed.message_id] = request_body(claimed)
             self._spawn(claimed, body)
+        # A listener this claim filled up to its window may have more due: claim
+        # again at its refill point. One it could not fill has nothing more due now
+        # (new messages and retries wake the loop themselves).
+        got = Counter(c.listener_id for c in batch)
+        self._backlogged = {lid for lid in busy if lid in self._per_listener} | {
+            lid
+            for lid, n in got.items()
+            if n >= flow.window(self._caps.get(lid, default_cap)) - held.get(lid, 0)
+        }
         # A short batch took everything claimable: wait for a wake-up (a message, a
         # retry's time, a written batch that freed a listener at its limit).
         return len(batch) == limit
@@ -377,16 +390,15 @@ class Engine:
             self._per_listener[claimed.listener_id] = held - 1
         self._slot_free.set()
         # Claim again only when this made room the last claim could not use: every
-        # slot was taken (a listener at its flow limit wakes the claim once its
-        # outcome is written: see _attempt). Otherwise a claim would find nothing
-        # new (new messages and retries wake the loop themselves), and an empty
-        # claim per finished attempt was most of the PostgreSQL delivery cost.
-        cap = self._caps.get(claimed.listener_id, claimed.send_cap)
-        # At the refill point (a backlogged listener with some rows still waiting
-        # for a slot): claim more now, so new rows arrive before the sending ones
-        # run out and a fast receiver is never left idle for a claim.
-        refill_at = 2 * cap - 1 - max(1, cap // 2)
-        if was_full or held == refill_at + 1:
+        # slot was taken, or a backlogged listener (its last claim filled its window)
+        # is down to its refill point, so new rows arrive before the waiting ones run
+        # out and a fast receiver is never left idle for a claim. Otherwise a claim
+        # would find nothing new (new messages and retries wake the loop themselves),
+        # and an empty claim per finished attempt was most of the PostgreSQL cost.
+        if was_full or (
+            claimed.listener_id in self._backlogged
+            and held - 1 <= flow.refill_at(self._caps.get(claimed.listener_id, claimed.send_cap))
+        ):
             self._wake.set()
 
     async def _attempt(self, claimed: Claimed, body: bytes) -> None:

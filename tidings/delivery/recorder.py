@@ -1,7 +1,9 @@
 """Writes attempt outcomes in batches: one commit for everything that finished
 while the previous commit was in flight, and at most one commit per
 ``FLUSH_INTERVAL_S`` under load (each commit has a fixed cost, which small batches
-pay often: docs/benchmarks.md). An outcome that cannot be written yet is kept and
+pay often: docs/benchmarks.md), unless ``FLUSH_AT`` outcomes wait: their leases
+count against the engine's in-flight window, so a fast receiver would otherwise
+wait for the interval. An outcome that cannot be written yet is kept and
 retried; if the process dies first, another engine takes its claims over and the
 delivery is attempted again (at-least-once)."""
 
@@ -24,6 +26,7 @@ log = logging.getLogger("tidings.delivery")
 MAX_BATCH = 1000
 RETRY_S = 1.0
 FLUSH_INTERVAL_S = 0.02
+FLUSH_AT = 64
 
 
 class Recorder:
@@ -42,6 +45,7 @@ class Recorder:
         self._on_flushed = on_flushed
         self._pending: list[AttemptResult] = []
         self._wake = asyncio.Event()
+        self._full = asyncio.Event()
         self._task = BackgroundTask("tidings-record")
 
     def start(self) -> None:
@@ -55,6 +59,8 @@ class Recorder:
     def add(self, result: AttemptResult) -> None:
         self._pending.append(result)
         self._wake.set()
+        if len(self._pending) >= FLUSH_AT:
+            self._full.set()
 
     async def stop(self) -> None:
         await self._task.stop()
@@ -76,8 +82,14 @@ class Recorder:
                     await asyncio.sleep(RETRY_S)
                     continue
                 # The first outcome after a quiet spell is written at once; under
-                # load the next batch gathers for the rest of the interval.
-                await asyncio.sleep(started + FLUSH_INTERVAL_S - loop.time())
+                # load the next batch gathers for the rest of the interval, or until
+                # FLUSH_AT outcomes wait.
+                if len(self._pending) < FLUSH_AT:
+                    self._full.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(
+                            self._full.wait(), started + FLUSH_INTERVAL_S - loop.time()
+                        )
 
     async def _flush(self) -> None:
         batch = self._pending[:MAX_BATCH]
