@@ -155,11 +155,17 @@ def _request_head(
     return text.encode("latin-1")
 
 
+def _time_out(answer: asyncio.Future[None]) -> None:
+    if not answer.done():
+        answer.set_exception(TimeoutError())
+
+
 class _Connection(asyncio.Protocol):
     """One HTTP/1.1 connection: one request at a time, the answer parsed by llhttp."""
 
     def __init__(self, sender: Sender, origin: Origin) -> None:
         self.sender = sender
+        self.loop = sender.loop
         self.origin = origin
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
@@ -200,16 +206,23 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None and not self.transport.is_closing():
             self.transport.abort()
 
-    async def exchange(self, data: bytes, head_only: bool) -> tuple[int, str | None, bytes]:
+    async def exchange(
+        self, data: bytes, head_only: bool, deadline: float
+    ) -> tuple[int, str | None, bytes]:
+        """Send ``data``, read the answer by ``deadline`` (loop time) or raise TimeoutError."""
         assert self.transport is not None
         if self.lost or self.transport.is_closing():
             raise Unanswered("the pooled connection was closed")
         self._begin(head_only)
-        answer = self._answer = self.sender.loop.create_future()
+        answer = self._answer = self.loop.create_future()
+        # A timer on the answer itself: cheaper than asyncio.timeout's task cancellation
+        # on the one await every request makes.
+        timer = self.loop.call_at(deadline, _time_out, answer)
         self.transport.write(data)
         try:
             await answer
         finally:
+            timer.cancel()
             self._answer = None
         self.uses += 1
         return self.status, self.retry_after, bytes(self.kept)
@@ -219,7 +232,7 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but are ones.
         self.transport = cast(asyncio.Transport, transport)
-        self.gone = self.sender.loop.create_future()
+        self.gone = self.loop.create_future()
 
     def data_received(self, data: bytes) -> None:
         answer = self._answer
@@ -332,19 +345,21 @@ class Sender:
         headers: dict[str, str] | None = None,
     ) -> Response:
         started = time.monotonic()
-        self.loop = asyncio.get_running_loop()
+        loop = self.loop = asyncio.get_running_loop()
+        deadline = loop.time() + deadline_s  # for everything: pool, DNS, connect, TLS, answer
         try:
-            async with asyncio.timeout(deadline_s):
-                target = self._targets.get(url)
-                if target is None:
-                    target = _target(url)
-                    if len(self._targets) >= _TARGETS_KEPT:
-                        self._targets.clear()
-                    self._targets[url] = target
-                data = _request_head(method, target, body, headers)
-                if body:
-                    data += body  # one write: one segment for a small body
-                status, retry_after, kept = await self._exchange(target, data, method == "HEAD")
+            target = self._targets.get(url)
+            if target is None:
+                target = _target(url)
+                if len(self._targets) >= _TARGETS_KEPT:
+                    self._targets.clear()
+                self._targets[url] = target
+            data = _request_head(method, target, body, headers)
+            if body:
+                data += body  # one write: one segment for a small body
+            status, retry_after, kept = await self._exchange(
+                target, data, method == "HEAD", deadline
+            )
             return Response(
                 status,
                 retry_after,
@@ -373,15 +388,16 @@ class Sender:
             await asyncio.wait(gone, timeout=1.0)
 
     async def _exchange(
-        self, target: _Target, data: bytes, head_only: bool
+        self, target: _Target, data: bytes, head_only: bool, deadline: float
     ) -> tuple[int, str | None, bytes]:
         retried = False
         while True:
-            conn = await self._acquire(target.origin, pooled=not retried)
+            conn = await self._acquire(target.origin, not retried, deadline)
             try:
                 if conn.transport is None:
-                    await self._connect(conn, target)
-                answer = await conn.exchange(data, head_only)
+                    async with asyncio.timeout_at(deadline):
+                        await self._connect(conn, target)
+                answer = await conn.exchange(data, head_only, deadline)
             except Unanswered:
                 self._drop(conn)
                 if conn.uses == 0 or retried:
@@ -427,7 +443,7 @@ class Sender:
 
     # The pool.
 
-    async def _acquire(self, origin: Origin, pooled: bool) -> _Connection:
+    async def _acquire(self, origin: Origin, pooled: bool, deadline: float) -> _Connection:
         """A pooled connection to ``origin`` or a new unconnected one holding a slot."""
         while True:
             if pooled:
@@ -445,7 +461,8 @@ class Sender:
             waiter = self.loop.create_future()
             self._waiters.append(waiter)
             try:
-                await waiter
+                async with asyncio.timeout_at(deadline):
+                    await waiter
             except BaseException:
                 if waiter in self._waiters:
                     self._waiters.remove(waiter)
