@@ -19,14 +19,12 @@ from tidings.api import console, problems
 from tidings.api.application import App
 from tidings.api.context import Ctx, Services, respond
 from tidings.api.gatekeeper import Gatekeeper
-from tidings.api.middleware import ConventionsMiddleware
-from tidings.api.observe import ORG_KEY, ObserveMiddleware
+from tidings.api.observe import ORG_KEY, Observer
 from tidings.api.openapi import build_openapi
 from tidings.api.peers import ClientAddresses
 from tidings.api.query import QueryReader
 from tidings.api.router import RequestHandler, Router
 from tidings.api.routes import ENDPOINTS, Endpoint
-from tidings.api.shedding import SheddingMiddleware
 from tidings.api.wire import Health
 from tidings.config import Settings
 from tidings.metrics import CONTENT_TYPE, Metrics
@@ -136,15 +134,9 @@ def create_app(
     app = App(
         router,
         lifespan,
-        [
-            lambda inner: ObserveMiddleware(
-                inner, metrics=metrics, addresses=ClientAddresses(settings.trusted_proxies)
-            ),
-            lambda inner: SheddingMiddleware(
-                inner, max_in_progress=settings.max_concurrent_requests
-            ),
-            lambda inner: ConventionsMiddleware(inner, max_body_bytes=settings.max_body_bytes),
-        ],
+        Observer(metrics, ClientAddresses(settings.trusted_proxies)),
+        max_in_progress=settings.max_concurrent_requests,
+        max_body_bytes=settings.max_body_bytes,
     )
     app.state.tidings = state
     return app

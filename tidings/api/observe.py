@@ -1,26 +1,20 @@
-"""Request ids, the access log, request metrics and the last-resort 500, in one
-pure-ASGI middleware.
-
-It is the outermost layer, so its timing covers everything (406/413/415 answers
-included) and every response carries ``X-Request-Id``. The id comes from the
-client's ``X-Request-Id`` when that is short and plain, else it is made up here.
+"""Request ids, the access log and request metrics (the app's ``_http`` runs them
+around every request, so their timing covers everything, 406/413/415 answers
+included, and every response carries ``X-Request-Id``). The id comes from the
+client's ``X-Request-Id`` when that is short and plain, else the app makes one up.
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import re
-import time
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from tidings.api.peers import ClientAddresses
-from tidings.api.problems import send_problem
-from tidings.logs import log_info_fast, request_id
+from tidings.logs import log_info_fast
 from tidings.metrics import Metrics
 
-log = logging.getLogger("tidings.api")
 access_log = logging.getLogger("tidings.access")
 _SANE_ID = re.compile(rb"[A-Za-z0-9._:/+=@-]{1,128}")
 ROUTE_KEY = "tidings.route"  # set by the dispatcher: the matched template, without /v1
@@ -35,49 +29,15 @@ def incoming_id(headers: list[tuple[bytes, bytes]]) -> str | None:
     return None
 
 
-class ObserveMiddleware:
+class Observer:
     def __init__(
-        self,
-        app: ASGIApp,
-        metrics: Metrics | None = None,
-        addresses: ClientAddresses | None = None,
+        self, metrics: Metrics | None = None, addresses: ClientAddresses | None = None
     ) -> None:
-        self.app = app
         self.metrics = metrics
         # The same resolver as the lockout's, so the log names the address it counts.
         self.addresses = addresses or ClientAddresses()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        rid = incoming_id(scope["headers"]) or f"{random.getrandbits(64):016x}"  # not a secret
-        header = (b"x-request-id", rid.encode("ascii"))
-        token = request_id.set(rid)
-        status = 0  # no answer started yet
-        started = time.perf_counter()
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message["headers"] = [*message.get("headers", ()), header]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        except Exception:
-            # The last resort (handlers' errors were mapped already): a bug in a layer
-            # still answers a JSON 500, when no answer had started.
-            log.exception("unhandled error in %s %s", scope["method"], scope["path"])
-            if status == 0:
-                await send_problem(send_with_id, 500, None)
-        finally:
-            elapsed = time.perf_counter() - started
-            self._record(scope, status, elapsed)
-            request_id.reset(token)
-
-    def _record(self, scope: Scope, status: int, elapsed: float) -> None:
+    def record(self, scope: Scope, status: int, elapsed: float) -> None:
         # One label per endpoint: /v1/queues and /queues are the same one (SPEC §1).
         template = scope.get(ROUTE_KEY, "unmatched")
         if self.metrics is not None:

@@ -7,7 +7,6 @@ from collections.abc import Mapping
 
 import msgspec
 from starlette.responses import Response
-from starlette.types import Send
 
 from tidings.api.wire import Problem
 from tidings.domain.errors import (
@@ -125,24 +124,3 @@ def from_error(exc: BaseException) -> Response:
     else:
         log.exception("unhandled error", exc_info=exc)
     return problem(500)
-
-
-async def send_problem(
-    send: Send,
-    status: int,
-    detail: str | None,
-    *,
-    close: bool = False,
-    extra: tuple[tuple[bytes, bytes], ...] = (),
-) -> None:
-    """A problem answer straight on the ASGI ``send``, for layers below the handlers.
-
-    ``close``: the rest of the body stays unread, so the connection cannot carry
-    another request; saying so keeps clients from reusing it (and failing)."""
-    body = problem_body(status, detail)
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    if close:
-        headers.append((b"connection", b"close"))
-    headers.extend(extra)
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})

@@ -50,6 +50,10 @@ MAX_RESPONSE_BYTES = 16 * 1024
 KEPT_BODY_BYTES = 1024
 USER_AGENT = f"tidings/{__version__} (+webhooks)"
 IDLE_TIMEOUT_S: Final = 30.0
+# Bytes of one answer read at most, framing included: a head longer than this (llhttp
+# sets no limit) is invalid; past it with the head read, the answer is cut like a body
+# over the cap (a flood of tiny chunks or of trailers). Memory per connection is bounded.
+MAX_ANSWER_BYTES: Final = 64 * 1024 + 4 * MAX_RESPONSE_BYTES
 # Parsed request targets kept per URL (the listeners' URLs: few, and parsing costs).
 _TARGETS_KEPT: Final = 4096
 
@@ -155,11 +159,17 @@ def _request_head(
     return text.encode("latin-1")
 
 
+def _time_out(answer: asyncio.Future[None]) -> None:
+    if not answer.done():
+        answer.set_exception(TimeoutError())
+
+
 class _Connection(asyncio.Protocol):
     """One HTTP/1.1 connection: one request at a time, the answer parsed by llhttp."""
 
     def __init__(self, sender: Sender, origin: Origin) -> None:
         self.sender = sender
+        self.loop = sender.loop
         self.origin = origin
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
@@ -177,7 +187,7 @@ class _Connection(asyncio.Protocol):
         self.retry_after: str | None = None
         self.kept = bytearray()
         self.read = 0
-        self.received = False  # any byte of an answer
+        self.received = 0  # bytes of this answer, interim ones included
         self.headers_done = False
         self.framed = False  # Content-Length or chunked: else the end of the connection ends it
         self.complete = False
@@ -200,16 +210,23 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None and not self.transport.is_closing():
             self.transport.abort()
 
-    async def exchange(self, data: bytes, head_only: bool) -> tuple[int, str | None, bytes]:
+    async def exchange(
+        self, data: bytes, head_only: bool, deadline: float
+    ) -> tuple[int, str | None, bytes]:
+        """Send ``data``, read the answer by ``deadline`` (loop time) or raise TimeoutError."""
         assert self.transport is not None
         if self.lost or self.transport.is_closing():
             raise Unanswered("the pooled connection was closed")
         self._begin(head_only)
-        answer = self._answer = self.sender.loop.create_future()
+        answer = self._answer = self.loop.create_future()
+        # A timer on the answer itself: cheaper than asyncio.timeout's task cancellation
+        # on the one await every request makes.
+        timer = self.loop.call_at(deadline, _time_out, answer)
         self.transport.write(data)
         try:
             await answer
         finally:
+            timer.cancel()
             self._answer = None
         self.uses += 1
         return self.status, self.retry_after, bytes(self.kept)
@@ -219,7 +236,7 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but are ones.
         self.transport = cast(asyncio.Transport, transport)
-        self.gone = self.sender.loop.create_future()
+        self.gone = self.loop.create_future()
 
     def data_received(self, data: bytes) -> None:
         answer = self._answer
@@ -229,7 +246,7 @@ class _Connection(asyncio.Protocol):
             if self.idle:
                 self.abort()
             return
-        self.received = True
+        self.received += len(data)
         try:
             self.parser.feed_data(data)
         except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
@@ -238,6 +255,14 @@ class _Connection(asyncio.Protocol):
             return
         if self.complete or self.read >= MAX_RESPONSE_BYTES:
             answer.set_result(None)
+        elif self.received > MAX_ANSWER_BYTES:
+            self.lost = True
+            if self.headers_done:
+                answer.set_result(None)  # cut, as a body over the cap is
+            else:
+                answer.set_exception(
+                    InvalidAnswer(f"no end of the answer's head in {MAX_ANSWER_BYTES} bytes")
+                )
 
     def eof_received(self) -> bool | None:
         return None  # close; connection_lost decides what the end means
@@ -294,8 +319,9 @@ class _Connection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         if 100 <= self.status < 200:
             # An interim answer (100 Continue, 103 Early Hints): the final one follows.
+            received = self.received
             self._begin(self.head_only)
-            self.received = True
+            self.received = received
             return
         self.complete = True
 
@@ -332,19 +358,21 @@ class Sender:
         headers: dict[str, str] | None = None,
     ) -> Response:
         started = time.monotonic()
-        self.loop = asyncio.get_running_loop()
+        loop = self.loop = asyncio.get_running_loop()
+        deadline = loop.time() + deadline_s  # for everything: pool, DNS, connect, TLS, answer
         try:
-            async with asyncio.timeout(deadline_s):
-                target = self._targets.get(url)
-                if target is None:
-                    target = _target(url)
-                    if len(self._targets) >= _TARGETS_KEPT:
-                        self._targets.clear()
-                    self._targets[url] = target
-                data = _request_head(method, target, body, headers)
-                if body:
-                    data += body  # one write: one segment for a small body
-                status, retry_after, kept = await self._exchange(target, data, method == "HEAD")
+            target = self._targets.get(url)
+            if target is None:
+                target = _target(url)
+                if len(self._targets) >= _TARGETS_KEPT:
+                    self._targets.clear()
+                self._targets[url] = target
+            data = _request_head(method, target, body, headers)
+            if body:
+                data += body  # one write: one segment for a small body
+            status, retry_after, kept = await self._exchange(
+                target, data, method == "HEAD", deadline
+            )
             return Response(
                 status,
                 retry_after,
@@ -373,15 +401,16 @@ class Sender:
             await asyncio.wait(gone, timeout=1.0)
 
     async def _exchange(
-        self, target: _Target, data: bytes, head_only: bool
+        self, target: _Target, data: bytes, head_only: bool, deadline: float
     ) -> tuple[int, str | None, bytes]:
         retried = False
         while True:
-            conn = await self._acquire(target.origin, pooled=not retried)
+            conn = await self._acquire(target.origin, not retried, deadline)
             try:
                 if conn.transport is None:
-                    await self._connect(conn, target)
-                answer = await conn.exchange(data, head_only)
+                    async with asyncio.timeout_at(deadline):
+                        await self._connect(conn, target)
+                answer = await conn.exchange(data, head_only, deadline)
             except Unanswered:
                 self._drop(conn)
                 if conn.uses == 0 or retried:
@@ -427,7 +456,7 @@ class Sender:
 
     # The pool.
 
-    async def _acquire(self, origin: Origin, pooled: bool) -> _Connection:
+    async def _acquire(self, origin: Origin, pooled: bool, deadline: float) -> _Connection:
         """A pooled connection to ``origin`` or a new unconnected one holding a slot."""
         while True:
             if pooled:
@@ -445,7 +474,8 @@ class Sender:
             waiter = self.loop.create_future()
             self._waiters.append(waiter)
             try:
-                await waiter
+                async with asyncio.timeout_at(deadline):
+                    await waiter
             except BaseException:
                 if waiter in self._waiters:
                     self._waiters.remove(waiter)

@@ -137,9 +137,11 @@ class Database(Connection, Protocol):
         A transient conflict (see :class:`Retryable`) rolls back and runs ``body``
         again, so ``body`` must do nothing but database work on its connection (and
         pure computation): whatever it changes outside the database would happen
-        once per run. ``durable=False`` skips the flush to disk at commit: a power
-        loss may undo it (never a crash of the process alone), and any later durable
-        commit makes it durable too. Only for writes that at-least-once delivery can
+        once per run. On SQLite it runs on the writer thread and may await nothing
+        but its connection (a body that waits for anything else raises).
+        ``durable=False`` skips the flush to disk at commit: a power loss may undo it
+        (never a crash of the process alone), and any later durable commit makes it
+        durable too. Only for writes that at-least-once delivery can
         lose safely (claim leases, attempt outcomes: a lost one means one more
         attempt)."""
         ...

@@ -8,11 +8,12 @@ messages (see ``storage.ingest``) and every write runs on the one writer thread.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import re
 import sqlite3
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache, partial
 from typing import Any, TypeVar, cast
@@ -167,7 +168,6 @@ def _take_write_lock(conn: sqlite3.Connection) -> None:
 
 
 def _rollback(durable: bool, conn: sqlite3.Connection) -> None:
-    """Roll back if BEGIN ran (it is queued until the first statement that answers)."""
     if conn.in_transaction:
         _end("ROLLBACK", durable, conn)
     elif not durable:
@@ -264,7 +264,6 @@ class SqliteDatabase(_Session):
         self._writer = _connect(path, readonly=False)
         self._readers = threading.local()
         self._all_readers: list[sqlite3.Connection] = []
-        self._write_lock = asyncio.Lock()
         self._subscribers: dict[str, list[Callable[[], None]]] = {}
         self._listeners: dict[str, WakeListener] = {}
         self._wake_sender = WakeSender()
@@ -299,17 +298,33 @@ class SqliteDatabase(_Session):
         return await loop.run_in_executor(self._writer_pool, partial(fn, self._writer))
 
     async def run(self, body: Callable[[Connection], Awaitable[T]], *, durable: bool = True) -> T:
-        # One writer thread, so transactions never deadlock and are never retried:
-        # SQLite's busy timeout already waited for any other process (Contention).
-        async with self._write_lock:
-            tx = _Transaction(self._on_writer)
-            tx.defer(partial(_begin, durable))
+        """The whole transaction, ``body`` included, in one hop to the writer thread.
+
+        ``body`` may only await its connection, whose statements run there and then
+        (never suspending), so the coroutine is driven to its end on the writer
+        thread: BEGIN, the statements and COMMIT are one hand-off between the event
+        loop and the writer, where a hop per statement that answers something cost
+        two GIL hand-offs each and the executor's submit was a tenth of the API
+        worker's samples under ingest (docs/benchmarks.md). One writer thread, so
+        transactions never interleave, never deadlock and are never retried:
+        SQLite's busy timeout already waited for any other process (Contention)."""
+        tx = _Here(self._writer)
+        context = contextvars.copy_context()  # the caller's request id, for its logs
+
+        def transaction(conn: sqlite3.Connection) -> T:
+            _begin(durable, conn)
             try:
-                result = await body(tx)
+                result = context.run(_drive, body(tx))
             except BaseException:
-                await asyncio.shield(tx._call(partial(_rollback, durable)))
+                _rollback(durable, conn)
                 raise
-            await tx._call(partial(_end, "COMMIT", durable))
+            _end("COMMIT", durable, conn)
+            return result
+
+        try:
+            result = await self._on_writer(transaction)
+        except sqlite3.Error as exc:  # BEGIN, COMMIT or ROLLBACK
+            raise _translate(exc) from exc
         for channel in tx.notified:
             self._deliver(channel)
             if channel not in self._listeners:  # maybe another process listens
@@ -321,13 +336,11 @@ class SqliteDatabase(_Session):
             callback()
 
     async def write(self, sql: str, *args: Any, durable: bool = True) -> list[Row]:
-        """BEGIN, the statement and COMMIT in one hop to the writer thread: the write
-        lock is never held while the event loop runs something else."""
-        async with self._write_lock:
-            try:
-                return await self._on_writer(partial(_one_statement, sql, args, durable))
-            except sqlite3.Error as exc:
-                raise _translate(exc) from exc
+        """BEGIN, the statement and COMMIT in one hop to the writer thread."""
+        try:
+            return await self._on_writer(partial(_one_statement, sql, args, durable))
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
 
     async def subscribe(self, channel: str, callback: Callable[[], None]) -> None:
         """``callback`` runs after every commit that notifies ``channel``, in this
@@ -344,7 +357,7 @@ class SqliteDatabase(_Session):
         return channel in self._listeners
 
     async def notify(self, conn: Connection, channel: str) -> None:
-        cast(_Transaction, conn).notified.add(channel)
+        cast(_Here, conn).notified.add(channel)
 
     async def hold_lock(self, key: int) -> HeldLock:
         try:
@@ -371,40 +384,37 @@ class SqliteDatabase(_Session):
         self._inline.close()
 
 
-class _Transaction(_Session):
-    """Statements whose result nobody reads (BEGIN, ``executemany``) are queued and
-    run on the writer thread together with the next statement that answers something,
-    or with the COMMIT: a group commit of messages, fan-out and events is two thread
-    hops instead of seven. A queued statement that fails raises from that hop, which
-    is still inside the transaction's body, so the transaction rolls back."""
+def _drive(step: Awaitable[T]) -> T:
+    """Run a transaction body that never suspends to its end, on this thread."""
+    coroutine = cast(Coroutine[Any, Any, T], step)
+    try:
+        waited = coroutine.send(None)
+    except StopIteration as done:
+        return cast(T, done.value)
+    coroutine.close()
+    raise RuntimeError(f"a SQLite transaction body awaited {waited!r}, not its connection")
 
-    def __init__(self, run: Runner) -> None:
-        super().__init__(self._run_queued)
-        self._run_on_writer = run
-        self._queued: list[Callable[[sqlite3.Connection], Any]] = []
+
+class _Here(_Session):
+    """A transaction's connection inside its body, on the writer thread: every
+    statement runs at once (the awaits never suspend)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        super().__init__(self._now)
+        self._conn = conn
         self.notified: set[str] = set()
 
-    def defer(self, fn: Callable[[sqlite3.Connection], Any]) -> None:
-        self._queued.append(fn)
-
-    async def _run_queued(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        queued, self._queued = self._queued, []
-
-        def run_all(conn: sqlite3.Connection) -> T:
-            for statement in queued:
-                statement(conn)
-            return fn(conn)
-
-        return cast(T, await self._run_on_writer(run_all))
+    async def _now(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return fn(self._conn)
 
     async def executemany(self, sql: str, args: Iterable[Sequence[Any]]) -> None:
         rows = list(args)
         multi = _multi_row(sql)
         if multi is None or len(rows) < 2:
-            self.defer(lambda c: c.executemany(_sql(sql), rows))
+            await self._call(lambda c: c.executemany(_sql(sql), rows))
             return
         per_statement = max(1, _MAX_VARIABLES // multi[3])
         for start in range(0, len(rows), per_statement):
             chunk = rows[start : start + per_statement]
             flat = [value for row in chunk for value in row]
-            self.defer(partial(_execute, _rows_sql(sql, len(chunk)), flat))
+            await self._call(partial(_execute, _rows_sql(sql, len(chunk)), flat))
