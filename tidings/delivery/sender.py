@@ -50,6 +50,10 @@ MAX_RESPONSE_BYTES = 16 * 1024
 KEPT_BODY_BYTES = 1024
 USER_AGENT = f"tidings/{__version__} (+webhooks)"
 IDLE_TIMEOUT_S: Final = 30.0
+# Bytes of one answer read at most, framing included: a head longer than this (llhttp
+# sets no limit) is invalid; past it with the head read, the answer is cut like a body
+# over the cap (a flood of tiny chunks or of trailers). Memory per connection is bounded.
+MAX_ANSWER_BYTES: Final = 64 * 1024 + 4 * MAX_RESPONSE_BYTES
 # Parsed request targets kept per URL (the listeners' URLs: few, and parsing costs).
 _TARGETS_KEPT: Final = 4096
 
@@ -183,7 +187,7 @@ class _Connection(asyncio.Protocol):
         self.retry_after: str | None = None
         self.kept = bytearray()
         self.read = 0
-        self.received = False  # any byte of an answer
+        self.received = 0  # bytes of this answer, interim ones included
         self.headers_done = False
         self.framed = False  # Content-Length or chunked: else the end of the connection ends it
         self.complete = False
@@ -242,7 +246,7 @@ class _Connection(asyncio.Protocol):
             if self.idle:
                 self.abort()
             return
-        self.received = True
+        self.received += len(data)
         try:
             self.parser.feed_data(data)
         except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
@@ -251,6 +255,14 @@ class _Connection(asyncio.Protocol):
             return
         if self.complete or self.read >= MAX_RESPONSE_BYTES:
             answer.set_result(None)
+        elif self.received > MAX_ANSWER_BYTES:
+            self.lost = True
+            if self.headers_done:
+                answer.set_result(None)  # cut, as a body over the cap is
+            else:
+                answer.set_exception(
+                    InvalidAnswer(f"no end of the answer's head in {MAX_ANSWER_BYTES} bytes")
+                )
 
     def eof_received(self) -> bool | None:
         return None  # close; connection_lost decides what the end means
@@ -307,8 +319,9 @@ class _Connection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         if 100 <= self.status < 200:
             # An interim answer (100 Continue, 103 Early Hints): the final one follows.
+            received = self.received
             self._begin(self.head_only)
-            self.received = True
+            self.received = received
             return
         self.complete = True
 

@@ -15,7 +15,13 @@ import pytest
 import trustme
 
 from tests.polling import until
-from tidings.delivery.sender import KEPT_BODY_BYTES, MAX_RESPONSE_BYTES, USER_AGENT, Sender
+from tidings.delivery.sender import (
+    KEPT_BODY_BYTES,
+    MAX_ANSWER_BYTES,
+    MAX_RESPONSE_BYTES,
+    USER_AGENT,
+    Sender,
+)
 from tidings.destinations import DestinationPolicy
 from tidings.domain.models import AttemptError
 from tidings.domain.networks import parse_networks
@@ -239,6 +245,24 @@ async def test_a_body_over_the_cap_is_cut_and_its_connection_dropped() -> None:
             answer = await client.request("POST", server.url, 2.0, b"{}")
             assert (answer.status, answer.body) == (500, big[:KEPT_BODY_BYTES])
         assert server.connections == 2
+
+
+async def test_an_endless_head_or_chunk_stream_is_cut() -> None:
+    # llhttp keeps no limit: the sender reads a bounded number of bytes of an answer.
+    endless_head = b"HTTP/1.1 200 OK\r\nX-Long: " + b"a" * (4 * MAX_ANSWER_BYTES)
+    async with canned(always(endless_head)) as server, sender() as client:
+        answer = await client.request("POST", server.url, 5.0, b"{}")
+        assert (answer.status, answer.failure) == (None, AttemptError.INVALID_RESPONSE)
+    tiny_chunks = (
+        b"HTTP/1.1 502 Bad\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + b"1;x=yyyyyyyy\r\nz\r\n" * (MAX_ANSWER_BYTES // 4)
+    )
+    async with canned(always(tiny_chunks)) as server, sender() as client:
+        answer = await client.request("POST", server.url, 5.0, b"{}")
+        assert (answer.status, answer.failure) == (502, None)
+        assert answer.body == b"z" * KEPT_BODY_BYTES
+        assert (await client.request("POST", server.url, 5.0, b"{}")).status == 502
+        assert server.connections == 2  # the cut one was not reused
 
 
 async def test_connection_close_is_honoured() -> None:
