@@ -9,7 +9,7 @@ import asyncio
 import itertools
 import random
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import replace
 
 import pytest
@@ -83,14 +83,15 @@ async def test_per_listener_cap_and_claims_held() -> None:
 
 @virtual_time
 async def test_a_listener_at_its_limit_is_claimed_for_once_an_outcome_is_written() -> None:
-    """Never more than 2 x max_in_flight - 1 held (the cap sending, the rest waiting
-    for a slot); each written answer frees one claim at once (not at the next poll)."""
+    """A slow listener: never more than 2 x max_in_flight - 1 held (the cap sending,
+    the rest waiting for a slot); each written answer frees one claim at once (not at
+    the next poll)."""
     store = MemoryStore()
     gates = [asyncio.Event() for _ in range(20)]
     sender = FakeSender(lambda _u, n: Reply(hold=gates[n]))
     add(store, ["a"], 20)
-    async with running(store, sender) as engine:
-        await asyncio.sleep(0.5)
+    async with running(store, sender, SLOW_ATTEMPTS) as engine:
+        await asyncio.sleep(5.0)  # answers of 5 s and more: no prefetch (lease 60 s)
         assert (len(sender.sent), engine.in_flight) == (4, 7)
         gates[0].set()  # one answered: a waiting row takes its slot; once written, a
         await asyncio.sleep(0.1)  # new row is claimed in its place
@@ -102,6 +103,46 @@ async def test_a_listener_at_its_limit_is_claimed_for_once_an_outcome_is_written
             gate.set()
         await until(lambda: states(store) == {DeliveryState.DELIVERED})
     assert len({s.headers["webhook-id"] for s in sender.sent}) == 20
+
+
+@virtual_time
+async def test_a_fast_listener_gets_a_prefetch_until_it_slows_down() -> None:
+    """A listener that answers fast has up to PREFETCH deliveries waiting in the engine
+    beyond its send slots (a claim runs while they are sent); its first slow answer
+    takes the prefetch away. max_in_flight holds throughout."""
+    store = MemoryStore()
+    sender = FakeSender(lambda _u, n: Reply(after_s=0.01) if n < 8 else Reply(after_s=1.9))
+    add(store, ["a"], 100)
+    async with running(store, sender) as engine:
+        await until(lambda: len(sender.sent) >= 12)
+        await asyncio.sleep(0.5)
+        assert engine.in_flight == 4 + engine_module.PREFETCH
+        # Answers now take 1.9 s: the prefetched rows drain, and claims keep at
+        # most 2 x 4 - 1 from then on.
+        await asyncio.sleep(30.0)
+        assert 4 <= engine.in_flight <= 7
+        await until(lambda: states(store) == {DeliveryState.DELIVERED})
+    assert sender.most_open[url("a")] == 4
+    assert len({s.headers["webhook-id"] for s in sender.sent}) == 100
+
+
+@virtual_time
+async def test_a_delivery_that_waited_past_its_lease_is_not_sent() -> None:
+    """Two engines, a listener that answered fast and then takes nearly the whole
+    timeout: deliveries prefetched by one engine that could not start well within their
+    lease are left to run out rather than sent, so the other engine taking them over
+    never sends one twice, and never more than max_in_flight are open."""
+    store = MemoryStore()
+    sender = FakeSender(lambda _u, n: Reply(after_s=0.01) if n < 8 else Reply(after_s=1.9))
+    add(store, ["a"], 60)
+    settings = replace(SETTINGS, delivery_timeout_s=2.0, delivery_lease_s=6.0)
+    async with AsyncExitStack() as stack:
+        for seed in (1, 2):
+            await stack.enter_async_context(running(store, sender, settings, seed=seed))
+        await until(lambda: states(store) == {DeliveryState.DELIVERED})
+    ids = [s.headers["webhook-id"] for s in sender.sent]
+    assert sorted(set(ids)) == sorted(ids) and len(ids) == 60
+    assert sender.most_open[url("a")] <= 4
 
 
 @virtual_time

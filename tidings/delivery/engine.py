@@ -67,6 +67,14 @@ TAKEOVER_INTERVAL_S = 2.0
 TRIAL_POLL_S = 0.25
 # Retry times kept for precise wake-ups; past this many the 1 s poll finds the rest.
 MAX_RETRY_TIMES = 10_000
+# How many deliveries may wait in the engine for a listener that answers fast, beyond
+# its send slots (domain/flow.py ``window``): a claim takes a millisecond or more, in
+# which a fast receiver at 16 in flight answers a dozen requests. Granted only while
+# the listener's recent answers are fast enough for the last of them to start well
+# within its lease (LEASE_SHARE); the check at each start is what guarantees it.
+PREFETCH = 32
+LEASE_SHARE = 0.25
+MAX_OBSERVED = 10_000  # listeners whose answer times are kept
 _encoder = msgspec.json.Encoder()
 
 
@@ -132,8 +140,11 @@ class Engine:
         # slot, so new rows arrive before the sending ones run out); a listener it
         # holds that many of is busy.
         self._caps: dict[str, int] = {}
+        # Per listener, a moving average of its answer times (s), for its prefetch.
+        self._answer_s: dict[str, float] = {}
         # Long enough for a full attempt even after waiting for a listener slot.
         self._lease_ms = int(settings.lease_s * 1000)
+        self._timeout_ms = int(settings.delivery_timeout_s * 1000)
         self._me: Membership | None = None
         # When retries this engine wrote are due (a heap), and the one timer for them.
         self._retry_times: list[int] = []
@@ -270,7 +281,7 @@ class Engine:
                 log.warning("claiming breaker trials failed, retrying: %s", exc)
                 continue
             for claimed in trials:
-                self._spawn(claimed, request_body(claimed))
+                self._spawn(claimed, request_body(claimed), now + self._lease_ms)
 
     async def _claim_loop(self) -> None:
         assert self._me is not None
@@ -308,7 +319,7 @@ class Engine:
         busy = [
             lid
             for lid, count in self._per_listener.items()
-            if count >= flow.window(self._caps.get(lid, default_cap))
+            if count >= self._window(lid, self._caps.get(lid, default_cap))
         ]
         assert self._me is not None
         now = self._clock.now_ms()
@@ -324,6 +335,7 @@ class Engine:
             self._cursor,
             default_cap=default_cap,
             held=held,
+            prefetch=self._prefetches(),
         )
         if batch:
             self._cursor = batch[-1].listener_id
@@ -333,7 +345,7 @@ class Engine:
             body = bodies.get(claimed.message_id)
             if body is None:
                 body = bodies[claimed.message_id] = request_body(claimed)
-            self._spawn(claimed, body)
+            self._spawn(claimed, body, now + self._lease_ms)
         # A listener this claim filled up to its window may have more due: claim
         # again at its refill point. One it could not fill has nothing more due now
         # (new messages and retries wake the loop themselves).
@@ -341,7 +353,7 @@ class Engine:
         self._backlogged = {lid for lid in busy if lid in self._per_listener} | {
             lid
             for lid, n in got.items()
-            if n >= flow.window(self._caps.get(lid, default_cap)) - held.get(lid, 0)
+            if n >= self._window(lid, self._caps.get(lid, default_cap)) - held.get(lid, 0)
         }
         # A short batch took everything claimable: wait for a wake-up (a message, a
         # retry's time, a written batch that freed a listener at its limit).
@@ -364,7 +376,26 @@ class Engine:
             # the one that set it (it was added while the write was in flight).
             self._claim_after_flush = self._recorder.backlog > 0
 
-    def _spawn(self, claimed: Claimed, body: bytes) -> None:
+    def _prefetch(self, listener_id: str, send_cap: int) -> int:
+        answer_s = self._answer_s.get(listener_id)
+        if answer_s is None or send_cap <= 0:
+            return 0
+        # The last one waiting starts after about PREFETCH / send_cap answers.
+        rounds = -(-PREFETCH // send_cap) + 1
+        return PREFETCH if rounds * answer_s <= LEASE_SHARE * self._settings.lease_s else 0
+
+    def _prefetches(self) -> dict[str, int]:
+        default_cap = self._settings.max_in_flight_per_listener
+        return {
+            lid: n
+            for lid in self._answer_s
+            if (n := self._prefetch(lid, self._caps.get(lid, default_cap)))
+        }
+
+    def _window(self, listener_id: str, send_cap: int) -> int:
+        return flow.window(send_cap, self._prefetch(listener_id, send_cap))
+
+    def _spawn(self, claimed: Claimed, body: bytes, lease_ends: int) -> None:
         if claimed.key in self._in_flight:  # our own lease ran out and we took it again
             return
         self._per_listener[claimed.listener_id] += 1
@@ -374,12 +405,13 @@ class Engine:
             self._listener_slots[claimed.listener_id] = SendSlots(claimed.send_cap)
         else:
             slots.resize(claimed.send_cap)
-        task = asyncio.create_task(self._attempt(claimed, body))
+        task = asyncio.create_task(self._attempt(claimed, body, lease_ends))
         self._in_flight[claimed.key] = task
         task.add_done_callback(lambda _task: self._done(claimed))
 
     def _done(self, claimed: Claimed) -> None:
         was_full = len(self._in_flight) >= self._settings.max_in_flight
+        cap = self._caps.get(claimed.listener_id, claimed.send_cap)
         self._in_flight.pop(claimed.key, None)
         held = self._per_listener[claimed.listener_id]
         if held <= 1:
@@ -397,11 +429,11 @@ class Engine:
         # and an empty claim per finished attempt was most of the PostgreSQL cost.
         if was_full or (
             claimed.listener_id in self._backlogged
-            and held - 1 <= flow.refill_at(self._caps.get(claimed.listener_id, claimed.send_cap))
+            and held - 1 <= flow.refill_at(cap, self._prefetch(claimed.listener_id, cap))
         ):
             self._wake.set()
 
-    async def _attempt(self, claimed: Claimed, body: bytes) -> None:
+    async def _attempt(self, claimed: Claimed, body: bytes, lease_ends: int) -> None:
         # Under a rate limit each delivery has its reserved start (storage/claims.py).
         wait_s = (claimed.start_at - self._clock.now_ms()) / 1000
         if wait_s > 0:
@@ -409,12 +441,19 @@ class Engine:
         async with self._listener_slots[claimed.listener_id]:
             # The id is made as the attempt starts: the log lists attempts by id.
             attempt_id, started_at = new_id(), self._clock.now_ms()
+            if started_at + self._timeout_ms > lease_ends:
+                # It waited so long (its listener slowed down) that its lease could
+                # run out during the attempt, and another engine take it: not sent
+                # here. The lease runs out within a timeout; a claim takes it again.
+                log.info("delivery %s -> %s waited past its lease", *claimed.key)
+                return
             headers = self._headers.build(claimed, body, started_at // 1000)
             answer = await self._sender.request(
                 "POST", claimed.notify_url, self._settings.delivery_timeout_s, body, headers
             )
         if self._on_attempt is not None:
             self._on_attempt(answer.status, answer.elapsed_s)
+        self._observe(claimed.listener_id, answer.elapsed_s)
         now = self._clock.now_ms()
         attempts = claimed.attempts + 1
         outcome = after_attempt(
@@ -459,6 +498,16 @@ class Engine:
                 response_body=body_text(answer.body),
             )
         )
+
+    def _observe(self, listener_id: str, answer_s: float) -> None:
+        """A slower answer counts at once, a faster one gradually: a listener that
+        slows down loses its prefetch with its first slow answer."""
+        before = self._answer_s.get(listener_id)
+        if before is None and len(self._answer_s) >= MAX_OBSERVED:
+            self._answer_s.clear()
+        if before is not None and answer_s < before:
+            answer_s = 0.8 * before + 0.2 * answer_s
+        self._answer_s[listener_id] = answer_s
 
     async def _is_held(self, listener_id: str) -> bool:
         try:

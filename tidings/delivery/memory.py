@@ -165,6 +165,7 @@ class MemoryStore:
         after: str = "",
         default_cap: int = 16,
         held: Mapping[str, int] | None = None,
+        prefetch: Mapping[str, int] | None = None,
     ) -> list[Claimed]:
         self.claims += 1
         lease_until += int(RATE_LOOKAHEAD_MS)
@@ -178,7 +179,10 @@ class MemoryStore:
             due = self._due(lid, now)
             if not due:
                 continue
-            flow = self._flow(listener, now, default_cap, by, (held or {}).get(lid, 0))
+            flow = replace(
+                self._flow(listener, now, default_cap, by, (held or {}).get(lid, 0)),
+                prefetch=(prefetch or {}).get(lid, 0),
+            )
             room = min(allowance(flow, per_listener, now), limit - len(claimed))
             taken = [r for r in due if flow.head in (None, r.message_id)][:room]
             starts, listener.rate_next_at = start_times(flow, len(taken), now)

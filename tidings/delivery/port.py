@@ -32,6 +32,7 @@ class DeliveryQueue(Protocol):
         after: str = "",
         default_cap: int = 16,
         held: Mapping[str, int] | None = None,
+        prefetch: Mapping[str, int] | None = None,
     ) -> list[Claimed]: ...
 
     async def claim_trials(self, by: int, now: int, lease_until: int, limit: int) -> list[Claimed]:

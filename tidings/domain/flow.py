@@ -28,19 +28,21 @@ from dataclasses import dataclass
 RATE_LOOKAHEAD_MS = 1000.0
 
 
-def window(send_cap: int) -> int:
+def window(send_cap: int, prefetch: int = 0) -> int:
     """The most deliveries of one listener an engine may hold leased (sending or
-    waiting for a send slot) when it may have ``send_cap`` requests open. No more
-    than ``send_cap - 1`` wait: each then starts within one attempt's time, and the
-    lease (at least 3 delivery timeouts) covers the wait and its own attempt. (A
-    deeper prefetch measured no faster: docs/benchmarks.md.)"""
-    return max(0, 2 * send_cap - 1)
+    waiting for a send slot) when it may have ``send_cap`` requests open: up to
+    ``send_cap - 1`` wait (each then starts within one attempt's time, and the lease,
+    at least 3 delivery timeouts, covers the wait and its own attempt), or
+    ``prefetch`` for a listener the engine has seen answer fast (the engine never
+    starts one whose lease could run out during the attempt)."""
+    return send_cap + max(send_cap - 1, prefetch) if send_cap > 0 else 0
 
 
-def refill_at(send_cap: int) -> int:
+def refill_at(send_cap: int, prefetch: int = 0) -> int:
     """Claim more for a backlogged listener once an engine holds this many or fewer:
-    halfway down the prefetch, so new rows arrive before the waiting ones run out."""
-    return window(send_cap) - max(1, send_cap // 2)
+    halfway down the waiting ones, so new rows arrive before they run out."""
+    waiting = window(send_cap, prefetch) - send_cap
+    return send_cap + waiting - max(1, (waiting + 1) // 2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +58,7 @@ class Flow:
     # ordered only: the oldest pending delivery (message id), if it may go now
     head: str | None = None
     mine: int = 0  # deliveries of this listener leased now by the claiming engine
+    prefetch: int = 0  # how many may wait in the claiming engine (``window``)
 
     @property
     def send_cap(self) -> int:
@@ -66,7 +69,7 @@ class Flow:
 def allowance(flow: Flow, take: int, now: int) -> int:
     """How many due deliveries a claim may lease for this listener now."""
     cap = flow.send_cap
-    room = min(take, window(cap) - flow.mine)
+    room = min(take, window(cap, flow.prefetch) - flow.mine)
     if flow.ordered:
         alone = flow.leased == 0 and flow.mine == 0
         room = min(room, 1) if flow.head is not None and alone else 0

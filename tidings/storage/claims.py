@@ -76,6 +76,7 @@ def _flows(
     leased: dict[tuple[str, bool], int],
     heads: dict[str, str],
     default_cap: int,
+    prefetch: Mapping[str, int],
 ) -> list[Flow]:
     return [
         Flow(
@@ -87,6 +88,7 @@ def _flows(
             leased=leased.get((c["id"], False), 0),
             head=heads.get(c["id"]),
             mine=leased.get((c["id"], True), 0),
+            prefetch=prefetch.get(c["id"], 0),
         )
         for c in candidates
     ]
@@ -109,10 +111,12 @@ class Claim:
         limit: int,
         default_cap: int,
         held: Mapping[str, int],
+        prefetch: Mapping[str, int],
     ) -> list[Flow]:
         """``held``: per listener, the deliveries this engine holds and has not
         finished (its own leases of finished attempts whose outcome is still being
-        written do not count against its prefetch)."""
+        written do not count against its window); ``prefetch``: per listener, how
+        many may wait in it (domain/flow.py ``window``)."""
         postgres = self._db.dialect == "postgresql"
         in_busy, excluded = id_list(self._db, 3, busy)
         lock = " FOR NO KEY UPDATE OF l SKIP LOCKED" if postgres else ""
@@ -141,7 +145,7 @@ class Claim:
                     heads[r["listener_id"]] = r["message_id"]
         for c in candidates:
             leased[c["id"], True] = held.get(c["id"], 0)
-        return _flows(candidates, leased, heads, default_cap)
+        return _flows(candidates, leased, heads, default_cap, prefetch)
 
     async def advance_rates(self, moved: list[tuple[str, float]]) -> None:
         if moved:

@@ -334,6 +334,7 @@ class Deliveries:
         after: str = "",
         default_cap: int = 16,
         held: Mapping[str, int] | None = None,
+        prefetch: Mapping[str, int] | None = None,
     ) -> list[Claimed]:
         """Lease up to ``limit`` due deliveries to engine ``by``, listener by listener
         in id order starting after listener ``after`` and wrapping around (the engine
@@ -347,7 +348,7 @@ class Deliveries:
 
         async def body(tx: Connection) -> tuple[list[Row], dict[str, Flow], dict[str, list[float]]]:
             claim = Claim(self._db, tx, now, by)
-            flows = await claim.flows(busy, after, limit, default_cap, held or {})
+            flows = await claim.flows(busy, after, limit, default_cap, held or {}, prefetch or {})
             room = allowances(flows, per_listener, limit, now)
             if not room:
                 return [], {}, {}
