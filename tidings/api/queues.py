@@ -16,7 +16,10 @@ from tidings.storage.queues import KEEP
 
 
 async def _queue_out(ctx: Ctx, queue: Queue) -> wire.QueueEnvelope:
-    listeners = await ctx.store.listeners.summaries(ctx.org_id, queue.id)
+    return _envelope(ctx, queue, await ctx.store.listeners.summaries(ctx.org_id, queue.id))
+
+
+def _envelope(ctx: Ctx, queue: Queue, listeners: list[tuple[str, str]]) -> wire.QueueEnvelope:
     here = ctx.href("queues", queue.id).href
     items = [(name, lid, wire.Link(f"{here}/listeners/{lid}")) for lid, name in listeners]
     named = {"listeners": wire.Link(here + "/listeners"), "messages": wire.Link(here + "/messages")}
@@ -71,9 +74,9 @@ async def list_queues(ctx: Ctx) -> Response:
 
 
 async def get_queue(ctx: Ctx) -> Response:
-    queue = await ctx.store.queues.get(ctx.org_id, ctx.param("queue_id"))
+    queue, listeners = await ctx.store.queues.get_with_listeners(ctx.org_id, ctx.param("queue_id"))
     ctx.authorize(queue.id)
-    return ctx.respond(await _queue_out(ctx, queue))
+    return ctx.respond(_envelope(ctx, queue, listeners))
 
 
 async def update_queue(ctx: Ctx) -> Response:
