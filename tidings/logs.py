@@ -8,12 +8,13 @@ tied to its access-log line. Nothing here ever formats an API key: callers log i
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import logging.config
 import time
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -47,18 +48,39 @@ class JsonFormatter(logging.Formatter):
     """
 
     def format(self, record: logging.LogRecord) -> str:
+        exc = self.formatException(record.exc_info) if record.exc_info else None
+        return self.line(
+            record.created,
+            record.levelname,
+            record.name,
+            getattr(record, "request_id", None),
+            record.getMessage(),
+            _extras(record),
+            exc,
+        )
+
+    def line(
+        self,
+        created: float,
+        level: str,
+        name: str,
+        rid: str | None,
+        message: str,
+        extras: dict[str, Any],
+        exc: str | None = None,
+    ) -> str:
+        """The line of a record with these fields (``extras``: what ``extra=`` gave)."""
         entry: dict[str, Any] = {
-            "ts": round(record.created, 6),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
+            "ts": round(created, 6),
+            "level": level.lower(),
+            "logger": name,
+            "msg": message,
         }
-        rid = getattr(record, "request_id", None)
         if rid is not None:
             entry["request_id"] = rid
-        entry.update(_extras(record))
-        if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
+        entry.update(extras)
+        if exc is not None:
+            entry["exc"] = exc
         return orjson.dumps(entry, default=str).decode()
 
 
@@ -77,17 +99,36 @@ class TextFormatter(logging.Formatter):
         return f"{self._stamp}.{int((created - second) * 1000):03d}Z"
 
     def format(self, record: logging.LogRecord) -> str:
-        parts = [self._timestamp(record.created), record.levelname, record.name]
-        rid = getattr(record, "request_id", None)
-        if rid is not None:
-            parts.append(f"[{rid}]")
-        parts.append(record.getMessage())
-        extras = _extras(record).items()
-        parts += [f"{k}={v}" for k, v in extras if v is not None and k not in _IN_TEXT_MESSAGE]
-        line = " ".join(parts)
+        line = self.line(
+            record.created,
+            record.levelname,
+            record.name,
+            getattr(record, "request_id", None),
+            record.getMessage(),
+            _extras(record),
+        )
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
         return line
+
+    def line(
+        self,
+        created: float,
+        level: str,
+        name: str,
+        rid: str | None,
+        message: str,
+        extras: dict[str, Any],
+    ) -> str:
+        """The line of a record with these fields (``extras``: what ``extra=`` gave)."""
+        parts = [self._timestamp(created), level, name]
+        if rid is not None:
+            parts.append(f"[{rid}]")
+        parts.append(message)
+        parts += [
+            f"{k}={v}" for k, v in extras.items() if v is not None and k not in _IN_TEXT_MESSAGE
+        ]
+        return " ".join(parts)
 
 
 def logging_config(fmt: str = "text", level: str = "INFO") -> dict[str, Any]:
@@ -148,30 +189,6 @@ def configure_logging(fmt: str = "text", level: str = "INFO") -> None:
     logging.config.dictConfig(logging_config(fmt, level))
 
 
-class _Line:
-    """What our formatters read from a record, without building a ``LogRecord``.
-
-    Its ``__dict__`` holds only standard names besides the extras, so the formatters
-    print exactly what they print for a record logged with the same ``extra``."""
-
-    exc_info = None
-    exc_text = None
-    stack_info = None
-
-    def __init__(self, name: str, msg: str, args: tuple[Any, ...], extra: dict[str, Any]) -> None:
-        self.name = name
-        self.msg = msg
-        self.args = args
-        self.levelno = logging.INFO
-        self.levelname = "INFO"
-        self.created = time.time()
-        self.request_id = request_id.get()
-        self.__dict__.update(extra)
-
-    def getMessage(self) -> str:
-        return self.msg % self.args
-
-
 def _plain_stream(logger: logging.Logger) -> logging.StreamHandler[Any] | None:
     """The one handler an INFO line of ``logger`` reaches, when that is the stream
     handler of :func:`logging_config` (our formatter, the request-id filter only,
@@ -208,19 +225,51 @@ def log_info_fast(
     directly: the logging module's per-record work (the record, the handler chain,
     the filters) was half of what a line cost, and the access log was a fifth to a
     quarter of the CPU of a request (``python -m bench.inproc``, docs/benchmarks.md).
-    Any other set-up (a test's capture handler, an operator's extra handler or
-    filter) goes through ``logging`` as usual."""
+    On an event loop the lines of one loop iteration are written together, at the
+    start of the next one (one system call, not one per request). Any other set-up
+    (a test's capture handler, an operator's extra handler or filter) goes through
+    ``logging`` as usual."""
     if not logger.isEnabledFor(logging.INFO):
         return
     handler = _plain_stream(logger)
     if handler is None:
         logger.info(msg, *args, extra=extra)
         return
-    assert handler.formatter is not None
+    formatter = cast(TextFormatter | JsonFormatter, handler.formatter)
     try:
-        line = handler.formatter.format(_Line(logger.name, msg, args, extra))  # type: ignore[arg-type]
-        with handler.lock or contextlib.nullcontext():
-            handler.stream.write(line + handler.terminator)
-            handler.flush()
+        line = formatter.line(time.time(), "INFO", logger.name, request_id.get(), msg % args, extra)
     except Exception:  # as StreamHandler.emit would: report, never raise into a request
         logger.info(msg, *args, extra=extra)
+        return
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # no event loop: write it now
+        _write(handler, line + handler.terminator)
+        return
+    key = (handler, loop)
+    batch = _batches.get(key)
+    if batch is None:
+        batch = _batches[key] = []
+        loop.call_soon(_write_batch, key)
+    batch.append(line)
+
+
+# Access-log lines of this event-loop iteration, by handler: written together by one
+# write at the start of the next iteration, where a write per line was a system call
+# per request.
+_batches: dict[tuple[logging.StreamHandler[Any], asyncio.AbstractEventLoop], list[str]] = {}
+
+
+def _write_batch(key: tuple[logging.StreamHandler[Any], asyncio.AbstractEventLoop]) -> None:
+    handler = key[0]
+    lines = _batches.pop(key, [])
+    try:
+        _write(handler, "".join(line + handler.terminator for line in lines))
+    except Exception:  # as StreamHandler.emit would: report it on stderr
+        handler.handleError(logging.makeLogRecord({"msg": lines[0] if lines else ""}))
+
+
+def _write(handler: logging.StreamHandler[Any], text: str) -> None:
+    with handler.lock or contextlib.nullcontext():
+        handler.stream.write(text)
+        handler.flush()
