@@ -464,6 +464,14 @@ async def test_https_verifies_the_host_name_and_sends_it(ca: trustme.CA) -> None
         assert len(server.requests) == 2
 
 
+async def test_a_tls_handshake_that_never_ends_is_cut_at_the_deadline() -> None:
+    async with canned(always(OK)) as server, sender() as client:  # never answers a hello
+        url = server.url.replace("http://", "https://")
+        answer = await client.request("POST", url, 0.3, b"{}")
+        assert (answer.status, answer.failure) == (None, AttemptError.TIMEOUT)
+        await until(lambda: client_sockets(server.port) == 0)
+
+
 async def test_https_refuses_a_certificate_for_another_host(ca: trustme.CA) -> None:
     seen: list[str | None] = []
     async with canned(always(OK), _tls_server(ca, "other.example", seen)) as server:
