@@ -290,11 +290,16 @@ class _Connection(asyncio.Protocol):
 
     # llhttp callbacks
 
+    # Once the answer is complete, what llhttp still parses from the same read (a second
+    # answer to one request) changes nothing of it: the connection is only not reused.
+
     def on_message_begin(self) -> None:
         if self.complete:
-            self.lost = True  # a second answer to one request
+            self.lost = True
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self.complete:
+            return
         name = name.lower()
         if name == b"retry-after":
             if self.retry_after is None:
@@ -305,6 +310,8 @@ class _Connection(asyncio.Protocol):
             self.framed = True
 
     def on_headers_complete(self) -> None:
+        if self.complete:
+            return
         self.status = self.parser.get_status_code()
         self.headers_done = True
         self.keep_alive = self.parser.should_keep_alive()
@@ -312,11 +319,15 @@ class _Connection(asyncio.Protocol):
             self.complete, self.keep_alive = True, False
 
     def on_body(self, body: bytes) -> None:
+        if self.complete:
+            return
         if len(self.kept) < KEPT_BODY_BYTES:
             self.kept += body[: KEPT_BODY_BYTES - len(self.kept)]
         self.read += len(body)
 
     def on_message_complete(self) -> None:
+        if self.complete:
+            return
         if 100 <= self.status < 200:
             # An interim answer (100 Continue, 103 Early Hints): the final one follows.
             received = self.received

@@ -6,10 +6,14 @@ they need and writes what they decide, in one transaction:
 1. **candidates**: listeners with due, unleased deliveries that may be attempted
    (not ``down``, not busy here, under their rate horizon; enabled and not failing,
    storage/health.py), in round-robin order.
-   On PostgreSQL they are locked ``FOR NO KEY UPDATE SKIP LOCKED``: two engines never
-   claim for one listener at the same time, and what follows is read in a snapshot
-   taken after the lock, so each sees the other's committed leases and rate state.
-   (NO KEY: ingest's foreign-key ``KEY SHARE`` on the listener never waits for it.)
+   On PostgreSQL each is taken under a transaction-level advisory lock of its own
+   (``pg_try_advisory_xact_lock``; one that is taken is skipped): two engines never
+   claim for one listener at the same time, and what follows (leases, rate state) is
+   read in a snapshot taken after the lock, so each sees the other's committed
+   leases and rate state. Not a row lock: the recorder's UPDATE of the listener's
+   health and counters holds its row for its whole commit, and a claim that skipped
+   locked rows found nothing for a busy listener every other time (PostgreSQL
+   delivery: docs/benchmarks.md).
 2. **flow**: leased deliveries per candidate, this engine's and the others'
    (``ix_deliveries_leased``), and for
    ordered ones their oldest pending delivery (store order = message id order).
@@ -41,8 +45,17 @@ WHERE l.liveness_state <> 'down' AND NOT (l.id {busy})
       AND d.next_attempt_at <= $1 AND d.lease_until <= $1
   )
 ORDER BY l.id <= $4, l.id
-LIMIT $5{lock}
+LIMIT $5
 """
+# Locked after LIMIT (a subquery with LIMIT is never flattened, so the lock is tried
+# only for the rows kept); the two-key form: a key space apart from engine locks.
+_CANDIDATES_POSTGRES = (
+    "SELECT c.* FROM (" + _CANDIDATES + ") c"
+    " WHERE pg_try_advisory_xact_lock(1953064051, hashtext(c.id))"
+    " ORDER BY c.id <= $4, c.id"
+)
+# Rate state as committed before the lock (the candidates' snapshot may be older).
+_RATES = "SELECT id, rate_next_at FROM listeners WHERE id {ids}"
 # SQLite's claim transaction is exclusive: the counts can come with the candidates
 # (one hop to the writer instead of two). Evaluated only for the rows LIMIT keeps.
 _LEASED_OF = (
@@ -119,9 +132,9 @@ class Claim:
         many may wait in it (domain/flow.py ``window``)."""
         postgres = self._db.dialect == "postgresql"
         in_busy, excluded = id_list(self._db, 3, busy)
-        lock = " FOR NO KEY UPDATE OF l SKIP LOCKED" if postgres else ""
         counts = "" if postgres else _COUNTS_SQLITE
-        sql = _CANDIDATES.format(busy=in_busy, lock=lock, claimable=health.CLAIMABLE, counts=counts)
+        shape = _CANDIDATES_POSTGRES if postgres else _CANDIDATES
+        sql = shape.format(busy=in_busy, claimable=health.CLAIMABLE, counts=counts)
         args = [self._now, self._now + RATE_LOOKAHEAD_MS, excluded, after, limit]
         candidates = await self._tx.fetch(sql, *args, *([] if postgres else [self._by]))
         if not candidates:
@@ -132,6 +145,15 @@ class Claim:
             in_ids, ids = id_list(self._db, 1, [c["id"] for c in candidates])
             for r in await self._tx.fetch(_LEASED.format(ids=in_ids), ids, self._now, self._by):
                 leased[r["listener_id"], bool(r["mine"])] = r["n"]
+            rated = [c["id"] for c in candidates if c["rate_limit"] is not None]
+            if rated:
+                in_rated, value = id_list(self._db, 1, rated)
+                found = await self._tx.fetch(_RATES.format(ids=in_rated), value)
+                rates = {r["id"]: r["rate_next_at"] for r in found}
+                candidates = [
+                    {**c, "rate_next_at": rates[c["id"]]} if c["id"] in rates else c
+                    for c in candidates
+                ]
         else:
             for c in candidates:
                 leased[c["id"], False] = c["others"]

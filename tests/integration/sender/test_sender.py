@@ -265,6 +265,32 @@ async def test_an_endless_head_or_chunk_stream_is_cut() -> None:
         assert server.connections == 2  # the cut one was not reused
 
 
+async def test_bytes_past_the_answer_keep_its_connection_out_of_the_pool() -> None:
+    # A second answer to one request (a server's 408 on what it thinks is idle).
+    extra = OK + b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n"
+    async with canned(always(extra)) as server, sender() as client:
+        for _ in range(2):
+            answer = await client.request("POST", server.url, 2.0, b"{}")
+            assert (answer.status, answer.body) == (200, b"ok")
+        assert server.connections == 2
+
+
+async def test_the_deadline_covers_the_wait_for_a_connection() -> None:
+    def reply(request: Request) -> Reply:
+        return Reply(OK, delay_s=3600) if request.body == b"held" else Reply(OK)
+
+    async with canned(reply) as server, sender(max_connections=1) as client:
+        held = asyncio.create_task(client.request("POST", server.url, 60.0, b"held"))
+        await until(lambda: len(server.requests) == 1)
+        answer = await client.request("POST", server.url, 0.2, b"{}")
+        assert (answer.status, answer.failure) == (None, AttemptError.TIMEOUT)
+        held.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await held
+        # The slot is free again: the next request gets it.
+        assert (await client.request("POST", server.url, 2.0, b"{}")).status == 200
+
+
 async def test_connection_close_is_honoured() -> None:
     closing = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok"
     async with canned(always(closing)) as server, sender() as client:  # it leaves it open
@@ -436,6 +462,14 @@ async def test_https_verifies_the_host_name_and_sends_it(ca: trustme.CA) -> None
         assert (untrusted.status, untrusted.failure) == (None, AttemptError.TLS)
         assert untrusted.error and "certificate" in untrusted.error
         assert len(server.requests) == 2
+
+
+async def test_a_tls_handshake_that_never_ends_is_cut_at_the_deadline() -> None:
+    async with canned(always(OK)) as server, sender() as client:  # never answers a hello
+        url = server.url.replace("http://", "https://")
+        answer = await client.request("POST", url, 0.3, b"{}")
+        assert (answer.status, answer.failure) == (None, AttemptError.TIMEOUT)
+        await until(lambda: client_sockets(server.port) == 0)
 
 
 async def test_https_refuses_a_certificate_for_another_host(ca: trustme.CA) -> None:
