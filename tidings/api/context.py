@@ -143,9 +143,15 @@ class Ctx:
             return Link(_root_url(self.request) + path)
         return Link(str(self.request.url.remove_query_params(["pretty"])))
 
-    def links(self, items: Sequence[tuple[str | None, str, Link]] = (), **named: Link) -> Links:
-        """``self`` plus one link per item, keyed by name (by id when missing or taken)."""
-        result: Links = {"self": self.self_link(), **named}
+    def links(
+        self,
+        items: Sequence[tuple[str | None, str, Link]] = (),
+        self_link: Link | None = None,
+        **named: Link,
+    ) -> Links:
+        """``self`` (this request's URL unless given) plus one link per item, keyed by
+        name (by id when missing or taken)."""
+        result: Links = {"self": self_link or self.self_link(), **named}
         for name, item_id, link in items:
             key = name if name and name not in result else item_id
             result[key] = link

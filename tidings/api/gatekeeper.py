@@ -15,6 +15,7 @@ from starlette.requests import Request
 
 from tidings.api.auth import Authenticator, Principal
 from tidings.api.lockout import Lockout
+from tidings.api.middleware import header_text
 from tidings.api.peers import ClientAddresses
 from tidings.api.ratelimit import RateLimiter
 from tidings.config import Settings
@@ -62,7 +63,7 @@ class Gatekeeper:
         address = self.addresses.of(request.scope)
         self.lockout.check(address)
         try:
-            principal = await self.auth.authenticate(request.headers.get("x-api-key"))
+            principal = await self.auth.authenticate(header_text(request.scope, b"x-api-key"))
         except Unauthorized:
             await self.lockout.failed(address)
             raise

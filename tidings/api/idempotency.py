@@ -18,12 +18,13 @@ import msgspec
 from starlette.responses import Response
 
 from tidings.api.context import Ctx
+from tidings.api.middleware import header_text
 from tidings.api.router import PREFIX
 from tidings.domain.errors import BadRequest, Invalid, Unavailable
 from tidings.domain.models import RememberedAnswer
 from tidings.storage.idempotency import KeyTaken
 
-HEADER = "idempotency-key"
+HEADER = b"idempotency-key"
 REPLAYED = "Idempotent-Replayed"
 # 1..255 printable ASCII characters (SPEC §9).
 KEY_PATTERN = "^[\\x20-\\x7e]{1,255}$"
@@ -60,7 +61,7 @@ Publish = Callable[[Keyed | None], Awaitable[bytes]]
 
 
 def _key(ctx: Ctx) -> str | None:
-    raw = ctx.request.headers.get(HEADER)
+    raw = header_text(ctx.request.scope, HEADER)
     if raw is None:
         return None
     if not _KEY.match(raw):

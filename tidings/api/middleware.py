@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from starlette.responses import Response
-from starlette.types import Receive
+from starlette.types import Receive, Scope
 
 from tidings.api import problems
 
@@ -28,6 +28,13 @@ def header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes | None:
         if key == name:
             return value
     return None
+
+
+def header_text(scope: Scope, name: bytes) -> str | None:
+    """A request header as Starlette's ``request.headers.get`` reads it (the first of
+    its name, latin-1), without building a headers object."""
+    value = header(scope["headers"], name)
+    return None if value is None else value.decode("latin-1")
 
 
 def exempt(path: str) -> bool:

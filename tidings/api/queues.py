@@ -16,12 +16,15 @@ from tidings.storage.queues import KEEP
 
 
 async def _queue_out(ctx: Ctx, queue: Queue) -> wire.QueueEnvelope:
-    listeners = await ctx.store.listeners.summaries(ctx.org_id, queue.id)
-    base = ("queues", queue.id)
-    items = [(name, lid, ctx.href(*base, "listeners", lid)) for lid, name in listeners]
-    named = {"listeners": ctx.href(*base, "listeners"), "messages": ctx.href(*base, "messages")}
+    return _envelope(ctx, queue, await ctx.store.listeners.summaries(ctx.org_id, queue.id))
+
+
+def _envelope(ctx: Ctx, queue: Queue, listeners: list[tuple[str, str]]) -> wire.QueueEnvelope:
+    here = ctx.href("queues", queue.id).href
+    items = [(name, lid, wire.Link(f"{here}/listeners/{lid}")) for lid, name in listeners]
+    named = {"listeners": wire.Link(here + "/listeners"), "messages": wire.Link(here + "/messages")}
     if queue.schema_id:
-        named["schema"] = ctx.href(*base, "schemas", queue.schema_id)
+        named["schema"] = wire.Link(f"{here}/schemas/{queue.schema_id}")
     return wire.QueueEnvelope(
         queue=wire.QueueOut(
             id=queue.id,
@@ -31,7 +34,7 @@ async def _queue_out(ctx: Ctx, queue: Queue) -> wire.QueueEnvelope:
             schema_id=queue.schema_id,
             retention_seconds=queue.retention_seconds,
         ),
-        _links={**ctx.links(items), **named, "self": ctx.href(*base)},
+        _links={**ctx.links(items, self_link=wire.Link(here)), **named},
     )
 
 
@@ -71,9 +74,9 @@ async def list_queues(ctx: Ctx) -> Response:
 
 
 async def get_queue(ctx: Ctx) -> Response:
-    queue = await ctx.store.queues.get(ctx.org_id, ctx.param("queue_id"))
+    queue, listeners = await ctx.store.queues.get_with_listeners(ctx.org_id, ctx.param("queue_id"))
     ctx.authorize(queue.id)
-    return ctx.respond(await _queue_out(ctx, queue))
+    return ctx.respond(_envelope(ctx, queue, listeners))
 
 
 async def update_queue(ctx: Ctx) -> Response:

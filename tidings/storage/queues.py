@@ -19,6 +19,12 @@ from tidings.storage.events import EventLog
 from tidings.storage.paging import fetch_page
 
 _COLUMNS = "id, org_id, name, schema, schema_id, created_at, updated_at, retention_seconds"
+_WITH_LISTENERS = (
+    f"SELECT {', '.join('q.' + c for c in _COLUMNS.split(', '))},"
+    " l.id AS listener_id, l.name AS listener_name"
+    " FROM queues q LEFT JOIN listeners l ON l.org_id = q.org_id AND l.queue_id = q.id"
+    " WHERE q.org_id = $1 AND q.id = $2 ORDER BY l.id"
+)
 # A backstop only (see storage.cache): what a stale entry could get wrong on ingest,
 # the queue's schema, is checked again inside the message's own transaction.
 RECENT_TTL_S = 2.0
@@ -143,6 +149,17 @@ class Queues:
         if row is None:
             raise NotFound("No queue with this id.")
         return _queue(row)
+
+    async def get_with_listeners(
+        self, org_id: str, queue_id: str
+    ) -> tuple[Queue, list[tuple[str, str]]]:
+        """A queue and the ``(id, name)`` of its listeners, oldest first: one statement
+        (one snapshot), where :meth:`get` and ``Listeners.summaries`` are two."""
+        rows = await self._db.point.fetch(_WITH_LISTENERS, org_id, queue_id)
+        if not rows:
+            raise NotFound("No queue with this id.")
+        listeners = [(r["listener_id"], r["listener_name"]) for r in rows if r["listener_id"]]
+        return _queue(rows[0]), listeners
 
     async def list_page(
         self, org_id: str, page: Page, within: Sequence[str] | None = None

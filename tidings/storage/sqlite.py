@@ -228,7 +228,23 @@ class _Session:
         await self._call(lambda c: c.executemany(_sql(sql), rows))
 
 
-class _Inline(_Session):
+class _Direct(_Session):
+    """Statements run at once on this thread's connection: the awaits never suspend."""
+
+    _conn: sqlite3.Connection | None = None
+
+    def _connection(self) -> sqlite3.Connection:
+        assert self._conn is not None
+        return self._conn
+
+    async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        try:
+            return fn(self._connection())
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
+
+
+class _Inline(_Direct):
     """Reads on the event loop's own thread, on a read-only connection of their own.
 
     For lookups of a few rows by key (an API key, one resource, a queue's listeners):
@@ -240,14 +256,12 @@ class _Inline(_Session):
     """
 
     def __init__(self, path: str) -> None:
-        super().__init__(self._here)
         self._path = path
-        self._conn: sqlite3.Connection | None = None
 
-    async def _here(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
             self._conn = _connect(self._path, readonly=True)
-        return fn(self._conn)
+        return self._conn
 
     def close(self) -> None:
         if self._conn is not None:
@@ -395,17 +409,12 @@ def _drive(step: Awaitable[T]) -> T:
     raise RuntimeError(f"a SQLite transaction body awaited {waited!r}, not its connection")
 
 
-class _Here(_Session):
-    """A transaction's connection inside its body, on the writer thread: every
-    statement runs at once (the awaits never suspend)."""
+class _Here(_Direct):
+    """A transaction's connection inside its body, on the writer thread."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
-        super().__init__(self._now)
         self._conn = conn
         self.notified: set[str] = set()
-
-    async def _now(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return fn(self._conn)
 
     async def executemany(self, sql: str, args: Iterable[Sequence[Any]]) -> None:
         rows = list(args)
