@@ -29,7 +29,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tidings.domain.flow import RATE_LOOKAHEAD_MS, Flow, allowance, start_times
+from tidings.domain.flow import RATE_LOOKAHEAD_MS, Flow, start_times
 from tidings.storage import health
 from tidings.storage.database import Connection, Database, Row, id_list
 
@@ -172,21 +172,6 @@ class Claim:
     async def advance_rates(self, moved: list[tuple[str, float]]) -> None:
         if moved:
             await self._tx.executemany(_RATE, moved)
-
-
-def allowances(flows: list[Flow], take: int, limit: int, now: int) -> dict[str, int]:
-    """Per listener, how many to lease: each its allowance, in round-robin order,
-    until ``limit`` rows in all."""
-    room: dict[str, int] = {}
-    left = limit
-    for flow in flows:
-        n = min(allowance(flow, take, now), left)
-        if n > 0:
-            room[flow.listener_id] = n
-            left -= n
-        if left <= 0:
-            break
-    return room
 
 
 def schedule(

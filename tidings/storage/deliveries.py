@@ -21,12 +21,12 @@ from typing import Any
 from tidings.config import Settings
 from tidings.domain.clock import Clock
 from tidings.domain.events import EventType, NewEvent, Ref
-from tidings.domain.flow import RATE_LOOKAHEAD_MS, Flow
+from tidings.domain.flow import RATE_LOOKAHEAD_MS, Flow, allowances
 from tidings.domain.health import BreakerPolicy, Change, Outcome
 from tidings.domain.models import AttemptError, AttemptOutcome, DeliveryState
 from tidings.storage import alerts, channels, health, locks
 from tidings.storage.attempts import Attempts, NewAttempt
-from tidings.storage.claims import Claim, allowances, json_ids, schedule, trim_sqlite
+from tidings.storage.claims import Claim, json_ids, schedule, trim_sqlite
 from tidings.storage.database import Connection, Database, Row, id_list
 from tidings.storage.events import EventLog
 from tidings.storage.messages import Messages
