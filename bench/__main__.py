@@ -13,7 +13,7 @@ from typing import Any
 import uvloop
 
 from bench import delivery, fanout, get, ingest, latency, memory, publishing, report
-from bench.procs import load
+from bench.procs import SOURCE, load
 
 Scenario = Callable[[list[str], bool], Awaitable[dict[str, Any]]]
 SCENARIOS: dict[str, Scenario] = {
@@ -49,13 +49,20 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="shorter rounds (~minutes)")
     parser.add_argument("--db", default="sqlite,postgres", help="sqlite,postgres")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--source",
+        help="run the servers from this source tree (e.g. `git archive C | tar -x -C DIR`)"
+        " with this tree's scenarios and baselines: before/after with the same instruments",
+    )
     args = parser.parse_args()
+    SOURCE["path"] = args.source
     names = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
     kinds = [k.strip() for k in args.db.split(",") if k.strip()]
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     meta = {
         "command": "python -m bench "
-        + " ".join([args.scenario, *(["--quick"] if args.quick else []), "--db", args.db]),
+        + " ".join([args.scenario, *(["--quick"] if args.quick else []), "--db", args.db])
+        + (f" --source {args.source}" if args.source else ""),
         "uptime_at_start": _uptime(),
         "load_at_start": load(),
     }
