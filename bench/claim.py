@@ -56,7 +56,7 @@ async def _seed(url: str) -> None:
     from tidings.bootstrap import bootstrap
     from tidings.domain.ids import new_id, now_ms
     from tidings.domain.models import NewMessage, Publication
-    from tidings.signing import new_secret
+    from tidings.signing import new_keys
     from tidings.storage.store import Store
 
     store = await Store.open(url)
@@ -67,7 +67,7 @@ async def _seed(url: str) -> None:
         queue = await store.queues.create(org.id, "q", None, None)
         for n in range(16):
             url_ = f"http://l{n}.test/hook"
-            await store.listeners.create(org.id, queue.id, f"l{n}", url_, url_, new_secret())
+            await store.listeners.create(org.id, queue.id, f"l{n}", url_, url_, new_keys("v1"))
         await store.db.write("UPDATE listeners SET next_probe_at = 9000000000000")
         for _ in range(20):
             batch = [

@@ -15,6 +15,7 @@ from typing import Any
 from tidings.domain.ids import id_floor
 from tidings.domain.models import Attempt, AttemptError, AttemptOutcome, Page
 from tidings.storage.database import Connection, Database, Row, id_list
+from tidings.storage.paging import total_of
 
 _COLUMNS = (
     "id, org_id, queue_id, message_id, listener_id, attempt, started_at, duration_ms,"
@@ -150,10 +151,9 @@ class Attempts:
             page.per_page,
             page.offset,
         )
-        total = await self._db.fetchval(
-            f"SELECT count(*) FROM attempts WHERE {where}", value, org_id
-        )
-        return [_attempt(r) for r in rows], int(total)
+        count = f"SELECT count(*) FROM attempts WHERE {where}"
+        total = await total_of(self._db, count, [value, org_id], page, len(rows))
+        return [_attempt(r) for r in rows], total
 
     async def purge_before(self, before_ms: int, batch: int) -> int:
         """Delete up to ``batch`` attempts started before ``before_ms`` (retention),

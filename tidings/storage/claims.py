@@ -14,10 +14,12 @@ they need and writes what they decide, in one transaction:
    health and counters holds its row for its whole commit, and a claim that skipped
    locked rows found nothing for a busy listener every other time (PostgreSQL
    delivery: docs/benchmarks.md).
-2. **flow**: leased deliveries per candidate, this engine's and the others'
-   (``ix_deliveries_leased``), and for
+2. **flow**: the other engines' leased deliveries per candidate
+   (``ix_deliveries_leased``; this engine's own come from the engine), and for
    ordered ones their oldest pending delivery (store order = message id order).
-3. **lease** as many due rows per listener as its allowance says.
+3. **lease** as many due rows per listener as its allowance says. On PostgreSQL,
+   when no candidate is ordered or rate-limited and ``limit`` does not bind, 2 and 3
+   are one statement (``by_count``).
 4. **rate state**: each rate-limited listener's next allowed start moves on.
 
 SQLite has one writer, so its transaction is exclusive anyway.
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from tidings.domain.flow import RATE_LOOKAHEAD_MS, Flow, allowance, start_times
@@ -64,11 +67,16 @@ _LEASED_OF = (
 )
 _COUNTS_SQLITE = ", " + _LEASED_OF.format(whose="d.claimed_by IS NOT $6") + " AS others"
 # "lease_until > 0" repeats the partial index's predicate so the planner may use it.
-_LEASED = """
-SELECT listener_id, claimed_by = $3 AS mine, count(*) AS n FROM deliveries
-WHERE listener_id {ids} AND state = 'pending' AND lease_until > 0 AND lease_until > $2
-GROUP BY listener_id, claimed_by = $3
-"""
+# (This engine's own leases are not read: ``held`` says which still count.)
+LEASED_BY_OTHERS = (
+    "state = 'pending' AND lease_until > 0 AND lease_until > {now}"
+    " AND claimed_by IS DISTINCT FROM {by}"
+)
+_LEASED = (
+    "SELECT listener_id, count(*) AS n FROM deliveries WHERE listener_id {ids} AND "
+    + LEASED_BY_OTHERS.format(now="$2", by="$3")
+    + " GROUP BY listener_id"
+)
 # min() per listener: one index probe each (ix_deliveries_listener_state).
 _HEADS = """
 SELECT d.listener_id, d.message_id, d.next_attempt_at, d.lease_until
@@ -141,10 +149,7 @@ class Claim:
             return []
         leased: dict[tuple[str, bool], int] = {}
         if postgres:
-            # Read after the lock: a snapshot that holds every lease committed before.
-            in_ids, ids = id_list(self._db, 1, [c["id"] for c in candidates])
-            for r in await self._tx.fetch(_LEASED.format(ids=in_ids), ids, self._now, self._by):
-                leased[r["listener_id"], bool(r["mine"])] = r["n"]
+            # Other engines' leases are read by leased() or by the lease statement.
             rated = [c["id"] for c in candidates if c["rate_limit"] is not None]
             if rated:
                 in_rated, value = id_list(self._db, 1, rated)
@@ -169,24 +174,40 @@ class Claim:
             leased[c["id"], True] = held.get(c["id"], 0)
         return _flows(candidates, leased, heads, default_cap, prefetch)
 
+    async def leased(self, flows: list[Flow]) -> list[Flow]:
+        """PostgreSQL: ``flows`` with the other engines' leases of each listener, read
+        after the lock (a snapshot that holds every lease committed before)."""
+        in_ids, ids = id_list(self._db, 1, [f.listener_id for f in flows])
+        others = {
+            r["listener_id"]: r["n"]
+            for r in await self._tx.fetch(_LEASED.format(ids=in_ids), ids, self._now, self._by)
+        }
+        return [replace(f, leased=others.get(f.listener_id, 0)) for f in flows]
+
     async def advance_rates(self, moved: list[tuple[str, float]]) -> None:
         if moved:
             await self._tx.executemany(_RATE, moved)
 
 
-def allowances(flows: list[Flow], take: int, limit: int, now: int) -> dict[str, int]:
-    """Per listener, how many to lease: each its allowance, in round-robin order,
-    until ``limit`` rows in all."""
-    room: dict[str, int] = {}
-    left = limit
-    for flow in flows:
-        n = min(allowance(flow, take, now), left)
-        if n > 0:
-            room[flow.listener_id] = n
-            left -= n
-        if left <= 0:
-            break
-    return room
+def by_count(flows: list[Flow], take: int, limit: int, now: int) -> dict[str, list[int]] | None:
+    """PostgreSQL leases unordered listeners without a rate limit in the statement
+    that counts the other engines' leases (one round trip less): per listener, its
+    allowance (domain/flow.py) for each count of others' leases from 0 to its
+    ``max_in_flight``, which the statement looks up. None when that does not apply
+    (an ordered or rate-limited candidate, or allowances that would share ``limit``,
+    so each depends on the others'); then ``Claim.leased`` reads the counts first."""
+    if any(f.ordered or f.rate_limit is not None for f in flows):
+        return None
+    tables = {
+        f.listener_id: [
+            allowance(replace(f, leased=n), take, now) for n in range(f.max_in_flight + 1)
+        ]
+        for f in flows
+    }
+    # The most each can get is with no other leases (fewer slots never mean more).
+    if sum(t[0] for t in tables.values()) > limit:
+        return None
+    return {lid: t for lid, t in tables.items() if t[0] > 0}
 
 
 def schedule(

@@ -15,18 +15,25 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tidings.config import Settings
 from tidings.domain.clock import Clock
 from tidings.domain.events import EventType, NewEvent, Ref
-from tidings.domain.flow import RATE_LOOKAHEAD_MS, Flow
+from tidings.domain.flow import RATE_LOOKAHEAD_MS, Flow, allowances
 from tidings.domain.health import BreakerPolicy, Change, Outcome
 from tidings.domain.models import AttemptError, AttemptOutcome, DeliveryState
 from tidings.storage import alerts, channels, health, locks
 from tidings.storage.attempts import Attempts, NewAttempt
-from tidings.storage.claims import Claim, allowances, json_ids, schedule, trim_sqlite
+from tidings.storage.claims import (
+    LEASED_BY_OTHERS,
+    Claim,
+    by_count,
+    json_ids,
+    schedule,
+    trim_sqlite,
+)
 from tidings.storage.database import Connection, Database, Row, id_list
 from tidings.storage.events import EventLog
 from tidings.storage.messages import Messages
@@ -48,19 +55,19 @@ _CLAIMED = (
 # locked is not visible to this statement's UPDATE: it stays unleased and is not
 # sent). Rows come back in the round-robin order. FOR NO KEY UPDATE: the weakest lock
 # that keeps other engines off the row.
-_LEASE_POSTGRES = f"""
+_LEASE_SHAPE = """
 WITH a AS (
-    SELECT * FROM unnest($1::text[], $2::int[], $3::text[]) AS a(id, allow, head)
+    SELECT * FROM unnest($1::text[], $2::int[], $3::text[]{top}) AS a(id, allow, head{top_as})
 ), picked AS MATERIALIZED (
-    SELECT {_CLAIMED}, d.row_id, d.next_attempt_at, l.id <= $5 AS wrapped
-    FROM a JOIN listeners l ON l.id = a.id
+    SELECT {claimed}, d.row_id, d.next_attempt_at, l.id <= $5 AS wrapped{others}
+    FROM a JOIN listeners l ON l.id = a.id{count}
     CROSS JOIN LATERAL (
         SELECT ctid AS row_id, message_id, listener_id, attempts, next_attempt_at
         FROM deliveries
         WHERE listener_id = l.id AND state = 'pending'
           AND next_attempt_at <= $4 AND lease_until <= $4
           AND (a.head IS NULL OR message_id = a.head)
-        ORDER BY next_attempt_at LIMIT a.allow
+        ORDER BY next_attempt_at LIMIT {allow}
         FOR NO KEY UPDATE SKIP LOCKED
     ) d
     JOIN messages m ON m.id = d.message_id
@@ -73,6 +80,22 @@ WITH a AS (
 SELECT p.* FROM picked p JOIN leased USING (message_id, listener_id)
 ORDER BY p.wrapped, p.listener_id, p.next_attempt_at, p.message_id
 """
+_LEASE_POSTGRES = _LEASE_SHAPE.format(
+    top="", top_as="", claimed=_CLAIMED, others="", count="", allow="a.allow"
+)
+# The same that also counts the other engines' leases of each listener (this
+# statement's snapshot is taken after the lock, like a statement of their own) and
+# looks its allowance up for that count (storage/claims.py ``by_count``): $2 is where
+# each listener's row starts in the flat table $8 (1-based), $9 its last offset.
+_LEASE_COUNTING_POSTGRES = _LEASE_SHAPE.format(
+    top=", $9::int[]",
+    top_as=", top",
+    claimed=_CLAIMED,
+    others=", o.n AS others",
+    count="\n    CROSS JOIN LATERAL (SELECT count(*)::int AS n FROM deliveries"
+    " WHERE listener_id = l.id AND " + LEASED_BY_OTHERS.format(now="$4", by="$7") + ") o",
+    allow="($8::int[])[a.allow + least(o.n, a.top)]",
+)
 # SQLite cannot LIMIT by a column: one UPDATE leases up to the largest allowance of
 # each candidate (for an ordered one only its head), and what a listener got beyond
 # its own allowance is given back at once (rare: most claims have one allowance for
@@ -308,6 +331,24 @@ def _published(result: AttemptResult) -> NewEvent:
 DEFAULT_POLICY = Settings().breaker_policy
 
 
+async def _lease_counting(
+    tx: Connection, tables: dict[str, list[int]], now: int, after: str, lease_until: int, by: int
+) -> list[Row]:
+    """Lease for listeners whose allowance depends only on the other engines' leases,
+    which the statement counts (storage/claims.py ``by_count``)."""
+    ids = list(tables)
+    firsts: list[int] = []
+    flat: list[int] = []
+    for i in ids:
+        firsts.append(len(flat) + 1)
+        flat += tables[i]
+    tops = [len(tables[i]) - 1 for i in ids]
+    heads = [None] * len(ids)
+    return await tx.fetch(
+        _LEASE_COUNTING_POSTGRES, ids, firsts, heads, now, after, lease_until, by, flat, tops
+    )
+
+
 class Deliveries:
     def __init__(
         self,
@@ -349,11 +390,26 @@ class Deliveries:
         async def body(tx: Connection) -> tuple[list[Row], dict[str, Flow], dict[str, list[float]]]:
             claim = Claim(self._db, tx, now, by)
             flows = await claim.flows(busy, after, limit, default_cap, held or {}, prefetch or {})
+            postgres = self._db.dialect == "postgresql"
+            tables = by_count(flows, per_listener, limit, now) if postgres else None
+            if tables is not None:
+                if not tables:
+                    return [], {}, {}
+                rows = await _lease_counting(tx, tables, now, after, lease_until, by)
+                others = {r["listener_id"]: r["others"] for r in rows}
+                flows = [
+                    replace(f, leased=others[f.listener_id])
+                    for f in flows
+                    if f.listener_id in others
+                ]
+                return rows, {f.listener_id: f for f in flows}, {lid: [] for lid in others}
+            if postgres:
+                flows = await claim.leased(flows)
             room = allowances(flows, per_listener, limit, now)
             if not room:
                 return [], {}, {}
             heads = {f.listener_id: f.head for f in flows if f.ordered}
-            if self._db.dialect == "postgresql":
+            if postgres:
                 ids = list(room)
                 rows = await tx.fetch(
                     _LEASE_POSTGRES,

@@ -153,6 +153,21 @@ _SUCCEEDED = (
 )
 
 
+# PostgreSQL: the same for a batch whose listeners all settled, in one statement
+# that locks them in id order first (storage.locks; every row it changes was locked
+# by the MATERIALIZED CTE before, whatever the join order): no read, one round trip.
+_SUCCEEDED_POSTGRES = """
+WITH s AS (
+    SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS s(id, at, acked)
+), locked AS MATERIALIZED (
+    SELECT s.* FROM s JOIN listeners l ON l.id = s.id ORDER BY l.id FOR NO KEY UPDATE OF l
+)
+UPDATE listeners l SET last_success_at = k.at, acknowledged_count = acknowledged_count + k.acked,
+    consecutive_failures = CASE WHEN health = 'healthy' THEN 0 ELSE consecutive_failures END
+FROM locked k WHERE l.id = k.id
+"""
+
+
 async def record(
     db: Database,
     tx: Connection,
@@ -171,9 +186,17 @@ async def record(
         lid: outs for lid, outs in outcomes.items() if not any(o.trial or not o.ok for o in outs)
     }
     if db.dialect == "postgresql":
+        if len(settled) == len(outcomes):  # the common case: one statement
+            done = sorted(settled.items())
+            await tx.execute(
+                _SUCCEEDED_POSTGRES,
+                [lid for lid, _ in done],
+                [outs[-1].at for _, outs in done],
+                [acked.get(lid, 0) for lid, _ in done],
+            )
+            return []
         # Every listener of the batch is locked by one read, in id order: two groups
-        # each in order could still cross between two engines' batches. (PostgreSQL
-        # answers a read within the transaction without SQLite's thread hop.)
+        # each in order could still cross between two engines' batches.
         settled = {}
     hard = {lid: outs for lid, outs in outcomes.items() if lid not in settled}
     # In id order (storage.locks), one UPDATE per listener either way.

@@ -45,5 +45,18 @@ async def fetch_page(
         page.per_page,
         page.offset,
     )
-    total = await db.fetchval(f"SELECT count(*) FROM {table} WHERE {where}", *args)
-    return rows, int(total)
+    count = f"SELECT count(*) FROM {table} WHERE {where}"
+    return rows, await total_of(db, count, args, page, len(rows))
+
+
+async def total_of(
+    db: Database, count_sql: str, args: Sequence[object], page: Page, got: int
+) -> int:
+    """The total that goes with a page of ``got`` rows read just before. A short page
+    is its own total (read in one snapshot: a count in another statement could see a
+    row committed in between that the page does not show, e.g. ``total: 1`` and no
+    item); a full page, or one past the end, is counted, and never below what the
+    page shows."""
+    if got < page.per_page and (got > 0 or page.offset == 0):
+        return page.offset + got
+    return max(int(await db.fetchval(count_sql, *args)), page.offset + got)
