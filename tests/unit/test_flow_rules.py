@@ -13,7 +13,7 @@ from tests.unit.fakes import FakeSender, LoopClock, Reply, until, virtual_time
 from tests.unit.test_engine_scheduling import SETTINGS, add, running, states, url
 from tidings.delivery.engine import Engine
 from tidings.delivery.memory import MemoryStore
-from tidings.domain.flow import Flow, allowance, start_times
+from tidings.domain.flow import Flow, allowance, allowances, start_times
 from tidings.domain.models import DeliveryState
 
 
@@ -37,6 +37,23 @@ def test_allowance_rules() -> None:
     assert (starts, next_at) == ([5000.0, 5100.0, 5200.0], 5300.0)
     busy = Flow("a", 100, 10.0, 7_000.0, False, leased=0)  # reserved up to 2 s ahead
     assert allowance(busy, 100, 5_000) == 0
+
+
+def test_the_window_goes_first_to_what_each_listener_can_send() -> None:
+    """A claim shares the engine's window in rounds: what each listener may send at
+    once, then its waiting rows, then a fast listener's prefetch; so one listener's
+    waiting rows never take the window while another has nothing in flight."""
+    fast = Flow("a", 4, None, 0, False, leased=0, prefetch=32)
+    flows = [fast, Flow("b", 4, None, 0, False, leased=0), Flow("c", 4, None, 0, False, leased=0)]
+    assert allowances(flows, take=100, limit=10, now=0) == {"a": 4, "b": 4, "c": 2}
+    assert allowances(flows, take=100, limit=20, now=0) == {"a": 7, "b": 7, "c": 6}
+    assert allowances(flows, take=100, limit=40, now=0) == {"a": 26, "b": 7, "c": 7}
+    assert allowances(flows, take=100, limit=100, now=0) == {"a": 36, "b": 7, "c": 7}
+    # What the engine holds counts: b already sends 4 (its cap), so it gets nothing in
+    # round one, and a is first in round two.
+    busy_b = [fast, Flow("b", 4, None, 0, False, leased=0, mine=4)]
+    assert allowances(busy_b, take=100, limit=5, now=0) == {"a": 5}
+    assert allowances(busy_b, take=100, limit=12, now=0) == {"a": 9, "b": 3}
 
 
 async def _two_engines(store: MemoryStore, sender: FakeSender) -> AsyncExitStack:

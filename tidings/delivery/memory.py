@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from tidings.domain.flow import RATE_LOOKAHEAD_MS, Flow, allowance, start_times
+from tidings.domain.flow import RATE_LOOKAHEAD_MS, Flow, allowances, start_times
 from tidings.domain.health import BreakerPolicy, BreakerState, HealthRow, Outcome, apply
 from tidings.domain.liveness import judge, record_probe
 from tidings.domain.models import DeliveryState, ListenerStatus, LivenessState
@@ -169,7 +169,7 @@ class MemoryStore:
     ) -> list[Claimed]:
         self.claims += 1
         lease_until += int(RATE_LOOKAHEAD_MS)
-        claimed: list[Claimed] = []
+        candidates: list[tuple[Flow, list[Row]]] = []
         for lid in sorted(self.listeners, key=lambda i: (i <= after, i)):
             listener = self.listeners[lid]
             if lid in busy or listener.state is LivenessState.DOWN or not listener.claimable:
@@ -183,14 +183,21 @@ class MemoryStore:
                 self._flow(listener, now, default_cap, by, (held or {}).get(lid, 0)),
                 prefetch=(prefetch or {}).get(lid, 0),
             )
-            room = min(allowance(flow, per_listener, now), limit - len(claimed))
-            taken = [r for r in due if flow.head in (None, r.message_id)][:room]
+            candidates.append((flow, due))
+            if len(candidates) >= limit:
+                break
+        room = allowances([flow for flow, _ in candidates], per_listener, limit, now)
+        claimed: list[Claimed] = []
+        for flow, due in candidates:
+            taken = [r for r in due if flow.head in (None, r.message_id)]
+            taken = taken[: room.get(flow.listener_id, 0)]
+            if not taken:
+                continue
+            listener = self.listeners[flow.listener_id]
             starts, listener.rate_next_at = start_times(flow, len(taken), now)
             for r, start in zip(taken, starts, strict=True):
                 r.lease_until, r.claimed_by = lease_until, by
                 claimed.append(self.claimed(r, flow, start))
-            if len(claimed) >= limit:
-                break
         return claimed
 
     def _due(self, listener_id: str, now: int) -> list[Row]:

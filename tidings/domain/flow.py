@@ -20,7 +20,8 @@ in-memory one of the engine's tests) apply exactly these rules.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 # How far ahead a claim reserves start times under a rate limit: a second's worth,
 # so a fast limit is not held to one claim per start, and a PUT of a new rate
@@ -85,6 +86,31 @@ def allowance(flow: Flow, take: int, now: int) -> int:
         interval = 1000.0 / flow.rate_limit
         room = min(room, math.floor((horizon - base) / interval) + 1)
     return max(0, room)
+
+
+def allowances(flows: Sequence[Flow], take: int, limit: int, now: int) -> dict[str, int]:
+    """Per listener, how many to lease, ``limit`` in all (the engine's window), in
+    three rounds over the listeners in round-robin order: first what each may send at
+    once, then the rest of its window, then a fast listener's prefetch. So rows waiting
+    in the engine for a few listeners' slots never take the window while other
+    listeners have nothing in flight (fan-out to 100 listeners: docs/benchmarks.md)."""
+    levels: list[tuple[str, tuple[int, int, int]]] = []
+    for flow in flows:
+        full = allowance(flow, take, now)
+        base = allowance(replace(flow, prefetch=0), take, now) if flow.prefetch else full
+        sendable = min(base, max(0, flow.send_cap - flow.mine))
+        levels.append((flow.listener_id, (sendable, base, full)))
+    room: dict[str, int] = {}
+    left = limit
+    for tier in range(3):
+        for listener_id, wanted in levels:
+            more = min(wanted[tier] - room.get(listener_id, 0), left)
+            if more > 0:
+                room[listener_id] = room.get(listener_id, 0) + more
+                left -= more
+            if left <= 0:
+                return room
+    return room
 
 
 def start_times(flow: Flow, count: int, now: int) -> tuple[list[float], float]:

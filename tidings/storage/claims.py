@@ -189,21 +189,6 @@ class Claim:
             await self._tx.executemany(_RATE, moved)
 
 
-def allowances(flows: list[Flow], take: int, limit: int, now: int) -> dict[str, int]:
-    """Per listener, how many to lease: each its allowance, in round-robin order,
-    until ``limit`` rows in all."""
-    room: dict[str, int] = {}
-    left = limit
-    for flow in flows:
-        n = min(allowance(flow, take, now), left)
-        if n > 0:
-            room[flow.listener_id] = n
-            left -= n
-        if left <= 0:
-            break
-    return room
-
-
 def by_count(flows: list[Flow], take: int, limit: int, now: int) -> dict[str, list[int]] | None:
     """PostgreSQL leases unordered listeners without a rate limit in the statement
     that counts the other engines' leases (one round trip less): per listener, its

@@ -21,7 +21,7 @@ from typing import Any
 from tidings.config import Settings
 from tidings.domain.clock import Clock
 from tidings.domain.events import EventType, NewEvent, Ref
-from tidings.domain.flow import RATE_LOOKAHEAD_MS, Flow
+from tidings.domain.flow import RATE_LOOKAHEAD_MS, Flow, allowances
 from tidings.domain.health import BreakerPolicy, Change, Outcome
 from tidings.domain.models import AttemptError, AttemptOutcome, DeliveryState
 from tidings.storage import alerts, channels, health, locks
@@ -29,7 +29,6 @@ from tidings.storage.attempts import Attempts, NewAttempt
 from tidings.storage.claims import (
     LEASED_BY_OTHERS,
     Claim,
-    allowances,
     by_count,
     json_ids,
     schedule,
