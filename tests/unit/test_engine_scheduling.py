@@ -146,6 +146,21 @@ async def test_a_delivery_that_waited_past_its_lease_is_not_sent() -> None:
 
 
 @virtual_time
+async def test_a_claim_whose_window_ran_out_is_followed_by_another_at_once() -> None:
+    """40 listeners with one due delivery each, an engine window of 64 and 4 slots a
+    listener: the first claim shares its 64 among the first 16 listeners (it cannot
+    know they have one each), so the engine claims again at once instead of leaving
+    the other 24 to the next poll a second later (fan-out to many listeners)."""
+    store = MemoryStore()
+    sender = FakeSender(lambda _u, _n: Reply(after_s=0.01))
+    listeners = [f"l{i:02}" for i in range(40)]
+    add(store, listeners, 1)
+    async with running(store, sender):
+        await until(lambda: states(store) == {DeliveryState.DELIVERED})
+    assert max(s.at for s in sender.sent) - min(s.at for s in sender.sent) < 0.1
+
+
+@virtual_time
 async def test_listeners_take_turns_under_backlog() -> None:
     """More backlogged listeners than slots: the claim cursor rotates, so every
     listener is served before any one of them is drained."""

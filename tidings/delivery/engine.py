@@ -355,9 +355,10 @@ class Engine:
             for lid, n in got.items()
             if n >= self._window(lid, self._caps.get(lid, default_cap)) - held.get(lid, 0)
         }
-        # A short batch took everything claimable: wait for a wake-up (a message, a
+        # A short batch took everything claimable (unless the limit was shared out
+        # before every listener had its turn): wait for a wake-up (a message, a
         # retry's time, a written batch that freed a listener at its limit).
-        return len(batch) == limit
+        return len(batch) == limit or (batch.cut and bool(batch))
 
     def _wake_for_rates(self, batch: list[Claimed]) -> None:
         """Claim again when a rate-limited listener's next start is allowed."""

@@ -27,7 +27,7 @@ from tidings.domain.liveness import judge, record_probe
 from tidings.domain.models import DeliveryState, ListenerStatus, LivenessState
 from tidings.storage import channels
 from tidings.storage.database import DatabaseUnavailable, LockState
-from tidings.storage.deliveries import DEFAULT_POLICY, AttemptResult, Claimed
+from tidings.storage.deliveries import DEFAULT_POLICY, AttemptResult, Batch, Claimed
 from tidings.storage.engines import Membership
 from tidings.storage.health import HealthChange
 from tidings.storage.listeners import DueProbe
@@ -166,7 +166,7 @@ class MemoryStore:
         default_cap: int = 16,
         held: Mapping[str, int] | None = None,
         prefetch: Mapping[str, int] | None = None,
-    ) -> list[Claimed]:
+    ) -> Batch:
         self.claims += 1
         lease_until += int(RATE_LOOKAHEAD_MS)
         candidates: list[tuple[Flow, list[Row]]] = []
@@ -187,7 +187,8 @@ class MemoryStore:
             if len(candidates) >= limit:
                 break
         room = allowances([flow for flow, _ in candidates], per_listener, limit, now)
-        claimed: list[Claimed] = []
+        claimed = Batch()
+        claimed.cut = sum(room.values()) >= limit
         for flow, due in candidates:
             taken = [r for r in due if flow.head in (None, r.message_id)]
             taken = taken[: room.get(flow.listener_id, 0)]

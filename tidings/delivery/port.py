@@ -14,7 +14,7 @@ from typing import Protocol
 
 from tidings.domain.health import BreakerPolicy
 from tidings.domain.models import LivenessState
-from tidings.storage.deliveries import AttemptResult, Claimed
+from tidings.storage.deliveries import AttemptResult, Batch, Claimed
 from tidings.storage.engines import Membership
 from tidings.storage.health import HealthChange
 from tidings.storage.listeners import DueProbe
@@ -33,7 +33,7 @@ class DeliveryQueue(Protocol):
         default_cap: int = 16,
         held: Mapping[str, int] | None = None,
         prefetch: Mapping[str, int] | None = None,
-    ) -> list[Claimed]: ...
+    ) -> Batch: ...
 
     async def claim_trials(self, by: int, now: int, lease_until: int, limit: int) -> list[Claimed]:
         """The circuit breaker's due trials, one per failing listener (SPEC §11)."""

@@ -227,6 +227,14 @@ def _signing(row: Row) -> SigningKeys | None:
     )
 
 
+class Batch(list[Claimed]):
+    """What a claim leased. ``cut``: the claim's limit was shared out before every
+    listener with due rows had its allowance (each got a share whether or not it had
+    that many due), so more may be due now: the engine claims again at once."""
+
+    cut: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class AttemptResult:
     claimed: Claimed
@@ -376,7 +384,7 @@ class Deliveries:
         default_cap: int = 16,
         held: Mapping[str, int] | None = None,
         prefetch: Mapping[str, int] | None = None,
-    ) -> list[Claimed]:
+    ) -> Batch:
         """Lease up to ``limit`` due deliveries to engine ``by``, listener by listener
         in id order starting after listener ``after`` and wrapping around (the engine
         rotates it, so with more busy listeners than slots each gets its turn instead
@@ -387,7 +395,10 @@ class Deliveries:
         # Rate-limited deliveries may wait up to the look-ahead before they start.
         lease_until += int(RATE_LOOKAHEAD_MS)
 
+        cut = False
+
         async def body(tx: Connection) -> tuple[list[Row], dict[str, Flow], dict[str, list[float]]]:
+            nonlocal cut
             claim = Claim(self._db, tx, now, by)
             flows = await claim.flows(busy, after, limit, default_cap, held or {}, prefetch or {})
             postgres = self._db.dialect == "postgresql"
@@ -408,6 +419,7 @@ class Deliveries:
             room = allowances(flows, per_listener, limit, now)
             if not room:
                 return [], {}, {}
+            cut = sum(room.values()) >= limit
             heads = {f.listener_id: f.head for f in flows if f.ordered}
             if postgres:
                 ids = list(room)
@@ -436,15 +448,16 @@ class Deliveries:
 
         # A lost lease only makes the row claimable sooner: no flush needed.
         rows, flows, starts = await self._db.run(body, durable=False)
+        claimed = Batch()
         if not rows:
-            return []
+            return claimed
         if self._db.dialect != "postgresql":
             rows = await self._read_sqlite(rows, after)
-        claimed = []
         for r in rows:
             flow = flows[r["listener_id"]]
             start = starts[r["listener_id"]].pop(0) if flow.rate_limit is not None else 0.0
             claimed.append(_claimed(r, flow, start))
+        claimed.cut = cut
         return claimed
 
     async def _read_sqlite(self, leased: list[Row], after: str) -> list[Row]:
