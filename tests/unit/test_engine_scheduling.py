@@ -113,7 +113,7 @@ async def test_a_fast_listener_gets_a_prefetch_until_it_slows_down() -> None:
     store = MemoryStore()
     sender = FakeSender(lambda _u, n: Reply(after_s=0.01) if n < 8 else Reply(after_s=1.9))
     add(store, ["a"], 100)
-    async with running(store, sender) as engine:
+    async with running(store, sender, replace(SETTINGS, max_in_flight=256)) as engine:
         await until(lambda: len(sender.sent) >= 12)
         await asyncio.sleep(0.5)
         assert engine.in_flight == 4 + engine_module.PREFETCH
