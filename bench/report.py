@@ -221,7 +221,28 @@ def _memory(section: dict[str, Any]) -> list[str]:
     ]
 
 
+def _publishing(section: dict[str, Any]) -> list[str]:
+    """Each publishing scenario measures something of its own (bench/publishing.py):
+    its ratio and its scalar figures, as printed while it ran."""
+    header = ["scenario", "db", "ratio", "figures"]
+    rows = [
+        [
+            r.get("scenario", ""),
+            r.get("db", ""),
+            r.get("ratio", ""),
+            ", ".join(
+                f"{k} {v}"
+                for k, v in r.items()
+                if k not in ("scenario", "db", "ratio") and isinstance(v, int | float | str)
+            ),
+        ]
+        for r in section["rows"]
+    ]
+    return ["## Publishing guarantees (issue 14; bench/publishing.py)", "", *_table(header, rows)]
+
+
 RENDERERS: dict[str, Renderer] = {
+    "publishing": _publishing,
     "fanout": _fanout,
     "memory": _memory,
     "latency": _latency,
@@ -274,6 +295,10 @@ def write(out_dir: Path, stamp: str, meta: dict[str, Any], sections: list[dict[s
                 plot[f"{row.get('db', '')} {row.get('rate_per_s', '')}/s {label}"] = values
         section["plot"] = plot
     plotted = _plot(sections, base.with_suffix(".png"))
+    for section in sections:
+        section.pop("plot", None)
+    # The figures first: a report that cannot be rendered still keeps them.
+    base.with_suffix(".json").write_text(json.dumps({"meta": meta, "sections": sections}, indent=1))
     lines = [f"# tidings benchmarks {stamp}", ""]
     lines += [f"- {k}: {v}" for k, v in meta.items()]
     if plotted:
@@ -281,7 +306,4 @@ def write(out_dir: Path, stamp: str, meta: dict[str, Any], sections: list[dict[s
     for section in sections:
         lines += ["", *RENDERERS[section["name"]](section)]
     base.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    for section in sections:
-        section.pop("plot", None)
-    base.with_suffix(".json").write_text(json.dumps({"meta": meta, "sections": sections}, indent=1))
     return base.with_suffix(".md")
