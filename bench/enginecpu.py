@@ -31,7 +31,23 @@ _TICK = os.sysconf("SC_CLK_TCK")
 
 def _cpu_s(pid: int) -> float:
     """User + system CPU seconds of ``pid`` (all its threads)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return _cpu_s_of(Path(f"/proc/{pid}/stat"))
+
+
+def _threads_s(pid: int) -> dict[str, float]:
+    """CPU seconds of the event loop's thread and of the others (SQLite's, on SQLite)."""
+    out: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name = "loop" if task.name == str(pid) else "threads"
+            out[name] = out.get(name, 0.0) + _cpu_s_of(task / "stat")
+        except OSError:
+            continue
+    return out
+
+
+def _cpu_s_of(stat: Path) -> float:
+    fields = stat.read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / _TICK
 
 
@@ -56,9 +72,14 @@ async def one(kind: str, recv_url: str, backlog: int) -> tuple[float, float]:
         await arrivals.reset(session, recv_url)
         async with tidings(url) as server:
             pid = _engine(server)
-            before = _cpu_s(pid)
+            before, threads = _cpu_s(pid), _threads_s(pid)
             rate = await drain_rate(session, recv_url, backlog)
             used = _cpu_s(pid) - before
+            split = {k: v - threads.get(k, 0.0) for k, v in _threads_s(pid).items()}
+    parts = ", ".join(
+        f"{k} {v / backlog * 1e6:.1f}" for k, v in sorted(split.items(), key=lambda kv: -kv[1]) if v
+    )
+    print(f"  us per delivery by thread: {parts}", flush=True)
     return used / backlog * 1e6, rate
 
 

@@ -49,9 +49,15 @@ def _cmdline(pid: int) -> bytes:
         return b""
 
 
+# "--gil": only the thread holding the GIL; without it (``--threads``) every thread that
+# is not idle, so the SQLite threads' time outside the GIL shows too.
+SAMPLED = {"only": "--gil"}
+
+
 async def _record(pid: int, seconds: int, out: Path) -> None:
+    only = [SAMPLED["only"]] if SAMPLED["only"] else []
     proc = await asyncio.create_subprocess_exec(
-        "py-spy", "record", "--gil", "--nonblocking", "-r", "250", "-f", "raw",
+        "py-spy", "record", *only, "--nonblocking", "-r", "250", "-f", "raw",
         "-d", str(seconds), "-p", str(pid), "-o", str(out),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
@@ -72,7 +78,8 @@ def summarize(path: Path, top: int = 30) -> str:
         own[frames[-1]] += n
         for frame in set(frames):
             inclusive[frame] += n
-    lines = [f"{total} samples (GIL held)", "", "self:"]
+    held = "GIL held" if SAMPLED["only"] else "busy threads"
+    lines = [f"{total} samples ({held})", "", "self:"]
     lines += [f"  {n / total:6.1%}  {f}" for f, n in own.most_common(top)]
     lines += ["", "inclusive:"]
     lines += [f"  {n / total:6.1%}  {f}" for f, n in inclusive.most_common(top)]
@@ -129,7 +136,12 @@ def main() -> None:
         "--engine", action="store_true", help="ingest: record the delivery engine's process"
     )
     parser.add_argument("--backlog", type=int, default=20_000, help="delivery: messages")
+    parser.add_argument(
+        "--threads", action="store_true", help="every busy thread, not only the GIL's holder"
+    )
     args = parser.parse_args()
+    if args.threads:
+        SAMPLED["only"] = ""
     out = uvloop.run(profile(args.what, args.db, args.seconds, args.engine, args.backlog))
     print(summarize(out))
     print(f"\ncollapsed stacks: {out}")

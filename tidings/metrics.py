@@ -114,6 +114,7 @@ class Metrics:
             registry=r,
         )  # fmt: skip
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._attempt_children: dict[str, tuple[Any, Any]] = {}
         self._gauges_at = 0.0
 
     # --- hot path ----------------------------------------------------------------
@@ -136,8 +137,12 @@ class Metrics:
 
     def observe_attempt(self, status: int | None, seconds: float) -> None:
         outcome = attempt_outcome(status)
-        self._attempts.labels(outcome).inc()
-        self._attempt_latency.labels(outcome).observe(seconds)
+        children = self._attempt_children.get(outcome)
+        if children is None:  # labels() locks and validates: once per outcome, not attempt
+            children = (self._attempts.labels(outcome), self._attempt_latency.labels(outcome))
+            self._attempt_children[outcome] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def observe_health(self, changes: list[HealthChange]) -> None:
         for change in changes:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 from tidings.domain.clock import Clock
-from tidings.signing import Signer, secret_key, sign
+from tidings.signing import Signer
 from tidings.storage.deliveries import Claimed
 
 MAX_SIGNERS = 4096
@@ -38,8 +38,8 @@ class RequestHeaders:
 
     def signature(self, claimed: Claimed, timestamp_s: int, body: bytes) -> str:
         keys = claimed.signing
-        if keys is None:
-            return sign(secret_key(claimed.secret), claimed.message_id, timestamp_s, body)
+        if keys is None:  # v1 with the secret: its key decoded once, not per attempt
+            return self._signer("v1", claimed.secret).sign(claimed.message_id, timestamp_s, body)
         signature = self._signer(keys.scheme, keys.key).sign(claimed.message_id, timestamp_s, body)
         previous = keys.previous_key
         if previous is not None and (keys.previous_until or 0) > self._clock.now_ms():

@@ -102,6 +102,14 @@ def _attempt(row: Row) -> Attempt:
     )
 
 
+# An enum's ``value`` is a property; the engine logs every attempt.
+_SPELLED: dict[Any, str | None] = {
+    None: None,
+    **{o: o.value for o in AttemptOutcome},
+    **{e: e.value for e in AttemptError},
+}
+
+
 def _values(a: NewAttempt) -> tuple[Any, ...]:
     return (
         a.id,
@@ -112,9 +120,9 @@ def _values(a: NewAttempt) -> tuple[Any, ...]:
         a.attempt,
         a.started_at,
         a.duration_ms,
-        a.outcome.value,
+        _SPELLED[a.outcome],
         a.status,
-        None if a.error is None else a.error.value,
+        _SPELLED[a.error],
         a.response_body,
     )
 

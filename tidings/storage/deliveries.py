@@ -260,7 +260,7 @@ class AttemptResult:
         return self.state is DeliveryState.DELIVERED
 
 
-def _logged(r: AttemptResult) -> NewAttempt:
+def _logged(r: AttemptResult, ok: bool) -> NewAttempt:
     c = r.claimed
     assert r.attempt_id is not None
     return NewAttempt(
@@ -272,7 +272,7 @@ def _logged(r: AttemptResult) -> NewAttempt:
         attempt=c.attempts + 1,
         started_at=r.started_at,
         duration_ms=r.duration_ms,
-        outcome=AttemptOutcome.ACKNOWLEDGED if r.acknowledged else AttemptOutcome.FAILED,
+        outcome=_ACKNOWLEDGED if ok else _FAILED,
         status=r.status,
         error=r.failure,
         response_body=r.response_body,
@@ -306,10 +306,6 @@ def _claimed(
     )
 
 
-def _outcome(r: AttemptResult) -> Outcome:
-    return Outcome(r.attempted_at, r.acknowledged, r.status, r.claimed.trial)
-
-
 _CHANGE_EVENTS = {
     Change.FAILING: EventType.LISTENER_FAILING,
     Change.RECOVERED: EventType.LISTENER_RECOVERED,
@@ -328,17 +324,13 @@ def health_event(change: health.HealthChange, listener: Ref, queue: Ref) -> NewE
     )
 
 
-def _published(result: AttemptResult) -> NewEvent:
-    """One event per attempt: ``ok`` when it was acknowledged, else ``not_ok``."""
-    c = result.claimed
-    ok = result.state is DeliveryState.DELIVERED
-    return NewEvent(
-        c.org_id,
-        EventType.MESSAGE_PUBLISHED_OK if ok else EventType.MESSAGE_PUBLISHED_NOT_OK,
-        queue=Ref(c.queue_id, c.queue_name),
-        listener=Ref(c.listener_id, c.listener_name),
-        message=Ref(c.message_id, c.message_name),
-    )
+# Looked up once: an enum member is a class attribute lookup through the enum's
+# metaclass, and a record batch reads these for every attempt.
+_DELIVERED = DeliveryState.DELIVERED
+_STATES = {s: s.value for s in DeliveryState}
+_ACKNOWLEDGED, _FAILED = AttemptOutcome.ACKNOWLEDGED, AttemptOutcome.FAILED
+# One event per attempt: ``ok`` when it was acknowledged, else ``not_ok``.
+_PUBLISHED = {True: EventType.MESSAGE_PUBLISHED_OK, False: EventType.MESSAGE_PUBLISHED_NOT_OK}
 
 
 DEFAULT_POLICY = Settings().breaker_policy
@@ -519,7 +511,7 @@ class Deliveries:
             (
                 r.claimed.message_id,
                 r.claimed.listener_id,
-                r.state.value,
+                _STATES[r.state],
                 r.attempts,
                 r.status,
                 r.attempted_at,
@@ -527,15 +519,28 @@ class Deliveries:
             )
             for r in ordered
         ]
-        acked = Counter(
-            r.claimed.listener_id for r in results if r.state is DeliveryState.DELIVERED
-        )
-        events = [_published(r) for r in results]
-        logged = [_logged(r) for r in results if r.attempt_id is not None]
-        seen = {r.claimed.listener_id: r.claimed for r in results}
-        by_listener = health.outcomes_by_listener(
-            [(r.claimed.listener_id, _outcome(r)) for r in results]
-        )
+        acked: Counter[str] = Counter()
+        events: list[NewEvent] = []
+        logged: list[NewAttempt] = []
+        seen: dict[str, Claimed] = {}
+        refs: dict[str, tuple[Ref, Ref]] = {}  # per listener: its queue and itself
+        outcomes_of: list[tuple[str, Outcome]] = []
+        for r in results:  # one pass, the listener's parts built once per batch
+            c = r.claimed
+            lid = c.listener_id
+            ok = r.state is _DELIVERED
+            if ok:
+                acked[lid] += 1
+            seen[lid] = c
+            pair = refs.get(lid)
+            if pair is None:
+                pair = refs[lid] = (Ref(c.queue_id, c.queue_name), Ref(lid, c.listener_name))
+            message = Ref(c.message_id, c.message_name)
+            events.append(NewEvent(c.org_id, _PUBLISHED[ok], None, *pair, message))
+            if r.attempt_id is not None:
+                logged.append(_logged(r, ok))
+            outcomes_of.append((lid, Outcome(r.attempted_at, ok, r.status, c.trial)))
+        by_listener = health.outcomes_by_listener(outcomes_of)
         orgs = {lid: c.org_id for lid, c in seen.items()}
         policy = policy or DEFAULT_POLICY
         now = self._clock.now_ms()

@@ -132,18 +132,28 @@ def stored_event(row: StoredRow) -> Event:
     )
 
 
+# Per type, its value and kind: an enum's ``value`` is a property, and the engine
+# writes an event per attempt.
+_SPELLED = {t: (t.value, kind_of(t)) for t in EventType}
+
+
+def _ref_columns(ref: Ref | None) -> tuple[str | None, str | None]:
+    return (None, None) if ref is None else (ref.id, ref.name)
+
+
 def _row(event: NewEvent, stored_at: int) -> StoredRow:
-    refs: list[str | None] = []
-    for ref in (event.api_key, event.queue, event.listener, event.message):
-        refs += (None, None) if ref is None else (ref.id, ref.name)
+    value, kind = _SPELLED[event.type]
     return (
         event.org_id,
         stored_at,
         new_id(),
-        event.type.value,
-        *refs,
+        value,
+        *_ref_columns(event.api_key),
+        *_ref_columns(event.queue),
+        *_ref_columns(event.listener),
+        *_ref_columns(event.message),
         event.reason,
-        kind_of(event.type),
+        kind,
     )
 
 
@@ -167,7 +177,7 @@ class EventLog:
         rows = [_row(e, stored_at) for e in events]
         minute = stored_at // MINUTE_MS
         hour = minute - minute % MINUTES_PER_HOUR
-        counts = Counter((e.org_id, e.type.value) for e in events)
+        counts = Counter((row[0], row[3]) for row in rows)
         # Sorted, so two transactions bumping the same rows lock them in one order
         # (no deadlock on PostgreSQL); and callers record events last, so a hot
         # counter row stays locked only for the commit.
