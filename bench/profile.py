@@ -1,8 +1,9 @@
 """Profile the server under load: ``python -m bench.profile {ingest,get,delivery} [--db sqlite]``.
 
 Starts ``tidings serve`` on a fresh database, drives it (wrk POSTing messages or
-GETting a queue at c=64, or a 20,000-message backlog to drain), records the API
-worker (the engine's process for ``delivery``) with
+GETting a queue at c=64, or a ``--backlog`` of messages to drain), records the API
+worker (the engine's process for ``delivery``, and for ``ingest --engine``: the
+engine delivering what is ingested, which shares the cores with the API) with
 ``py-spy record --gil -f raw`` (extra ``[bench]``) and prints the functions with the
 most samples, self and inclusive. The collapsed stacks are kept under
 ``bench/results/`` for a flame graph.
@@ -78,9 +79,12 @@ def summarize(path: Path, top: int = 30) -> str:
     return "\n".join(lines)
 
 
-async def profile(what: str, kind: str, seconds: int) -> Path:
+async def profile(
+    what: str, kind: str, seconds: int, engine: bool = False, backlog: int = 20_000
+) -> Path:
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    out = RESULTS / f"profile-{what}-{kind}-{stamp}.txt"
+    side = "-engine" if engine and what == "ingest" else ""
+    out = RESULTS / f"profile-{what}{side}-{kind}-{stamp}.txt"
     RESULTS.mkdir(parents=True, exist_ok=True)
     async with database(kind) as url, receiver() as recv, aiohttp.ClientSession() as session:
         if what == "ingest":
@@ -91,7 +95,7 @@ async def profile(what: str, kind: str, seconds: int) -> Path:
                 target = f"{server.url}/v1/queues/{queue_id}/messages"
                 load = asyncio.ensure_future(wrk.post(target, MESSAGE, HEADERS, 64, seconds + 4))
                 await asyncio.sleep(2)
-                await _record(_worker(server), seconds, out)
+                await _record(_worker(server, engine=engine), seconds, out)
                 print(await load)
         elif what == "get":
             async with tidings(url) as server:
@@ -108,7 +112,7 @@ async def profile(what: str, kind: str, seconds: int) -> Path:
                 api = Api(api_only.url, session)
                 queue_id = await api.queue()
                 await api.listener(queue_id, recv.url, "fast")
-            await seed_messages(url, queue_id, 20_000)
+            await seed_messages(url, queue_id, backlog)
             await arrivals.reset(session, recv.url)
             async with tidings(url) as server:
                 await _record(_worker(server, engine=True), seconds, out)
@@ -121,8 +125,12 @@ def main() -> None:
     parser.add_argument("what", choices=["ingest", "get", "delivery"])
     parser.add_argument("--db", default="sqlite", choices=["sqlite", "postgres"])
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument(
+        "--engine", action="store_true", help="ingest: record the delivery engine's process"
+    )
+    parser.add_argument("--backlog", type=int, default=20_000, help="delivery: messages")
     args = parser.parse_args()
-    out = uvloop.run(profile(args.what, args.db, args.seconds))
+    out = uvloop.run(profile(args.what, args.db, args.seconds, args.engine, args.backlog))
     print(summarize(out))
     print(f"\ncollapsed stacks: {out}")
 

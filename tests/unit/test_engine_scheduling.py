@@ -8,9 +8,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -20,6 +22,7 @@ from tidings.delivery import engine as engine_module
 from tidings.delivery.engine import Engine
 from tidings.delivery.memory import MemoryStore
 from tidings.domain.models import DeliveryState
+from tidings.storage.deliveries import Batch, Prefetch
 
 SETTINGS = Settings(
     retry_schedule_s=(1.0, 2.0, 4.0),
@@ -124,6 +127,55 @@ async def test_a_fast_listener_gets_a_prefetch_until_it_slows_down() -> None:
         await until(lambda: states(store) == {DeliveryState.DELIVERED})
     assert sender.most_open[url("a")] == 4
     assert len({s.headers["webhook-id"] for s in sender.sent}) == 100
+
+
+class AskedStore(MemoryStore):
+    """Keeps which listeners each claim asked the engine's prefetch of."""
+
+    asked: list[set[str]]
+
+    async def claim(self, *args: Any, prefetch: Prefetch | None = None, **kw: Any) -> Batch:
+        asked: set[str] = set()
+        self.asked.append(asked)
+
+        def of(listener_id: str) -> int:
+            asked.add(listener_id)
+            return 0 if prefetch is None else prefetch(listener_id)
+
+        return await super().claim(*args, prefetch=of, **kw)
+
+
+@virtual_time
+async def test_a_claim_asks_the_prefetch_of_its_candidates_only() -> None:
+    """200 listeners have answered once (the engine keeps their answer times); later
+    claims ask only for the listeners with deliveries due. The prefetch still goes to
+    a fast one and not to a slow one."""
+    store = AskedStore()
+    store.asked = []
+    sender = FakeSender(lambda u, n: Reply(after_s=1.9 if u == url("slow") else 0.05))
+    many = [f"l{n:03}" for n in range(200)]
+    add(store, many, 1)
+    async with running(store, sender, replace(SETTINGS, max_in_flight=256)) as engine:
+        await until(lambda: states(store) == {DeliveryState.DELIVERED})
+        store.asked.clear()
+        add(store, ["fast", "slow"], 1, EPOCH_MS)
+        await until(lambda: len(sender.sent) == 202)
+        await asyncio.sleep(5.0)
+        for n in range(1, 301):
+            store.add_message(f"n{n:04}", EPOCH_MS, ["fast", "slow"])
+        await asyncio.sleep(0.3)
+        leased = Counter(
+            r.listener_id
+            for r in store.rows.values()
+            if r.state is DeliveryState.PENDING and r.lease_until > 0
+        )
+        # fast: 4 sending and PREFETCH waiting; slow: 4 sending and 3 waiting (no
+        # prefetch: 17 rounds of 1.9 s are more than a quarter of its 30 s lease).
+        assert leased["fast"] == 4 + engine_module.PREFETCH
+        assert leased["slow"] == 7
+        assert engine.in_flight >= leased["fast"] + leased["slow"]
+    asked = set().union(*store.asked)
+    assert asked == {"fast", "slow"}
 
 
 @virtual_time

@@ -143,6 +143,7 @@ class Engine:
         self._caps: dict[str, int] = {}
         # Per listener, a moving average of its answer times (s), for its prefetch.
         self._answer_s: dict[str, float] = {}
+        self._prefetch_within_s = LEASE_SHARE * settings.lease_s
         # Long enough for a full attempt even after waiting for a listener slot.
         self._lease_ms = int(settings.lease_s * 1000)
         self._timeout_ms = int(settings.delivery_timeout_s * 1000)
@@ -336,7 +337,7 @@ class Engine:
             self._cursor,
             default_cap=default_cap,
             held=held,
-            prefetch=self._prefetches(),
+            prefetch=self._prefetch_of,
         )
         if batch:
             self._cursor = batch[-1].listener_id
@@ -384,15 +385,14 @@ class Engine:
             return 0
         # The last one waiting starts after about PREFETCH / send_cap answers.
         rounds = -(-PREFETCH // send_cap) + 1
-        return PREFETCH if rounds * answer_s <= LEASE_SHARE * self._settings.lease_s else 0
+        return PREFETCH if rounds * answer_s <= self._prefetch_within_s else 0
 
-    def _prefetches(self) -> dict[str, int]:
-        default_cap = self._settings.max_in_flight_per_listener
-        return {
-            lid: n
-            for lid in self._answer_s
-            if (n := self._prefetch(lid, self._caps.get(lid, default_cap)))
-        }
+    def _prefetch_of(self, listener_id: str) -> int:
+        """A claim's candidate's prefetch, at the send cap its last claim gave it: the
+        claim asks for its candidates only, not for every listener with an answer
+        time (up to MAX_OBSERVED)."""
+        cap = self._caps.get(listener_id, self._settings.max_in_flight_per_listener)
+        return self._prefetch(listener_id, cap)
 
     def _window(self, listener_id: str, send_cap: int) -> int:
         return flow.window(send_cap, self._prefetch(listener_id, send_cap))

@@ -27,7 +27,7 @@ from tidings.domain.liveness import judge, record_probe
 from tidings.domain.models import DeliveryState, ListenerStatus, LivenessState
 from tidings.storage import channels
 from tidings.storage.database import DatabaseUnavailable, LockState
-from tidings.storage.deliveries import DEFAULT_POLICY, AttemptResult, Batch, Claimed
+from tidings.storage.deliveries import DEFAULT_POLICY, AttemptResult, Batch, Claimed, Prefetch
 from tidings.storage.engines import Membership
 from tidings.storage.health import HealthChange
 from tidings.storage.listeners import DueProbe
@@ -165,7 +165,7 @@ class MemoryStore:
         after: str = "",
         default_cap: int = 16,
         held: Mapping[str, int] | None = None,
-        prefetch: Mapping[str, int] | None = None,
+        prefetch: Prefetch | None = None,
     ) -> Batch:
         self.claims += 1
         lease_until += int(RATE_LOOKAHEAD_MS)
@@ -181,7 +181,7 @@ class MemoryStore:
                 continue
             flow = replace(
                 self._flow(listener, now, default_cap, by, (held or {}).get(lid, 0)),
-                prefetch=(prefetch or {}).get(lid, 0),
+                prefetch=0 if prefetch is None else prefetch(lid),
             )
             candidates.append((flow, due))
             if len(candidates) >= limit:

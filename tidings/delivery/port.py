@@ -14,7 +14,7 @@ from typing import Protocol
 
 from tidings.domain.health import BreakerPolicy
 from tidings.domain.models import LivenessState
-from tidings.storage.deliveries import AttemptResult, Batch, Claimed
+from tidings.storage.deliveries import AttemptResult, Batch, Claimed, Prefetch
 from tidings.storage.engines import Membership
 from tidings.storage.health import HealthChange
 from tidings.storage.listeners import DueProbe
@@ -32,8 +32,11 @@ class DeliveryQueue(Protocol):
         after: str = "",
         default_cap: int = 16,
         held: Mapping[str, int] | None = None,
-        prefetch: Mapping[str, int] | None = None,
-    ) -> Batch: ...
+        prefetch: Prefetch | None = None,
+    ) -> Batch:
+        """``prefetch`` is asked only for the claim's candidates (domain/flow.py
+        ``window``): the engine knows the answer times of up to 10,000 listeners."""
+        ...
 
     async def claim_trials(self, by: int, now: int, lease_until: int, limit: int) -> list[Claimed]:
         """The circuit breaker's due trials, one per failing listener (SPEC §11)."""

@@ -28,7 +28,7 @@ SQLite has one writer, so its transaction is exclusive anyway.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -97,7 +97,7 @@ def _flows(
     leased: dict[tuple[str, bool], int],
     heads: dict[str, str],
     default_cap: int,
-    prefetch: Mapping[str, int],
+    prefetch: Callable[[str], int] | None,
 ) -> list[Flow]:
     return [
         Flow(
@@ -109,7 +109,7 @@ def _flows(
             leased=leased.get((c["id"], False), 0),
             head=heads.get(c["id"]),
             mine=leased.get((c["id"], True), 0),
-            prefetch=prefetch.get(c["id"], 0),
+            prefetch=0 if prefetch is None else prefetch(c["id"]),
         )
         for c in candidates
     ]
@@ -132,12 +132,12 @@ class Claim:
         limit: int,
         default_cap: int,
         held: Mapping[str, int],
-        prefetch: Mapping[str, int],
+        prefetch: Callable[[str], int] | None,
     ) -> list[Flow]:
         """``held``: per listener, the deliveries this engine holds and has not
         finished (its own leases of finished attempts whose outcome is still being
-        written do not count against its window); ``prefetch``: per listener, how
-        many may wait in it (domain/flow.py ``window``)."""
+        written do not count against its window); ``prefetch``: how many of a
+        listener's may wait in it (domain/flow.py ``window``), asked per candidate."""
         postgres = self._db.dialect == "postgresql"
         in_busy, excluded = id_list(self._db, 3, busy)
         counts = "" if postgres else _COUNTS_SQLITE

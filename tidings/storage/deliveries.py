@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -227,6 +227,11 @@ def _signing(row: Row) -> SigningKeys | None:
     )
 
 
+# Per listener, how many of its deliveries may wait in the claiming engine beyond its
+# send slots (domain/flow.py ``window``); asked only for a claim's candidates.
+Prefetch = Callable[[str], int]
+
+
 class Batch(list[Claimed]):
     """What a claim leased. ``cut``: the claim's limit was shared out before every
     listener with due rows had its allowance (each got a share whether or not it had
@@ -383,7 +388,7 @@ class Deliveries:
         after: str = "",
         default_cap: int = 16,
         held: Mapping[str, int] | None = None,
-        prefetch: Mapping[str, int] | None = None,
+        prefetch: Prefetch | None = None,
     ) -> Batch:
         """Lease up to ``limit`` due deliveries to engine ``by``, listener by listener
         in id order starting after listener ``after`` and wrapping around (the engine
@@ -400,7 +405,7 @@ class Deliveries:
         async def body(tx: Connection) -> tuple[list[Row], dict[str, Flow], dict[str, list[float]]]:
             nonlocal cut
             claim = Claim(self._db, tx, now, by)
-            flows = await claim.flows(busy, after, limit, default_cap, held or {}, prefetch or {})
+            flows = await claim.flows(busy, after, limit, default_cap, held or {}, prefetch)
             postgres = self._db.dialect == "postgresql"
             tables = by_count(flows, per_listener, limit, now) if postgres else None
             if tables is not None:

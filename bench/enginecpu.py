@@ -1,0 +1,95 @@
+"""The delivery engine's CPU per delivery, before/after a change, interleaved:
+``python -m bench.enginecpu BEFORE_DIR [--db sqlite] [--rounds 3] [--backlog 20000]``.
+
+Under ``tidings serve`` the engine shares the machine's cores with the API, so its CPU
+per delivery is ingest's loss (issue 18). Throughput on a busy 2-core machine is a
+noisy way to see a few microseconds; the engine process's own CPU time (user + system,
+its threads included, from ``/proc``) over a backlog drained to one fast receiver is
+a steadier one. BEFORE_DIR as for ``bench.ab`` (a ``git archive`` of the old tree).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import aiohttp
+import uvloop
+
+from bench import arrivals
+from bench.api import Api
+from bench.delivery import drain_rate
+from bench.memory import _children
+from bench.procs import SOURCE, Proc, database, load, receiver, tidings
+from bench.seed import seed_plain
+from bench.stats import median
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def _engine(server: Proc) -> int:
+    for pid in _children(server.pid):
+        try:
+            if b"runtime.child" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return pid
+        except OSError:
+            continue
+    raise RuntimeError("no engine child")
+
+
+async def one(kind: str, recv_url: str, backlog: int) -> tuple[float, float]:
+    """Engine CPU microseconds per delivery and deliveries/s, for one drained backlog."""
+    async with database(kind) as url, aiohttp.ClientSession() as session:
+        async with tidings(url, "--no-engine") as api_only:
+            api = Api(api_only.url, session)
+            queue_id = await api.queue()
+            await api.listener(queue_id, recv_url, "fast")
+        await seed_plain(url, queue_id, backlog)
+        await arrivals.reset(session, recv_url)
+        async with tidings(url) as server:
+            pid = _engine(server)
+            before = _cpu_s(pid)
+            rate = await drain_rate(session, recv_url, backlog)
+            used = _cpu_s(pid) - before
+    return used / backlog * 1e6, rate
+
+
+async def ab(before: str, kind: str, rounds: int, backlog: int) -> None:
+    runs: dict[str, list[float]] = {"before": [], "after": []}
+    async with receiver() as recv:
+        for i in range(rounds):
+            for side in ["before", "after"] if i % 2 == 0 else ["after", "before"]:
+                SOURCE["path"] = before if side == "before" else None
+                us, rate = await one(kind, recv.url, backlog)
+                runs[side].append(us)
+                print(
+                    f"round {i + 1} {side}: {us:.1f} us CPU/delivery, {rate:.0f}/s"
+                    f" (load {load()[0]})",
+                    flush=True,
+                )
+    SOURCE["path"] = None
+    b, a = median(runs["before"]), median(runs["after"])
+    print(
+        f"engine CPU/delivery {kind}: before {b:.1f} us, after {a:.1f} us, after/before {a / b:.3f}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.enginecpu", description=__doc__)
+    parser.add_argument("before")
+    parser.add_argument("--db", default="sqlite", choices=["sqlite", "postgres"])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--backlog", type=int, default=20_000)
+    args = parser.parse_args()
+    uvloop.run(ab(args.before, args.db, args.rounds, args.backlog))
+
+
+if __name__ == "__main__":
+    main()
