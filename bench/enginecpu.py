@@ -5,7 +5,8 @@ Under ``tidings serve`` the engine shares the machine's cores with the API, so i
 per delivery is ingest's loss (issue 18). Throughput on a busy 2-core machine is a
 noisy way to see a few microseconds; the engine process's own CPU time (user + system,
 its threads included, from ``/proc``) over a backlog drained to one fast receiver is
-a steadier one. BEFORE_DIR as for ``bench.ab`` (a ``git archive`` of the old tree).
+a steadier one. BEFORE_DIR as for ``bench.ab`` (a ``git archive`` of the old tree);
+``--after DIR`` runs another tree instead of this one (a snapshot of work in progress).
 """
 
 from __future__ import annotations
@@ -61,12 +62,12 @@ async def one(kind: str, recv_url: str, backlog: int) -> tuple[float, float]:
     return used / backlog * 1e6, rate
 
 
-async def ab(before: str, kind: str, rounds: int, backlog: int) -> None:
+async def ab(before: str, kind: str, rounds: int, backlog: int, after: str | None) -> None:
     runs: dict[str, list[float]] = {"before": [], "after": []}
     async with receiver() as recv:
         for i in range(rounds):
             for side in ["before", "after"] if i % 2 == 0 else ["after", "before"]:
-                SOURCE["path"] = before if side == "before" else None
+                SOURCE["path"] = before if side == "before" else after
                 us, rate = await one(kind, recv.url, backlog)
                 runs[side].append(us)
                 print(
@@ -87,8 +88,9 @@ def main() -> None:
     parser.add_argument("--db", default="sqlite", choices=["sqlite", "postgres"])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--backlog", type=int, default=20_000)
+    parser.add_argument("--after", help="a source tree for 'after' (default: this one)")
     args = parser.parse_args()
-    uvloop.run(ab(args.before, args.db, args.rounds, args.backlog))
+    uvloop.run(ab(args.before, args.db, args.rounds, args.backlog, args.after))
 
 
 if __name__ == "__main__":

@@ -86,11 +86,13 @@ def serve(
 @app.command()
 def worker(database: DatabaseOpt = None) -> None:
     """Run the delivery engine alone, beside API nodes sharing one PostgreSQL."""
+    import uvloop
+
     from tidings.runtime.worker import run_worker
 
     settings = _settings(database_url=database)
     _preflight(settings)
-    asyncio.run(run_worker(settings))
+    uvloop.run(run_worker(settings))  # as the engine child of `serve` (runtime/child.py)
 
 
 @app.command()
