@@ -2,8 +2,9 @@
 
 Drives the ASGI app of a real runtime (SQLite in a temporary directory, no engine,
 the access log as ``tidings serve`` has it) straight through its callable, no HTTP
-server: 64 requests in flight, like ``wrk -c64``. Prints requests/s and microseconds
-of this process's CPU per request; ``--profile`` adds cProfile's top functions.
+server: 64 requests in flight, like ``wrk -c64`` (``--clients N`` for another number).
+Prints requests/s and microseconds of this process's CPU per request; ``--profile``
+adds cProfile's top functions.
 Compare two trees with ``PYTHONPATH=<tree> python -m bench.inproc ...``.
 """
 
@@ -82,7 +83,7 @@ class Lifespan:
         await self._task
 
 
-async def run(what: str, seconds: float, profile: bool) -> None:
+async def run(what: str, seconds: float, profile: bool, clients: int = 64) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         settings = load_settings(
             {
@@ -125,14 +126,14 @@ async def run(what: str, seconds: float, profile: bool) -> None:
                     done += 1
 
             deadline = time.monotonic() + 1
-            await asyncio.gather(*(client() for _ in range(64)))  # warm-up
+            await asyncio.gather(*(client() for _ in range(clients)))  # warm-up
             done = 0
             profiler = cProfile.Profile() if profile else None
             cpu, wall = time.process_time(), time.monotonic()
             deadline = wall + seconds
             if profiler:
                 profiler.enable()
-            await asyncio.gather(*(client() for _ in range(64)))
+            await asyncio.gather(*(client() for _ in range(clients)))
             if profiler:
                 profiler.disable()
             cpu, wall = time.process_time() - cpu, time.monotonic() - wall
@@ -151,8 +152,9 @@ def main() -> None:
     parser.add_argument("what", choices=["get", "ingest", "health"])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--clients", type=int, default=64, help="requests in flight")
     args = parser.parse_args()
-    uvloop.run(run(args.what, args.seconds, args.profile))
+    uvloop.run(run(args.what, args.seconds, args.profile, args.clients))
 
 
 if __name__ == "__main__":

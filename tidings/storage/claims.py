@@ -33,7 +33,7 @@ from dataclasses import replace
 from typing import Any
 
 from tidings.domain.flow import RATE_LOOKAHEAD_MS, Flow, allowance, start_times
-from tidings.storage import health
+from tidings.storage import health, locks
 from tidings.storage.database import Connection, Database, Row, id_list
 
 _CANDIDATES = """
@@ -54,7 +54,7 @@ LIMIT $5
 # only for the rows kept); the two-key form: a key space apart from engine locks.
 _CANDIDATES_POSTGRES = (
     "SELECT c.* FROM (" + _CANDIDATES + ") c"
-    " WHERE pg_try_advisory_xact_lock(1953064051, hashtext(c.id))"
+    f" WHERE pg_try_advisory_xact_lock({locks.CLAIMS_SPACE}, hashtext(c.id))"
     " ORDER BY c.id <= $4, c.id"
 )
 # Rate state as committed before the lock (the candidates' snapshot may be older).

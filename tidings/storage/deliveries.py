@@ -127,9 +127,13 @@ _UNLEASE_SQLITE = (
 # (PostgreSQL: the row is picked in a MATERIALIZED CTE and leased by ctid. Picked in
 # a subquery of the UPDATE, it was re-run per row and, skipping the row the statement
 # had just leased, leased one more each time.)
-_CLAIM_TRIAL_POSTGRES = """
-WITH picked AS MATERIALIZED (
-    SELECT ctid AS row_id FROM deliveries WHERE listener_id = $1 AND state = 'pending'
+# Under the claims' lock of the listener, as every claim (storage.locks).
+_CLAIM_TRIAL_POSTGRES = f"""
+WITH gate AS MATERIALIZED (
+    SELECT pg_try_advisory_xact_lock({locks.CLAIMS_SPACE}, hashtext($1)) AS open
+), picked AS MATERIALIZED (
+    SELECT ctid AS row_id FROM deliveries WHERE (SELECT open FROM gate)
+      AND listener_id = $1 AND state = 'pending'
       AND next_attempt_at <= $2 AND lease_until <= $2
     ORDER BY next_attempt_at LIMIT 1
     FOR NO KEY UPDATE SKIP LOCKED

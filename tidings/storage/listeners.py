@@ -349,7 +349,9 @@ class Listeners:
         """Its deliveries go with it (foreign key cascade): pending ones are dropped."""
 
         async def body(tx: Connection) -> Row | None:
-            # What the cascade deletes, first and in order (storage.locks).
+            # No engine claims its deliveries from here on, then what the cascade
+            # deletes, first and in order (storage.locks says why).
+            await locks.listener_claims(self._db, tx, listener_id)
             await locks.deliveries(
                 self._db,
                 tx,

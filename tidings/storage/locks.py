@@ -17,11 +17,15 @@ listener: every concurrent message insert, whose foreign-key check locks the sam
 listener row, then shared the row with the recorder for the whole batch.)
 Deletes follow the order by locking what their cascades will reach first: a queue's
 delete locks the queue, then every delivery of its listeners in order; a listener's
-or a message's delete locks their deliveries. Every other writer of several
-deliveries (redeliveries, wake-ups, takeovers, releases) locks them in order before
-changing them. The engine's claim skips locked rows and never waits, so it cannot
-close a circle; a message insert only creates deliveries, which nobody else can see
-before it commits.
+or a message's delete locks their deliveries. A listener's delete first takes the
+lock every claim of its deliveries tries (``listener_claims``): otherwise a message
+inserted after the delete locked the deliveries gets a delivery the delete did not
+lock, an engine claims and attempts it, and the recorder holds that row while it
+waits for the listener row the delete's cascade holds (a deadlock seen under load).
+Every other writer of several deliveries (redeliveries, wake-ups, takeovers,
+releases) locks them in order before changing them. The engine's claim skips locked
+rows and never waits, so it cannot close a circle; a message insert only creates
+deliveries, which nobody else can see before it commits.
 
 Locks that neither delete a row nor change its key are ``FOR NO KEY UPDATE``, which
 does not block the ``FOR KEY SHARE`` of a foreign-key check. SQLite has one writer
@@ -42,6 +46,9 @@ UPDATE = "FOR UPDATE"
 SHARE = "FOR SHARE"
 # The order deliveries are locked in; writers of a batch sort it the same way.
 DELIVERY_ORDER = "listener_id, message_id"
+# Key space of the per-listener transaction lock that claims try (storage/claims.py):
+# the two-int form, apart from the engines' one-int session locks.
+CLAIMS_SPACE = 1953064051
 
 
 def clause(db: Database, mode: str) -> str:
@@ -73,4 +80,13 @@ async def queue_and_deliveries(db: Database, tx: Connection, org_id: str, queue_
             org_id,
             queue_id,
             mode=UPDATE,
+        )
+
+
+async def listener_claims(db: Database, tx: Connection, listener_id: str) -> None:
+    """Wait for, and hold until the transaction ends, the lock every claim of
+    ``listener_id``'s deliveries tries first: no engine leases them meanwhile."""
+    if db.dialect == "postgresql":
+        await tx.execute(
+            "SELECT pg_advisory_xact_lock($1, hashtext($2))", CLAIMS_SPACE, listener_id
         )

@@ -38,9 +38,11 @@ PAUSE_S = 0.01  # between batches: lets queued writers in
 MESSAGE_BATCH_ROWS = 500
 # After each batch of a message purge, pause this many times as long as the batch
 # took: the purge holds the writer (SQLite) or its share of the database at most a
-# third of the time, however large the backlog. (A fixed 10 ms pause let a 1,000,000
-# message backlog take ~75 % of SQLite's writer: ingest fell to 0.71x.)
-PAUSE_FACTOR = 2.0
+# quarter of the time, however large the backlog. (A fixed 10 ms pause let a
+# 1,000,000 message backlog take ~75 % of SQLite's writer: ingest fell to 0.71x; a
+# factor of 2 gave 0.43-0.61x once purge batches became one hop to the writer, 3 gave
+# 0.75-0.88x in the same runs: docs/benchmarks.md.)
+PAUSE_FACTOR = 3.0
 ATTEMPT_ROWS = 10_000  # attempts deleted per statement of a message purge
 
 # (org_id, before_ms, batch_rows) -> rows deleted
