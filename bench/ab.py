@@ -1,17 +1,21 @@
 """Before/after of a change, interleaved in one run:
-``python -m bench.ab BEFORE_DIR {delivery,latency,ingest,get} [--db sqlite] [--rounds 3]``.
+``python -m bench.ab BEFORE_DIR {delivery,latency,ingest,get} [--db sqlite] [--rounds 3] [--cpu]``.
 
 BEFORE_DIR is a source tree of the old version (e.g. ``git archive <commit> | tar -x
 -C /tmp/before``); the servers of "before" rounds import tidings from there, the
 "after" rounds from the installed (working) tree. Rounds alternate before/after so
 the machine's drift hits both alike; prints every round and the medians' ratio.
+``--cpu`` (ingest, get): the API worker's CPU microseconds per request instead of the
+rate, which on this shared machine drifts less with the neighbours' load.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -20,6 +24,7 @@ import uvloop
 from bench import delivery, get, ingest, latency, wrk
 from bench.api import MESSAGE, Api
 from bench.procs import SOURCE, database, load, receiver, tidings
+from bench.profile import _worker as worker_pid  # the API worker of a serve
 from bench.stats import median
 
 Measure = Callable[[str], Awaitable[float]]
@@ -41,22 +46,35 @@ def _latency(kind: str, rate: float) -> Measure:
     return one
 
 
-def _ingest(kind: str, connections: int) -> Measure:
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _wrk_measure(kind: str, connections: int, what: str, cpu: bool) -> Measure:
+    """Requests/s of ``wrk`` at ``connections``; with ``cpu``, the API worker's CPU
+    microseconds per request instead (lower is better): on a shared machine the
+    rate follows the neighbours' load, the CPU a request costs much less so."""
+    body = MESSAGE if what == "ingest" else None
+    headers = ingest.HEADERS if what == "ingest" else get.HEADERS
+
     async def one(recv_url: str) -> float:
         async with database(kind) as url, tidings(url) as server, aiohttp.ClientSession() as s:
             api = Api(server.url, s)
             queue_id = await api.queue()
             await api.listener(queue_id, recv_url, "fast")
-            target = f"{server.url}/v1/queues/{queue_id}/messages"
-            await wrk.post(target, MESSAGE, ingest.HEADERS, connections, 2)
-            return (await wrk.post(target, MESSAGE, ingest.HEADERS, connections, 8)).requests_per_s
-
-    return one
-
-
-def _get(kind: str) -> Measure:
-    async def one(recv_url: str) -> float:
-        return (await get.measure(kind, recv_url, 8)).requests_per_s
+            target = f"{server.url}/v1/queues/{queue_id}"
+            target += "/messages" if what == "ingest" else ""
+            await wrk.post(target, body, headers, connections, 2)
+            worker = worker_pid(server)
+            before = _cpu_s(worker)
+            result = await wrk.post(target, body, headers, connections, 8)
+            if result.errors:
+                raise RuntimeError(f"{what} answered {result.errors} errors")
+            if cpu:
+                return (_cpu_s(worker) - before) / result.requests * 1e6
+            return result.requests_per_s
 
     return one
 
@@ -84,16 +102,20 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rate", type=float, default=200.0, help="latency: messages/s")
     parser.add_argument("-c", type=int, default=64, help="ingest: connections")
+    parser.add_argument(
+        "--cpu", action="store_true", help="ingest, get: API worker CPU us per request"
+    )
     args = parser.parse_args()
     measure = {
         "delivery": lambda: _delivery(args.db),
         "latency": lambda: _latency(args.db, args.rate),
-        "ingest": lambda: _ingest(args.db, args.c),
-        "get": lambda: _get(args.db),
+        "ingest": lambda: _wrk_measure(args.db, args.c, "ingest", args.cpu),
+        "get": lambda: _wrk_measure(args.db, get.CONNECTIONS, "get", args.cpu),
     }[args.what]()
     started = time.monotonic()
     result = uvloop.run(ab(args.before, measure, args.rounds))
     unit = {"delivery": "deliveries/s", "latency": "p50 ms"}.get(args.what, "req/s")
+    unit = "CPU us/req" if args.cpu else unit
     print(
         f"{args.what} {args.db}: before {result['before']:.1f} {unit}, after"
         f" {result['after']:.1f} {unit}, after/before {result['after_over_before']}"
