@@ -38,9 +38,12 @@ from tidings.storage.database import Connection, Database, Row, id_list
 from tidings.storage.events import EventLog
 from tidings.storage.messages import Messages
 
+# Each row's own columns first: sqlite3.Row finds a column by name by comparing it
+# with the names before it, and a claim reads the listener's and queue's columns
+# (the rest) only once per listener (``_listener_part``).
 _CLAIMED = (
-    "d.message_id, d.listener_id, d.attempts, l.org_id, l.name AS listener_name,"
-    " l.notify_url, l.secret, m.name AS message_name, m.data, m.created_at,"
+    "d.message_id, d.listener_id, d.attempts, m.name AS message_name, m.data, m.created_at,"
+    " l.org_id, l.name AS listener_name, l.notify_url, l.secret,"
     " q.id AS queue_id, q.name AS queue_name"
     # listener options (SPEC §10): what the request carries and how it is signed
     ", l.headers, l.signature_scheme, l.signing_key, l.previous_scheme,"
@@ -160,7 +163,7 @@ JOIN queues q ON q.id = l.queue_id
 WHERE d.listener_id = $1 AND d.message_id = $2
 """
 _CLAIMED_SQLITE = f"""
-SELECT {_CLAIMED}, d.rowid AS row_id
+SELECT d.rowid AS row_id, {_CLAIMED}
 FROM deliveries d
 JOIN listeners l ON l.id = d.listener_id
 JOIN messages m ON m.id = d.message_id
@@ -283,24 +286,35 @@ def _logged(r: AttemptResult, ok: bool) -> NewAttempt:
     )
 
 
+def _listener_part(row: Row) -> dict[str, Any]:
+    """The columns of a claimed row that are its listener's and its queue's."""
+    return {
+        "org_id": row["org_id"],
+        "listener_name": row["listener_name"],
+        "notify_url": row["notify_url"],
+        "secret": row["secret"],
+        "queue_id": row["queue_id"],
+        "queue_name": row["queue_name"],
+        "headers": row["headers"],
+        "signing": _signing(row),
+    }
+
+
 def _claimed(
-    row: Row, flow: Flow | None = None, start_at: float = 0.0, trial: bool = False
+    row: Row,
+    flow: Flow | None = None,
+    start_at: float = 0.0,
+    trial: bool = False,
+    listener: dict[str, Any] | None = None,  # _listener_part(row), when already read
 ) -> Claimed:
     return Claimed(
         message_id=row["message_id"],
         listener_id=row["listener_id"],
         attempts=row["attempts"],
-        org_id=row["org_id"],
-        listener_name=row["listener_name"],
-        notify_url=row["notify_url"],
-        secret=row["secret"],
         message_name=row["message_name"],
         data=row["data"],
         created_at=row["created_at"],
-        queue_id=row["queue_id"],
-        queue_name=row["queue_name"],
-        headers=row["headers"],
-        signing=_signing(row),
+        **(_listener_part(row) if listener is None else listener),
         start_at=start_at,
         max_in_flight=16 if flow is None else flow.max_in_flight,
         send_cap=16 if flow is None else flow.send_cap,
@@ -454,10 +468,15 @@ class Deliveries:
             return claimed
         if self._db.dialect != "postgresql":
             rows = await self._read_sqlite(rows, after)
+        parts: dict[str, dict[str, Any]] = {}  # per listener, read from its first row
         for r in rows:
-            flow = flows[r["listener_id"]]
-            start = starts[r["listener_id"]].pop(0) if flow.rate_limit is not None else 0.0
-            claimed.append(_claimed(r, flow, start))
+            lid = r["listener_id"]
+            flow = flows[lid]
+            start = starts[lid].pop(0) if flow.rate_limit is not None else 0.0
+            part = parts.get(lid)
+            if part is None:
+                part = parts[lid] = _listener_part(r)
+            claimed.append(_claimed(r, flow, start, listener=part))
         claimed.cut = cut
         return claimed
 
