@@ -8,13 +8,14 @@ messages (see ``storage.ingest``) and every write runs on the one writer thread.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
+import queue
 import re
 import sqlite3
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache, partial
 from typing import Any, TypeVar, cast
 
@@ -195,8 +196,65 @@ def _end(statement: str, durable: bool, conn: sqlite3.Connection) -> None:
             conn.execute("PRAGMA synchronous = FULL")
 
 
+class _Threads:
+    """Threads that run calls for the event loop: a queue in, the loop's
+    ``call_soon_threadsafe`` out.
+
+    Leaner than ``run_in_executor``, whose concurrent future (a condition and its
+    lock), idle semaphore and chained callbacks cost more than a short statement:
+    its ``submit`` was a sixth of the engine's GIL samples under ingest
+    (docs/benchmarks.md). A call whose caller was cancelled before a thread took it
+    is skipped, as the executor did."""
+
+    def __init__(self, count: int, name: str) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], asyncio.Future[Any]] | None]
+        self._jobs = queue.SimpleQueue()
+        self._threads = [
+            threading.Thread(target=self._serve, name=f"{name}_{i}", daemon=True)
+            for i in range(count)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    async def call(self, fn: Callable[[], T]) -> T:
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._jobs.put((fn, future))
+        return await future
+
+    def _serve(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            fn, future = job
+            if future.cancelled():
+                continue
+            settle: Callable[[asyncio.Future[Any], Any], None] = _settle
+            try:
+                outcome: Any = fn()
+            except BaseException as exc:  # the caller's to handle, as with an executor
+                settle, outcome = _fail, exc
+            # A closed loop: nobody waits any more.
+            with contextlib.suppress(RuntimeError):
+                future.get_loop().call_soon_threadsafe(settle, future, outcome)
+
+    def close(self) -> None:
+        """Stop the threads once the calls queued so far have run."""
+        for _ in self._threads:
+            self._jobs.put(None)
+        for thread in self._threads:
+            thread.join()
+
+
+def _settle(future: asyncio.Future[Any], result: Any) -> None:
+    if not future.cancelled():
+        future.set_result(result)
+
+
+def _fail(future: asyncio.Future[Any], exc: BaseException) -> None:
+    if not future.cancelled():
+        future.set_exception(exc)
+
+
 class _Session:
-    """Runs statements of one sqlite3 connection on its executor."""
+    """Runs statements of one sqlite3 connection on its thread."""
 
     def __init__(self, run: Runner) -> None:
         self._run = run
@@ -273,8 +331,8 @@ class SqliteDatabase(_Session):
 
     def __init__(self, path: str) -> None:
         self._path = path
-        self._writer_pool = ThreadPoolExecutor(1, thread_name_prefix="tidings-sqlite-w")
-        self._reader_pool = ThreadPoolExecutor(_READERS, thread_name_prefix="tidings-sqlite-r")
+        self._writer_thread = _Threads(1, "tidings-sqlite-w")
+        self._reader_threads = _Threads(_READERS, "tidings-sqlite-r")
         self._writer = _connect(path, readonly=False)
         self._readers = threading.local()
         self._all_readers: list[sqlite3.Connection] = []
@@ -304,12 +362,10 @@ class SqliteDatabase(_Session):
         return conn
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._reader_pool, lambda: fn(self._reader()))
+        return await self._reader_threads.call(lambda: fn(self._reader()))
 
     async def _on_writer(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._writer_pool, partial(fn, self._writer))
+        return await self._writer_thread.call(partial(fn, self._writer))
 
     async def run(self, body: Callable[[Connection], Awaitable[T]], *, durable: bool = True) -> T:
         """The whole transaction, ``body`` included, in one hop to the writer thread.
@@ -391,8 +447,8 @@ class SqliteDatabase(_Session):
             listener.close()
         self._wake_sender.close()
         await self._on_writer(lambda c: c.close())
-        self._writer_pool.shutdown(wait=True)
-        self._reader_pool.shutdown(wait=True)
+        self._writer_thread.close()
+        self._reader_threads.close()
         for conn in self._all_readers:
             conn.close()
         self._inline.close()
