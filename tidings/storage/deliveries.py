@@ -481,10 +481,12 @@ class Deliveries:
         return claimed
 
     async def _read_sqlite(self, leased: list[Row], after: str) -> list[Row]:
-        # A row deleted since (its message or listener went) is simply not sent.
+        # A row deleted since (its message or listener went) is simply not sent. Read
+        # on the loop's own thread (``point``): rows by rowid and their keys' rows,
+        # where a hop to a reader thread and back cost more (docs/benchmarks.md).
         found = {
             r["row_id"]: r
-            for r in await self._db.fetch(
+            for r in await self._db.point.fetch(
                 _CLAIMED_SQLITE, json.dumps([r["row_id"] for r in leased])
             )
         }
