@@ -62,8 +62,8 @@ async def run(kinds: list[str], quick: bool) -> dict[str, Any]:
                     "tidings_per_s": round(median([s.requests_per_s for s in subjects])),
                     "raw_asgi_per_s": round(median([b.requests_per_s for b in baselines])),
                     "of_raw_asgi": round(median(ratios), 3),
-                    "p50_ms": median([s.p50_ms for s in subjects]),
-                    "p99_ms": median([s.p99_ms for s in subjects]),
+                    "p50_ms": round(median([s.p50_ms for s in subjects]), 2),
+                    "p99_ms": round(median([s.p99_ms for s in subjects]), 2),
                     "runs": {
                         "tidings": [s.as_dict() for s in subjects],
                         "raw_asgi": [b.as_dict() for b in baselines],
