@@ -267,4 +267,5 @@ def open_tab(browser: Browser, origin: str, viewport: dict[str, int] = LAPTOP) -
         yield tab
     finally:
         context.close()
-    assert tab.leftovers() == []
+    leftovers = tab.leftovers()
+    assert leftovers == [], leftovers  # not assertion-rewritten: say what was left

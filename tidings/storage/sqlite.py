@@ -338,6 +338,7 @@ class SqliteDatabase(_Session):
         self._all_readers: list[sqlite3.Connection] = []
         self._subscribers: dict[str, list[Callable[[], None]]] = {}
         self._listeners: dict[str, WakeListener] = {}
+        self._addresses: dict[str, bytes] = {}
         self._wake_sender = WakeSender()
         self._inline = _Inline(path)
         self.point: Connection = self._inline
@@ -398,8 +399,16 @@ class SqliteDatabase(_Session):
         for channel in tx.notified:
             self._deliver(channel)
             if channel not in self._listeners:  # maybe another process listens
-                self._wake_sender.send(address(self._path, channel))
+                self._wake_sender.send(self._address(channel))
         return result
+
+    def _address(self, channel: str) -> bytes:
+        # Computed once per channel: resolving the path (an lstat per component) and
+        # hashing it was ~24 us, paid by every commit that wakes another process.
+        found = self._addresses.get(channel)
+        if found is None:
+            found = self._addresses[channel] = address(self._path, channel)
+        return found
 
     def _deliver(self, channel: str) -> None:
         for callback in self._subscribers.get(channel, ()):
@@ -417,7 +426,7 @@ class SqliteDatabase(_Session):
         process or (Linux) in another process using the same file."""
         self._subscribers.setdefault(channel, []).append(callback)
         if channel not in self._listeners:
-            found = WakeListener.bind(address(self._path, channel), partial(self._deliver, channel))
+            found = WakeListener.bind(self._address(channel), partial(self._deliver, channel))
             if found is not None:
                 self._listeners[channel] = found
 
