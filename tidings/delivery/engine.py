@@ -440,7 +440,10 @@ class Engine:
         wait_s = (claimed.start_at - self._clock.now_ms()) / 1000
         if wait_s > 0:
             await asyncio.sleep(wait_s)
-        async with self._listener_slots[claimed.listener_id]:
+        slots = self._listener_slots[claimed.listener_id]
+        if not slots.take():  # no coroutine when a slot is free (the common case)
+            await slots.wait()
+        try:
             # The id is made as the attempt starts: the log lists attempts by id.
             attempt_id, started_at = new_id(), self._clock.now_ms()
             if started_at + self._timeout_ms > lease_ends:
@@ -453,6 +456,8 @@ class Engine:
             answer = await self._sender.request(
                 "POST", claimed.notify_url, self._settings.delivery_timeout_s, body, headers
             )
+        finally:
+            slots.release()
         if self._on_attempt is not None:
             self._on_attempt(answer.status, answer.elapsed_s)
         self._observe(claimed.listener_id, answer.elapsed_s)

@@ -58,7 +58,7 @@ MAX_ANSWER_BYTES: Final = 64 * 1024 + 4 * MAX_RESPONSE_BYTES
 _TARGETS_KEPT: Final = 4096
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per attempt (storage/deliveries.py Claimed)
 class Response:
     status: int | None  # None: no HTTP answer (refused, timed out, reset, ...)
     retry_after: str | None

@@ -16,6 +16,19 @@ class SendSlots:
         self._waiters: deque[asyncio.Future[None]] = deque()
 
     async def __aenter__(self) -> None:
+        if not self.take():
+            await self.wait()
+
+    def take(self) -> bool:
+        """Take a slot if one is free now, without awaiting: the engine's common case
+        (an ``async with`` is two coroutines per attempt; docs/benchmarks.md)."""
+        if self.busy < self.capacity:
+            self.busy += 1
+            return True
+        return False
+
+    async def wait(self) -> None:
+        """Take a slot once one is free."""
         while self.busy >= self.capacity:
             waiter = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)
@@ -27,6 +40,9 @@ class SendSlots:
         self.busy += 1
 
     async def __aexit__(self, *_exc: object) -> None:
+        self.release()
+
+    def release(self) -> None:
         self.busy -= 1
         self._wake()
 

@@ -51,7 +51,7 @@ class HealthRow:
     cooldown_ms: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per attempt (storage/deliveries.py Claimed)
 class Outcome:
     """One attempt's outcome as the breaker sees it."""
 

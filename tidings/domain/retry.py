@@ -24,6 +24,11 @@ class Next:
     next_attempt_at: int | None  # ms; None unless still pending
 
 
+# The outcomes without a time, built once (frozen, so shared): most attempts succeed.
+_DELIVERED = Next(DeliveryState.DELIVERED, None)
+_MISSED = Next(DeliveryState.MISSED, None)
+
+
 def is_success(status: int | None) -> bool:
     return status is not None and 200 <= status < 300
 
@@ -54,9 +59,9 @@ def after_attempt(
 ) -> Next:
     """``attempts`` counts the attempt just made (1 after the first)."""
     if is_success(status):
-        return Next(DeliveryState.DELIVERED, None)
+        return _DELIVERED
     if attempts > len(schedule_s):
-        return Next(DeliveryState.MISSED, None)
+        return _MISSED
     if retry_after_s is not None and status in _HONOURS_RETRY_AFTER:
         delay_s = min(retry_after_s, max(schedule_s))
     else:

@@ -60,7 +60,7 @@ DELETE FROM attempts WHERE (listener_id, id) IN (
 """
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per attempt (storage/deliveries.py Claimed)
 class NewAttempt:
     """One attempt to log, with the ids that place it."""
 

@@ -183,7 +183,11 @@ _RECORD = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, like the other records built per delivery (AttemptResult, NewAttempt,
+# sender.Response, health.Outcome, NewEvent, Ref): a frozen dataclass's __init__ sets
+# each field through object.__setattr__, ~0.1 us a field, and a delivery builds about
+# 70 fields' worth of them (docs/benchmarks.md, engine CPU, third pass). Never mutated.
+@dataclass(slots=True)
 class Claimed:
     message_id: str
     listener_id: str
@@ -247,7 +251,7 @@ class Batch(list[Claimed]):
     cut: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: see Claimed
 class AttemptResult:
     claimed: Claimed
     status: int | None  # HTTP status, None when no response came
