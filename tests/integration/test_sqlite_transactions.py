@@ -54,3 +54,40 @@ async def test_multi_row_chunks_keep_every_row_and_repeated_placeholders(
     assert len(got) == 1000
     assert all(r["a"] == r["b"] == int(r["k"][1:]) for r in got)
     assert sum(r["n"] for r in got) == 1400
+
+
+async def test_rows_are_read_by_column_name_on_every_path(db: SqliteDatabase) -> None:
+    # Rows are plain dicts now (sqlite3.Row found a late column in O(columns)); every
+    # way a caller reads must still answer row["name"], as asyncpg's Records do.
+    written = await db.write(
+        "INSERT INTO t (k, a, b, n) VALUES ($1, $2, $3, $4) RETURNING *", "x", 1, 2, 3
+    )
+    assert [dict(r) for r in written] == [{"k": "x", "a": 1, "b": 2, "n": 3}]
+    await db.write("INSERT INTO t (k, a, b, n) VALUES ('y', 4, 5, 6)")
+
+    rows = await db.fetch("SELECT k, n AS total FROM t ORDER BY k")
+    assert [(r["k"], r["total"]) for r in rows] == [("x", 3), ("y", 6)]
+    row = await db.fetchrow("SELECT b, a FROM t WHERE k = $1", "y")
+    assert row is not None and (row["a"], row["b"]) == (4, 5)
+    assert await db.fetchrow("SELECT a FROM t WHERE k = 'none'") is None
+    assert await db.fetch("SELECT a FROM t WHERE k = 'none'") == []
+    assert await db.fetchval("SELECT n, k FROM t WHERE k = 'x'") == 3
+    point = await db.point.fetch("SELECT n FROM t WHERE k = $1", "x")
+    assert point[0]["n"] == 3
+    found = await db.point.fetchrow("SELECT k, b FROM t WHERE k = $1", "x")
+    assert found is not None and found["b"] == 2
+
+    async def body(tx: Connection) -> list[int]:
+        return [r["a"] for r in await tx.fetch("SELECT a FROM t ORDER BY a")]
+
+    assert await db.run(body) == [1, 4]
+
+
+async def test_a_column_name_given_twice_reads_as_its_first_column(db: SqliteDatabase) -> None:
+    # As sqlite3.Row answered: callers of a join that repeats a name got the first one.
+    await db.write("INSERT INTO t (k, a, b, n) VALUES ('x', 1, 2, 3), ('y', 4, 5, 6)")
+    join = "SELECT t.a, u.a, t.k FROM t JOIN t u ON u.k = 'y' WHERE t.k = 'x'"
+    rows = await db.fetch(join)
+    assert [(r["a"], r["k"]) for r in rows] == [(1, "x")]
+    row = await db.fetchrow(join)
+    assert row is not None and row["a"] == 1

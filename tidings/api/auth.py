@@ -23,6 +23,7 @@ from tidings.storage.store import Store
 log = logging.getLogger("tidings.auth")
 LAST_USED_RESOLUTION_MS = 60_000
 MAX_KEY_CHARS = 512
+MAX_PRINCIPALS = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,7 @@ class Authenticator:
         self._store = store
         self._clock = clock
         self._last_used: dict[str, int] = {}
+        self._principals: dict[str, tuple[ApiKey, Principal]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def authenticate(self, presented: str | None) -> Principal:
@@ -47,7 +49,17 @@ class Authenticator:
         if key is None or key.status != "enabled":
             raise Unauthorized("This API key is unknown or disabled.")
         self._touch(key.id)
-        return Principal(org_id=key.org_id, key_id=key.id, scopes=key.scopes)
+        # One Principal per cached key object (a frozen dataclass costs ~0.4 us to
+        # build, every request): a changed key is a new object from the key cache.
+        known = self._principals.get(key.id)
+        if known is None or known[0] is not key:
+            if len(self._principals) >= MAX_PRINCIPALS:
+                self._principals.clear()
+            known = self._principals[key.id] = (
+                key,
+                Principal(org_id=key.org_id, key_id=key.id, scopes=key.scopes),
+            )
+        return known[1]
 
     async def _lookup(self, digest: str) -> ApiKey | None:
         found = await self._store.api_keys.lookup_recent(digest)

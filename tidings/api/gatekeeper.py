@@ -29,7 +29,7 @@ SYNC_INTERVAL_S = 0.25
 PRUNE_INTERVAL_S = 60.0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per request (see router.Match)
 class Admission:
     principal: Principal
     headers: dict[str, str] = field(default_factory=dict)  # X-RateLimit-* for the answer
