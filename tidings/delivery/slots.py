@@ -28,15 +28,20 @@ class SendSlots:
         return False
 
     async def wait(self) -> None:
-        """Take a slot once one is free."""
+        """Take a slot once one is free. Woken in arrival order, only as many as there
+        are free slots (waking every waiter at each release made the rest of a
+        prefetched window run only to wait again)."""
         while self.busy >= self.capacity:
             waiter = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)
             try:
                 await waiter
-            finally:
+            except BaseException:
                 if waiter in self._waiters:
                     self._waiters.remove(waiter)
+                elif not waiter.cancelled():
+                    self._wake()  # woken, then cancelled: the slot goes to the next
+                raise
         self.busy += 1
 
     async def __aexit__(self, *_exc: object) -> None:
@@ -51,8 +56,11 @@ class SendSlots:
         self._wake()
 
     def _wake(self) -> None:
-        # Every waiter checks again; there are at most a few hundred per listener.
-        while self._waiters:
+        # One waiter per free slot; a woken one that finds its slot taken by an
+        # attempt that did not wait (``take``) waits again, last.
+        free = self.capacity - self.busy
+        while free > 0 and self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
                 waiter.set_result(None)
+                free -= 1

@@ -20,6 +20,7 @@ from tidings.delivery.sender import (
     MAX_ANSWER_BYTES,
     MAX_RESPONSE_BYTES,
     USER_AGENT,
+    Response,
     Sender,
 )
 from tidings.destinations import DestinationPolicy
@@ -482,3 +483,19 @@ async def test_https_refuses_a_certificate_for_another_host(ca: trustme.CA) -> N
                 assert (answer.status, answer.failure) == (None, AttemptError.TLS), host
         assert server.requests == []
         assert client_sockets(server.port) == 0
+
+
+async def test_each_request_times_out_at_its_own_deadline_not_before() -> None:
+    # Deadlines are kept by buckets of DEADLINE_TICK_S: never early, at most a tick late.
+    async with canned(always(OK, delay_s=3600)) as server, sender() as client:
+        loop = asyncio.get_running_loop()
+
+        async def timed(deadline_s: float) -> tuple[float, Response]:
+            started = loop.time()
+            answer = await client.request("POST", server.url, deadline_s, b"{}")
+            return loop.time() - started, answer
+
+        results = await asyncio.gather(*(timed(d) for d in (0.05, 0.12, 0.3)))
+    for deadline_s, (took, answer) in zip((0.05, 0.12, 0.3), results, strict=True):
+        assert (answer.status, answer.failure) == (None, AttemptError.TIMEOUT)
+        assert deadline_s <= took < deadline_s + 0.15
