@@ -14,7 +14,7 @@ import logging
 import logging.config
 import time
 from contextvars import ContextVar
-from typing import Any, cast
+from typing import Any
 
 import orjson
 
@@ -196,10 +196,17 @@ def configure_logging(fmt: str = "text", level: str = "INFO") -> None:
     logging.config.dictConfig(logging_config(fmt, level))
 
 
-def _plain_stream(logger: logging.Logger) -> logging.StreamHandler[Any] | None:
-    """The one handler an INFO line of ``logger`` reaches, when that is the stream
-    handler of :func:`logging_config` (our formatter, the request-id filter only,
-    no filter on the way); else None (the caller logs through ``logging``)."""
+_FORMATTERS = (TextFormatter, JsonFormatter)
+_OUR_FILTERS = (RequestIdFilterInstaller, RequestIdFilter)
+_Plain = tuple[logging.StreamHandler[Any], TextFormatter | JsonFormatter]
+
+
+def _plain_stream(logger: logging.Logger) -> _Plain | None:
+    """The one handler an INFO line of ``logger`` reaches, and its formatter, when that
+    is the stream handler of :func:`logging_config` (our formatter, the request-id
+    filter only, no filter on the way); else None (the caller logs through
+    ``logging``). Walked per line (``addHandler`` leaves no trace to cache by), so
+    written plainly: no generator, isinstance with a tuple."""
     found = None
     current: logging.Logger | None = logger
     while current is not None:
@@ -208,15 +215,13 @@ def _plain_stream(logger: logging.Logger) -> logging.StreamHandler[Any] | None:
         for handler in current.handlers:
             if found is not None or type(handler) is not logging.StreamHandler:
                 return None
-            if handler.level > logging.INFO or not isinstance(
-                handler.formatter, TextFormatter | JsonFormatter
-            ):
+            formatter = handler.formatter
+            if handler.level > logging.INFO or not isinstance(formatter, _FORMATTERS):
                 return None
-            if any(
-                type(f) not in (RequestIdFilterInstaller, RequestIdFilter) for f in handler.filters
-            ):
-                return None
-            found = handler
+            for kind in handler.filters:
+                if type(kind) not in _OUR_FILTERS:
+                    return None
+            found = (handler, formatter)
         if not current.propagate:
             break
         current = current.parent
@@ -238,11 +243,11 @@ def log_info_fast(
     ``logging`` as usual."""
     if not logger.isEnabledFor(logging.INFO):
         return
-    handler = _plain_stream(logger)
-    if handler is None:
+    plain = _plain_stream(logger)
+    if plain is None:
         logger.info(msg, *args, extra=extra)
         return
-    formatter = cast(TextFormatter | JsonFormatter, handler.formatter)
+    handler, formatter = plain
     try:
         line = formatter.line(time.time(), "INFO", logger.name, request_id.get(), msg % args, extra)
     except Exception:  # as StreamHandler.emit would: report, never raise into a request
