@@ -89,14 +89,21 @@ class TextFormatter(logging.Formatter):
 
     _second = -1
     _stamp = ""
+    _millis = -1
+    _last = ""
 
     def _timestamp(self, created: float) -> str:
-        # strftime is the priciest part of a line; the access log writes many per second.
+        # strftime is the priciest part of a line, then formatting the milliseconds: the
+        # access log writes many lines a second, often several in one millisecond.
         second = int(created)
-        if second != self._second:
-            self._second = second
-            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        return f"{self._stamp}.{int((created - second) * 1000):03d}Z"
+        millis = int((created - second) * 1000)
+        if millis != self._millis or second != self._second:
+            if second != self._second:
+                self._second = second
+                self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._millis = millis
+            self._last = f"{self._stamp}.{millis:03d}Z"
+        return self._last
 
     def format(self, record: logging.LogRecord) -> str:
         line = self.line(
@@ -121,14 +128,14 @@ class TextFormatter(logging.Formatter):
         extras: dict[str, Any],
     ) -> str:
         """The line of a record with these fields (``extras``: what ``extra=`` gave)."""
-        parts = [self._timestamp(created), level, name]
-        if rid is not None:
-            parts.append(f"[{rid}]")
-        parts.append(message)
-        parts += [
+        if rid is None:
+            head = f"{self._timestamp(created)} {level} {name} {message}"
+        else:
+            head = f"{self._timestamp(created)} {level} {name} [{rid}] {message}"
+        tail = [
             f"{k}={v}" for k, v in extras.items() if v is not None and k not in _IN_TEXT_MESSAGE
         ]
-        return " ".join(parts)
+        return f"{head} {' '.join(tail)}" if tail else head
 
 
 def logging_config(fmt: str = "text", level: str = "INFO") -> dict[str, Any]:

@@ -125,3 +125,23 @@ async def test_unknown_queue_is_404_everywhere(server: Running) -> None:
         r = await server.call(method, path, **kw)
         assert r.status_code == 404, (method, path, r.text)
         assert r.json() == {"title": "Not Found", "status": 404, "detail": r.json()["detail"]}
+
+
+async def test_a_queue_lists_its_listeners_oldest_first_and_no_others(server: Running) -> None:
+    qid = (await server.call("POST", "/v1/queues", json={"name": "q"})).json()["queue"]["id"]
+    other = (await server.call("POST", "/v1/queues", json={"name": "o"})).json()["queue"]["id"]
+    hook = "http://127.0.0.1:9/hook"
+    made = []
+    for name in ("zeta", "alpha", "mid"):  # names out of order: the order is by age
+        for queue_id in (qid, other):
+            r = await server.call(
+                "POST",
+                f"/v1/queues/{queue_id}/listeners",
+                json={"name": name, "notify_url": hook, "liveness_url": hook},
+            )
+            assert r.status_code == 200, r.text
+            if queue_id == qid:
+                made.append({"id": r.json()["listener"]["id"], "name": name})
+    got = (await server.call("GET", f"/v1/queues/{qid}")).json()
+    assert got["queue"]["listeners"] == made
+    assert list(got["_links"])[1:4] == ["zeta", "alpha", "mid"]

@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from tidings.api.auth import Principal
 from tidings.api.gatekeeper import Gatekeeper
-from tidings.api.middleware import BODY_KEY
+from tidings.api.middleware import BODY_KEY, header
 from tidings.api.wire import HostileBody, Link, Links, decode
 from tidings.config import Settings
 from tidings.destinations import DestinationPolicy
@@ -187,7 +187,7 @@ def _root_url(request: Request) -> str:
     """``scheme://host[/root_path]`` as Starlette's ``base_url`` spells it, cached by
     what it depends on: building it is a URL parse per request otherwise."""
     scope = request.scope
-    host = next((v for k, v in scope["headers"] if k == b"host"), b"")
+    host = header(scope["headers"], b"host") or b""
     key = (scope["scheme"], host, scope.get("root_path", ""))
     root = _ROOTS.get(key)
     if root is None:

@@ -6,6 +6,7 @@ a hard cap (``413`` as soon as the cap is passed, whatever ``Content-Length`` sa
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope
@@ -41,6 +42,9 @@ def exempt(path: str) -> bool:
     return path in _EXEMPT or path.startswith(_EXEMPT_UNDER)
 
 
+# Cached: clients send a few spellings of these headers, and parsing one is a decode,
+# a split and a strip or two per request. Bounded (the values are the client's).
+@lru_cache(maxsize=256)
 def accepts_json(accept: bytes | None) -> bool:
     if accept is None:
         return True
@@ -51,6 +55,7 @@ def accepts_json(accept: bytes | None) -> bool:
     return False
 
 
+@lru_cache(maxsize=256)
 def is_json(content_type: bytes | None) -> bool:
     if content_type is None:
         return False

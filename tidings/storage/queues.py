@@ -23,8 +23,8 @@ _WITH_LISTENERS = (
     f"SELECT {', '.join('q.' + c for c in _COLUMNS.split(', '))},"
     " l.id AS listener_id, l.name AS listener_name"
     " FROM queues q LEFT JOIN listeners l ON l.org_id = q.org_id AND l.queue_id = q.id"
-    " WHERE q.org_id = $1 AND q.id = $2 ORDER BY l.id"
-)
+    " WHERE q.org_id = $1 AND q.id = $2"
+)  # no ORDER BY: SQLite sorted in a temp B-tree on every GET (get_with_listeners sorts)
 # A backstop only (see storage.cache): what a stale entry could get wrong on ingest,
 # the queue's schema, is checked again inside the message's own transaction.
 RECENT_TTL_S = 2.0
@@ -158,7 +158,9 @@ class Queues:
         rows = await self._db.point.fetch(_WITH_LISTENERS, org_id, queue_id)
         if not rows:
             raise NotFound("No queue with this id.")
-        listeners = [(r["listener_id"], r["listener_name"]) for r in rows if r["listener_id"]]
+        # Sorted here (ids sort by creation as plain text): an ORDER BY made SQLite sort
+        # the joined rows in a temp B-tree, ~0.6 of the statement's 5.7 us.
+        listeners = sorted((r["listener_id"], r["listener_name"]) for r in rows if r["listener_id"])
         return _queue(rows[0]), listeners
 
     async def list_page(

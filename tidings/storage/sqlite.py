@@ -301,6 +301,22 @@ class _Direct(_Session):
         except sqlite3.Error as exc:
             raise _translate(exc) from exc
 
+    # The reads of a request (a point read, a transaction's look-ups) without the
+    # closure and the second coroutine of ``_call``.
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        try:
+            rows: list[Row] = self._connection().execute(_sql(sql), args).fetchall()
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
+        return rows
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        try:
+            row: Row | None = self._connection().execute(_sql(sql), args).fetchone()
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
+        return row
+
 
 class _Inline(_Direct):
     """Reads on the event loop's own thread, on a read-only connection of their own.
