@@ -75,6 +75,24 @@ def test_a_wrong_key_is_refused_then_the_right_one_signs_in_and_out(
     assert page.evaluate("sessionStorage.length") == 0
 
 
+def test_a_link_followed_the_moment_the_console_appears_opens_its_page(
+    tab: Tab, tenant: Tenant
+) -> None:
+    # The hash changes as soon as the signed-in shell is drawn, before its effects run
+    # (they wait for the next frame): the console must still show that page, not stay on
+    # the overview under the new URL (seen once as a CI flake after `tab.go`).
+    queue = tenant.queue("orders")
+    tab.page.add_init_script(
+        "new MutationObserver((_, watch) => {"
+        "  const out = [...document.querySelectorAll('button')]"
+        "    .some((b) => b.textContent.trim() === 'Sign out');"
+        f"  if (out) {{ watch.disconnect(); location.hash = '#/queues/{queue}'; }}"
+        "}).observe(document, { childList: true, subtree: true });"
+    )
+    tab.sign_in(tenant.key)
+    expect(tab.page.get_by_role("heading", name="orders", exact=True)).to_be_visible()
+
+
 def test_create_a_queue_and_a_listener_post_a_message_and_see_it_delivered(
     tab: Tab, tenant: Tenant, backdrop: Backdrop
 ) -> None:

@@ -4,9 +4,10 @@ import { cloneElement, html, useCallback, useEffect, useId, useRef, useState } f
 // ---- routing: #/queues/<id>?page=2 ------------------------------------------------
 
 function parseHash() {
-  const raw = location.hash.replace(/^#\/?/, "");
+  const hash = location.hash;
+  const raw = hash.replace(/^#\/?/, "");
   const [path, query = ""] = raw.split("?", 2);
-  return { parts: path.split("/").filter(Boolean).map(decodeURIComponent), query: new URLSearchParams(query) };
+  return { hash, parts: path.split("/").filter(Boolean).map(decodeURIComponent), query: new URLSearchParams(query) };
 }
 
 export function useRoute() {
@@ -14,6 +15,9 @@ export function useRoute() {
   useEffect(() => {
     const changed = () => setRoute(parseHash());
     window.addEventListener("hashchange", changed);
+    // Effects run after the first paint: a hash changed before this subscription (a
+    // link followed right after signing in) fired no event we heard.
+    if (location.hash !== route.hash) changed();
     return () => window.removeEventListener("hashchange", changed);
   }, []);
   return route;
