@@ -61,7 +61,8 @@ function Plot({ series, label }) {
     let gone = false;
     let observer = null;
     loadUplot().then((UPlot) => {
-      if (gone) return;
+      // Gone, or its elements already detached (a page left while uPlot loaded).
+      if (gone || !probe.current || !box.current) return;
       const at = (token) => colour(probe.current, token);
       const axis = { stroke: at("--muted"), grid: { stroke: at("--border"), width: 1 }, ticks: { stroke: at("--border"), width: 1 } };
       const { start, step_ms: step, counts } = series;
