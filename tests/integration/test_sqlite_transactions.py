@@ -57,8 +57,8 @@ async def test_multi_row_chunks_keep_every_row_and_repeated_placeholders(
 
 
 async def test_rows_are_read_by_column_name_on_every_path(db: SqliteDatabase) -> None:
-    # Rows are plain dicts now (sqlite3.Row found a late column in O(columns)); every
-    # way a caller reads must still answer row["name"], as asyncpg's Records do.
+    # Every way a caller reads must answer row["name"], as asyncpg's Records do
+    # (written while trying dict rows, which were not kept: docs/benchmarks.md).
     written = await db.write(
         "INSERT INTO t (k, a, b, n) VALUES ($1, $2, $3, $4) RETURNING *", "x", 1, 2, 3
     )
