@@ -108,7 +108,9 @@ class Runtime:
                 )
                 stack.callback(setattr, self, "_services", None)
             if metrics is not None and settings.metrics_address is not None and not self.child:
-                listener = await scrape.start_listener(metrics, settings.metrics_address, store.db)
+                listener = await scrape.start_listener(
+                    metrics, settings.metrics_address, store.db, shared=settings.workers > 1
+                )
                 stack.push_async_callback(listener.cleanup)
             if self.engine:
                 engine = Engine(
