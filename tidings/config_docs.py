@@ -24,8 +24,7 @@ SETTING_DOCS: dict[str, tuple[str | None, str]] = {
     "workers": (
         "TIDINGS_WORKERS",
         "API worker processes of `tidings serve` (1 to 64); the engine stays one process "
-        "beside them. More than 1 pays on read-heavy loads with cores to spare, not for "
-        "ingest on a 2-core box (see operations.md). Flag: `--workers`.",
+        "beside them. See *Several API workers* above. Flag: `--workers`.",
     ),
     "bootstrap_api_key": (
         "TIDINGS_BOOTSTRAP_API_KEY",
