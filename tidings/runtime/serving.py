@@ -67,8 +67,7 @@ def _stop_child_on_signals(supervisor: EngineSupervisor) -> None:
 def _prepare_database(settings: Settings) -> None:
     """Upgrade the schema and bootstrap the first key, once, before any worker (which
     then finds both done) or the engine child opens the database."""
-    from tidings.bootstrap import bootstrap
-    from tidings.runtime.process import announce
+    from tidings.bootstrap import announce, bootstrap
     from tidings.storage.store import Store
 
     async def prepare() -> None:
