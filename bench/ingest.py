@@ -51,10 +51,10 @@ HEADERS = {"X-API-KEY": API_KEY, "Content-Type": "application/json"}
 
 
 @asynccontextmanager
-async def raw_asgi() -> AsyncIterator[Proc]:
+async def raw_asgi(workers: int = 1) -> AsyncIterator[Proc]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    proc = spawn(rawasgi.command(port), "rawasgi", url)
+    proc = spawn(rawasgi.command(port, workers), "rawasgi", url)
     try:
         await wait_ready(proc, "/")
         yield proc
@@ -78,7 +78,7 @@ async def raw_driver(kind: str, url: str, seconds: float) -> float:
     return float(out.decode().strip())
 
 
-async def _tidings_run(
+async def tidings_run(
     session: aiohttp.ClientSession, url: str, recv_url: str, c: int, seconds: float
 ) -> dict[str, Any]:
     await arrivals.reset(session, recv_url)
@@ -130,10 +130,10 @@ async def _measure(
                     await api.listener(queue_id, recv.url, "fast")
                     path = f"/v1/queues/{queue_id}/messages"
                     target, raw_target = server.url + path, raw_url + path
-                    await _tidings_run(session, target, recv.url, 16, 2)  # warm-up
+                    await tidings_run(session, target, recv.url, 16, 2)  # warm-up
                     for c in CONNECTIONS:
                         raw = await wrk.post(raw_target, MESSAGE, HEADERS, c, seconds)
-                        sub = await _tidings_run(session, target, recv.url, c, seconds)
+                        sub = await tidings_run(session, target, recv.url, c, seconds)
                         row = {"raw": raw.as_dict(), "tidings": sub, "load": load()[0]}
                         rows[topology, c].append(row)
             drivers.append(await raw_driver(kind, url, seconds))

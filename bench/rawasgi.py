@@ -63,11 +63,11 @@ def _read(path: str) -> bytes:
     )
 
 
-def command(port: int) -> list[str]:
-    """granian as ``tidings.runtime.serving`` runs it: one worker, uvloop, HTTP auto, no
-    access log."""
+def command(port: int, workers: int = 1) -> list[str]:
+    """granian as ``tidings.runtime.serving`` runs it: one worker (unless told), uvloop,
+    HTTP auto, no access log."""
     return [
         sys.executable, "-m", "granian", "--interface", "asgi", "--loop", "uvloop",
-        "--http", "auto", "--no-ws", "--workers", "1", "--log-level", "warning",
+        "--http", "auto", "--no-ws", "--workers", str(workers), "--log-level", "warning",
         "--no-access-log", "--host", "127.0.0.1", "--port", str(port), "bench.rawasgi:app",
     ]  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 from tidings.domain.errors import Conflict
@@ -18,6 +19,15 @@ class NewOperator:
     organization: Organization
     api_key: ApiKey
     key: str  # shown once
+
+
+def announce(created: NewOperator) -> None:
+    print(
+        f"Created organization {created.organization.name!r} with operator API key:\n"
+        f"  {created.key}\nIt is shown only this once; keep it safe.",
+        file=sys.stdout,  # program output, not the log stream (stderr)
+        flush=True,
+    )
 
 
 def new_api_key() -> str:

@@ -65,6 +65,9 @@ def serve(
             "--single-process", help="Run the delivery engine in the API's process (one core)"
         ),
     ] = False,
+    workers: Annotated[
+        int | None, typer.Option(help="API worker processes, 1 to 64 (TIDINGS_WORKERS)")
+    ] = None,
 ) -> None:
     """Run the API and, in a supervised child process, the delivery engine (HTTPS +
     HTTP/2 with TLS set)."""
@@ -73,7 +76,14 @@ def serve(
     if no_engine and single_process:
         typer.echo("tidings: --no-engine and --single-process exclude each other", err=True)
         raise typer.Exit(2)
-    settings = _settings(host=host, port=port, database_url=database)
+    settings = _settings(host=host, port=port, database_url=database, workers=workers)
+    if single_process and settings.workers > 1:
+        typer.echo(
+            f"tidings: --single-process runs one process; it cannot have {settings.workers} "
+            "API workers (--workers, TIDINGS_WORKERS)",
+            err=True,
+        )
+        raise typer.Exit(2)
     _preflight(settings)
     mode = EngineMode.CHILD
     if no_engine:

@@ -31,6 +31,7 @@ DEFAULT_EVENT_RETENTION_S = 7 * 86_400.0
 MIN_EVENT_RETENTION_S = 86_400.0
 _URL_SAFE_KEY = re.compile(r"^[A-Za-z0-9_\-]{32,256}$")
 _LOG_LEVELS = ("debug", "info", "warning", "error")
+MAX_WORKERS = 64
 
 
 class SettingsError(ValueError):
@@ -42,6 +43,8 @@ class Settings:
     database_url: str = "sqlite:///tidings.db"
     host: str = "127.0.0.1"
     port: int = 8080
+    # granian worker processes serving the API of one `tidings serve` (docs/operations.md).
+    workers: int = 1
     bootstrap_api_key: str | None = None
     # Networks listeners may reach besides public addresses (parsed once, here).
     allowed_networks: tuple[IPNetwork, ...] = ()
@@ -226,6 +229,10 @@ def _validated(settings: Settings) -> Settings:
             "TIDINGS_DELIVERY_LEASE must be at least 3 x TIDINGS_DELIVERY_TIMEOUT"
             f" ({3 * settings.delivery_timeout_s:g} s), got {lease:g}"
         )
+    if not 1 <= settings.workers <= MAX_WORKERS:
+        raise SettingsError(
+            f"TIDINGS_WORKERS (--workers) must be from 1 to {MAX_WORKERS}, got {settings.workers}"
+        )
     if settings.rate_limit_window_s < 1:
         raise SettingsError("TIDINGS_RATE_LIMIT_WINDOW must be at least 1 second")
     if settings.max_body_bytes < 1024:
@@ -249,6 +256,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         database_url=env.get("TIDINGS_DATABASE_URL") or base.database_url,
         host=env.get("TIDINGS_HOST") or base.host,
         port=_int(env, "TIDINGS_PORT", base.port),
+        workers=_int(env, "TIDINGS_WORKERS", base.workers, 1),
         bootstrap_api_key=env.get("TIDINGS_BOOTSTRAP_API_KEY") or None,
         allowed_networks=_networks(env, "TIDINGS_ALLOWED_NETWORKS"),
         retry_schedule_s=parse_retry_schedule(schedule) if schedule else base.retry_schedule_s,

@@ -21,6 +21,11 @@ SETTING_DOCS: dict[str, tuple[str | None, str]] = {
     ),
     "host": ("TIDINGS_HOST", "Address `tidings serve` listens on. Flag: `--host`."),
     "port": ("TIDINGS_PORT", "Port `tidings serve` listens on. Flag: `--port`."),
+    "workers": (
+        "TIDINGS_WORKERS",
+        "API worker processes of `tidings serve` (1 to 64); the engine stays one process "
+        "beside them. See *Several API workers* above. Flag: `--workers`.",
+    ),
     "bootstrap_api_key": (
         "TIDINGS_BOOTSTRAP_API_KEY",
         "32 to 256 URL-safe characters. At start, makes sure the organization `default` "

@@ -60,11 +60,23 @@ async def _until(condition: Callable[[], Awaitable[bool]], what: str) -> None:
         await asyncio.sleep(0.01)
 
 
+async def heard(cache: NotifiedCache[str, str], db: Database) -> None:
+    """Until ``cache`` subscribed and hears its channel (SQLite: once every sender can
+    know its new wake-up socket, ``wakeups.KNOWN_AFTER_S``)."""
+    await cache.get("warm-up", lambda: asyncio.sleep(0, "x"))  # subscribes
+
+    async def hears() -> bool:
+        return db.hears(CHANNEL)
+
+    await _until(hears, "the cache never heard its channel")
+
+
 async def test_a_commit_on_another_node_empties_the_cache(nodes: tuple[Database, Database]) -> None:
     one, other = nodes
     cache: NotifiedCache[str, str] = NotifiedCache(one, CHANNEL, ttl_s=60)
     reads: list[str] = []
     load = _reader(one, reads)
+    await heard(cache, one)
     assert await cache.get("k", load) == "old"
     assert await cache.get("k", load) == "old"
     assert reads == ["old"]  # the second came from the cache
@@ -80,9 +92,8 @@ async def test_a_cache_that_cannot_hear_the_channel_serves_nothing(
     nodes: tuple[Database, Database],
 ) -> None:
     one, other = nodes
-    if one.dialect == "sqlite":
-        # ``other`` takes the channel's wake-ups first: ``one`` cannot hear them.
-        await other.subscribe(CHANNEL, lambda: None)
+    # SQLite: ``one`` binds its wake-up socket now, and trusts it only once every
+    # sender can know it (wakeups.KNOWN_AFTER_S): until then it cannot hear.
     cache: NotifiedCache[str, str] = NotifiedCache(one, CHANNEL, ttl_s=60)
     reads: list[str] = []
     load = _reader(one, reads)
@@ -153,7 +164,7 @@ async def test_concurrent_misses_share_one_read(nodes: tuple[Database, Database]
     request in flight."""
     one, _ = nodes
     cache: NotifiedCache[str, str] = NotifiedCache(one, CHANNEL, ttl_s=60)
-    await cache.get("warm-up", lambda: asyncio.sleep(0, "x"))  # subscribes
+    await heard(cache, one)
     reads: list[str] = []
     answers = await asyncio.gather(*(cache.get("k", _reader(one, reads)) for _ in range(20)))
     assert answers == ["old"] * 20

@@ -41,11 +41,17 @@ async def test_a_commit_on_one_connection_wakes_a_subscriber_on_another(tmp_path
 
         await other.run(insert)
         await asyncio.wait_for(woken.wait(), 2)
-        # A second subscriber of the same file and channel cannot bind; it polls instead.
-        await other.subscribe("deliveries", lambda: None)
+        # A second subscriber of the same file and channel gets wake-ups of its own;
+        # its commits still wake the first.
+        other_woken = asyncio.Event()
+        await other.subscribe("deliveries", other_woken.set)
         woken.clear()
         await other.run(lambda tx: other.notify(tx, "deliveries"))
         await asyncio.wait_for(woken.wait(), 2)
+        other_woken.clear()
+        await asyncio.sleep(wakeups.SCAN_EVERY_S)  # ``listening`` lists it again first
+        await listening.run(lambda tx: listening.notify(tx, "deliveries"))
+        await asyncio.wait_for(other_woken.wait(), 2)
     finally:
         await listening.close()
         await other.close()
@@ -102,7 +108,7 @@ async def test_wake_ups_from_another_user_are_ignored(tmp_path: Path) -> None:
     woken = asyncio.Event()
     try:
         await listening.subscribe("deliveries", woken.set)
-        name = wakeups.address(str(path), "deliveries")
+        [name] = wakeups.receivers(wakeups.address(str(path), "deliveries"))
         send = (
             f"import socket; socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(b'', {name!r})"
         )

@@ -12,7 +12,6 @@ to a process of its own (a supervised child of ``serve``) by starting a second
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -20,7 +19,7 @@ from tidings.api.app import create_app
 from tidings.api.application import App
 from tidings.api.context import Services
 from tidings.api.gatekeeper import Gatekeeper
-from tidings.bootstrap import NewOperator, bootstrap
+from tidings.bootstrap import announce, bootstrap
 from tidings.config import Settings
 from tidings.delivery.engine import Engine
 from tidings.delivery.sender import Sender
@@ -32,15 +31,6 @@ from tidings.storage.retention import EventRetention, MessageRetention
 from tidings.storage.store import Store
 
 log = logging.getLogger("tidings")
-
-
-def announce(created: NewOperator) -> None:
-    print(
-        f"Created organization {created.organization.name!r} with operator API key:\n"
-        f"  {created.key}\nIt is shown only this once; keep it safe.",
-        file=sys.stdout,  # program output, not the log stream (stderr)
-        flush=True,
-    )
 
 
 class Runtime:
@@ -108,7 +98,9 @@ class Runtime:
                 )
                 stack.callback(setattr, self, "_services", None)
             if metrics is not None and settings.metrics_address is not None and not self.child:
-                listener = await scrape.start_listener(metrics, settings.metrics_address, store.db)
+                listener = await scrape.start_listener(
+                    metrics, settings.metrics_address, store.db, shared=settings.workers > 1
+                )
                 stack.push_async_callback(listener.cleanup)
             if self.engine:
                 engine = Engine(

@@ -18,8 +18,13 @@ from tidings.storage.database import Database
 log = logging.getLogger("tidings.metrics")
 
 
-async def start_listener(metrics: Metrics, address: str, db: Database) -> web.AppRunner:
-    """Serve ``GET /metrics`` on ``address`` until the returned runner is cleaned up."""
+async def start_listener(
+    metrics: Metrics, address: str, db: Database, *, shared: bool = False
+) -> web.AppRunner:
+    """Serve ``GET /metrics`` on ``address`` until the returned runner is cleaned up.
+
+    ``shared``: every API worker of a ``serve --workers N`` binds the address
+    (``SO_REUSEPORT``); any of them answers for the whole node."""
 
     async def scrape(_request: web.Request) -> web.Response:
         return web.Response(body=await metrics.page(db), headers={"Content-Type": CONTENT_TYPE})
@@ -29,6 +34,6 @@ async def start_listener(metrics: Metrics, address: str, db: Database) -> web.Ap
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     host, port = parse_address(address)
-    await web.TCPSite(runner, host, port).start()
+    await web.TCPSite(runner, host, port, reuse_port=shared or None).start()
     log.info("metrics at http://%s/metrics", address)
     return runner

@@ -4,13 +4,18 @@ Why granian for both: uvicorn has no HTTP/2, and on plain HTTP granian is as fas
 (``python -m bench.servers``; figures in docs/benchmarks.md). So one server covers
 plain HTTP and TLS + HTTP/2, and the TLS path is the tested one.
 
-One granian worker process runs the ASGI app; by default the delivery engine runs
-beside it in a supervised child process (``runtime.supervisor``), so the API and the
-engine each have a core, and both write metrics to one shared directory that the
-API's ``/metrics`` reads. ``--single-process`` keeps the engine in the API's process
-(small boxes, one core); ``--no-engine`` runs no engine (``tidings worker``s do).
-More API workers would split the process-local caches and limits, so there is no
-option for it (scale out with more nodes instead).
+granian's worker processes (``--workers``, one by default) run the ASGI app; by
+default the delivery engine runs beside them in one supervised child process
+(``runtime.supervisor``), so the API and the engine each have a core, and all of
+them write metrics to one shared directory that every worker's ``/metrics`` reads.
+``--single-process`` keeps the engine in the API's one process (small boxes, one
+core); ``--no-engine`` runs no engine (``tidings worker``s do).
+
+Several workers are several nodes on one port: each has its own caches, rate-limit
+and lockout counts, kept consistent through the database as between nodes (SPEC §2).
+What cannot be done by each of them at once is done here, before granian starts
+them: the schema upgrade and the bootstrap (the first organization's key is printed
+once, by this process).
 """
 
 from __future__ import annotations
@@ -59,19 +64,22 @@ def _stop_child_on_signals(supervisor: EngineSupervisor) -> None:
         signal.signal(sig, handler)
 
 
-def _upgrade_schema(database_url: str) -> None:
-    from tidings.storage.drivers import open_database
-    from tidings.storage.migrate import is_current, upgrade
+def _prepare_database(settings: Settings) -> None:
+    """Upgrade the schema and bootstrap the first key, once, before any worker (which
+    then finds both done) or the engine child opens the database."""
+    from tidings.bootstrap import announce, bootstrap
+    from tidings.storage.store import Store
 
-    async def current() -> bool:
-        db = await open_database(database_url)
+    async def prepare() -> None:
+        store = await Store.open(settings.database_url)  # creates or upgrades the schema
         try:
-            return await is_current(db)
+            created = await bootstrap(store, settings.bootstrap_api_key)
         finally:
-            await db.close()
+            await store.close()
+        if created is not None:
+            announce(created)
 
-    if not asyncio.run(current()):
-        upgrade(database_url)
+    asyncio.run(prepare())
 
 
 def run(settings: Settings, *, engine: EngineMode = EngineMode.CHILD) -> None:
@@ -83,15 +91,17 @@ def run(settings: Settings, *, engine: EngineMode = EngineMode.CHILD) -> None:
     # what the command line chose.
     os.environ["TIDINGS_DATABASE_URL"] = settings.database_url
     os.environ[ENGINE_ENV] = "1" if engine is EngineMode.IN_PROCESS else "0"
+    os.environ["TIDINGS_WORKERS"] = str(settings.workers)  # they share the metrics address
     tls = settings.tls_cert is not None and settings.tls_key is not None
     scheme = "https" if tls else "http"
     supervisor = None
     shared_metrics = None
+    _prepare_database(settings)
+    several = engine is EngineMode.CHILD or settings.workers > 1
+    if several and settings.metrics_enabled:
+        shared_metrics = tempfile.mkdtemp(prefix="tidings-metrics-")
+        share_metrics(shared_metrics)
     if engine is EngineMode.CHILD:
-        _upgrade_schema(settings.database_url)  # before two processes open the database
-        if settings.metrics_address is not None or settings.metrics_token:
-            shared_metrics = tempfile.mkdtemp(prefix="tidings-metrics-")
-            share_metrics(shared_metrics)
         supervisor = EngineSupervisor(dict(os.environ), KILL_TIMEOUT_S)
     log.info("tidings listening on %s://%s:%d", scheme, settings.host, settings.port)
     server = Granian(
@@ -100,7 +110,7 @@ def run(settings: Settings, *, engine: EngineMode = EngineMode.CHILD) -> None:
         address=settings.host,
         port=settings.port,
         interface=Interfaces.ASGI,
-        workers=1,
+        workers=settings.workers,
         loop=Loops.uvloop,
         http=HTTPModes.auto,
         websockets=False,
@@ -112,15 +122,14 @@ def run(settings: Settings, *, engine: EngineMode = EngineMode.CHILD) -> None:
         ssl_protocol_min=SSLProtocols.tls12,
         workers_kill_timeout=KILL_TIMEOUT_S,
     )
-    if supervisor is None:
-        server.serve()
-        return
-    # granian installs its signal handlers just before it runs the startup hooks.
-    server.on_startup(lambda: _stop_child_on_signals(supervisor))
-    supervisor.start()
+    if supervisor is not None:
+        # granian installs its signal handlers just before it runs the startup hooks.
+        server.on_startup(lambda: _stop_child_on_signals(supervisor))
+        supervisor.start()
     try:
         server.serve()
     finally:
-        supervisor.stop()
+        if supervisor is not None:
+            supervisor.stop()
         if shared_metrics is not None:
             shutil.rmtree(shared_metrics, ignore_errors=True)

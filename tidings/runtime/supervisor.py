@@ -1,6 +1,6 @@
 """The delivery engine of ``tidings serve`` in a child process of its own, kept running.
 
-The API (in granian's worker) and the engine each get a core of their own this way,
+The API (in granian's workers) and the engine each get a core of their own this way,
 and the user still starts one command. A thread of the ``serve`` process starts
 ``python -m tidings.runtime.child``, waits for it and starts it again when it dies
 (after a pause that grows while it keeps dying young); ``stop`` sends it SIGTERM
@@ -96,7 +96,7 @@ class EngineSupervisor:
 def die_with_parent() -> None:
     """Linux: have the kernel SIGTERM this process when its parent dies.
 
-    granian's worker and the engine child are started by ``tidings serve``; if it is
+    granian's workers and the engine child are started by ``tidings serve``; if it is
     killed (``kill -9``, OOM killer) they would otherwise live on as orphans holding
     the port or running a delivery engine nobody supervises.
     """

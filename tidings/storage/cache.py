@@ -1,14 +1,14 @@
 """Per-node read caches that commits on any node invalidate (SPEC §2, §4).
 
 A repository that changes cached rows notifies the cache's channel in the same
-transaction; every node's cache subscribed to it empties when that commit lands
-(PostgreSQL ``LISTEN/NOTIFY``; on SQLite the in-process call plus the cross-process
-wake-up). A cache never answers from entries it cannot vouch for:
+transaction; every node's (every process's) cache subscribed to it empties when
+that commit lands (PostgreSQL ``LISTEN/NOTIFY``; on SQLite the in-process call plus
+the cross-process wake-ups). A cache never answers from entries it cannot vouch for:
 
 * while this process does not hear the channel (the LISTEN connection is down or
-  reconnecting; on SQLite another process receives the wake-ups), every read goes
-  to the database, and a reconnect empties the cache (notifications sent meanwhile
-  are lost);
+  reconnecting; on SQLite until every other process can know its wake-up socket,
+  ``wakeups.KNOWN_AFTER_S`` after it subscribed), every read goes to the database,
+  and a reconnect empties the cache (notifications sent meanwhile are lost);
 * a read that overlapped an invalidation is not stored (the *generation* moved on
   while it ran: it may have read the row from before the change);
 * entries also expire after ``ttl_s``, which bounds the damage of a notification

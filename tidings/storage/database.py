@@ -157,8 +157,8 @@ class Database(Connection, Protocol):
         """Call ``callback`` whenever a transaction that called :meth:`notify` commits.
 
         PostgreSQL: LISTEN/NOTIFY, so wake-ups cross processes; SQLite: in-process,
-        and across processes on Linux for the one process that receives the
-        channel (see ``storage.wakeups``). Also called once after notifications may
+        and across processes on Linux through a wake-up socket per process (see
+        ``storage.wakeups``). Also called once after notifications may
         have been lost (the LISTEN connection came back).
         """
         ...

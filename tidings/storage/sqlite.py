@@ -371,7 +371,7 @@ class SqliteDatabase(_Session):
         self._subscribers: dict[str, list[Callable[[], None]]] = {}
         self._listeners: dict[str, WakeListener] = {}
         self._addresses: dict[str, bytes] = {}
-        self._wake_sender = WakeSender()
+        self._wake_sender = WakeSender(path)
         self._inline = _Inline(path)
         self.point: Connection = self._inline
         super().__init__(self._read)
@@ -430,8 +430,8 @@ class SqliteDatabase(_Session):
             raise _translate(exc) from exc
         for channel in tx.notified:
             self._deliver(channel)
-            if channel not in self._listeners:  # maybe another process listens
-                self._wake_sender.send(self._address(channel))
+            own = self._listeners.get(channel)
+            self._wake_sender.send(self._address(channel), own.name if own else None)
         return result
 
     def _address(self, channel: str) -> bytes:
@@ -463,9 +463,10 @@ class SqliteDatabase(_Session):
                 self._listeners[channel] = found
 
     def hears(self, channel: str) -> bool:
-        # Another process's commits (a worker, the CLI, a second server on the same
-        # file) reach this one only if it receives the channel's wake-ups.
-        return channel in self._listeners
+        # Another process's commits (a worker, the CLI, another API worker on the
+        # same file) reach this one once every sender knows its wake-up socket.
+        listener = self._listeners.get(channel)
+        return listener is not None and listener.known()
 
     async def notify(self, conn: Connection, channel: str) -> None:
         cast(_Here, conn).notified.add(channel)
