@@ -56,6 +56,17 @@ async def test_multi_row_chunks_keep_every_row_and_repeated_placeholders(
     assert sum(r["n"] for r in got) == 1400
 
 
+async def test_an_argument_outside_the_values_is_each_rows_own(db: SqliteDatabase) -> None:
+    # Not one multi-row statement: its tail's $3 would be the first row's value.
+    upsert = (
+        "INSERT INTO t (k, a, b, n) VALUES ($1, $2, $2, 0) ON CONFLICT (k) DO UPDATE SET n = $3"
+    )
+    await db.run(lambda tx: tx.executemany(upsert, [(f"k{i}", i, 0) for i in range(5)]))
+    await db.run(lambda tx: tx.executemany(upsert, [(f"k{i}", i, 10 + i) for i in range(5)]))
+    got = await db.fetch("SELECT k, n FROM t ORDER BY k")
+    assert [(r["k"], r["n"]) for r in got] == [(f"k{i}", 10 + i) for i in range(5)]
+
+
 async def test_rows_are_read_by_column_name_on_every_path(db: SqliteDatabase) -> None:
     # Every way a caller reads must answer row["name"], as asyncpg's Records do
     # (written while trying dict rows, which were not kept: docs/benchmarks.md).
