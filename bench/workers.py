@@ -8,6 +8,10 @@ N`` (engine child as usual); and the raw ASGI app (``bench.rawasgi``) with N gra
 workers answering the same two requests, so the baseline is as honest as the subject
 (does a bare app gain from a second worker on this machine?). Prints every run, then
 medians with the ratios to raw ASGI at 1 worker and to ``--workers 1``.
+
+Also the CPU the whole ``serve`` (supervisor, workers, engine child) spent per request
+(``get_cpu_us``, ``ingest_cpu_us``: ingest until every message was delivered), which
+drifts less with a shared machine's load than the rates do.
 """
 
 from __future__ import annotations
@@ -16,12 +20,14 @@ import argparse
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import uvloop
 
 from bench import get, ingest, wrk
+from bench.ab import _cpu_s as cpu_s
 from bench.api import MESSAGE, Api
 from bench.procs import database, load, receiver, tidings
 from bench.stats import median
@@ -47,6 +53,26 @@ async def _raw(workers: int, seconds: float) -> dict[str, float]:
     return {"get": read.requests_per_s, "ingest": write.requests_per_s}
 
 
+def tree_cpu_s(root: int) -> float:
+    """CPU seconds of ``root`` and every process under it so far (live ones)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    pids, total = [root], 0.0
+    for pid in pids:
+        pids.extend(children.get(pid, []))
+        try:
+            total += cpu_s(pid)
+        except OSError:
+            continue
+    return total
+
+
 async def _tidings(kind: str, workers: int, recv_url: str, seconds: float) -> dict[str, float]:
     async with (
         database(kind) as url,
@@ -55,14 +81,23 @@ async def _tidings(kind: str, workers: int, recv_url: str, seconds: float) -> di
         aiohttp.ClientSession() as session,
     ):
         await wrk.get(target, get.HEADERS, CONNECTIONS, 1)  # warm-up
+        before = tree_cpu_s(server.pid)
         read = await wrk.get(target, get.HEADERS, CONNECTIONS, seconds)
+        get_cpu_us = (tree_cpu_s(server.pid) - before) / read.requests * 1e6
         await ingest.tidings_run(session, target + "/messages", recv_url, 16, 1)  # warm-up
+        before = tree_cpu_s(server.pid)
         write = await ingest.tidings_run(
             session, target + "/messages", recv_url, CONNECTIONS, seconds
         )
+        ingest_cpu_us = (tree_cpu_s(server.pid) - before) / write["requests"] * 1e6
     if read.errors or write["errors"]:
         raise RuntimeError(f"errors: GET {read.errors}, POST {write['errors']}")
-    return {"get": read.requests_per_s, "ingest": write["rps"]}
+    return {
+        "get": read.requests_per_s,
+        "ingest": write["rps"],
+        "get_cpu_us": round(get_cpu_us, 1),
+        "ingest_cpu_us": round(ingest_cpu_us, 1),
+    }
 
 
 async def run(kind: str, counts: list[int], rounds: int, seconds: float) -> dict[str, Any]:
@@ -81,7 +116,7 @@ async def run(kind: str, counts: list[int], rounds: int, seconds: float) -> dict
                     runs.setdefault(f"{side} w{n}", []).append(row)
                     print(f"round {i + 1} {side} workers={n}: {row}", flush=True)
     medians = {
-        name: {what: round(median([r[what] for r in rows])) for what in ("get", "ingest")}
+        name: {what: round(median([r[what] for r in rows])) for what in rows[0] if what != "load"}
         for name, rows in runs.items()
     }
     base, raw1 = medians[f"tidings w{counts[0]}"], medians[f"raw w{counts[0]}"]

@@ -24,7 +24,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from tests.acceptance.test_serve_processes import alive, engine_children
 from tests.conftest import BOOTSTRAP_KEY
 from tests.polling import until
-from tests.processes import Proc, serve, tidings_env
+from tests.processes import Proc, free_port, serve, tidings_env
 
 pytestmark = [pytest.mark.process, pytest.mark.timeout(120)]
 TOKEN = "metrics-token-0123456789"
@@ -104,9 +104,10 @@ async def test_the_first_key_is_printed_exactly_once(
 
 async def test_both_workers_answer_and_metrics_show_the_whole_node(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 't.db'}"
+    address = f"127.0.0.1:{free_port()}"  # bound by both workers (SO_REUSEPORT)
     server, base = await serve(
         url, tmp_path / "serve.log", None, "--workers", "2",
-        TIDINGS_METRICS_TOKEN=TOKEN, TMPDIR=str(tmp_path),
+        TIDINGS_METRICS_TOKEN=TOKEN, TIDINGS_METRICS_ADDRESS=address, TMPDIR=str(tmp_path),
     )  # fmt: skip
     try:
         workers = api_workers(server)
@@ -125,6 +126,7 @@ async def test_both_workers_answer_and_metrics_show_the_whole_node(tmp_path: Pat
         assert all(n > 0 for n in by_worker.values()), by_worker  # both answered
         # Any worker's /metrics adds up every process: the same total on every scrape.
         pages = await asyncio.gather(*(scrape(base) for _ in range(20)))
+        pages += await asyncio.gather(*(scrape(f"http://{address}") for _ in range(20)))
         assert {page_count(p, "/queues") for p in pages} == {len(statuses)}
         families = [line for line in pages[0].splitlines() if line.startswith("# TYPE ")]
         assert len(families) == len(set(families))  # one family each, not one per process

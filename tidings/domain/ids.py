@@ -38,6 +38,18 @@ def _random_bits() -> int:
     return int.from_bytes(_pool[start:_pool_at], "big")
 
 
+def _forget_after_fork() -> None:
+    """A forked process (granian's API workers are forked from ``tidings serve``, which
+    made ids while bootstrapping) must not replay its parent's random pool: two workers
+    would make the same ids in the same millisecond."""
+    global _lock, _pool, _pool_at, _last_ms, _last_random
+    _lock = threading.Lock()  # in case a thread of the parent held it
+    _pool, _pool_at, _last_ms, _last_random = b"", 0, 0, 0
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
+
+
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
