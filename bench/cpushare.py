@@ -75,7 +75,9 @@ async def one(kind: str, seconds: float, serve_args: list[str]) -> tuple[dict[st
         queue_id = await api.queue()
         await api.listener(queue_id, recv.url, "fast")
         target = f"{server.url}/v1/queues/{queue_id}/messages"
-        await wrk.post(target, MESSAGE, ingest.HEADERS, 64, 1)  # warm-up
+        # Warm-up past the first seconds, in which the API's caches read around
+        # themselves until they surely hear their channels' wake-ups (storage.wakeups).
+        await wrk.post(target, MESSAGE, ingest.HEADERS, 64, 3)
         roles = _roles(server.pid)
         threads = _api_threads(roles["api"])
         engine = _cpu_s(roles["engine"]) if "engine" in roles else 0.0

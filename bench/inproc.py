@@ -27,6 +27,7 @@ from tidings.logs import configure_logging
 from tidings.runtime import Runtime
 
 KEY = "bench-inproc-key-0123456789abcdef"
+WARM_UP_S = 3.0
 
 
 async def call(app: Any, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
@@ -125,8 +126,10 @@ async def run(what: str, seconds: float, profile: bool, clients: int = 64) -> No
                     assert status == 200, out
                     done += 1
 
-            deadline = time.monotonic() + 1
-            await asyncio.gather(*(client() for _ in range(clients)))  # warm-up
+            # Warm-up past the first seconds, in which the caches read around themselves
+            # until they surely hear their channels' wake-ups (storage.wakeups).
+            deadline = time.monotonic() + WARM_UP_S
+            await asyncio.gather(*(client() for _ in range(clients)))
             done = 0
             profiler = cProfile.Profile() if profile else None
             cpu, wall = time.process_time(), time.monotonic()
