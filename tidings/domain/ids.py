@@ -55,9 +55,9 @@ def now_ms() -> int:
 
 
 # The id's top 80 bits (the millisecond and the random part's top 32) change once a
-# millisecond, not once an id: spelled once and reused. An id in 2.1 us instead of
-# 3.4 (a loop, load ~5); a message costs four (its own, its event, its attempt and
-# the attempt's event).
+# millisecond, not once an id: spelled once and reused. An id in 1.7-1.9 us instead
+# of 2.7-3.0 (docs/benchmarks.md); a message costs four (its own, its event, its
+# attempt and the attempt's event).
 _LOW_BITS = 90
 _LOW_MASK = (1 << _LOW_BITS) - 1
 _WORD = (1 << 30) - 1
