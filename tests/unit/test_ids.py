@@ -7,6 +7,8 @@ import os
 import re
 import time
 
+import pytest
+
 from tidings.domain import ids
 
 
@@ -21,9 +23,31 @@ def test_ids_are_rfc4648_base32hex_of_clock_and_randomness() -> None:
         assert abs(ms - ids.now_ms()) < 60_000
 
 
+def _spelled(value: str) -> int:
+    return int.from_bytes(base64.b32hexdecode(value.upper() + "======"), "big")
+
+
+def test_every_id_spells_its_value_also_when_the_random_part_carries(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The top of an id is spelled once and reused while it stays the same: an
+    # increment that carries into it must spell it again.
+    made = [ids.new_id() for _ in range(2000)]
+    ms = ids.now_ms() + 10_000  # a clock that does not move: the random part counts up
+    monkeypatch.setattr(ids, "now_ms", lambda: ms)
+    monkeypatch.setattr(ids, "_last_ms", ms)
+    monkeypatch.setattr(ids, "_last_random", (1 << 88) - 3)
+    carried = [ids.new_id() for _ in range(6)]
+    assert [_random_part(v) for v in carried] == [(1 << 88) - 2 + i for i in range(6)]
+    assert all(_spelled(v) >> 120 == ms for v in carried)
+    made += carried
+    assert made == sorted(made) and len(set(made)) == len(made)
+    for value in made:
+        assert re.fullmatch(r"[0-9a-v]{34}", value)
+
+
 def _random_part(value: str) -> int:
-    raw = base64.b32hexdecode(value.upper() + "======")
-    return int.from_bytes(raw, "big") & ((1 << 120) - 1)
+    return _spelled(value) & ((1 << 120) - 1)
 
 
 def test_a_forked_process_draws_randomness_of_its_own() -> None:
