@@ -87,6 +87,7 @@ class Runtime:
             self._store = store
             stack.callback(setattr, self, "_store", None)
             if self.api:
+                await store.listen_for_changes()
                 created = await bootstrap(store, settings.bootstrap_api_key)
                 if created is not None:
                     announce(created)

@@ -55,10 +55,15 @@ class NotifiedCache(Generic[K, V]):
             log.warning("cannot listen for changes on %s: %s", self.channel, exc)
             self._subscribed = False
 
-    async def get(self, key: K, load: Callable[[], Awaitable[V]]) -> V:
-        """The cached value of ``key``, or ``load()``'s (cached when it can be trusted)."""
+    async def listen(self) -> None:
+        """Subscribe now rather than on first use (a process that will read through
+        this cache: on SQLite its wake-ups are trusted only ``KNOWN_AFTER_S`` later)."""
         if not self._subscribed:
             await self._subscribe()
+
+    async def get(self, key: K, load: Callable[[], Awaitable[V]]) -> V:
+        """The cached value of ``key``, or ``load()``'s (cached when it can be trusted)."""
+        await self.listen()
         if not self._db.hears(self.channel):
             return await load()
         hit = self._entries.get(key)

@@ -215,6 +215,9 @@ class ApiKeys:
             db, channels.API_KEYS, KEY_CACHE_TTL_S
         )
 
+    async def listen(self) -> None:
+        await self._recent.listen()
+
     async def find_by_key(self, key: str) -> ApiKey | None:
         found = await self.lookup(hash_key(key))
         return None if found is None else found[0]

@@ -103,6 +103,9 @@ class Queues:
             db, channels.QUEUES, RECENT_TTL_S
         )
 
+    async def listen(self) -> None:
+        await self._recent.listen()
+
     async def get_recent(self, org_id: str, queue_id: str) -> Queue:
         """``get`` through this node's cache, for the message ingest path.
 

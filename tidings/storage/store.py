@@ -71,6 +71,13 @@ class Store:
     async def subscribe(self, channel: str, callback: Callable[[], None]) -> None:
         await self.db.subscribe(channel, callback)
 
+    async def listen_for_changes(self) -> None:
+        """Subscribe the API's caches at start: on SQLite a new wake-up socket is
+        trusted only ``wakeups.KNOWN_AFTER_S`` after it is bound, which then passes
+        while the server starts instead of under its first requests."""
+        await self.api_keys.listen()
+        await self.queues.listen()
+
     async def ping(self) -> None:
         await self.db.fetchval("SELECT 1")
 
