@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from msgspec import UNSET
@@ -19,7 +20,7 @@ async def _queue_out(ctx: Ctx, queue: Queue) -> wire.QueueEnvelope:
     return _envelope(ctx, queue, await ctx.store.listeners.summaries(ctx.org_id, queue.id))
 
 
-def _envelope(ctx: Ctx, queue: Queue, listeners: list[tuple[str, str]]) -> wire.QueueEnvelope:
+def _envelope(ctx: Ctx, queue: Queue, listeners: Sequence[tuple[str, str]]) -> wire.QueueEnvelope:
     here = ctx.href("queues", queue.id).href
     items = [(name, lid, wire.Link(f"{here}/listeners/{lid}")) for lid, name in listeners]
     named = {"listeners": wire.Link(here + "/listeners"), "messages": wire.Link(here + "/messages")}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -134,12 +134,20 @@ async def _record(events: EventLog, tx: Connection, kind: EventType, org_id: str
 
 class Listeners:
     def __init__(
-        self, db: Database, events: EventLog, clock: Clock, alerts_to: Messages | None = None
+        self,
+        db: Database,
+        events: EventLog,
+        clock: Clock,
+        alerts_to: Messages | None = None,
+        queue_changed: Callable[[], None] = lambda: None,
     ) -> None:
         self._db = db
         self._events = events
         self._clock = clock
         self._alerts_to = alerts_to
+        # Empties this process's queue caches at once (a queue shows its listeners);
+        # other processes hear the commit's notification on `channels.QUEUES`.
+        self._queue_changed = queue_changed
 
     async def _with_missed(self, rows: list[Row]) -> list[Listener]:
         """Attach missed message ids to a page of listeners in one query."""
@@ -196,12 +204,14 @@ class Listeners:
             if row is not None:
                 await _record(self._events, tx, EventType.LISTENER_ADDED, org_id, row)
                 await self._db.notify(tx, channels.PROBES)
+                await self._db.notify(tx, channels.QUEUES)  # the queue's listeners
             return row
 
         try:
             row = await self._db.run(body)
         except ForeignKeyViolation as exc:  # the queue was deleted meanwhile
             raise NotFound("No queue with this id.") from exc
+        self._queue_changed()
         if row is None:
             raise NotFound("No queue with this id.")
         return _listener(row)
@@ -280,11 +290,15 @@ class Listeners:
             )
             if row is not None:
                 await _record(self._events, tx, EventType.LISTENER_UPDATED, org_id, row)
+                if "name" in changes:  # the queue shows its listeners' names
+                    await self._db.notify(tx, channels.QUEUES)
                 if change is not None:
                     await self._health_event(tx, org_id, row, change)
             return row
 
         row = await self._db.run(body)
+        if "name" in changes:
+            self._queue_changed()
         if row is None:
             raise _not_found()
         return (await self._with_missed([row]))[0]
@@ -369,9 +383,12 @@ class Listeners:
             )
             if row is not None:
                 await _record(self._events, tx, EventType.LISTENER_DELETED, org_id, row)
+                await self._db.notify(tx, channels.QUEUES)  # the queue's listeners
             return row
 
-        if await self._db.run(body) is None:
+        deleted = await self._db.run(body)
+        self._queue_changed()
+        if deleted is None:
             raise _not_found()
 
 

@@ -26,8 +26,12 @@ _WITH_LISTENERS = (
     " WHERE q.org_id = $1 AND q.id = $2"
 )  # no ORDER BY: SQLite sorted in a temp B-tree on every GET (get_with_listeners sorts)
 # A backstop only (see storage.cache): what a stale entry could get wrong on ingest,
-# the queue's schema, is checked again inside the message's own transaction.
+# the queue's schema, is checked again inside the message's own transaction; a `GET`
+# of a queue answered from the cache shows a change made through another node once
+# that commit's notification arrived (milliseconds; this long if it was lost).
 RECENT_TTL_S = 2.0
+# A queue and the (id, name) of its listeners; shared by the requests that read it.
+QueueWithListeners = tuple[Queue, tuple[tuple[str, str], ...]]
 # Sentinel for "leave this column as it is" in updates.
 KEEP: Any = object()
 
@@ -102,9 +106,21 @@ class Queues:
         self._recent: NotifiedCache[tuple[str, str], Queue] = NotifiedCache(
             db, channels.QUEUES, RECENT_TTL_S
         )
+        # What `GET /queues/{id}` shows; listeners notify this channel when they come,
+        # go or change their name.
+        self._shown: NotifiedCache[tuple[str, str], QueueWithListeners] = NotifiedCache(
+            db, channels.QUEUES, RECENT_TTL_S
+        )
 
     async def listen(self) -> None:
         await self._recent.listen()
+        await self._shown.listen()
+
+    def forget(self) -> None:
+        """Empty this process's caches at once, after a change committed here (on
+        PostgreSQL the commit's notification reaches this process a moment later)."""
+        self._recent.clear()
+        self._shown.clear()
 
     async def get_recent(self, org_id: str, queue_id: str) -> Queue:
         """``get`` through this node's cache, for the message ingest path.
@@ -153,18 +169,24 @@ class Queues:
             raise NotFound("No queue with this id.")
         return _queue(row)
 
-    async def get_with_listeners(
-        self, org_id: str, queue_id: str
-    ) -> tuple[Queue, list[tuple[str, str]]]:
-        """A queue and the ``(id, name)`` of its listeners, oldest first: one statement
-        (one snapshot), where :meth:`get` and ``Listeners.summaries`` are two."""
+    async def get_with_listeners(self, org_id: str, queue_id: str) -> QueueWithListeners:
+        """A queue and the ``(id, name)`` of its listeners, oldest first, through this
+        node's cache: the one-row read was a sixth of the API worker's time per `GET`
+        (docs/benchmarks.md). Changes through this process empty it before they are
+        answered, so a client reads its own writes here."""
+        return await self._shown.get(
+            (org_id, queue_id), lambda: self._with_listeners(org_id, queue_id)
+        )
+
+    async def _with_listeners(self, org_id: str, queue_id: str) -> QueueWithListeners:
+        # One statement (one snapshot), where `get` and `Listeners.summaries` are two.
         rows = await self._db.point.fetch(_WITH_LISTENERS, org_id, queue_id)
         if not rows:
             raise NotFound("No queue with this id.")
         # Sorted here (ids sort by creation as plain text): an ORDER BY made SQLite sort
         # the joined rows in a temp B-tree, ~0.6 of the statement's 5.7 us.
         listeners = sorted((r["listener_id"], r["listener_name"]) for r in rows if r["listener_id"])
-        return _queue(rows[0]), listeners
+        return _queue(rows[0]), tuple(listeners)
 
     async def list_page(
         self, org_id: str, page: Page, within: Sequence[str] | None = None
@@ -212,7 +234,7 @@ class Queues:
             row = await self._db.run(body)
         except UniqueViolation as exc:
             raise _duplicate(name) from exc
-        self._recent.clear()
+        self.forget()
         if row is None:
             raise NotFound("No queue with this id.")
         return _queue(row)
@@ -244,6 +266,6 @@ class Queues:
             return name
 
         name = await self._db.run(body)
-        self._recent.clear()
+        self.forget()
         if name is None:
             raise NotFound("No queue with this id.")
