@@ -103,24 +103,19 @@ class Queues:
         self._db = db
         self._events = events
         self._clock = clock
-        self._recent: NotifiedCache[tuple[str, str], Queue] = NotifiedCache(
-            db, channels.QUEUES, RECENT_TTL_S
-        )
-        # What `GET /queues/{id}` shows; listeners notify this channel when they come,
-        # go or change their name.
-        self._shown: NotifiedCache[tuple[str, str], QueueWithListeners] = NotifiedCache(
+        # One cache for the ingest path and for `GET /queues/{id}`, which also shows
+        # the listeners: they notify this channel when they come, go or are renamed.
+        self._recent: NotifiedCache[tuple[str, str], QueueWithListeners] = NotifiedCache(
             db, channels.QUEUES, RECENT_TTL_S
         )
 
     async def listen(self) -> None:
         await self._recent.listen()
-        await self._shown.listen()
 
     def forget(self) -> None:
-        """Empty this process's caches at once, after a change committed here (on
+        """Empty this process's cache at once, after a change committed here (on
         PostgreSQL the commit's notification reaches this process a moment later)."""
         self._recent.clear()
-        self._shown.clear()
 
     async def get_recent(self, org_id: str, queue_id: str) -> Queue:
         """``get`` through this node's cache, for the message ingest path.
@@ -129,7 +124,7 @@ class Queues:
         schema a message was validated against is checked again when it is stored
         (``hold_for_insert``), and a deleted queue is found gone there too.
         """
-        return await self._recent.get((org_id, queue_id), lambda: self.get(org_id, queue_id))
+        return (await self.get_with_listeners(org_id, queue_id))[0]
 
     async def create(
         self,
@@ -174,7 +169,7 @@ class Queues:
         node's cache: the one-row read was a sixth of the API worker's time per `GET`
         (docs/benchmarks.md). Changes through this process empty it before they are
         answered, so a client reads its own writes here."""
-        return await self._shown.get(
+        return await self._recent.get(
             (org_id, queue_id), lambda: self._with_listeners(org_id, queue_id)
         )
 
