@@ -63,7 +63,8 @@ class NotifiedCache(Generic[K, V]):
 
     async def get(self, key: K, load: Callable[[], Awaitable[V]]) -> V:
         """The cached value of ``key``, or ``load()``'s (cached when it can be trusted)."""
-        await self.listen()
+        if not self._subscribed:  # not `await self.listen()`: a coroutine per read
+            await self._subscribe()
         if not self._db.hears(self.channel):
             return await load()
         hit = self._entries.get(key)
