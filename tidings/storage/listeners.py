@@ -138,8 +138,8 @@ class Listeners:
         db: Database,
         events: EventLog,
         clock: Clock,
+        queue_changed: Callable[[], None],
         alerts_to: Messages | None = None,
-        queue_changed: Callable[[], None] = lambda: None,
     ) -> None:
         self._db = db
         self._events = events

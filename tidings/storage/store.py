@@ -36,7 +36,7 @@ class Store:
         self.messages = Messages(db, self.events, clock)
         # Both post health events into the organization's alerts queue (SPEC §11).
         self.listeners = Listeners(
-            db, self.events, clock, alerts_to=self.messages, queue_changed=self.queues.forget
+            db, self.events, clock, self.queues.forget, alerts_to=self.messages
         )
         self.attempts = Attempts(db)
         self.deliveries = Deliveries(db, self.events, clock, self.attempts, alerts_to=self.messages)
