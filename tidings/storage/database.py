@@ -156,10 +156,12 @@ class Database(Connection, Protocol):
     async def subscribe(self, channel: str, callback: Callable[[], None]) -> None:
         """Call ``callback`` whenever a transaction that called :meth:`notify` commits.
 
-        PostgreSQL: LISTEN/NOTIFY, so wake-ups cross processes; SQLite: in-process,
-        and across processes on Linux through a wake-up socket per process (see
-        ``storage.wakeups``). Also called once after notifications may
-        have been lost (the LISTEN connection came back).
+        A commit of this database object reaches its own callbacks right after the
+        COMMIT, before :meth:`run` returns, so a cache it empties never shows this
+        process an older state than the one it just wrote. Other processes: PostgreSQL
+        LISTEN/NOTIFY (this object skips the echo of its own commits); SQLite, on
+        Linux, a wake-up socket per process (see ``storage.wakeups``). Also called
+        once after notifications may have been lost (the LISTEN connection came back).
         """
         ...
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -138,16 +138,12 @@ class Listeners:
         db: Database,
         events: EventLog,
         clock: Clock,
-        queue_changed: Callable[[], None],
         alerts_to: Messages | None = None,
     ) -> None:
         self._db = db
         self._events = events
         self._clock = clock
         self._alerts_to = alerts_to
-        # Empties this process's queue caches at once (a queue shows its listeners);
-        # other processes hear the commit's notification on `channels.QUEUES`.
-        self._queue_changed = queue_changed
 
     async def _with_missed(self, rows: list[Row]) -> list[Listener]:
         """Attach missed message ids to a page of listeners in one query."""
@@ -211,7 +207,6 @@ class Listeners:
             row = await self._db.run(body)
         except ForeignKeyViolation as exc:  # the queue was deleted meanwhile
             raise NotFound("No queue with this id.") from exc
-        self._queue_changed()
         if row is None:
             raise NotFound("No queue with this id.")
         return _listener(row)
@@ -297,8 +292,6 @@ class Listeners:
             return row
 
         row = await self._db.run(body)
-        if "name" in changes:
-            self._queue_changed()
         if row is None:
             raise _not_found()
         return (await self._with_missed([row]))[0]
@@ -387,7 +380,6 @@ class Listeners:
             return row
 
         deleted = await self._db.run(body)
-        self._queue_changed()
         if deleted is None:
             raise _not_found()
 

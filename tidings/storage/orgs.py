@@ -309,7 +309,6 @@ class ApiKeys:
             return row
 
         row = await self._db.run(body)
-        self._recent.clear()  # this node at once, whatever the notification's delay
         if row is None:
             raise _not_found()
         return _key(row)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import asyncpg
 
@@ -174,6 +175,14 @@ class _Conn:
         await _guard(self._conn.executemany(sql, list(args)))
 
 
+class _Tx(_Conn):
+    """A transaction's connection, which also remembers the channels it notified."""
+
+    def __init__(self, conn: Any) -> None:
+        super().__init__(conn)
+        self.notified: set[str] = set()
+
+
 class PostgresDatabase(_Conn):
     dialect = "postgresql"
 
@@ -187,6 +196,9 @@ class PostgresDatabase(_Conn):
         self._relisten: asyncio.Task[None] | None = None
         self._closing = False
         self._callbacks: dict[str, list[Callable[[], None]]] = {}
+        # The payload of this object's notifications: its own commits reach its
+        # callbacks at once (as on SQLite), so their echo through LISTEN is skipped.
+        self._token = secrets.token_hex(8)
         # Subscribers come from everywhere (engine, prober, the first cached read of
         # each cache): one of them opens the LISTEN connection, the others wait.
         self._subscribing = asyncio.Lock()
@@ -227,8 +239,9 @@ class PostgresDatabase(_Conn):
             async with pool.acquire() as conn:
                 tx = conn.transaction()
                 await tx.start()
+                notifying = _Tx(conn)
                 try:
-                    result = await body(_Conn(conn))
+                    result = await body(notifying)
                 except BaseException as exc:
                     await _abandon(conn, tx, exc)
                     raise
@@ -238,6 +251,11 @@ class PostgresDatabase(_Conn):
                     await tx.commit()
                 except asyncpg.InternalClientError as exc:  # refused before sending
                     raise Retryable(f"connection lost in a transaction: {exc!r}") from exc
+                finally:
+                    # Committed, or unknown: a wake-up too many is harmless, a missed
+                    # one leaves a cache stale, so this process hears it either way.
+                    for channel in notifying.notified:
+                        self._deliver(channel)
                 # A connection lost during COMMIT leaves the outcome unknown: that one
                 # is not retried (it is translated to DatabaseUnavailable below).
                 return result
@@ -286,9 +304,8 @@ class PostgresDatabase(_Conn):
         try:
             if await _until_done(self._listen_again, lambda: self._closing):
                 # Notifications sent while we were away are gone: wake everyone once.
-                for callbacks in self._callbacks.values():
-                    for callback in callbacks:
-                        callback()
+                for channel in self._callbacks:
+                    self._deliver(channel)
         finally:
             self._relisten = None
 
@@ -296,13 +313,19 @@ class PostgresDatabase(_Conn):
         async with self._subscribing:
             await self._listen(list(self._callbacks))
 
-    def _dispatch(self, _conn: Any, _pid: int, channel: str, _payload: str) -> None:
+    def _dispatch(self, _conn: Any, _pid: int, channel: str, payload: str) -> None:
+        if payload != self._token:  # our own commits' callbacks ran at the COMMIT
+            self._deliver(channel)
+
+    def _deliver(self, channel: str) -> None:
         for callback in self._callbacks.get(channel, ()):
             callback()
 
     async def notify(self, conn: Connection, channel: str) -> None:
-        # Delivered by PostgreSQL when (and only if) the transaction commits.
-        await conn.execute("SELECT pg_notify($1, '')", channel)
+        # Other processes: delivered by PostgreSQL when (and only if) the transaction
+        # commits. This one: by `_once` right after the COMMIT, before `run` returns.
+        cast(_Tx, conn).notified.add(channel)
+        await conn.execute("SELECT pg_notify($1, $2)", channel, self._token)
 
     async def hold_lock(self, key: int) -> HeldLock:
         lock = _SessionLock(self._url, key)

@@ -112,11 +112,6 @@ class Queues:
     async def listen(self) -> None:
         await self._recent.listen()
 
-    def forget(self) -> None:
-        """Empty this process's cache at once, after a change committed here (on
-        PostgreSQL the commit's notification reaches this process a moment later)."""
-        self._recent.clear()
-
     async def get_recent(self, org_id: str, queue_id: str) -> Queue:
         """``get`` through this node's cache, for the message ingest path.
 
@@ -229,7 +224,6 @@ class Queues:
             row = await self._db.run(body)
         except UniqueViolation as exc:
             raise _duplicate(name) from exc
-        self.forget()
         if row is None:
             raise NotFound("No queue with this id.")
         return _queue(row)
@@ -261,6 +255,5 @@ class Queues:
             return name
 
         name = await self._db.run(body)
-        self.forget()
         if name is None:
             raise NotFound("No queue with this id.")

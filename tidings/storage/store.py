@@ -35,9 +35,7 @@ class Store:
         self.queues = Queues(db, self.events, clock)
         self.messages = Messages(db, self.events, clock)
         # Both post health events into the organization's alerts queue (SPEC §11).
-        self.listeners = Listeners(
-            db, self.events, clock, self.queues.forget, alerts_to=self.messages
-        )
+        self.listeners = Listeners(db, self.events, clock, alerts_to=self.messages)
         self.attempts = Attempts(db)
         self.deliveries = Deliveries(db, self.events, clock, self.attempts, alerts_to=self.messages)
         self.idempotency = IdempotencyKeys(db, clock)
