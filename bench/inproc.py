@@ -1,4 +1,5 @@
-"""CPU per request of the app alone: ``python -m bench.inproc {get,ingest,health} [--profile]``.
+"""CPU per request of the app alone: ``python -m bench.inproc {get,get-listener,get-message,
+ingest,health} [--profile]``.
 
 Drives the ASGI app of a real runtime (SQLite in a temporary directory, no engine,
 the access log as ``tidings serve`` has it) straight through its callable, no HTTP
@@ -110,8 +111,16 @@ async def run(what: str, seconds: float, profile: bool, clients: int = 64) -> No
                 app, "POST", f"/v1/queues/{qid}/listeners", json.dumps(listener).encode()
             )
             assert status == 200, out
+            lid = json.loads(out)["listener"]["id"]
+            status, out = await call(app, "POST", f"/v1/queues/{qid}/messages", MESSAGE)
+            assert status == 200, out
+            mid = json.loads(out)["message"]["id"]
             if what == "get":
                 method, path, payload = "GET", f"/v1/queues/{qid}", b""
+            elif what == "get-listener":
+                method, path, payload = "GET", f"/v1/queues/{qid}/listeners/{lid}", b""
+            elif what == "get-message":
+                method, path, payload = "GET", f"/v1/queues/{qid}/messages/{mid}", b""
             elif what == "health":  # the shell alone: no key, no store beyond a ping
                 method, path, payload = "GET", "/health", b""
             else:
@@ -152,7 +161,7 @@ async def run(what: str, seconds: float, profile: bool, clients: int = 64) -> No
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.inproc", description=__doc__)
-    parser.add_argument("what", choices=["get", "ingest", "health"])
+    parser.add_argument("what", choices=["get", "get-listener", "get-message", "ingest", "health"])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--clients", type=int, default=64, help="requests in flight")

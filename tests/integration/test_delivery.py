@@ -15,6 +15,7 @@ from tests.receivers import Answer, Receiver, drip_server, receiver
 from tidings.config import Settings
 from tidings.delivery.engine import Engine
 from tidings.delivery.sender import Sender
+from tidings.storage.listeners import INLINE_MISSED
 
 
 async def add_listener(
@@ -148,6 +149,28 @@ async def test_exhaustion_missed_then_redelivered(server: Running, queue: dict[s
             return bool(got == {"acknowledged_count": 1, "missed": [], "missed_count": 0})
 
         await until(recovered)
+
+
+async def test_a_listener_shows_every_missed_message_past_the_inline_read(
+    server: Running, queue: dict[str, Any]
+) -> None:
+    # GET of one listener reads up to INLINE_MISSED missed ids on the event loop's
+    # thread and the whole list elsewhere past that: both must show all of them.
+    count = INLINE_MISSED + 6
+    async with receiver(hook=lambda _p, _n: Answer(503)) as rx:
+        listener = await add_listener(server, queue["id"], rx)
+        ids = sorted(await asyncio.gather(*(post(server, queue["id"]) for _ in range(count))))
+        path = f"/queues/{queue['id']}/listeners/{listener['id']}"
+
+        async def all_missed() -> bool:
+            got = (await server.call("GET", path)).json()["listener"]["messages"]
+            return bool(got["missed_count"] == count)
+
+        await until(all_missed, 30)
+        got = (await server.call("GET", path)).json()["listener"]["messages"]
+        assert got == {"acknowledged_count": 0, "missed": ids, "missed_count": count}
+        listed = (await server.call("GET", f"/queues/{queue['id']}/listeners")).json()
+        assert listed["listeners"][0]["messages"]["missed"] == ids
 
 
 async def test_retry_after_is_honoured(settings: Settings) -> None:
