@@ -41,9 +41,9 @@ async def test_a_write_waits_for_the_other_writer_and_then_commits(tmp_path: Pat
 async def test_a_short_transaction_that_finds_the_lock_taken_does_not_block_the_loop(
     tmp_path: Path,
 ) -> None:
-    # Not durable (the engine's claims and records): tried at once on the event loop's
-    # thread; with the lock taken elsewhere it waits on the writer thread instead, so
-    # the loop goes on serving everything else meanwhile.
+    # Not durable (the engine's claims and records): while another process holds the
+    # lock it waits off the event loop's thread, so the loop goes on serving everything
+    # else meanwhile; the wait leaves the connection fit for the next transactions.
     path = tmp_path / "w.db"
     db = await SqliteDatabase.open(f"sqlite:///{path}")
     other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -64,7 +64,7 @@ async def test_a_short_transaction_that_finds_the_lock_taken_does_not_block_the_
         threading.Thread(target=other.execute, args=("COMMIT",)).start()
         await asyncio.wait_for(waiting, 5)
         assert [r[0] for r in await db.fetch("SELECT x FROM t ORDER BY x")] == [1, 2]
-        # The failed attempt left the connection as it was: later durable and short
+        # The wait left the connection as it was: later durable and short
         # transactions commit, and a rollback still rolls back.
         await db.run(lambda tx: tx.execute("INSERT INTO t VALUES (3)"), durable=False)
 
@@ -83,8 +83,7 @@ async def test_a_short_transaction_that_finds_the_lock_taken_does_not_block_the_
 
 
 async def test_short_and_durable_transactions_at_once_all_commit(tmp_path: Path) -> None:
-    # Short ones run on the loop's thread only while nothing waits for the writer
-    # thread, so the one connection is never used by two threads at once.
+    # One writer connection: transactions of both kinds, all at once, never meet on it.
     path = tmp_path / "w.db"
     db = await SqliteDatabase.open(f"sqlite:///{path}")
     try:

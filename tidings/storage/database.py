@@ -143,9 +143,7 @@ class Database(Connection, Protocol):
         (never a crash of the process alone), and any later durable commit makes it
         durable too. Only for writes that at-least-once delivery can
         lose safely (claim leases, attempt outcomes: a lost one means one more
-        attempt), and short ones (a batch of the engine's, not a purge): on SQLite
-        they run on the event loop's thread when the writer thread is idle and no
-        other process holds the write lock."""
+        attempt)."""
         ...
 
     async def write(self, sql: str, *args: Any, durable: bool = True) -> list[Row]:

@@ -154,27 +154,6 @@ def _begin(durable: bool, conn: sqlite3.Connection) -> None:
     _take_write_lock(conn)
 
 
-class _LockTaken(Exception):
-    """Another process holds the write lock: the caller waits for it elsewhere."""
-
-
-def _begin_now(conn: sqlite3.Connection) -> None:
-    """``_begin`` of a transaction that is not durable, without waiting: raise
-    :class:`_LockTaken` (and leave the connection as it was) if another process holds
-    the write lock."""
-    conn.execute("PRAGMA synchronous = NORMAL")
-    conn.execute("PRAGMA busy_timeout = 0")
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-    except sqlite3.OperationalError as exc:
-        conn.execute("PRAGMA synchronous = FULL")
-        if getattr(exc, "sqlite_errorcode", 0) & 0xFF in _BUSY:
-            raise _LockTaken from exc
-        raise
-    finally:
-        conn.execute(f"PRAGMA busy_timeout = {int(LOCK_WAIT_S * 1000)}")
-
-
 _RETRY_PAUSES_S = (0.0002, 0.0005, 0.001, 0.002)
 
 
@@ -387,7 +366,6 @@ class SqliteDatabase(_Session):
         self._writer_thread = _Threads(1, "tidings-sqlite-w")
         self._reader_threads = _Threads(_READERS, "tidings-sqlite-r")
         self._writer = _connect(path, readonly=False)
-        self._writer_calls = 0  # on the writer thread, queued or running (loop's count)
         self._readers = threading.local()
         self._all_readers: list[sqlite3.Connection] = []
         self._subscribers: dict[str, list[Callable[[], None]]] = {}
@@ -420,11 +398,7 @@ class SqliteDatabase(_Session):
         return await self._reader_threads.call(lambda: fn(self._reader()))
 
     async def _on_writer(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        self._writer_calls += 1
-        try:
-            return await self._writer_thread.call(partial(fn, self._writer))
-        finally:
-            self._writer_calls -= 1
+        return await self._writer_thread.call(partial(fn, self._writer))
 
     async def run(self, body: Callable[[Connection], Awaitable[T]], *, durable: bool = True) -> T:
         """The whole transaction, ``body`` included, in one hop to the writer thread.
@@ -436,23 +410,12 @@ class SqliteDatabase(_Session):
         two GIL hand-offs each and the executor's submit was a tenth of the API
         worker's samples under ingest (docs/benchmarks.md). One writer thread, so
         transactions never interleave, never deadlock and are never retried:
-        SQLite's busy timeout already waited for any other process (Contention).
-
-        A transaction that is not durable (the engine's claims and records: no fsync,
-        a batch at most) runs on the loop's own thread instead, when nothing is queued
-        for the writer thread (so the connection never serves two threads at once) and
-        no other process holds the write lock; if one does, it waits on the writer
-        thread as above. The hop and the GIL's hand-offs around each statement cost
-        the engine more than the transaction did (docs/benchmarks.md: 0.86x engine
-        CPU per delivery)."""
+        SQLite's busy timeout already waited for any other process (Contention)."""
         tx = _Here(self._writer)
         context = contextvars.copy_context()  # the caller's request id, for its logs
 
-        def transaction(conn: sqlite3.Connection, *, now: bool = False) -> T:
-            if now:
-                _begin_now(conn)
-            else:
-                _begin(durable, conn)
+        def transaction(conn: sqlite3.Connection) -> T:
+            _begin(durable, conn)
             try:
                 result = context.run(_drive, body(tx))
             except BaseException:
@@ -462,13 +425,7 @@ class SqliteDatabase(_Session):
             return result
 
         try:
-            if not durable and self._writer_calls == 0:
-                try:
-                    result = transaction(self._writer, now=True)
-                except _LockTaken:
-                    result = await self._on_writer(transaction)
-            else:
-                result = await self._on_writer(transaction)
+            result = await self._on_writer(transaction)
         except sqlite3.Error as exc:  # BEGIN, COMMIT or ROLLBACK
             raise _translate(exc) from exc
         for channel in tx.notified:
