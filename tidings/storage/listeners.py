@@ -137,11 +137,7 @@ async def _record(events: EventLog, tx: Connection, kind: EventType, org_id: str
 
 class Listeners:
     def __init__(
-        self,
-        db: Database,
-        events: EventLog,
-        clock: Clock,
-        alerts_to: Messages | None = None,
+        self, db: Database, events: EventLog, clock: Clock, alerts_to: Messages | None = None
     ) -> None:
         self._db = db
         self._events = events
@@ -398,8 +394,7 @@ class Listeners:
                 await self._db.notify(tx, channels.QUEUES)  # the queue's listeners
             return row
 
-        deleted = await self._db.run(body)
-        if deleted is None:
+        if await self._db.run(body) is None:
             raise _not_found()
 
 
