@@ -1,12 +1,15 @@
 """Before/after of a change, interleaved in one run:
-``python -m bench.ab BEFORE_DIR {delivery,latency,ingest,get} [--db sqlite] [--rounds 3] [--cpu]``.
+``python -m bench.ab BEFORE_DIR {delivery,latency,ingest,get,get-message,get-listener}
+[--db sqlite] [--rounds 3] [--cpu]``.
 
 BEFORE_DIR is a source tree of the old version (e.g. ``git archive <commit> | tar -x
 -C /tmp/before``); the servers of "before" rounds import tidings from there, the
 "after" rounds from the installed (working) tree. Rounds alternate before/after so
 the machine's drift hits both alike; prints every round and the medians' ratio.
-``--cpu`` (ingest, get): the API worker's CPU microseconds per request instead of the
-rate, which on this shared machine drifts less with the neighbours' load.
+``get`` reads one queue; ``get-message`` and ``get-listener`` read one message (with
+its delivery) and one listener of it. ``--cpu`` (ingest and the reads): the API
+worker's CPU microseconds per request instead of the rate, which on this shared
+machine drifts less with the neighbours' load.
 """
 
 from __future__ import annotations
@@ -63,9 +66,14 @@ def _wrk_measure(kind: str, connections: int, what: str, cpu: bool) -> Measure:
         async with database(kind) as url, tidings(url) as server, aiohttp.ClientSession() as s:
             api = Api(server.url, s)
             queue_id = await api.queue()
-            await api.listener(queue_id, recv_url, "fast")
+            listener_id = await api.listener(queue_id, recv_url, "fast")
             target = f"{server.url}/v1/queues/{queue_id}"
-            target += "/messages" if what == "ingest" else ""
+            if what == "ingest":
+                target += "/messages"
+            elif what == "get-message":
+                target += f"/messages/{await api.post(queue_id)}"
+            elif what == "get-listener":
+                target += f"/listeners/{listener_id}"
             await wrk.post(target, body, headers, connections, 2)
             worker = worker_pid(server)
             before = _cpu_s(worker)
@@ -97,21 +105,22 @@ async def ab(before: str, measure: Measure, rounds: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.ab", description=__doc__)
     parser.add_argument("before")
-    parser.add_argument("what", choices=["delivery", "latency", "ingest", "get"])
+    parser.add_argument(
+        "what", choices=["delivery", "latency", "ingest", "get", "get-message", "get-listener"]
+    )
     parser.add_argument("--db", default="sqlite")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rate", type=float, default=200.0, help="latency: messages/s")
     parser.add_argument("-c", type=int, default=64, help="ingest: connections")
     parser.add_argument(
-        "--cpu", action="store_true", help="ingest, get: API worker CPU us per request"
+        "--cpu", action="store_true", help="ingest, the reads: API worker CPU us per request"
     )
     args = parser.parse_args()
     measure = {
         "delivery": lambda: _delivery(args.db),
         "latency": lambda: _latency(args.db, args.rate),
         "ingest": lambda: _wrk_measure(args.db, args.c, "ingest", args.cpu),
-        "get": lambda: _wrk_measure(args.db, get.CONNECTIONS, "get", args.cpu),
-    }[args.what]()
+    }.get(args.what, lambda: _wrk_measure(args.db, get.CONNECTIONS, args.what, args.cpu))()
     started = time.monotonic()
     result = uvloop.run(ab(args.before, measure, args.rounds))
     unit = {"delivery": "deliveries/s", "latency": "p50 ms"}.get(args.what, "req/s")

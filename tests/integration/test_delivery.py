@@ -321,3 +321,47 @@ async def test_listeners_take_turns_under_backlog(settings: Settings) -> None:
     # In table order the last listener would start only after the first drained. An
     # order, not a ratio of durations: a loaded machine cannot change it.
     assert max(firsts) < min(lasts), (firsts, lasts)
+
+
+async def test_a_message_read_alone_shows_its_deliveries_as_the_list_does(
+    server: Running, queue: dict[str, Any]
+) -> None:
+    # GET of one message reads it and its deliveries in one statement (a JSON array
+    # per dialect); the list reads them row by row. Both must say the same, in
+    # listener order: delivered, missed and pending (with its time) side by side.
+    async with receiver(down=lambda _p, _n: Answer(503)) as rx:
+        for name, notify in (("a", "/ok"), ("b", "/down"), ("c", "/ok")):
+            await add_listener(server, queue["id"], rx, name, notify=notify)
+        now_id = await post(server, queue["id"])
+        r = await server.call(
+            "POST", f"/queues/{queue['id']}/messages", json={"data": "later", "delay": 600}
+        )
+        later_id = r.json()["message"]["id"]
+
+        async def settled() -> bool:
+            states = [
+                d["state"] for d in (await message(server, queue["id"], now_id))["deliveries"]
+            ]
+            return sorted(states) == ["delivered", "delivered", "missed"]
+
+        await until(settled)
+    listed = (await server.call("GET", f"/queues/{queue['id']}/messages")).json()["messages"]
+    for mid in (now_id, later_id):
+        alone = await message(server, queue["id"], mid)
+        assert alone == next(m for m in listed if m["id"] == mid)
+        deliveries = alone["deliveries"]
+        assert [d["listener_id"] for d in deliveries] == sorted(
+            d["listener_id"] for d in deliveries
+        )
+        assert len(deliveries) == 3
+    now, later = [await message(server, queue["id"], i) for i in (now_id, later_id)]
+    by_state = {d["state"]: d for d in now["deliveries"]}
+    assert by_state["missed"]["attempts"] == 4 and by_state["missed"]["last_status"] == 503
+    assert by_state["delivered"]["last_status"] == 200
+    assert all(d["next_attempt_at"] is None for d in now["deliveries"])
+    assert all(
+        d["state"] == "pending"
+        and d["attempts"] == 0
+        and d["next_attempt_at"] >= later["created_at"]
+        for d in later["deliveries"]
+    )

@@ -6,6 +6,8 @@ import json
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+import msgspec
+
 from tidings.domain.clock import Clock
 from tidings.domain.errors import BadRequest, NotFound
 from tidings.domain.events import EventType, NewEvent, Ref
@@ -81,6 +83,39 @@ _DELIVERIES = (
     "SELECT message_id, listener_id, state, attempts, last_status, last_attempt_at,"
     " next_attempt_at FROM deliveries WHERE message_id = $1 ORDER BY listener_id"
 )
+
+
+# One message with its deliveries in one statement: one snapshot and one round trip
+# (on SQLite one read on the loop's thread, where each statement hands the GIL to the
+# server's threads and back: docs/benchmarks.md). The deliveries come as a JSON array
+# of arrays, in the order of _DELIVERY_FIELDS.
+_DELIVERY_FIELDS = "listener_id, state, attempts, last_status, last_attempt_at, next_attempt_at"
+_ONE_WHERE = "FROM messages m WHERE m.org_id = $1 AND m.queue_id = $2 AND m.id = $3"
+_ONE_SQLITE = (
+    f"SELECT {_COLUMNS}, (SELECT json_group_array(json_array({_DELIVERY_FIELDS}))"
+    f" FROM deliveries d WHERE d.message_id = m.id) AS deliveries {_ONE_WHERE}"
+)
+_ONE_POSTGRES = (
+    f"SELECT {_COLUMNS}, (SELECT COALESCE(json_agg(json_build_array({_DELIVERY_FIELDS})),"
+    f" '[]') FROM deliveries d WHERE d.message_id = m.id)::text AS deliveries {_ONE_WHERE}"
+)
+_decode_deliveries = msgspec.json.Decoder(
+    list[tuple[str, str, int, int | None, int | None, int | None]]
+).decode
+
+
+def _deliveries_of(message_id: str, text: str) -> tuple[Delivery, ...]:
+    """The deliveries of _ONE_SQLITE/_ONE_POSTGRES, by listener id as _DELIVERIES has them."""
+    found = []
+    for listener_id, name, attempts, status, attempted_at, next_at in sorted(
+        _decode_deliveries(text)
+    ):
+        state = DeliveryState(name)
+        next_at = next_at if state is DeliveryState.PENDING else None
+        found.append(
+            Delivery(message_id, listener_id, state, attempts, status, attempted_at, next_at)
+        )
+    return tuple(found)
 
 
 def _delivery(row: Row) -> Delivery:
@@ -355,15 +390,12 @@ class Messages:
         return tuple(_delivery(r) for r in await self._db.point.fetch(_DELIVERIES, message_id))
 
     async def get(self, org_id: str, queue_id: str, message_id: str) -> Message:
-        row = await self._db.point.fetchrow(
-            f"SELECT {_COLUMNS} FROM messages WHERE org_id = $1 AND queue_id = $2 AND id = $3",
-            org_id,
-            queue_id,
-            message_id,
-        )
+        postgres = self._db.dialect == "postgresql"
+        sql = _ONE_POSTGRES if postgres else _ONE_SQLITE
+        row = await self._db.point.fetchrow(sql, org_id, queue_id, message_id)
         if row is None:
             raise _not_found()
-        return _message(row, await self._deliveries(message_id))
+        return _message(row, _deliveries_of(message_id, row["deliveries"]))
 
     async def list_page(
         self,
