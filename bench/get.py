@@ -1,9 +1,12 @@
-"""Reads: ``GET /v1/queues/{id}`` under ``wrk`` at 64 connections (issue 18).
+"""Reads: ``GET`` of one queue, one message and one listener under ``wrk`` at 64
+connections (issue 18: "GET of one resource >= 0.4x raw ASGI").
 
-A one-row read through authentication, routing and the store, against ``tidings
-serve`` as a user starts it with one listener (the engine idle). Same-run baseline,
-interleaved round by round: the raw ASGI app (``bench.rawasgi``) answering a
-same-shaped queue JSON on the same server settings. The rate limit is off.
+Each a read through authentication, routing and the store, against ``tidings serve``
+as a user starts it with one listener (the engine idle once the one message is
+delivered): the queue from the node's cache, the message with its delivery, the
+listener with its missed ids. Same-run baseline, interleaved round by round: the raw
+ASGI app (``bench.rawasgi``) answering a same-shaped queue JSON on the same server
+settings. The rate limit is off.
 """
 
 from __future__ import annotations
@@ -21,23 +24,33 @@ from bench.stats import median
 
 CONNECTIONS = 64
 HEADERS = {"X-API-KEY": API_KEY}
+RESOURCES = ("queue", "message", "listener")
 
 
 @asynccontextmanager
-async def queue_url(kind: str, recv_url: str, *args: str) -> AsyncIterator[str]:
-    """A running ``tidings serve`` and the URL of one of its queues (with a listener)."""
+async def resource_urls(kind: str, recv_url: str, *args: str) -> AsyncIterator[dict[str, str]]:
+    """A running ``tidings serve`` and the URLs of a queue, its listener and a message."""
     async with database(kind) as url, tidings(url, *args) as server:
         async with aiohttp.ClientSession() as session:
             api = Api(server.url, session)
             queue_id = await api.queue()
-            await api.listener(queue_id, recv_url, "fast")
-        yield f"{server.url}/v1/queues/{queue_id}"
+            listener_id = await api.listener(queue_id, recv_url, "fast")
+            message_id = await api.post(queue_id)
+        queue = f"{server.url}/v1/queues/{queue_id}"
+        yield {
+            "queue": queue,
+            "message": f"{queue}/messages/{message_id}",
+            "listener": f"{queue}/listeners/{listener_id}",
+        }
 
 
-async def measure(kind: str, recv_url: str, seconds: float) -> wrk.WrkResult:
-    async with queue_url(kind, recv_url) as target:
-        await wrk.get(target, HEADERS, CONNECTIONS, 1)  # warm-up
-        return await wrk.get(target, HEADERS, CONNECTIONS, seconds)
+async def measure(kind: str, recv_url: str, seconds: float) -> dict[str, wrk.WrkResult]:
+    found = {}
+    async with resource_urls(kind, recv_url) as urls:
+        for resource, target in urls.items():
+            await wrk.get(target, HEADERS, CONNECTIONS, 1)  # warm-up
+            found[resource] = await wrk.get(target, HEADERS, CONNECTIONS, seconds)
+    return found
 
 
 async def run(kinds: list[str], quick: bool) -> dict[str, Any]:
@@ -45,30 +58,35 @@ async def run(kinds: list[str], quick: bool) -> dict[str, Any]:
     rows = []
     async with receiver() as recv, ingest.raw_asgi() as raw:
         for kind in kinds:
-            subjects, baselines, ratios, loads = [], [], [], []
+            subjects: dict[str, list[wrk.WrkResult]] = {r: [] for r in RESOURCES}
+            ratios: dict[str, list[float]] = {r: [] for r in RESOURCES}
+            baselines, loads = [], []
             for _ in range(rounds):
                 base = await wrk.get(f"{raw.url}/v1/queues/q", HEADERS, CONNECTIONS, seconds)
-                sub = await measure(kind, recv.url, seconds)
-                if sub.errors:
-                    raise RuntimeError(f"GET answered {sub.errors} errors")
-                subjects.append(sub)
                 baselines.append(base)
-                ratios.append(sub.requests_per_s / base.requests_per_s)
+                for resource, sub in (await measure(kind, recv.url, seconds)).items():
+                    if sub.errors:
+                        raise RuntimeError(f"GET of a {resource} answered {sub.errors} errors")
+                    subjects[resource].append(sub)
+                    ratios[resource].append(sub.requests_per_s / base.requests_per_s)
                 loads.append(load()[0])
-            rows.append(
-                {
-                    "db": kind,
-                    "connections": CONNECTIONS,
-                    "tidings_per_s": round(median([s.requests_per_s for s in subjects])),
-                    "raw_asgi_per_s": round(median([b.requests_per_s for b in baselines])),
-                    "of_raw_asgi": round(median(ratios), 3),
-                    "p50_ms": round(median([s.p50_ms for s in subjects]), 2),
-                    "p99_ms": round(median([s.p99_ms for s in subjects]), 2),
-                    "runs": {
-                        "tidings": [s.as_dict() for s in subjects],
-                        "raw_asgi": [b.as_dict() for b in baselines],
-                    },
-                    "load": loads,
-                }
-            )
+            for resource in RESOURCES:
+                subs = subjects[resource]
+                rows.append(
+                    {
+                        "db": kind,
+                        "resource": resource,
+                        "connections": CONNECTIONS,
+                        "tidings_per_s": round(median([s.requests_per_s for s in subs])),
+                        "raw_asgi_per_s": round(median([b.requests_per_s for b in baselines])),
+                        "of_raw_asgi": round(median(ratios[resource]), 3),
+                        "p50_ms": round(median([s.p50_ms for s in subs]), 2),
+                        "p99_ms": round(median([s.p99_ms for s in subs]), 2),
+                        "runs": {
+                            "tidings": [s.as_dict() for s in subs],
+                            "raw_asgi": [b.as_dict() for b in baselines],
+                        },
+                        "load": loads,
+                    }
+                )
     return {"name": "get", "rows": rows}

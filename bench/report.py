@@ -133,11 +133,12 @@ def _delivery(section: dict[str, Any]) -> list[str]:
 
 
 def _get(section: dict[str, Any]) -> list[str]:
-    header = ["db", "c", "tidings req/s", "raw ASGI req/s", "of raw ASGI", "p50 / p99 ms"]
-    header.append("load 1 min")
+    header = ["db", "GET of one", "c", "tidings req/s", "raw ASGI req/s", "of raw ASGI"]
+    header += ["p50 / p99 ms", "load 1 min"]
     rows = [
         [
             r["db"],
+            r.get("resource", "queue"),
             r["connections"],
             r["tidings_per_s"],
             r["raw_asgi_per_s"],
@@ -148,10 +149,11 @@ def _get(section: dict[str, Any]) -> list[str]:
         for r in section["rows"]
     ]
     return [
-        "## Reads: GET /queues/{id} (wrk -t1)",
+        "## Reads: GET of one queue, message and listener (wrk -t1)",
         "",
         "Baseline: the raw ASGI app answering a same-shaped queue JSON, run before each"
-        " tidings round; `of raw ASGI` is the median of per-round ratios.",
+        " tidings round (one server per round, the three resources in turn); `of raw"
+        " ASGI` is the median of per-round ratios.",
         "",
         *_table(header, rows),
     ]
