@@ -149,9 +149,11 @@ async def _abandon(conn: Any, tx: Any, exc: BaseException) -> None:
 
 async def _keep_session(_conn: Any) -> None:
     """Release without asyncpg's reset query (advisory unlock, CLOSE ALL, UNLISTEN,
-    RESET ALL: a round trip per release). The asynchronous-commit pool only runs the
-    engine's plain statements and transactions, which leave no session state behind;
-    asyncpg still rolls back a transaction left open before calling this."""
+    RESET ALL: a round trip per release, so a pooled read took two). Both pools only
+    run plain statements and transactions, which leave no session state behind: locks
+    are transaction-level (``pg_try_advisory_xact_lock``), settings ``SET LOCAL``,
+    LISTEN and the engine's session lock have connections of their own, and asyncpg
+    still rolls back a transaction left open before calling this."""
 
 
 class _Conn:
@@ -205,7 +207,7 @@ class PostgresDatabase(_Conn):
 
     @classmethod
     async def open(cls, url: str) -> PostgresDatabase:
-        def pool(size: int, reset: Any = None, **server_settings: str) -> Any:
+        def pool(size: int, reset: Any, **server_settings: str) -> Any:
             return asyncpg.create_pool(
                 url,
                 min_size=1,
@@ -216,7 +218,7 @@ class PostgresDatabase(_Conn):
                 server_settings={**SESSION_SETTINGS, **server_settings},
             )
 
-        durable = await _guard(pool(_POOL_SIZE))
+        durable = await _guard(pool(_POOL_SIZE, reset=_keep_session))
         try:
             # "off" on PostgreSQL: COMMIT returns before its WAL record is flushed (the
             # WAL writer flushes it within 3 x wal_writer_delay, 600 ms by default). A
