@@ -28,9 +28,9 @@ RESOURCES = ("queue", "message", "listener")
 
 
 @asynccontextmanager
-async def resource_urls(kind: str, recv_url: str, *args: str) -> AsyncIterator[dict[str, str]]:
+async def resource_urls(kind: str, recv_url: str) -> AsyncIterator[dict[str, str]]:
     """A running ``tidings serve`` and the URLs of a queue, its listener and a message."""
-    async with database(kind) as url, tidings(url, *args) as server:
+    async with database(kind) as url, tidings(url) as server:
         async with aiohttp.ClientSession() as session:
             api = Api(server.url, session)
             queue_id = await api.queue()
