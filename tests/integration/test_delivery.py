@@ -326,9 +326,9 @@ async def test_listeners_take_turns_under_backlog(settings: Settings) -> None:
 async def test_a_message_read_alone_shows_its_deliveries_as_the_list_does(
     server: Running, queue: dict[str, Any]
 ) -> None:
-    # GET of one message reads it and its deliveries in one statement (a JSON array
-    # per dialect); the list reads them row by row. Both must say the same, in
-    # listener order: delivered, missed and pending (with its time) side by side.
+    # A message and its deliveries come from one statement (a JSON array per dialect)
+    # whether read alone or in a page: both answer the same, in listener order, with
+    # delivered, missed and pending (with its time) side by side.
     async with receiver(down=lambda _p, _n: Answer(503)) as rx:
         for name, notify in (("a", "/ok"), ("b", "/down"), ("c", "/ok")):
             await add_listener(server, queue["id"], rx, name, notify=notify)

@@ -79,33 +79,25 @@ _EXPIRED = (
 # Rows of other tables that go with purged messages, deleted inside the purge's
 # transaction: (tx, message ids). Deliveries go by cascade; the attempt log registers.
 PurgeChildren = Callable[[Connection, Sequence[str]], Awaitable[None]]
-_DELIVERIES = (
-    "SELECT message_id, listener_id, state, attempts, last_status, last_attempt_at,"
-    " next_attempt_at FROM deliveries WHERE message_id = $1 ORDER BY listener_id"
-)
-
-
-# One message with its deliveries in one statement: one snapshot and one round trip
-# (on SQLite one read on the loop's thread, where each statement hands the GIL to the
-# server's threads and back: docs/benchmarks.md). The deliveries come as a JSON array
-# of arrays, in the order of _DELIVERY_FIELDS.
+# A message's columns with its deliveries, for a read of one or of a page in one
+# statement: one snapshot (two reads could straddle a commit) and, on SQLite, one read
+# on the loop's thread where each statement hands the GIL to the server's threads and
+# back (docs/benchmarks.md). The deliveries come as a JSON array of arrays, in the
+# order of _DELIVERY_FIELDS, from a correlated subquery on their primary key.
 _DELIVERY_FIELDS = "listener_id, state, attempts, last_status, last_attempt_at, next_attempt_at"
-_ONE_WHERE = "FROM messages m WHERE m.org_id = $1 AND m.queue_id = $2 AND m.id = $3"
-_ONE_SQLITE = (
-    f"SELECT {_COLUMNS}, (SELECT json_group_array(json_array({_DELIVERY_FIELDS}))"
-    f" FROM deliveries d WHERE d.message_id = m.id) AS deliveries {_ONE_WHERE}"
-)
-_ONE_POSTGRES = (
-    f"SELECT {_COLUMNS}, (SELECT COALESCE(json_agg(json_build_array({_DELIVERY_FIELDS})),"
-    f" '[]') FROM deliveries d WHERE d.message_id = m.id)::text AS deliveries {_ONE_WHERE}"
-)
+_WITH_DELIVERIES = {
+    "sqlite": f"{_COLUMNS}, (SELECT json_group_array(json_array({_DELIVERY_FIELDS}))"
+    " FROM deliveries d WHERE d.message_id = messages.id) AS deliveries",
+    "postgresql": f"{_COLUMNS}, (SELECT COALESCE(json_agg(json_build_array({_DELIVERY_FIELDS})),"
+    " '[]') FROM deliveries d WHERE d.message_id = messages.id)::text AS deliveries",
+}
 _decode_deliveries = msgspec.json.Decoder(
     list[tuple[str, str, int, int | None, int | None, int | None]]
 ).decode
 
 
-def _deliveries_of(message_id: str, text: str) -> tuple[Delivery, ...]:
-    """The deliveries of _ONE_SQLITE/_ONE_POSTGRES, by listener id as _DELIVERIES has them."""
+def _deliveries(message_id: str, text: str) -> tuple[Delivery, ...]:
+    """The deliveries of a _WITH_DELIVERIES row, by listener id."""
     found = []
     for listener_id, name, attempts, status, attempted_at, next_at in sorted(
         _decode_deliveries(text)
@@ -118,20 +110,8 @@ def _deliveries_of(message_id: str, text: str) -> tuple[Delivery, ...]:
     return tuple(found)
 
 
-def _delivery(row: Row) -> Delivery:
-    state = DeliveryState(row["state"])
-    return Delivery(
-        message_id=row["message_id"],
-        listener_id=row["listener_id"],
-        state=state,
-        attempts=row["attempts"],
-        last_status=row["last_status"],
-        last_attempt_at=row["last_attempt_at"],
-        next_attempt_at=row["next_attempt_at"] if state is DeliveryState.PENDING else None,
-    )
-
-
-def _message(row: Row, deliveries: tuple[Delivery, ...]) -> Message:
+def _message(row: Row) -> Message:
+    """A message from a _WITH_DELIVERIES row."""
     return Message(
         id=row["id"],
         org_id=row["org_id"],
@@ -140,7 +120,7 @@ def _message(row: Row, deliveries: tuple[Delivery, ...]) -> Message:
         data=row["data"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
-        deliveries=deliveries,
+        deliveries=_deliveries(row["id"], row["deliveries"]),
         deliver_at=row["deliver_at"],
     )
 
@@ -386,16 +366,17 @@ class Messages:
 
         return await self._db.run(body)
 
-    async def _deliveries(self, message_id: str) -> tuple[Delivery, ...]:
-        return tuple(_delivery(r) for r in await self._db.point.fetch(_DELIVERIES, message_id))
-
     async def get(self, org_id: str, queue_id: str, message_id: str) -> Message:
-        postgres = self._db.dialect == "postgresql"
-        sql = _ONE_POSTGRES if postgres else _ONE_SQLITE
-        row = await self._db.point.fetchrow(sql, org_id, queue_id, message_id)
+        row = await self._db.point.fetchrow(
+            f"SELECT {_WITH_DELIVERIES[self._db.dialect]} FROM messages"
+            " WHERE org_id = $1 AND queue_id = $2 AND id = $3",
+            org_id,
+            queue_id,
+            message_id,
+        )
         if row is None:
             raise _not_found()
-        return _message(row, _deliveries_of(message_id, row["deliveries"]))
+        return _message(row)
 
     async def list_page(
         self,
@@ -408,36 +389,19 @@ class Messages:
         rows, total = await fetch_page(
             self._db,
             "messages",
-            _COLUMNS,
+            _WITH_DELIVERIES[self._db.dialect],
             org_id,
             page,
             queue_id=queue_id,
             within=within,
             within_queues=True,
         )
-        deliveries = await self._deliveries_of([r["id"] for r in rows])
-        return [_message(r, deliveries.get(r["id"], ())) for r in rows], total
-
-    async def _deliveries_of(self, message_ids: list[str]) -> dict[str, tuple[Delivery, ...]]:
-        """Deliveries of a page of messages in one query, not one per message."""
-        if not message_ids:
-            return {}
-        in_ids, value = id_list(self._db, 1, message_ids)
-        rows = await self._db.fetch(
-            "SELECT message_id, listener_id, state, attempts, last_status, last_attempt_at,"
-            f" next_attempt_at FROM deliveries WHERE message_id {in_ids}"
-            " ORDER BY message_id, listener_id",
-            value,
-        )
-        found: dict[str, list[Delivery]] = {}
-        for row in rows:
-            found.setdefault(row["message_id"], []).append(_delivery(row))
-        return {mid: tuple(ds) for mid, ds in found.items()}
+        return [_message(r) for r in rows], total
 
     async def rename(self, org_id: str, queue_id: str, message_id: str, name: str) -> Message:
         rows = await self._db.write(
             "UPDATE messages SET name = $4, updated_at = $5"
-            f" WHERE org_id = $1 AND queue_id = $2 AND id = $3 RETURNING {_COLUMNS}",
+            " WHERE org_id = $1 AND queue_id = $2 AND id = $3 RETURNING id",
             org_id,
             queue_id,
             message_id,
@@ -446,7 +410,7 @@ class Messages:
         )
         if not rows:
             raise _not_found()
-        return _message(rows[0], await self._deliveries(message_id))
+        return await self.get(org_id, queue_id, message_id)
 
     async def delete(self, org_id: str, queue_id: str, message_id: str) -> None:
         """Its deliveries go with it (cascade), which cancels the pending ones."""
