@@ -34,7 +34,6 @@ from tidings.storage.database import (
     ForeignKeyViolation,
     Row,
     assignments,
-    id_list,
 )
 from tidings.storage.events import EventLog
 from tidings.storage.messages import Messages
@@ -58,22 +57,32 @@ _COLUMNS += ", " + _HEALTH_COLUMNS
 # The most missed message ids `GET` of one listener reads on the event loop's thread.
 INLINE_MISSED = 64
 
-# One listener with its first missed ids (a JSON array) in one statement: one
-# snapshot, and on SQLite one read on the loop's thread instead of two (each hands
-# the GIL to the server's threads and back: docs/benchmarks.md).
-_FIRST_MISSED = (
-    "SELECT d.message_id FROM deliveries d WHERE d.listener_id = l.id AND d.state = 'missed'"
-    " ORDER BY d.message_id LIMIT $4"
-)
-_ONE_WHERE = "FROM listeners l WHERE l.org_id = $1 AND l.queue_id = $2 AND l.id = $3"
-_ONE_SQLITE = (
-    f"SELECT {_COLUMNS}, (SELECT json_group_array(message_id) FROM ({_FIRST_MISSED}))"
-    f" AS missed {_ONE_WHERE}"
-)
-_ONE_POSTGRES = (
-    f"SELECT {_COLUMNS}, (SELECT COALESCE(json_agg(message_id), '[]') FROM ({_FIRST_MISSED})"
-    f" AS f)::text AS missed {_ONE_WHERE}"
-)
+
+def _with_missed(dialect: str, limit: str) -> str:
+    """A listener's columns and its missed message ids (a JSON array, unordered) from a
+    correlated subquery: one statement for a listener or a page, one snapshot, and on
+    SQLite one read on the loop's thread instead of two for a GET (each statement hands
+    the GIL to the server's threads and back: docs/benchmarks.md)."""
+    missed = (
+        "SELECT d.message_id FROM deliveries d"
+        f" WHERE d.listener_id = listeners.id AND d.state = 'missed'{limit}"
+    )
+    if dialect == "postgresql":
+        aggregate = f"(SELECT COALESCE(json_agg(message_id), '[]') FROM ({missed}) AS m)::text"
+    else:
+        aggregate = f"(SELECT json_group_array(message_id) FROM ({missed}))"
+    return f"{_COLUMNS}, {aggregate} AS missed"
+
+
+_DIALECTS = ("sqlite", "postgresql")
+# Up to one more than INLINE_MISSED (a GET on the loop's thread: past that it reads
+# them all where scans are read), or all of them (a page, on a reader thread).
+_ALL_MISSED = {d: _with_missed(d, "") for d in _DIALECTS}
+_ONE = " FROM listeners WHERE org_id = $1 AND queue_id = $2 AND id = $3"
+_GET_FIRST = {
+    d: f"SELECT {_with_missed(d, f' LIMIT {INLINE_MISSED + 1}')}{_ONE}" for d in _DIALECTS
+}
+_GET_ALL = {d: f"SELECT {_ALL_MISSED[d]}{_ONE}" for d in _DIALECTS}
 _decode_ids = msgspec.json.Decoder(list[str]).decode
 
 _EDITABLE = frozenset({"name", "notify_url", "liveness_url"})
@@ -145,6 +154,11 @@ def _listener(row: Row, missed: tuple[str, ...] = ()) -> Listener:
     )
 
 
+def _listener_with_missed(row: Row) -> Listener:
+    """A listener from a _with_missed row, its missed ids in order."""
+    return _listener(row, tuple(sorted(_decode_ids(row["missed"]))))
+
+
 def _not_found() -> NotFound:
     return NotFound("No listener with this id in this queue.")
 
@@ -163,36 +177,6 @@ class Listeners:
         self._events = events
         self._clock = clock
         self._alerts_to = alerts_to
-
-    async def _with_missed(self, rows: list[Row]) -> list[Listener]:
-        """Attach missed message ids to a page of listeners in one query."""
-        if not rows:
-            return []
-        in_ids, value = id_list(self._db, 1, [r["id"] for r in rows])
-        missed: dict[str, list[str]] = {}
-        for m in await self._db.fetch(
-            "SELECT listener_id, message_id FROM deliveries"
-            f" WHERE listener_id {in_ids} AND state = 'missed' ORDER BY message_id",
-            value,
-        ):
-            missed.setdefault(m["listener_id"], []).append(m["message_id"])
-        return [_listener(r, tuple(missed.get(r["id"], ()))) for r in rows]
-
-    async def _one_with_missed(self, row: Row) -> Listener:
-        """One listener with its missed ids. A few (the usual case) are a point read on
-        the loop's thread: a hop to a reader thread cost more than the rest of a GET
-        (each statement there hands the GIL back and forth with the loop,
-        docs/benchmarks.md). Past INLINE_MISSED the whole list is a scan, read where
-        scans are read."""
-        missed = await self._db.point.fetch(
-            "SELECT message_id FROM deliveries WHERE listener_id = $1 AND state = 'missed'"
-            " ORDER BY message_id LIMIT $2",
-            row["id"],
-            INLINE_MISSED + 1,
-        )
-        if len(missed) > INLINE_MISSED:
-            return (await self._with_missed([row]))[0]
-        return _listener(row, tuple(m["message_id"] for m in missed))
 
     async def create(
         self,
@@ -247,20 +231,15 @@ class Listeners:
         return _listener(row)
 
     async def get(self, org_id: str, queue_id: str, listener_id: str) -> Listener:
-        postgres = self._db.dialect == "postgresql"
-        row = await self._db.point.fetchrow(
-            _ONE_POSTGRES if postgres else _ONE_SQLITE,
-            org_id,
-            queue_id,
-            listener_id,
-            INLINE_MISSED + 1,
-        )
+        args = (org_id, queue_id, listener_id)
+        row = await self._db.point.fetchrow(_GET_FIRST[self._db.dialect], *args)
         if row is None:
             raise _not_found()
-        missed = sorted(_decode_ids(row["missed"]))
-        if len(missed) > INLINE_MISSED:
-            return (await self._with_missed([row]))[0]
-        return _listener(row, tuple(missed))
+        if len(_decode_ids(row["missed"])) > INLINE_MISSED:
+            row = await self._db.fetchrow(_GET_ALL[self._db.dialect], *args)
+            if row is None:  # deleted in between
+                raise _not_found()
+        return _listener_with_missed(row)
 
     async def list_page(
         self,
@@ -273,14 +252,14 @@ class Listeners:
         rows, total = await fetch_page(
             self._db,
             "listeners",
-            _COLUMNS,
+            _ALL_MISSED[self._db.dialect],
             org_id,
             page,
             queue_id=queue_id,
             within=within,
             within_queues=True,
         )
-        return await self._with_missed(rows), total
+        return [_listener_with_missed(r) for r in rows], total
 
     async def summaries(self, org_id: str, queue_id: str) -> list[tuple[str, str]]:
         """``(id, name)`` of every listener of a queue, oldest first."""
@@ -331,10 +310,9 @@ class Listeners:
                     await self._health_event(tx, org_id, row, change)
             return row
 
-        row = await self._db.run(body)
-        if row is None:
+        if await self._db.run(body) is None:
             raise _not_found()
-        return await self._one_with_missed(row)
+        return await self.get(org_id, queue_id, listener_id)
 
     async def rotate(
         self, org_id: str, queue_id: str, listener_id: str, keys: KeyPair, grace_ms: int
@@ -374,10 +352,9 @@ class Listeners:
                 await _record(self._events, tx, EventType.LISTENER_UPDATED, org_id, row)
             return row
 
-        row = await self._db.run(body)
-        if row is None:
+        if await self._db.run(body) is None:
             raise _not_found()
-        return await self._one_with_missed(row)
+        return await self.get(org_id, queue_id, listener_id)
 
     async def _health_event(self, tx: Connection, org_id: str, row: Row, change: Change) -> None:
         queue = Ref(row["queue_id"], await queue_name(tx, org_id, row["queue_id"]))
