@@ -235,11 +235,13 @@ class Listeners:
         row = await self._db.point.fetchrow(_GET_FIRST[self._db.dialect], *args)
         if row is None:
             raise _not_found()
-        if len(_decode_ids(row["missed"])) > INLINE_MISSED:
+        missed = _decode_ids(row["missed"])
+        if len(missed) > INLINE_MISSED:
             row = await self._db.fetchrow(_GET_ALL[self._db.dialect], *args)
             if row is None:  # deleted in between
                 raise _not_found()
-        return _listener_with_missed(row)
+            missed = _decode_ids(row["missed"])
+        return _listener(row, tuple(sorted(missed)))
 
     async def list_page(
         self,

@@ -91,6 +91,10 @@ _WITH_DELIVERIES = {
     "postgresql": f"{_COLUMNS}, (SELECT COALESCE(json_agg(json_build_array({_DELIVERY_FIELDS})),"
     " '[]') FROM deliveries d WHERE d.message_id = messages.id)::text AS deliveries",
 }
+_GET = {
+    dialect: f"SELECT {columns} FROM messages WHERE org_id = $1 AND queue_id = $2 AND id = $3"
+    for dialect, columns in _WITH_DELIVERIES.items()
+}
 _decode_deliveries = msgspec.json.Decoder(
     list[tuple[str, str, int, int | None, int | None, int | None]]
 ).decode
@@ -367,13 +371,7 @@ class Messages:
         return await self._db.run(body)
 
     async def get(self, org_id: str, queue_id: str, message_id: str) -> Message:
-        row = await self._db.point.fetchrow(
-            f"SELECT {_WITH_DELIVERIES[self._db.dialect]} FROM messages"
-            " WHERE org_id = $1 AND queue_id = $2 AND id = $3",
-            org_id,
-            queue_id,
-            message_id,
-        )
+        row = await self._db.point.fetchrow(_GET[self._db.dialect], org_id, queue_id, message_id)
         if row is None:
             raise _not_found()
         return _message(row)
