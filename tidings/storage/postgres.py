@@ -207,26 +207,24 @@ class PostgresDatabase(_Conn):
 
     @classmethod
     async def open(cls, url: str) -> PostgresDatabase:
-        def pool(size: int, reset: Any, **server_settings: str) -> Any:
+        def pool(size: int, **server_settings: str) -> Any:
             return asyncpg.create_pool(
                 url,
                 min_size=1,
                 max_size=size,
                 timeout=_CONNECT_TIMEOUT_S,
                 command_timeout=_COMMAND_TIMEOUT_S,
-                reset=reset,
+                reset=_keep_session,
                 server_settings={**SESSION_SETTINGS, **server_settings},
             )
 
-        durable = await _guard(pool(_POOL_SIZE, reset=_keep_session))
+        durable = await _guard(pool(_POOL_SIZE))
         try:
             # "off" on PostgreSQL: COMMIT returns before its WAL record is flushed (the
             # WAL writer flushes it within 3 x wal_writer_delay, 600 ms by default). A
             # crash of PostgreSQL or the machine in that window may undo the commit;
             # it stays atomic and ordered, and any later durable commit flushes it.
-            lazy = await _guard(
-                pool(_ASYNC_POOL_SIZE, reset=_keep_session, synchronous_commit="off")
-            )
+            lazy = await _guard(pool(_ASYNC_POOL_SIZE, synchronous_commit="off"))
         except StorageError:
             await durable.close()
             raise
