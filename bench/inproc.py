@@ -4,9 +4,13 @@ ingest,health} [--profile]``.
 Drives the ASGI app of a real runtime (SQLite in a temporary directory, no engine,
 the access log as ``tidings serve`` has it) straight through its callable, no HTTP
 server: 64 requests in flight, like ``wrk -c64`` (``--clients N`` for another number).
-Prints requests/s and microseconds of this process's CPU per request; ``--profile``
-adds cProfile's top functions.
-Compare two trees with ``PYTHONPATH=<tree> python -m bench.inproc ...``.
+Prints requests/s and microseconds of this process's CPU per request (all its
+threads, and the event loop's thread alone: the rest is SQLite's writer and readers);
+``--profile`` adds cProfile's top functions.
+Compare two trees with ``PYTHONPATH=<tree> python -m bench.inproc ...`` run from a
+directory holding only ``bench/`` (``python -m`` puts the working directory first on
+``sys.path``). A tree from before the runtime module (issue 18's 06a125c) has its app
+built by ``create_app`` instead.
 """
 
 from __future__ import annotations
@@ -25,7 +29,6 @@ import uvloop
 from bench.api import MESSAGE
 from tidings.config import load_settings
 from tidings.logs import configure_logging
-from tidings.runtime import Runtime
 
 KEY = "bench-inproc-key-0123456789abcdef"
 WARM_UP_S = 3.0
@@ -85,6 +88,16 @@ class Lifespan:
         await self._task
 
 
+def _app(settings: Any) -> Any:
+    try:
+        from tidings.runtime import Runtime
+    except ImportError:  # before the runtime module
+        from tidings.api.app import create_app
+
+        return create_app(settings, engine=False)  # type: ignore[call-arg]
+    return Runtime(settings, api=True, engine=False).asgi_app()
+
+
 async def run(what: str, seconds: float, profile: bool, clients: int = 64) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         settings = load_settings(
@@ -96,8 +109,7 @@ async def run(what: str, seconds: float, profile: bool, clients: int = 64) -> No
             }
         )
         configure_logging(settings.log_format, settings.log_level.upper())
-        runtime = Runtime(settings, api=True, engine=False)
-        app = runtime.asgi_app()
+        app = _app(settings)
         async with Lifespan(app):
             body = json.dumps({"name": "q"}).encode()
             status, out = await call(app, "POST", "/v1/queues", body)
@@ -141,17 +153,19 @@ async def run(what: str, seconds: float, profile: bool, clients: int = 64) -> No
             await asyncio.gather(*(client() for _ in range(clients)))
             done = 0
             profiler = cProfile.Profile() if profile else None
-            cpu, wall = time.process_time(), time.monotonic()
+            cpu, loop_cpu, wall = time.process_time(), time.thread_time(), time.monotonic()
             deadline = wall + seconds
             if profiler:
                 profiler.enable()
             await asyncio.gather(*(client() for _ in range(clients)))
             if profiler:
                 profiler.disable()
-            cpu, wall = time.process_time() - cpu, time.monotonic() - wall
+            cpu, loop_cpu = time.process_time() - cpu, time.thread_time() - loop_cpu
+            wall = time.monotonic() - wall
     print(
         f"{what}: {done / wall:,.0f} req/s in-process, "
-        f"{cpu / done * 1e6:.1f} us CPU per request ({done} requests)"
+        f"{cpu / done * 1e6:.1f} us CPU per request, {loop_cpu / done * 1e6:.1f} of it on the "
+        f"event loop's thread ({done} requests)"
     )
     if profiler:
         stats = pstats.Stats(profiler)
