@@ -5,7 +5,9 @@ Starts ``tidings serve`` (API + engine child) on a fresh PostgreSQL database wit
 until every delivery arrived, and reports per message: bytes added to each table
 (with its indexes and TOAST), WAL bytes (``pg_current_wal_lsn`` before/after), and
 CPU seconds of the tidings processes (API, engine) and of every PostgreSQL process
-(``/proc``), so the share that lands on the primary is measured, not guessed.
+(``/proc``), so the share that lands on the primary is measured, not guessed; and
+the row versions written per message on each table (inserts, updates and how many of
+those were HOT: a HOT update adds no index entries), from ``pg_stat_user_tables``.
 Other load on the machine adds to the PostgreSQL figure (autovacuum, checkpoints of
 other databases): run it on a quiet machine, twice.
 """
@@ -64,6 +66,22 @@ async def _sizes(conn: asyncpg.Connection) -> dict[str, int]:
     return {r["relname"]: int(r["bytes"]) for r in rows}
 
 
+async def _row_writes(conn: asyncpg.Connection) -> dict[str, tuple[int, int, int]]:
+    rows = await conn.fetch(
+        "SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables"
+    )
+    return {r["relname"]: (r["n_tup_ins"], r["n_tup_upd"], r["n_tup_hot_upd"]) for r in rows}
+
+
+def _per(
+    after: dict[str, tuple[int, int, int]], before: dict[str, tuple[int, int, int]], per: float
+) -> dict[str, tuple[float, ...]]:
+    return {
+        t: tuple(round((a - b) / per, 2) for a, b in zip(v, before.get(t, (0, 0, 0)), strict=True))
+        for t, v in after.items()
+    }
+
+
 async def measure(messages: int, listeners: int) -> dict[str, Any]:
     async with (
         database("postgres") as url,
@@ -82,6 +100,7 @@ async def measure(messages: int, listeners: int) -> dict[str, Any]:
         conn = await asyncpg.connect(url)
         try:
             sizes, lsn = await _sizes(conn), await conn.fetchval("SELECT pg_current_wal_lsn()")
+            writes = await _row_writes(conn)
             roles = await _backends(conn)
             pg = {pid: _cpu_s(pid) for pid in roles}
             ours = {pid: _cpu_s(pid) for pid in tree}
@@ -105,6 +124,10 @@ async def measure(messages: int, listeners: int) -> dict[str, Any]:
                 "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn)", lsn
             )
             after = await _sizes(conn)
+            # A backend reports its counts after a transaction at most once a second,
+            # and an idle one 10 s after its last (PostgreSQL 15's statistics).
+            await asyncio.sleep(11.0)
+            writes_after = await _row_writes(conn)
         finally:
             await conn.close()
     per = float(messages)
@@ -118,6 +141,9 @@ async def measure(messages: int, listeners: int) -> dict[str, Any]:
             t: round((after.get(t, 0) - sizes.get(t, 0)) / per)
             for t in sorted(after)
             if after.get(t, 0) != sizes.get(t, 0)
+        },
+        "row_writes_per_message (inserts, updates, of them HOT)": {
+            t: w for t, w in sorted(_per(writes_after, writes, per).items()) if any(w)
         },
         "cpu_us_per_message": {
             "tidings (all processes)": round(sum(our_cpu.values()) / per * 1e6),
