@@ -178,8 +178,9 @@ deliveries = Table(
     # A claimed delivery is leased; an expired lease means its worker died.
     Column("lease_until", BigInteger, nullable=False, server_default="0"),
     # The engine that claimed it last (engines.id; no foreign key: a dead engine's
-    # registration is forgotten once its claims were released). Not indexed, so a
-    # claim stays a HOT update on PostgreSQL; only a takeover filters on it.
+    # registration is forgotten once its claims were released). Not indexed: only a
+    # takeover filters on it. (A claim is no HOT update on PostgreSQL all the same: it
+    # sets lease_until, which ix_deliveries_leased indexes; `python -m bench.pgcost`.)
     Column("claimed_by", BigInteger, nullable=True),
     Index(
         "ix_deliveries_due",
