@@ -1,5 +1,6 @@
 """System calls of the API worker per request: ``python -m bench.syscalls
-{queue,message,listener} [--seconds 4]`` (needs ``strace``: ``apt-get install strace``).
+{queue,message,listener} [--seconds 4] [--source DIR]`` (needs ``strace``:
+``apt-get install strace``; ``--source`` runs another tree, as ``bench.ab``).
 
 Starts ``tidings serve`` on SQLite with one listener and one message, drives ``GET``
 of one queue, message or listener with ``wrk -c64`` and counts the worker's system
@@ -25,7 +26,7 @@ import uvloop
 from bench import wrk
 from bench.api import Api
 from bench.cpushare import _roles
-from bench.procs import API_KEY, database, receiver, tidings
+from bench.procs import API_KEY, SOURCE, database, receiver, tidings
 
 SHOWN = ("futex", "sched_yield", "fcntl", "epoll_wait", "write", "writev", "recvfrom")
 
@@ -78,7 +79,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.syscalls", description=__doc__)
     parser.add_argument("what", choices=["queue", "message", "listener"])
     parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--source", help="run the server from this source tree (as bench.ab)")
     args = parser.parse_args()
+    SOURCE["path"] = args.source
     if shutil.which("strace") is None:
         raise SystemExit("bench.syscalls needs strace (apt-get install strace)")
     per = uvloop.run(run(args.what, args.seconds))
