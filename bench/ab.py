@@ -21,12 +21,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import uvloop
 
 from bench import delivery, get, ingest, latency, wrk
-from bench.api import MESSAGE, Api
-from bench.procs import SOURCE, database, load, receiver, tidings
+from bench.api import MESSAGE
+from bench.procs import SOURCE, load, receiver
 from bench.profile import _worker as worker_pid  # the API worker of a serve
 from bench.stats import median
 
@@ -63,17 +62,13 @@ def _wrk_measure(kind: str, connections: int, what: str, cpu: bool) -> Measure:
     headers = ingest.HEADERS if what == "ingest" else get.HEADERS
 
     async def one(recv_url: str) -> float:
-        async with database(kind) as url, tidings(url) as server, aiohttp.ClientSession() as s:
-            api = Api(server.url, s)
-            queue_id = await api.queue()
-            listener_id = await api.listener(queue_id, recv_url, "fast")
-            target = f"{server.url}/v1/queues/{queue_id}"
-            if what == "ingest":
-                target += "/messages"
-            elif what == "get-message":
-                target += f"/messages/{await api.post(queue_id)}"
-            elif what == "get-listener":
-                target += f"/listeners/{listener_id}"
+        async with get.resource_urls(kind, recv_url) as (server, urls):
+            target = {
+                "ingest": f"{urls['queue']}/messages",
+                "get": urls["queue"],
+                "get-message": urls["message"],
+                "get-listener": urls["listener"],
+            }[what]
             await wrk.post(target, body, headers, connections, 2)
             worker = worker_pid(server)
             before = _cpu_s(worker)

@@ -19,7 +19,7 @@ import aiohttp
 
 from bench import ingest, wrk
 from bench.api import Api
-from bench.procs import API_KEY, database, load, receiver, tidings
+from bench.procs import API_KEY, Proc, database, load, receiver, tidings
 from bench.stats import median
 
 CONNECTIONS = 64
@@ -28,8 +28,9 @@ RESOURCES = ("queue", "message", "listener")
 
 
 @asynccontextmanager
-async def resource_urls(kind: str, recv_url: str) -> AsyncIterator[dict[str, str]]:
-    """A running ``tidings serve`` and the URLs of a queue, its listener and a message."""
+async def resource_urls(kind: str, recv_url: str) -> AsyncIterator[tuple[Proc, dict[str, str]]]:
+    """A running ``tidings serve`` and the URLs of a queue, its listener and a message
+    (also used by ``bench.ab`` and ``bench.syscalls``)."""
     async with database(kind) as url, tidings(url) as server:
         async with aiohttp.ClientSession() as session:
             api = Api(server.url, session)
@@ -37,16 +38,19 @@ async def resource_urls(kind: str, recv_url: str) -> AsyncIterator[dict[str, str
             listener_id = await api.listener(queue_id, recv_url, "fast")
             message_id = await api.post(queue_id)
         queue = f"{server.url}/v1/queues/{queue_id}"
-        yield {
-            "queue": queue,
-            "message": f"{queue}/messages/{message_id}",
-            "listener": f"{queue}/listeners/{listener_id}",
-        }
+        yield (
+            server,
+            {
+                "queue": queue,
+                "message": f"{queue}/messages/{message_id}",
+                "listener": f"{queue}/listeners/{listener_id}",
+            },
+        )
 
 
 async def measure(kind: str, recv_url: str, seconds: float) -> dict[str, wrk.WrkResult]:
     found = {}
-    async with resource_urls(kind, recv_url) as urls:
+    async with resource_urls(kind, recv_url) as (_, urls):
         for resource, target in urls.items():
             await wrk.get(target, HEADERS, CONNECTIONS, 1)  # warm-up
             found[resource] = await wrk.get(target, HEADERS, CONNECTIONS, seconds)

@@ -20,13 +20,11 @@ import signal
 import tempfile
 from pathlib import Path
 
-import aiohttp
 import uvloop
 
-from bench import wrk
-from bench.api import Api
+from bench import get, wrk
 from bench.cpushare import _roles
-from bench.procs import API_KEY, SOURCE, database, receiver, tidings
+from bench.procs import SOURCE, receiver
 
 SHOWN = ("futex", "sched_yield", "fcntl", "epoll_wait", "write", "writev", "recvfrom")
 
@@ -42,19 +40,9 @@ def _counts(text: str) -> dict[str, int]:
 
 
 async def run(what: str, seconds: float) -> dict[str, float]:
-    async with receiver() as recv, database("sqlite") as url, tidings(url) as server:
-        async with aiohttp.ClientSession() as session:
-            api = Api(server.url, session)
-            queue_id = await api.queue()
-            listener_id = await api.listener(queue_id, recv.url, "fast")
-            message_id = await api.post(queue_id)
-        queue = f"{server.url}/v1/queues/{queue_id}"
-        target = {
-            "queue": queue,
-            "message": f"{queue}/messages/{message_id}",
-            "listener": f"{queue}/listeners/{listener_id}",
-        }[what]
-        headers = {"X-API-KEY": API_KEY}
+    async with receiver() as recv, get.resource_urls("sqlite", recv.url) as (server, urls):
+        target = urls[what]
+        headers = get.HEADERS
         await wrk.get(target, headers, 64, 1)  # warm-up
         worker = _roles(server.pid)["api"]
         with tempfile.TemporaryDirectory() as tmp:
