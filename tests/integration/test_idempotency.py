@@ -7,6 +7,7 @@ import dataclasses
 from typing import Any
 
 import httpx
+from msgspec.structs import replace
 
 from tests.conftest import Running, start_server
 from tidings.config import Settings
@@ -171,8 +172,9 @@ async def test_a_key_committed_by_another_node_stores_nothing(
     assert await _count(server, queue["id"]) == 1
     # Within one commit as well: the first of the two keeps the key.
     third, fourth = publication(), publication()
-    third = dataclasses.replace(third, answer=dataclasses.replace(third.answer, key="k2"))  # type: ignore[type-var]
-    fourth = dataclasses.replace(fourth, answer=dataclasses.replace(fourth.answer, key="k2"))  # type: ignore[type-var]
+    assert third.answer is not None and fourth.answer is not None
+    third = replace(third, answer=replace(third.answer, key="k2"))
+    fourth = replace(fourth, answer=replace(fourth.answer, key="k2"))
     outcomes = await server.store.messages.insert_batch([third, fourth])
     assert outcomes[0] is None and isinstance(outcomes[1], KeyTaken)
     assert await _count(server, queue["id"]) == 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -40,19 +40,45 @@ from tidings.storage.messages import Messages
 from tidings.storage.paging import fetch_page
 from tidings.storage.queues import queue_name
 
-_COLUMNS = (
-    "id, org_id, queue_id, name, notify_url, liveness_url, secret, liveness_state,"
-    " success_count, failure_count, acknowledged_count, created_at, updated_at"
+
+class _Columns(NamedTuple):
+    """A listener row's columns, in the order every statement here selects them: a row
+    is mapped by position (a name looked up in a SQLite row is a scan of the names
+    before it; by position the 27 of a listener are a quarter of the cost)."""
+
+    id: str
+    org_id: str
+    queue_id: str
+    name: str
+    notify_url: str
+    liveness_url: str
+    secret: str
+    liveness_state: str
+    success_count: int
+    failure_count: int
+    acknowledged_count: int
+    created_at: int
+    updated_at: int
     # listener options (SPEC §10)
-    ", max_in_flight, rate_limit, ordered, headers, filter, signature_scheme,"
-    " previous_secret_expires_at"
-)
-# The health columns (SPEC §11; storage/health.py writes them).
-_HEALTH_COLUMNS = (
-    "status, disabled_reason, health, consecutive_failures, last_success_at,"
-    " last_failure_at, failing_since"
-)
-_COLUMNS += ", " + _HEALTH_COLUMNS
+    max_in_flight: int | None
+    rate_limit: float | None
+    ordered: int
+    headers: str | None
+    filter: str | None
+    signature_scheme: str
+    previous_secret_expires_at: int | None
+    # health (SPEC §11; storage/health.py writes them)
+    status: str
+    disabled_reason: str | None
+    health: str
+    consecutive_failures: int
+    last_success_at: int | None
+    last_failure_at: int | None
+    failing_since: int | None
+
+
+_COLUMNS = ", ".join(_Columns._fields)
+_WIDTH = len(_Columns._fields)
 
 # The most missed message ids `GET` of one listener reads on the event loop's thread.
 INLINE_MISSED = 64
@@ -90,15 +116,15 @@ _EDITABLE = frozenset({"name", "notify_url", "liveness_url"})
 OPTIONS = frozenset({"max_in_flight", "rate_limit", "ordered", "headers", "filter"})
 
 
-def _options(row: Row) -> ListenerOptions:
+def _options(c: _Columns) -> ListenerOptions:
     return ListenerOptions(
-        max_in_flight=row["max_in_flight"],
-        rate_limit=row["rate_limit"],
-        ordered=bool(row["ordered"]),
-        headers=json.loads(row["headers"]) if row["headers"] else {},
-        filter=None if row["filter"] is None else json.loads(row["filter"]),
-        signature_scheme=row["signature_scheme"],
-        previous_secret_expires_at=row["previous_secret_expires_at"],
+        max_in_flight=c.max_in_flight,
+        rate_limit=c.rate_limit,
+        ordered=bool(c.ordered),
+        headers=json.loads(c.headers) if c.headers else {},
+        filter=None if c.filter is None else json.loads(c.filter),
+        signature_scheme=c.signature_scheme,
+        previous_secret_expires_at=c.previous_secret_expires_at,
     )
 
 
@@ -114,43 +140,48 @@ def _option_columns(changes: Mapping[str, Any]) -> dict[str, Any]:
     return columns
 
 
-def _health(row: Row) -> Health:
-    status = ListenerStatus(row["status"])
-    if status is ListenerStatus.DISABLED:
-        state = HealthState.DISABLED
-    else:
-        state = HealthState(row["health"])
-    reason = row["disabled_reason"]
+# Enum members by value: a dict look-up, where calling the enum costs ten times more.
+_LIVENESS = {s.value: s for s in LivenessState}
+_STATUS = {s.value: s for s in ListenerStatus}
+_HEALTH = {s.value: s for s in HealthState}
+_REASON = {r.value: r for r in DisabledReason}
+
+
+def _health(c: _Columns, status: ListenerStatus) -> Health:
+    state = HealthState.DISABLED if status is ListenerStatus.DISABLED else _HEALTH[c.health]
+    reason = c.disabled_reason
     return Health(
         state=state,
-        consecutive_failures=row["consecutive_failures"],
-        last_success_at=row["last_success_at"],
-        last_failure_at=row["last_failure_at"],
-        failing_since=row["failing_since"],
-        disabled_reason=None if reason is None else DisabledReason(reason),
+        consecutive_failures=c.consecutive_failures,
+        last_success_at=c.last_success_at,
+        last_failure_at=c.last_failure_at,
+        failing_since=c.failing_since,
+        disabled_reason=None if reason is None else _REASON[reason],
     )
 
 
 def _listener(row: Row, missed: tuple[str, ...] = ()) -> Listener:
+    """A listener from a row whose first columns are ``_COLUMNS`` (both drivers' rows
+    iterate over their values, in the order selected)."""
+    c = _Columns._make(tuple(row)[:_WIDTH])
+    status = _STATUS[c.status]
     return Listener(
-        id=row["id"],
-        org_id=row["org_id"],
-        queue_id=row["queue_id"],
-        name=row["name"],
-        notify_url=row["notify_url"],
-        liveness_url=row["liveness_url"],
-        secret=row["secret"],
-        liveness=Liveness(
-            LivenessState(row["liveness_state"]), row["success_count"], row["failure_count"]
-        ),
-        acknowledged_count=row["acknowledged_count"],
+        id=c.id,
+        org_id=c.org_id,
+        queue_id=c.queue_id,
+        name=c.name,
+        notify_url=c.notify_url,
+        liveness_url=c.liveness_url,
+        secret=c.secret,
+        liveness=Liveness(_LIVENESS[c.liveness_state], c.success_count, c.failure_count),
+        acknowledged_count=c.acknowledged_count,
         missed_count=len(missed),
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
+        created_at=c.created_at,
+        updated_at=c.updated_at,
         missed=missed,
-        status=ListenerStatus(row["status"]),
-        health=_health(row),
-        options=_options(row),
+        status=status,
+        health=_health(c, status),
+        options=_options(c),
     )
 
 

@@ -100,13 +100,16 @@ _decode_deliveries = msgspec.json.Decoder(
 ).decode
 
 
+_STATES = {s.value: s for s in DeliveryState}  # a dict look-up, not an enum call
+
+
 def _deliveries(message_id: str, text: str) -> tuple[Delivery, ...]:
     """The deliveries of a _WITH_DELIVERIES row, by listener id."""
     found = []
     for listener_id, name, attempts, status, attempted_at, next_at in sorted(
         _decode_deliveries(text)
     ):
-        state = DeliveryState(name)
+        state = _STATES[name]
         next_at = next_at if state is DeliveryState.PENDING else None
         found.append(
             Delivery(message_id, listener_id, state, attempts, status, attempted_at, next_at)
