@@ -1,7 +1,8 @@
 """CPU per request of the app alone: ``python -m bench.inproc {get,get-listener,get-message,
 ingest,health} [--profile]``.
 
-Drives the ASGI app of a real runtime (SQLite in a temporary directory, no engine,
+Drives the ASGI app of a real runtime (SQLite in a temporary directory, or with
+``--db postgres`` a fresh PostgreSQL database; no engine,
 the access log as ``tidings serve`` has it) straight through its callable, no HTTP
 server: 64 requests in flight, like ``wrk -c64`` (``--clients N`` for another number).
 Prints requests/s and microseconds of this process's CPU per request (all its
@@ -20,13 +21,13 @@ import asyncio
 import cProfile
 import json
 import pstats
-import tempfile
 import time
 from typing import Any
 
 import uvloop
 
 from bench.api import MESSAGE
+from bench.procs import database
 from tidings.config import load_settings
 from tidings.logs import configure_logging
 
@@ -98,11 +99,13 @@ def _app(settings: Any) -> Any:
     return Runtime(settings, api=True, engine=False).asgi_app()
 
 
-async def run(what: str, seconds: float, profile: bool, clients: int = 64) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
+async def run(
+    what: str, seconds: float, profile: bool, clients: int = 64, db: str = "sqlite"
+) -> None:
+    async with database(db) as url:
         settings = load_settings(
             {
-                "TIDINGS_DATABASE_URL": f"sqlite:///{tmp}/b.db",
+                "TIDINGS_DATABASE_URL": url,
                 "TIDINGS_BOOTSTRAP_API_KEY": KEY,
                 "TIDINGS_RATE_LIMIT": "0",
                 "TIDINGS_ALLOWED_NETWORKS": "127.0.0.0/8",
@@ -179,8 +182,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--clients", type=int, default=64, help="requests in flight")
+    parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
     args = parser.parse_args()
-    uvloop.run(run(args.what, args.seconds, args.profile, args.clients))
+    uvloop.run(run(args.what, args.seconds, args.profile, args.clients, args.db))
 
 
 if __name__ == "__main__":
