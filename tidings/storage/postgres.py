@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import secrets
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from functools import lru_cache
 from typing import Any, TypeVar, cast
 
 import asyncpg
@@ -177,6 +179,94 @@ class _Conn:
         await _guard(self._conn.executemany(sql, list(args)))
 
 
+# A read's arguments, by type, as the array type that carries them in a gathered read.
+_ARRAY_TYPES = {str: "text[]", int: "int8[]"}
+_PARAMETER = re.compile(r"\$(\d+)\b")
+_Waiting = list[tuple[tuple[Any, ...], "asyncio.Future[Any]"]]
+_Group = tuple[asyncio.AbstractEventLoop, str, tuple[type, ...]]
+_ALONE: Any = object()  # a gathered read failed: each of its callers reads alone
+
+
+@lru_cache(maxsize=256)
+def _gathered_sql(sql: str, types: tuple[type, ...]) -> str:
+    """``sql`` once per row of argument arrays ($2... in the types given, $1 each row's
+    number), in one statement: each answer row ends with the number it answers."""
+    arrays = ", ".join(f"${i + 2}::{_ARRAY_TYPES[t]}" for i, t in enumerate(types))
+    names = ", ".join(f"a{i + 1}" for i in range(len(types)))
+    inner = _PARAMETER.sub(lambda m: f"b.a{m.group(1)}", sql)
+    return (
+        f"SELECT q.*, b.n AS tidings_n FROM unnest($1::int4[], {arrays}) AS b(n, {names})"
+        f" CROSS JOIN LATERAL ({inner}) AS q"
+    )
+
+
+class _PointReads(_Conn):
+    """``db.point`` on PostgreSQL: the one-row reads by key of one turn of the event
+    loop, gathered by statement, each group sent as one statement (the statement
+    joined laterally to arrays of the callers' arguments) instead of one pooled round
+    trip each: a pooled read cost ~90 us of the loop's CPU (the pool's acquire and
+    release, asyncpg's protocol, the socket's wake-ups; ``python -m bench.inproc
+    get-message --db postgres``) whichever its size (docs/benchmarks.md, "PostgreSQL
+    point reads gathered").
+
+    Only ``fetchrow`` with text and integer arguments is gathered (the point reads'
+    ids, digests and times); anything else is a pooled read as before. Each row
+    handed back carries one more column at its end, ``tidings_n``: rows are read by
+    name, or by position from the start. One statement is one snapshot, taken after
+    every read of the turn was asked for. If the gathered statement fails, each caller
+    reads alone and gets its own answer or error; a cancelled caller's read is
+    dropped from its group.
+    """
+
+    def __init__(self, pool: Any) -> None:
+        super().__init__(pool)
+        # By loop too: a loop's futures are settled on its own thread.
+        self._due: dict[_Group, _Waiting] = {}
+        self._running: set[asyncio.Task[Any]] = set()
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        types = tuple(type(a) for a in args)
+        if not args or not all(t in _ARRAY_TYPES for t in types):
+            return await super().fetchrow(sql, *args)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        group = (loop, sql, types)
+        waiting = self._due.get(group)
+        if waiting is None:
+            waiting = self._due[group] = []
+            loop.call_soon(self._send, group)
+        waiting.append((args, future))
+        row = await future
+        if row is _ALONE:
+            return await super().fetchrow(sql, *args)
+        return cast("Row | None", row)
+
+    def _send(self, group: _Group) -> None:
+        waiting = [w for w in self._due.pop(group) if not w[1].cancelled()]
+        if not waiting:
+            return
+        _, sql, types = group
+        if len(waiting) == 1:  # alone: the statement as it is
+            waiting[0][1].set_result(_ALONE)
+            return
+        columns = [list(range(len(waiting)))]
+        columns += [[args[i] for args, _ in waiting] for i in range(len(types))]
+        task = asyncio.ensure_future(self._conn.fetch(_gathered_sql(sql, types), *columns))
+        self._running.add(task)
+        task.add_done_callback(lambda done: self._answer(done, waiting))
+
+    def _answer(self, task: asyncio.Task[Any], waiting: _Waiting) -> None:
+        self._running.discard(task)
+        rows: dict[int, Row] | None = None
+        if not task.cancelled() and task.exception() is None:
+            rows = {}
+            for row in task.result():
+                rows.setdefault(row["tidings_n"], row)
+        for n, (_, future) in enumerate(waiting):
+            if not future.done():
+                future.set_result(_ALONE if rows is None else rows.get(n))
+
+
 class _Tx(_Conn):
     """A transaction's connection, which also remembers the channels it notified."""
 
@@ -190,7 +280,7 @@ class PostgresDatabase(_Conn):
 
     def __init__(self, url: str, pool: Any, async_pool: Any) -> None:
         super().__init__(pool)
-        self.point: Connection = self  # a pooled read is already one round trip
+        self.point: Connection = _PointReads(pool)
         self._url = url
         self._pool = pool
         self._async_pool = async_pool
