@@ -126,9 +126,11 @@ class Database(Connection, Protocol):
     """Reads run on their own; writes go through :meth:`run` or :meth:`write`."""
 
     dialect: str  # "sqlite" | "postgresql"
-    # Reads of a few rows by key (an API key, one resource): on SQLite they run on the
-    # event loop's thread without a hop to a reader thread; elsewhere the same as the
-    # database's own reads. Never for scans, lists or counts.
+    # Reads of a few rows by key (an API key, one resource), gathered per turn of the
+    # event loop: on SQLite they run on the loop's thread without a hop to a reader
+    # thread; on PostgreSQL a turn's ``fetchrow``s of one statement go as one statement,
+    # their rows ending with one more column (``tidings_n``): read rows by name, or by
+    # position from the start. Never for scans, lists, counts or writes.
     point: Connection
 
     async def run(self, body: Callable[[Connection], Awaitable[T]], *, durable: bool = True) -> T:
