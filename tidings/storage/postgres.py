@@ -25,6 +25,7 @@ from tidings.storage.database import (
     UniqueViolation,
     retrying,
 )
+from tidings.storage.gathering import Asked, PerTurn
 
 T = TypeVar("T")
 _POOL_SIZE = 10
@@ -182,8 +183,7 @@ class _Conn:
 # A read's arguments, by type, as the array type that carries them in a gathered read.
 _ARRAY_TYPES = {str: "text[]", int: "int8[]"}
 _PARAMETER = re.compile(r"\$(\d+)\b")
-_Waiting = list[tuple[tuple[Any, ...], "asyncio.Future[Any]"]]
-_Group = tuple[asyncio.AbstractEventLoop, str, tuple[type, ...]]
+_Statement = tuple[str, tuple[type, ...]]  # a gathered read's text and argument types
 _ALONE: Any = object()  # a gathered read failed: each of its callers reads alone
 
 
@@ -220,42 +220,30 @@ class _PointReads(_Conn):
 
     def __init__(self, pool: Any) -> None:
         super().__init__(pool)
-        # By loop too: a loop's futures are settled on its own thread.
-        self._due: dict[_Group, _Waiting] = {}
+        self._turns: PerTurn[_Statement, tuple[Any, ...]] = PerTurn(self._send)
         self._running: set[asyncio.Task[Any]] = set()
 
     async def fetchrow(self, sql: str, *args: Any) -> Row | None:
-        types = tuple(type(a) for a in args)
+        types = tuple(map(type, args))
         if not args or not all(t in _ARRAY_TYPES for t in types):
             return await super().fetchrow(sql, *args)
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        group = (loop, sql, types)
-        waiting = self._due.get(group)
-        if waiting is None:
-            waiting = self._due[group] = []
-            loop.call_soon(self._send, group)
-        waiting.append((args, future))
-        row = await future
+        row = await self._turns.ask((sql, types), args)
         if row is _ALONE:
             return await super().fetchrow(sql, *args)
         return cast("Row | None", row)
 
-    def _send(self, group: _Group) -> None:
-        waiting = [w for w in self._due.pop(group) if not w[1].cancelled()]
-        if not waiting:
-            return
-        _, sql, types = group
+    def _send(self, statement: _Statement, waiting: Asked[tuple[Any, ...]]) -> None:
         if len(waiting) == 1:  # alone: the statement as it is
             waiting[0][1].set_result(_ALONE)
             return
+        sql, types = statement
         columns = [list(range(len(waiting)))]
         columns += [[args[i] for args, _ in waiting] for i in range(len(types))]
         task = asyncio.ensure_future(self._conn.fetch(_gathered_sql(sql, types), *columns))
         self._running.add(task)
         task.add_done_callback(lambda done: self._answer(done, waiting))
 
-    def _answer(self, task: asyncio.Task[Any], waiting: _Waiting) -> None:
+    def _answer(self, task: asyncio.Task[Any], waiting: Asked[tuple[Any, ...]]) -> None:
         self._running.discard(task)
         rows: dict[int, Row] | None = None
         if not task.cancelled() and task.exception() is None:

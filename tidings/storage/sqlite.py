@@ -31,6 +31,7 @@ from tidings.storage.database import (
     UniqueViolation,
 )
 from tidings.storage.filelocks import FileLock, is_free, lock_dir
+from tidings.storage.gathering import Asked, PerTurn
 from tidings.storage.wakeups import WakeListener, WakeSender, address
 
 T = TypeVar("T")
@@ -317,7 +318,7 @@ class _Session:
         await self._call(lambda c: c.executemany(_sql(sql), rows))
 
 
-_Due = tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]
+_Read = Callable[[sqlite3.Connection], Any]
 
 
 class _Inline(_Session):
@@ -342,31 +343,21 @@ class _Inline(_Session):
 
     def __init__(self, path: str) -> None:
         super().__init__(self._gathered)
+        self._turns: PerTurn[None, _Read] = PerTurn(self._run_due)
         self._path = path
         self._conn: sqlite3.Connection | None = None
-        # Per loop: a loop's futures are settled on its own thread (tests and clients
-        # may read from loops in other threads).
-        self._due: dict[asyncio.AbstractEventLoop, list[_Due]] = {}
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
             self._conn = _connect(self._path, readonly=True)
         return self._conn
 
-    def _gathered(self, fn: Callable[[sqlite3.Connection], Any]) -> asyncio.Future[Any]:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        due = self._due.get(loop)
-        if due is None:
-            due = self._due[loop] = []
-            loop.call_soon(self._run_due, loop)
-        due.append((fn, future))
-        return future
+    def _gathered(self, fn: _Read) -> asyncio.Future[Any]:
+        return self._turns.ask(None, fn)
 
-    def _run_due(self, loop: asyncio.AbstractEventLoop) -> None:
-        for fn, future in self._due.pop(loop):
-            if not future.cancelled():
-                _settle_with(future, fn, self._connection)
+    def _run_due(self, _: None, due: Asked[_Read]) -> None:
+        for fn, future in due:
+            _settle_with(future, fn, self._connection)
 
     def close(self) -> None:
         if self._conn is not None:
