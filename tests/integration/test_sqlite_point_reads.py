@@ -1,7 +1,8 @@
 """SQLite's point reads (``db.point``) asked for during one turn of the event loop run
-together at its end (storage/sqlite.py, ``_Inline``): each caller still gets its own
-rows or its own error, a cancelled read leaves the others alone, and loops in other
-threads read the same database at the same time."""
+together at its end (storage/sqlite.py, ``_Inline``), a turn's one-row reads of one
+statement as one united statement: each caller still gets its own rows or its own
+error, a cancelled read leaves the others alone, and loops in other threads read the
+same database at the same time."""
 
 from __future__ import annotations
 
@@ -71,6 +72,40 @@ async def test_a_failing_read_fails_alone(db: SqliteDatabase) -> None:
     # The connection serves the next turn's reads as before.
     again = await db.point.fetchrow("SELECT v FROM t WHERE id = $1", 2)
     assert again is not None and again["v"] == "v2"
+
+
+async def test_one_row_reads_of_several_statements_united(db: SqliteDatabase) -> None:
+    # Two statements of different widths, each asked for by 37 callers in one turn
+    # (united as 32 + 4 + 1), some rows missing; callers read rows by name and by
+    # position from the start.
+    by_id = [db.point.fetchrow("SELECT id, v FROM t WHERE id = $1", i) for i in range(-2, 35)]
+    by_range = [
+        db.point.fetchrow("SELECT v, id FROM t WHERE id > $1 AND id < $2", i, i + 2)
+        for i in range(ROWS - 30, ROWS + 7)
+    ]
+    rows = await asyncio.gather(*by_id, *by_range)
+    got = [None if r is None else (r["id"], r[1]) for r in rows[:37]]
+    assert got == [(i, f"v{i}") if i >= 0 else None for i in range(-2, 35)]
+    got = [None if r is None else (r[0], r["id"]) for r in rows[37:]]
+    assert got == [
+        (f"v{i + 1}", i + 1) if i + 1 < ROWS else None for i in range(ROWS - 30, ROWS + 7)
+    ]
+
+
+async def test_a_read_the_united_statement_cannot_run_reads_alone(db: SqliteDatabase) -> None:
+    # A list cannot be bound: it would fail its neighbours' united statement. Reads
+    # with too few and too many arguments (8 in all, as many as 8 reads take) are
+    # not united with the others, whose arguments would shift. Each gets its own
+    # error, and the others their rows.
+    for odd in [([3],), ()], [(), (5, 6)]:
+        args: list[tuple[object, ...]] = [(i,) for i in range(8)]
+        args[3], args[5] = odd
+        reads = [db.point.fetchrow("SELECT v FROM t WHERE id = $1", *a) for a in args]
+        done = await asyncio.gather(*reads, return_exceptions=True)
+        assert isinstance(done[3], StorageError) and isinstance(done[5], StorageError)
+        assert [r["v"] for i, r in enumerate(done) if i not in (3, 5)] == [
+            f"v{i}" for i in range(8) if i not in (3, 5)
+        ]
 
 
 async def test_a_cancelled_read_leaves_the_others_alone(db: SqliteDatabase) -> None:

@@ -128,7 +128,7 @@ class Database(Connection, Protocol):
     dialect: str  # "sqlite" | "postgresql"
     # Reads of a few rows by key (an API key, one resource), gathered per turn of the
     # event loop: on SQLite they run on the loop's thread without a hop to a reader
-    # thread; on PostgreSQL a turn's ``fetchrow``s of one statement go as one statement,
+    # thread. On both, a turn's ``fetchrow``s of one statement run as one statement,
     # their rows ending with one more column (``tidings_n``): read rows by name, or by
     # position from the start. Never for scans, lists, counts or writes.
     point: Connection
