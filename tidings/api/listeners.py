@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
-import msgspec
 from msgspec import UNSET
 from starlette.responses import Response
 
@@ -16,14 +15,23 @@ from tidings.domain.models import Listener
 from tidings.signing import new_keys
 from tidings.storage.listeners import OPTIONS
 
+Shown = TypeVar("Shown", bound=wire.ListenerOut)
 
-def listener_out(listener: Listener, default_max_in_flight: int, now: int) -> wire.ListenerOut:
+
+def listener_out(
+    listener: Listener,
+    default_max_in_flight: int,
+    now: int,
+    shape: type[Shown],
+    **extra: Any,
+) -> Shown:
+    """The listener in ``shape``; ``extra``: the fields a ``ListenerDetail`` adds."""
     options = listener.options
     # The previous key signs until then; shown as null once that has passed.
     previous_until = options.previous_secret_expires_at
     if previous_until is not None and previous_until <= now:
         previous_until = None
-    return wire.ListenerOut(
+    return shape(
         id=listener.id,
         name=listener.name,
         queue_id=listener.queue_id,
@@ -47,6 +55,7 @@ def listener_out(listener: Listener, default_max_in_flight: int, now: int) -> wi
         filter=options.filter,
         signature_scheme=options.signature_scheme,
         previous_secret_expires_at=previous_until,
+        **extra,
     )
 
 
@@ -129,7 +138,8 @@ async def _list(ctx: Ctx, queue_id: str | None) -> Response:
     items = [(ls.name, ls.id, _href(ctx, ls)) for ls in listeners]
     default = ctx.services.settings.max_in_flight_per_listener
     body = wire.ListenersEnvelope(
-        [listener_out(ls, default, ctx.clock.now_ms()) for ls in listeners], ctx.links(items)
+        [listener_out(ls, default, ctx.clock.now_ms(), wire.ListenerOut) for ls in listeners],
+        ctx.links(items),
     )
     return ctx.respond_page(body, page, total)
 
@@ -147,18 +157,16 @@ async def get_listener(ctx: Ctx) -> Response:
     # The secret signs deliveries and headers may carry a receiver's credentials:
     # only a key that may change the listener sees them.
     writer = ctx.may("write", listener.queue_id, listener.id)
-    shown = msgspec.structs.asdict(
-        listener_out(listener, ctx.services.settings.max_in_flight_per_listener, ctx.clock.now_ms())
+    shown = listener_out(
+        listener,
+        ctx.services.settings.max_in_flight_per_listener,
+        ctx.clock.now_ms(),
+        wire.ListenerDetail,
+        secret=listener.secret if writer else None,
+        headers=listener.options.headers if writer else UNSET,
     )
     return ctx.respond(
-        wire.ListenerEnvelope(
-            wire.ListenerDetail(
-                **shown,
-                secret=listener.secret if writer else None,
-                headers=listener.options.headers if writer else UNSET,
-            ),
-            ctx.links(queue=ctx.href("queues", listener.queue_id)),
-        )
+        wire.ListenerEnvelope(shown, ctx.links(queue=ctx.href("queues", listener.queue_id)))
     )
 
 
