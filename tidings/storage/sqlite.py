@@ -403,24 +403,28 @@ class _Inline(_Session):
                 _settle_with(future, fn, self._connection)
             return
         sql, width = key
-        conn = self._connection()
         for start, count in _chunks(len(due), _MOST_UNITED):
             part = due[start : start + count]
-            if count > 1:
-                united = _union_sql(sql, width, count)
-                try:
-                    rows = conn.execute(united, [a for args, _ in part for a in args]).fetchall()
-                except sqlite3.Error:
-                    pass  # each reads alone below, for its own answer or error
-                else:
-                    found: dict[int, Row] = {}
-                    for row in rows:
-                        found.setdefault(row[-1], row)
-                    for n, (_, future) in enumerate(part):
-                        future.set_result(found.get(n))
-                    continue
+            if count > 1 and self._united(sql, width, part):
+                continue
             for args, future in part:
-                _settle_with(future, partial(_first_row, sql, args), lambda: conn)
+                _settle_with(future, partial(_first_row, sql, args), self._connection)
+
+    def _united(self, sql: str, width: int, part: Asked[Any]) -> bool:
+        """Answer every read of ``part`` from one united statement; False when that
+        could not run (an argument sqlite3 cannot bind, say), and then none is
+        answered: each reads alone, for its own answer or error."""
+        args = [a for own, _ in part for a in own]
+        try:
+            rows = self._connection().execute(_union_sql(sql, width, len(part)), args).fetchall()
+        except Exception:
+            return False
+        found: dict[int, Row] = {}
+        for row in rows:
+            found.setdefault(row[-1], row)
+        for n, (_, future) in enumerate(part):
+            future.set_result(found.get(n))
+        return True
 
     def close(self) -> None:
         if self._conn is not None:
