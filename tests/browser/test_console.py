@@ -429,7 +429,10 @@ def test_the_tab_checks_catch_outside_requests_and_errors(
         expect(tab.page.get_by_label("API key")).to_be_visible()
         # The page's CSP stops a fetch elsewhere before it is sent, and says so.
         tab.page.evaluate("fetch('http://outside.invalid/beacon').catch(() => null)")
-        tab.page.evaluate("setTimeout(() => { throw new Error('boom') })")
+        # Thrown after the evaluate returns: wait for it (the tab's own listener, added
+        # first, has recorded it by then), or the check below may run before it lands.
+        with tab.page.expect_event("pageerror"):
+            tab.page.evaluate("setTimeout(() => { throw new Error('boom') })")
         # A navigation elsewhere is stopped by the tab's own interception.
         with pytest.raises(Exception, match="ERR_FAILED"):
             tab.page.goto("http://outside.invalid/elsewhere")
