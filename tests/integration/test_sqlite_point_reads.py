@@ -78,6 +78,8 @@ async def test_one_row_reads_of_several_statements_united(db: SqliteDatabase) ->
     # Two statements of different widths, each asked for by 37 callers in one turn
     # (united as 32 + 4 + 1), some rows missing; callers read rows by name and by
     # position from the start.
+    ran: list[str] = []
+    db.point._connection().set_trace_callback(ran.append)  # type: ignore[attr-defined]
     by_id = [db.point.fetchrow("SELECT id, v FROM t WHERE id = $1", i) for i in range(-2, 35)]
     by_range = [
         db.point.fetchrow("SELECT v, id FROM t WHERE id > $1 AND id < $2", i, i + 2)
@@ -90,6 +92,8 @@ async def test_one_row_reads_of_several_statements_united(db: SqliteDatabase) ->
     assert got == [
         (f"v{i + 1}", i + 1) if i + 1 < ROWS else None for i in range(ROWS - 30, ROWS + 7)
     ]
+    # 74 reads, 6 statements: per text one of 32 copies, one of 4, and one read alone.
+    assert sorted(sql.count("UNION ALL") + 1 for sql in ran) == [1, 1, 4, 4, 32, 32]
 
 
 async def test_a_read_the_united_statement_cannot_run_reads_alone(db: SqliteDatabase) -> None:

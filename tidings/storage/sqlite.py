@@ -342,11 +342,7 @@ class _Session:
 
 
 _Read = Callable[[sqlite3.Connection], Any]
-
-
-# A turn's one-row reads of one statement (and argument count), or None: the
-# turn's other reads, each a function of the connection.
-_Key = tuple[str, int] | None
+_Statement = tuple[str, int]  # a one-row read's text and argument count
 
 
 class _Inline(_Session):
@@ -379,7 +375,8 @@ class _Inline(_Session):
 
     def __init__(self, path: str) -> None:
         super().__init__(self._gathered)
-        self._turns: PerTurn[_Key, Any] = PerTurn(self._run_due)
+        self._reads: PerTurn[None, _Read] = PerTurn(self._run_reads)
+        self._rows: PerTurn[_Statement, tuple[Any, ...]] = PerTurn(self._run_rows)
         self._path = path
         self._conn: sqlite3.Connection | None = None
 
@@ -389,20 +386,20 @@ class _Inline(_Session):
         return self._conn
 
     def _gathered(self, fn: _Read) -> asyncio.Future[Any]:
-        return self._turns.ask(None, fn)
+        return self._reads.ask(None, fn)
 
     async def fetchrow(self, sql: str, *args: Any) -> Row | None:
         try:
-            return cast("Row | None", await self._turns.ask((sql, len(args)), args))
+            return cast("Row | None", await self._rows.ask((sql, len(args)), args))
         except sqlite3.Error as exc:
             raise _translate(exc) from exc
 
-    def _run_due(self, key: _Key, due: Asked[Any]) -> None:
-        if key is None:
-            for fn, future in due:
-                _settle_with(future, fn, self._connection)
-            return
-        sql, width = key
+    def _run_reads(self, _: None, due: Asked[_Read]) -> None:
+        for fn, future in due:
+            _settle_with(future, fn, self._connection)
+
+    def _run_rows(self, statement: _Statement, due: Asked[tuple[Any, ...]]) -> None:
+        sql, width = statement
         for start, count in _chunks(len(due), _MOST_UNITED):
             part = due[start : start + count]
             if count > 1 and self._united(sql, width, part):
@@ -410,7 +407,7 @@ class _Inline(_Session):
             for args, future in part:
                 _settle_with(future, partial(_first_row, sql, args), self._connection)
 
-    def _united(self, sql: str, width: int, part: Asked[Any]) -> bool:
+    def _united(self, sql: str, width: int, part: Asked[tuple[Any, ...]]) -> bool:
         """Answer every read of ``part`` from one united statement; False when that
         could not run (an argument sqlite3 cannot bind, say), and then none is
         answered: each reads alone, for its own answer or error."""
