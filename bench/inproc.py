@@ -22,6 +22,8 @@ import cProfile
 import json
 import pstats
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import uvloop
@@ -99,9 +101,13 @@ def _app(settings: Any) -> Any:
     return Runtime(settings, api=True, engine=False).asgi_app()
 
 
-async def run(
-    what: str, seconds: float, profile: bool, clients: int = 64, db: str = "sqlite"
-) -> None:
+Request = tuple[str, str, bytes]  # method, path, body
+
+
+@asynccontextmanager
+async def serving(what: str, db: str = "sqlite") -> AsyncIterator[tuple[Any, Request]]:
+    """The app of a real runtime, started, with a queue, a listener and a message, and
+    the request ``what`` makes (also used by ``bench.instructions``)."""
     async with database(db) as url:
         settings = load_settings(
             {
@@ -131,40 +137,47 @@ async def run(
             assert status == 200, out
             mid = json.loads(out)["message"]["id"]
             if what == "get":
-                method, path, payload = "GET", f"/v1/queues/{qid}", b""
+                request = "GET", f"/v1/queues/{qid}", b""
             elif what == "get-listener":
-                method, path, payload = "GET", f"/v1/queues/{qid}/listeners/{lid}", b""
+                request = "GET", f"/v1/queues/{qid}/listeners/{lid}", b""
             elif what == "get-message":
-                method, path, payload = "GET", f"/v1/queues/{qid}/messages/{mid}", b""
+                request = "GET", f"/v1/queues/{qid}/messages/{mid}", b""
             elif what == "health":  # the shell alone: no key, no store beyond a ping
-                method, path, payload = "GET", "/health", b""
+                request = "GET", "/health", b""
             else:
-                method, path, payload = "POST", f"/v1/queues/{qid}/messages", MESSAGE
-            done = 0
-            deadline = 0.0
+                request = "POST", f"/v1/queues/{qid}/messages", MESSAGE
+            yield app, request
 
-            async def client() -> None:
-                nonlocal done
-                while time.monotonic() < deadline:
-                    status, out = await call(app, method, path, payload)
-                    assert status == 200, out
-                    done += 1
 
-            # Warm-up past the first seconds, in which the caches read around themselves
-            # until they surely hear their channels' wake-ups (storage.wakeups).
-            deadline = time.monotonic() + WARM_UP_S
-            await asyncio.gather(*(client() for _ in range(clients)))
-            done = 0
-            profiler = cProfile.Profile() if profile else None
-            cpu, loop_cpu, wall = time.process_time(), time.thread_time(), time.monotonic()
-            deadline = wall + seconds
-            if profiler:
-                profiler.enable()
-            await asyncio.gather(*(client() for _ in range(clients)))
-            if profiler:
-                profiler.disable()
-            cpu, loop_cpu = time.process_time() - cpu, time.thread_time() - loop_cpu
-            wall = time.monotonic() - wall
+async def run(
+    what: str, seconds: float, profile: bool, clients: int = 64, db: str = "sqlite"
+) -> None:
+    async with serving(what, db) as (app, (method, path, payload)):
+        done = 0
+        deadline = 0.0
+
+        async def client() -> None:
+            nonlocal done
+            while time.monotonic() < deadline:
+                status, out = await call(app, method, path, payload)
+                assert status == 200, out
+                done += 1
+
+        # Warm-up past the first seconds, in which the caches read around themselves
+        # until they surely hear their channels' wake-ups (storage.wakeups).
+        deadline = time.monotonic() + WARM_UP_S
+        await asyncio.gather(*(client() for _ in range(clients)))
+        done = 0
+        profiler = cProfile.Profile() if profile else None
+        cpu, loop_cpu, wall = time.process_time(), time.thread_time(), time.monotonic()
+        deadline = wall + seconds
+        if profiler:
+            profiler.enable()
+        await asyncio.gather(*(client() for _ in range(clients)))
+        if profiler:
+            profiler.disable()
+        cpu, loop_cpu = time.process_time() - cpu, time.thread_time() - loop_cpu
+        wall = time.monotonic() - wall
     print(
         f"{what}: {done / wall:,.0f} req/s in-process, "
         f"{cpu / done * 1e6:.1f} us CPU per request, {loop_cpu / done * 1e6:.1f} of it on the "

@@ -12,9 +12,10 @@ import asyncio
 import contextlib
 import logging
 import logging.config
+import threading
 import time
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -29,6 +30,7 @@ class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "request_id"):
             record.request_id = request_id.get()
+        flush_access()  # this thread's waiting access lines go first (log_access)
         return True
 
 
@@ -83,6 +85,20 @@ class JsonFormatter(logging.Formatter):
             entry["exc"] = exc
         return orjson.dumps(entry, default=str).decode()
 
+    def access_line(self, created: float, name: str, rid: str | None, access: Access) -> str:
+        """The line :meth:`format` writes for ``logger.info(access.message(),
+        extra=access.extra())``, without building a record."""
+        entry: dict[str, Any] = {
+            "ts": round(created, 6),
+            "level": "info",
+            "logger": name,
+            "msg": access.message(),
+        }
+        if rid is not None:
+            entry["request_id"] = rid
+        entry.update(access.extra())
+        return orjson.dumps(entry).decode()
+
 
 class TextFormatter(logging.Formatter):
     """``2026-11-26T07:00:00.123Z INFO tidings.access [rid] msg key=value ...``"""
@@ -136,6 +152,19 @@ class TextFormatter(logging.Formatter):
             f"{k}={v}" for k, v in extras.items() if v is not None and k not in _IN_TEXT_MESSAGE
         ]
         return f"{head} {' '.join(tail)}" if tail else head
+
+    def access_line(self, created: float, name: str, rid: str | None, access: Access) -> str:
+        """The line :meth:`format` writes for ``logger.info(access.message(),
+        extra=access.extra())`` (the message shows method, path, status and duration;
+        the rest follow as ``key=value``, a missing org left out), in one f-string."""
+        a = access
+        at = self._timestamp(created)
+        rid_part = "" if rid is None else f"[{rid}] "
+        org = "" if a.org_id is None else f" org_id={a.org_id}"
+        return (
+            f"{at} INFO {name} {rid_part}{a.method} {a.path} {a.status} "
+            f"{a.seconds * 1000:.1f}ms route={a.route}{org} client={a.client}"
+        )
 
 
 def logging_config(fmt: str = "text", level: str = "INFO") -> dict[str, Any]:
@@ -198,7 +227,8 @@ def configure_logging(fmt: str = "text", level: str = "INFO") -> None:
 
 _FORMATTERS = (TextFormatter, JsonFormatter)
 _OUR_FILTERS = (RequestIdFilterInstaller, RequestIdFilter)
-_Plain = tuple[logging.StreamHandler[Any], TextFormatter | JsonFormatter]
+_Formatter = TextFormatter | JsonFormatter
+_Plain = tuple[logging.StreamHandler[Any], _Formatter]
 
 
 def _plain_stream(logger: logging.Logger) -> _Plain | None:
@@ -228,57 +258,115 @@ def _plain_stream(logger: logging.Logger) -> _Plain | None:
     return found
 
 
-def log_info_fast(
-    logger: logging.Logger, msg: str, args: tuple[Any, ...], extra: dict[str, Any]
-) -> None:
-    """``logger.info(msg, *args, extra=extra)`` for the access log, a line per request.
+class Access(NamedTuple):
+    """One access-log line's fields, as ``api/observe.py`` gives them per request."""
 
-    With the process's standard logging set-up the line is formatted and written
-    directly: the logging module's per-record work (the record, the handler chain,
-    the filters) was half of what a line cost, and the access log was a fifth to a
-    quarter of the CPU of a request (``python -m bench.inproc``, docs/benchmarks.md).
-    On an event loop the lines of one loop iteration are written together, at the
-    start of the next one (one system call, not one per request). Any other set-up
-    (a test's capture handler, an operator's extra handler or filter) goes through
-    ``logging`` as usual."""
+    method: str
+    path: str
+    status: int
+    seconds: float
+    route: str
+    org_id: str | None
+    client: str
+
+    def message(self) -> str:
+        return f"{self.method} {self.path} {self.status} {self.seconds * 1000:.1f}ms"
+
+    def extra(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "path": self.path,
+            "route": self.route,
+            "status": self.status,
+            "duration_ms": round(self.seconds * 1000, 2),
+            "org_id": self.org_id,
+            "client": self.client,
+        }
+
+
+ACCESS_FLUSH_S = 0.05
+ACCESS_BATCH_LINES = 512
+
+
+class _Batch:
+    """Access lines of one thread waiting to be formatted and written, and where to."""
+
+    __slots__ = ("formatter", "handler", "lines", "loop", "name")
+
+    def __init__(
+        self,
+        handler: logging.StreamHandler[Any],
+        formatter: _Formatter,
+        name: str,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self.handler = handler
+        self.formatter = formatter
+        self.name = name
+        self.loop = loop  # whose timer writes the batch
+        self.lines: list[tuple[float, str | None, Access]] = []
+
+
+_pending = threading.local()  # .batch: this thread's _Batch, or None
+
+
+def log_access(logger: logging.Logger, access: Access) -> None:
+    """``logger.info(access.message(), extra=access.extra())``, a line per request.
+
+    With the process's standard logging set-up (checked when a batch starts) the line's
+    fields wait in a batch of the thread, formatted by the formatter's ``access_line``
+    and written together at most :data:`ACCESS_FLUSH_S` later (at once past
+    :data:`ACCESS_BATCH_LINES`), before any other record of the thread reaches the
+    stream (lines stay in order) and when the app stops (:func:`flush_access`). The
+    logging module's per-record work, a generic line and a write per turn of the event
+    loop (nearly one per request under load) were a quarter of the CPU of a GET
+    (docs/benchmarks.md). A handler or filter added while a batch waits applies from
+    the next batch. Any other set-up (a test's capture handler, an operator's extra
+    handler or filter) and a thread without an event loop go through ``logging``."""
     if not logger.isEnabledFor(logging.INFO):
         return
-    plain = _plain_stream(logger)
-    if plain is None:
-        logger.info(msg, *args, extra=extra)
-        return
-    handler, formatter = plain
-    try:
-        line = formatter.line(time.time(), "INFO", logger.name, request_id.get(), msg % args, extra)
-    except Exception:  # as StreamHandler.emit would: report, never raise into a request
-        logger.info(msg, *args, extra=extra)
-        return
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:  # no event loop: write it now
-        _write(handler, line + handler.terminator)
-        return
-    key = (handler, loop)
-    batch = _batches.get(key)
+    batch: _Batch | None = getattr(_pending, "batch", None)
+    if batch is not None and not batch.loop.is_running():  # its loop ended before its timer
+        _flush(batch)
+        batch = None
     if batch is None:
-        batch = _batches[key] = []
-        loop.call_soon(_write_batch, key)
-    batch.append(line)
+        plain = _plain_stream(logger)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            plain = None
+        if plain is None:
+            logger.info(access.message(), extra=access.extra())
+            return
+        batch = _pending.batch = _Batch(*plain, logger.name, loop)
+        loop.call_later(ACCESS_FLUSH_S, _flush, batch)
+    batch.lines.append((time.time(), request_id.get(), access))
+    if len(batch.lines) >= ACCESS_BATCH_LINES:
+        _flush(batch)
 
 
-# Access-log lines of this event-loop iteration, by handler: written together by one
-# write at the start of the next iteration, where a write per line was a system call
-# per request.
-_batches: dict[tuple[logging.StreamHandler[Any], asyncio.AbstractEventLoop], list[str]] = {}
+def flush_access() -> None:
+    """Write this thread's waiting access lines now (the app's shutdown)."""
+    batch: _Batch | None = getattr(_pending, "batch", None)
+    if batch is not None:
+        _flush(batch)
 
 
-def _write_batch(key: tuple[logging.StreamHandler[Any], asyncio.AbstractEventLoop]) -> None:
-    handler = key[0]
-    lines = _batches.pop(key, [])
+def _flush(batch: _Batch) -> None:
+    if getattr(_pending, "batch", None) is batch:
+        _pending.batch = None
+    if not batch.lines:  # written already (full, or before another record)
+        return
+    lines, batch.lines = batch.lines, []
+    handler, line = batch.handler, batch.formatter.access_line
     try:
-        _write(handler, "".join(line + handler.terminator for line in lines))
+        text = "".join(
+            line(created, batch.name, rid, access) + handler.terminator
+            for created, rid, access in lines
+        )
+        _write(handler, text)
     except Exception:  # as StreamHandler.emit would: report it on stderr
-        handler.handleError(logging.makeLogRecord({"msg": lines[0] if lines else ""}))
+        handler.handleError(logging.makeLogRecord({"msg": lines[0][2].message()}))
 
 
 def _write(handler: logging.StreamHandler[Any], text: str) -> None:

@@ -39,7 +39,7 @@ from tidings.api.middleware import (
 )
 from tidings.api.observe import ROUTE_KEY, Observer, incoming_id
 from tidings.api.router import Router
-from tidings.logs import request_id
+from tidings.logs import flush_access, request_id
 
 log = logging.getLogger("tidings.api")
 Lifespan = Callable[[], AbstractAsyncContextManager[None]]
@@ -161,7 +161,9 @@ class App:
                 started = True
                 await receive()  # lifespan.shutdown
         except BaseException:
+            flush_access()
             kind = "shutdown" if started else "startup"
             await send({"type": f"lifespan.{kind}.failed", "message": traceback.format_exc()})
             raise
+        flush_access()  # the last access lines, before the server stops the loop
         await send({"type": "lifespan.shutdown.complete"})

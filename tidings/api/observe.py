@@ -12,7 +12,7 @@ import re
 from starlette.types import Scope
 
 from tidings.api.peers import ClientAddresses
-from tidings.logs import log_info_fast
+from tidings.logs import Access, log_access
 from tidings.metrics import Metrics
 
 access_log = logging.getLogger("tidings.access")
@@ -42,18 +42,13 @@ class Observer:
         template = scope.get(ROUTE_KEY, "unmatched")
         if self.metrics is not None:
             self.metrics.observe_request(scope["method"], template, status, elapsed)
-        if access_log.isEnabledFor(logging.INFO):
-            log_info_fast(
-                access_log,
-                "%s %s %d %.1fms",
-                (scope["method"], scope["path"], status, elapsed * 1000),
-                {
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "route": template,
-                    "status": status,
-                    "duration_ms": round(elapsed * 1000, 2),
-                    "org_id": scope.get(ORG_KEY),
-                    "client": self.addresses.of(scope),
-                },
-            )
+        access = Access(
+            scope["method"],
+            scope["path"],
+            status,
+            elapsed,
+            template,
+            scope.get(ORG_KEY),
+            self.addresses.of(scope),
+        )
+        log_access(access_log, access)

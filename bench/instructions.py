@@ -1,0 +1,108 @@
+"""Machine instructions per request of the app in-process, counted by valgrind's
+callgrind: ``python -m bench.instructions {get,get-listener,get-message,ingest,health}
+[--requests 1280] [--before DIR]``.
+
+On a shared 2-core VM the CPU time of the same code moves by 10-30 % from run to run
+(the speed of the cores themselves drifts), more than most per-request changes; an
+instruction count does not. The app is ``bench.inproc``'s (a real runtime on SQLite, no
+engine, the access log as ``tidings serve`` writes it, to /dev/null), warmed up for 3 s of
+wall time, then ``--requests`` requests (64 in flight) are counted, every thread's
+instructions included, Python's, SQLite's and the C libraries'. Kernel time is not
+counted, nor waiting: a change that saves system calls or wake-ups shows in
+``bench.inproc``/``bench.ab --cpu``, not here. ``--before DIR`` counts a second tree
+(``git archive <commit> | tar -x -C DIR``) the same way, for a ratio.
+
+Needs valgrind with its headers (Debian's ``valgrind``) and a C compiler: callgrind
+counts only between two client requests, issued from a tiny C library built on the
+fly. About a minute per 1,280 requests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ctypes
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+_TOGGLE_C = "#include <valgrind/callgrind.h>\nvoid toggle(void) { CALLGRIND_TOGGLE_COLLECT; }\n"
+CLIENTS = 64
+
+
+def _toggle_library(directory: Path) -> Path:
+    source, library = directory / "toggle.c", directory / "libtoggle.so"
+    source.write_text(_TOGGLE_C)
+    subprocess.run(["cc", "-O2", "-shared", "-fPIC", "-o", library, source], check=True)
+    return library
+
+
+async def _counted(what: str, requests: int, library: str) -> None:
+    """The inner run, under callgrind: counting is on only around the measured part."""
+    from bench.inproc import WARM_UP_S, call, serving
+
+    toggle = ctypes.CDLL(library).toggle
+    async with serving(what) as (app, (method, path, payload)):
+
+        async def client(until: float, count: int) -> None:
+            while time.monotonic() < until or count > 0:
+                status, out = await call(app, method, path, payload)
+                assert status == 200, out
+                count -= 1
+
+        warm = time.monotonic() + WARM_UP_S
+        await asyncio.gather(*(client(warm, 0) for _ in range(CLIENTS)))
+        toggle()
+        await asyncio.gather(*(client(0.0, requests // CLIENTS) for _ in range(CLIENTS)))
+        toggle()
+
+
+def count(what: str, requests: int, tree: str | None = None) -> float:
+    """Instructions per request of ``what``, with tidings from ``tree`` (else this one)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        library = _toggle_library(Path(tmp))
+        out = Path(tmp) / "callgrind.out"
+        env = dict(os.environ)
+        bench_root = str(Path(__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (tree, bench_root) if p)
+        subprocess.run(
+            [
+                "valgrind", "--tool=callgrind", "--collect-atstart=no",
+                f"--callgrind-out-file={out}",
+                sys.executable, "-m", "bench.instructions", "--inner", what,
+                "--requests", str(requests), "--library", str(library),
+            ],
+            env=env, cwd=tmp, check=True,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        for line in out.read_text().splitlines():
+            if line.startswith(("summary:", "totals:")):
+                return int(line.split()[1]) / (requests // CLIENTS * CLIENTS)
+    raise RuntimeError("callgrind wrote no totals")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.instructions", description=__doc__)
+    parser.add_argument("what", choices=["get", "get-listener", "get-message", "ingest", "health"])
+    parser.add_argument("--requests", type=int, default=1280)
+    parser.add_argument("--before", help="a source tree to count too, for a ratio")
+    parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--library", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.inner:
+        import uvloop
+
+        uvloop.run(_counted(args.what, args.requests, args.library))
+        return
+    after = count(args.what, args.requests)
+    print(f"{args.what}: {after:,.0f} instructions per request")
+    if args.before:
+        before = count(args.what, args.requests, args.before)
+        print(f"before ({args.before}): {before:,.0f}; after/before {after / before:.3f}")
+
+
+if __name__ == "__main__":
+    main()
