@@ -112,11 +112,49 @@ def free_port() -> int:
 async def serve(
     database_url: str, log: Path, port: int | None = None, *args: str, **env: str
 ) -> tuple[Proc, str]:
-    port = port or free_port()
-    proc = Proc(["serve", "--port", str(port), *args], tidings_env(database_url, **env), log)
-    base = f"http://127.0.0.1:{port}"
-    await wait_healthy(base, proc)
-    return proc, base
+    """``tidings serve``, healthy. On a port of its own choosing, once more on another
+    port if another test's process took it between ``free_port`` and the bind (that
+    process would answer ``/health`` in its place)."""
+    for attempt in range(3):
+        chosen = port or free_port()
+        proc = Proc(["serve", "--port", str(chosen), *args], tidings_env(database_url, **env), log)
+        base = f"http://127.0.0.1:{chosen}"
+        try:
+            await wait_healthy(base, proc)
+        except PortTaken:
+            if port is not None or attempt == 2:
+                raise
+            continue
+        return proc, base
+    raise AssertionError("unreachable")
+
+
+class PortTaken(AssertionError):
+    """``tidings serve`` could not bind its port: another process holds it."""
+
+
+def _listening_inodes(port: int) -> set[str]:
+    """Inodes of the IPv4 and IPv6 TCP sockets listening on ``port`` (state 0A)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":
+                    found.add(fields[9])
+    return found
+
+
+def listens_on(proc: Proc, port: int) -> bool:
+    """Whether a process of ``proc``'s tree holds the socket listening on ``port``."""
+    wanted = {f"socket:[{inode}]" for inode in _listening_inodes(port)}
+    for pid in proc.tree():
+        with contextlib.suppress(OSError):
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                with contextlib.suppress(OSError):
+                    if os.readlink(f"/proc/{pid}/fd/{fd}") in wanted:
+                        return True
+    return False
 
 
 async def wait_engine(proc: Proc, timeout_s: float = 30) -> None:
@@ -132,14 +170,18 @@ async def wait_engine(proc: Proc, timeout_s: float = 30) -> None:
 
 async def wait_healthy(base: str, proc: Proc, timeout_s: float = 30) -> None:
     async with httpx.AsyncClient() as client:
+        port = int(base.rsplit(":", 1)[1])
 
         async def healthy() -> bool:
             if proc.popen.poll() is not None:
-                raise AssertionError(f"tidings exited: {proc.log.read_text()[-2000:]}")
+                text = proc.log.read_text()
+                kind = PortTaken if "Address already in use" in text else AssertionError
+                raise kind(f"tidings exited: {text[-2000:]}")
             try:
-                return (await client.get(base + "/health")).status_code == 200
+                answered = (await client.get(base + "/health")).status_code == 200
             except httpx.TransportError:
                 return False
+            return answered and listens_on(proc, port)  # not another test's server
 
         await until(
             healthy,
