@@ -88,16 +88,7 @@ class JsonFormatter(logging.Formatter):
     def access_line(self, created: float, name: str, rid: str | None, access: Access) -> str:
         """The line :meth:`format` writes for ``logger.info(access.message(),
         extra=access.extra())``, without building a record."""
-        entry: dict[str, Any] = {
-            "ts": round(created, 6),
-            "level": "info",
-            "logger": name,
-            "msg": access.message(),
-        }
-        if rid is not None:
-            entry["request_id"] = rid
-        entry.update(access.extra())
-        return orjson.dumps(entry).decode()
+        return self.line(created, "INFO", name, rid, access.message(), access.extra())
 
 
 class TextFormatter(logging.Formatter):

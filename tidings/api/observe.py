@@ -42,13 +42,14 @@ class Observer:
         template = scope.get(ROUTE_KEY, "unmatched")
         if self.metrics is not None:
             self.metrics.observe_request(scope["method"], template, status, elapsed)
-        access = Access(
-            scope["method"],
-            scope["path"],
-            status,
-            elapsed,
-            template,
-            scope.get(ORG_KEY),
-            self.addresses.of(scope),
-        )
-        log_access(access_log, access)
+        if access_log.isEnabledFor(logging.INFO):  # else nothing to build
+            access = Access(
+                scope["method"],
+                scope["path"],
+                status,
+                elapsed,
+                template,
+                scope.get(ORG_KEY),
+                self.addresses.of(scope),
+            )
+            log_access(access_log, access)
