@@ -71,6 +71,47 @@ async def _counted(what: str, requests: int, library: str) -> None:
         counter.stop()
 
 
+async def _counted_deliveries(deliveries: int, library: str) -> None:
+    """The inner run of ``deliver``: the engine of a runtime in this process drains a
+    backlog to ``bench.receiver`` (its own process, not counted); counting is on from
+    the 500th arrival for about ``deliveries`` more, and the exact number counted goes
+    to ``counted.txt`` (arrivals are read before the start and after the stop)."""
+    import aiohttp
+
+    from bench import arrivals
+    from bench.api import Api
+    from bench.procs import database, receiver, tidings, tidings_env
+    from bench.seed import seed_plain
+    from tidings.config import load_settings
+    from tidings.logs import configure_logging
+    from tidings.runtime import Runtime
+
+    warm = 500
+    counter = ctypes.CDLL(library)
+    async with receiver() as recv, database("sqlite") as url, aiohttp.ClientSession() as s:
+        async with tidings(url, "--no-engine") as api_only:  # a process of its own
+            api = Api(api_only.url, s)
+            queue_id = await api.queue()
+            await api.listener(queue_id, recv.url, "fast")
+        await seed_plain(url, queue_id, warm + deliveries * 2)
+        await arrivals.reset(s, recv.url)
+        settings = load_settings(tidings_env(url))
+        configure_logging(settings.log_format, settings.log_level.upper())
+
+        async def arrived(at_least: int) -> int:
+            while (got := await arrivals.count(s, recv.url)) < at_least:
+                await asyncio.sleep(0.5)  # wall time: ~100x slower under callgrind
+            return got
+
+        async with Runtime(settings, api=False, engine=True).running():
+            first = await arrived(warm)
+            counter.start()
+            await asyncio.sleep(0)
+            last = await arrived(first + deliveries)
+            counter.stop()
+        Path("counted.txt").write_text(str(last - first))
+
+
 def count(what: str, requests: int, tree: str | None = None, keep: str | None = None) -> float:
     """Instructions per request of ``what``, with tidings from ``tree`` (else this one);
     callgrind's file copied to ``keep`` for ``callgrind_annotate``."""
@@ -93,17 +134,21 @@ def count(what: str, requests: int, tree: str | None = None, keep: str | None = 
             raise RuntimeError(f"the counted run failed:\n{run.stderr[-3000:]}")
         if keep:
             shutil.copyfile(out, keep)
+        counted = Path(tmp) / "counted.txt"
+        done = int(counted.read_text()) if counted.exists() else requests // CLIENTS * CLIENTS
         # "totals:" (with instrumentation started late, "summary:" reads 0)
         for line in out.read_text().splitlines():
             if line.startswith("totals:"):
-                return int(line.split()[1]) / (requests // CLIENTS * CLIENTS)
+                return int(line.split()[1]) / done
     raise RuntimeError("callgrind wrote no totals")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.instructions", description=__doc__)
-    parser.add_argument("what", choices=["get", "get-listener", "get-message", "ingest", "health"])
-    parser.add_argument("--requests", type=int, default=1280)
+    parser.add_argument(
+        "what", choices=["get", "get-listener", "get-message", "ingest", "health", "deliver"]
+    )
+    parser.add_argument("--requests", type=int, default=1280, help="(or deliveries)")
     parser.add_argument("--before", help="a source tree to count too, for a ratio")
     parser.add_argument("--keep", help="copy callgrind's output there (callgrind_annotate)")
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
@@ -112,7 +157,10 @@ def main() -> None:
     if args.inner:
         import uvloop
 
-        uvloop.run(_counted(args.what, args.requests, args.library))
+        if args.what == "deliver":
+            uvloop.run(_counted_deliveries(args.requests, args.library))
+        else:
+            uvloop.run(_counted(args.what, args.requests, args.library))
         return
     after = count(args.what, args.requests, keep=args.keep)
     print(f"{args.what}: {after:,.0f} instructions per request")

@@ -40,7 +40,6 @@ def secret_key(secret: str) -> bytes:
 def sign(key: bytes, msg_id: str, timestamp_s: int, body: bytes) -> str:
     """The ``v1`` signature of one attempt."""
     signed = b"%s.%d.%s" % (msg_id.encode("ascii"), timestamp_s, body)
-    # One call into OpenSSL, no HMAC object (the engine signs every attempt).
     digest = hmac.digest(key, signed, "sha256")
     return "v1," + base64.b64encode(digest).decode("ascii")
 
@@ -74,23 +73,27 @@ def new_keys(scheme: str) -> KeyPair:
 class Signer:
     """Signs attempts with one key; built once per key, not per attempt."""
 
-    __slots__ = ("_hmac_key", "_private")
+    __slots__ = ("_hmac", "_private")
 
     def __init__(self, scheme: str, signing_key: str) -> None:
-        self._hmac_key: bytes | None = None
+        self._hmac: hmac.HMAC | None = None
         self._private: Ed25519PrivateKey | None = None
         if scheme == "v1a":
             raw = base64.b64decode(signing_key.removeprefix(PRIVATE_PREFIX))
             self._private = Ed25519PrivateKey.from_private_bytes(raw[:32])
         else:
-            self._hmac_key = secret_key(signing_key)
+            # Keyed once; each attempt signs with a copy. OpenSSL 3 looks the digest up
+            # by name and keys a new context on every one-shot ``hmac.digest``.
+            self._hmac = hmac.new(secret_key(signing_key), digestmod="sha256")
 
     def __repr__(self) -> str:  # never the key
         return "Signer(...)"
 
     def sign(self, msg_id: str, timestamp_s: int, body: bytes) -> str:
-        if self._private is None:
-            assert self._hmac_key is not None
-            return sign(self._hmac_key, msg_id, timestamp_s, body)
         signed = b"%s.%d.%s" % (msg_id.encode("ascii"), timestamp_s, body)
+        if self._private is None:
+            assert self._hmac is not None
+            mac = self._hmac.copy()
+            mac.update(signed)
+            return "v1," + base64.b64encode(mac.digest()).decode("ascii")
         return "v1a," + base64.b64encode(self._private.sign(signed)).decode("ascii")
