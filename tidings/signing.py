@@ -37,13 +37,6 @@ def secret_key(secret: str) -> bytes:
     return base64.b64decode(secret.removeprefix(SECRET_PREFIX))
 
 
-def sign(key: bytes, msg_id: str, timestamp_s: int, body: bytes) -> str:
-    """The ``v1`` signature of one attempt."""
-    signed = b"%s.%d.%s" % (msg_id.encode("ascii"), timestamp_s, body)
-    digest = hmac.digest(key, signed, "sha256")
-    return "v1," + base64.b64encode(digest).decode("ascii")
-
-
 @dataclass(frozen=True, slots=True)
 class KeyPair:
     """What a listener shows as ``secret`` and what signs (the same for ``v1``)."""

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tidings.signing import new_secret, secret_key, sign
+from tidings.signing import Signer, new_keys, new_secret
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "delivery.md"
 BODY = b'{"id":"m1","name":null,"queue":{"id":"q1","name":"orders"},"data":"x","created_at":1}'
@@ -33,7 +33,7 @@ def signed(secret: str, body: bytes = BODY, age_s: int = 0) -> dict[str, str]:
         "content-type": "application/json",
         "webhook-id": "m1",
         "webhook-timestamp": str(ts),
-        "webhook-signature": sign(secret_key(secret), "m1", ts, body),
+        "webhook-signature": Signer("v1", secret).sign("m1", ts, body),
     }
 
 
@@ -77,8 +77,6 @@ def test_flask_receiver(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_rotation_and_v1a_examples(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tidings.signing import Signer, new_keys
-
     old, new, v1a = new_keys("v1"), new_keys("v1"), new_keys("v1a")
     ts = int(time.time())
     both = {

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tidings.signing import new_secret, secret_key, sign
+from tidings.signing import Signer, new_secret
 from tidings_client import WebhookVerificationError, verify_webhook
 
 BODY = b'{"id":"m1","name":"n","queue":{"id":"q","name":"orders"},"data":"{}","created_at":1}'
@@ -17,7 +17,7 @@ def signed(secret: str, body: bytes = BODY, at: int | None = None) -> dict[str, 
     return {
         "webhook-id": "m1",
         "webhook-timestamp": str(ts),
-        "webhook-signature": sign(secret_key(secret), "m1", ts, body),
+        "webhook-signature": Signer("v1", secret).sign("m1", ts, body),
     }
 
 
