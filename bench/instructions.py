@@ -1,6 +1,8 @@
 """Machine instructions per request of the app in-process, counted by valgrind's
 callgrind: ``python -m bench.instructions {get,get-listener,get-message,ingest,health}
-[--requests 1280] [--before DIR]``.
+[--requests 1280] [--before DIR] [--keep FILE]``; and per delivery of the engine with
+``deliver`` (a tree from before the runtime module, 2026-12-06, has no engine to run
+in-process this way).
 
 On a shared 2-core VM the CPU time of the same code moves by 10-30 % from run to run
 (the speed of the cores themselves drifts), more than most per-request changes; an
@@ -36,7 +38,7 @@ import tempfile
 import time
 from pathlib import Path
 
-_TOGGLE_C = (
+_COUNTER_C = (
     "#include <valgrind/callgrind.h>\n"
     "void start(void) { CALLGRIND_START_INSTRUMENTATION; }\n"
     "void stop(void) { CALLGRIND_STOP_INSTRUMENTATION; }\n"
@@ -44,9 +46,9 @@ _TOGGLE_C = (
 CLIENTS = 64
 
 
-def _toggle_library(directory: Path) -> Path:
-    source, library = directory / "toggle.c", directory / "libtoggle.so"
-    source.write_text(_TOGGLE_C)
+def _counter_library(directory: Path) -> Path:
+    source, library = directory / "counter.c", directory / "libcounter.so"
+    source.write_text(_COUNTER_C)
     subprocess.run(["cc", "-O2", "-shared", "-fPIC", "-o", library, source], check=True)
     return library
 
@@ -117,7 +119,7 @@ def count(what: str, requests: int, tree: str | None = None, keep: str | None = 
     """Instructions per request of ``what``, with tidings from ``tree`` (else this one);
     callgrind's file copied to ``keep`` for ``callgrind_annotate``."""
     with tempfile.TemporaryDirectory() as tmp:
-        library = _toggle_library(Path(tmp))
+        library = _counter_library(Path(tmp))
         out = Path(tmp) / "callgrind.out"
         env = dict(os.environ)
         bench_root = str(Path(__file__).resolve().parent.parent)
