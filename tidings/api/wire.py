@@ -324,7 +324,11 @@ def _screen(raw: bytes) -> None:
     """
     if raw.find(b"\\u0000") >= 0:  # not ``in``: bytes raises a TypeError inside first
         _no_nul(msgspec.json.decode(raw))
-    _KEY_CHECKER.decode(raw.decode("utf-8"))  # msgspec has accepted it: valid UTF-8
+    # msgspec has accepted it (valid UTF-8, one document, nothing after it): the hook
+    # only has to see its objects. raw_decode, not decode, which matches a regular
+    # expression for the whitespace on either side (~2,800 machine instructions).
+    text = raw.decode("utf-8")
+    _KEY_CHECKER.raw_decode(text, len(text) - len(text.lstrip(" \t\n\r")))
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
