@@ -15,6 +15,7 @@ import httpx
 
 from tests.conftest import BOOTSTRAP_KEY, free_socket
 from tests.polling import until
+from tests.sockets import socket_inodes, tcp_inodes
 
 
 def tidings_env(database_url: str, **extra: str) -> dict[str, str]:
@@ -133,28 +134,10 @@ class PortTaken(AssertionError):
     """``tidings serve`` could not bind its port: another process holds it."""
 
 
-def _listening_inodes(port: int) -> set[str]:
-    """Inodes of the IPv4 and IPv6 TCP sockets listening on ``port`` (state 0A)."""
-    found = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with contextlib.suppress(OSError):
-            for line in Path(table).read_text().splitlines()[1:]:
-                fields = line.split()
-                if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":
-                    found.add(fields[9])
-    return found
-
-
 def listens_on(proc: Proc, port: int) -> bool:
     """Whether a process of ``proc``'s tree holds the socket listening on ``port``."""
-    wanted = {f"socket:[{inode}]" for inode in _listening_inodes(port)}
-    for pid in proc.tree():
-        with contextlib.suppress(OSError):
-            for fd in os.listdir(f"/proc/{pid}/fd"):
-                with contextlib.suppress(OSError):
-                    if os.readlink(f"/proc/{pid}/fd/{fd}") in wanted:
-                        return True
-    return False
+    wanted = tcp_inodes(port, listening=True)
+    return any(socket_inodes(pid) & wanted for pid in proc.tree())
 
 
 async def wait_engine(proc: Proc, timeout_s: float = 30) -> None:

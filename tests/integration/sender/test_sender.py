@@ -5,7 +5,6 @@ and that no socket outlives a request that was cut or the sender's close()."""
 from __future__ import annotations
 
 import asyncio
-import os
 import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -15,6 +14,7 @@ import pytest
 import trustme
 
 from tests.polling import until
+from tests.sockets import socket_inodes, tcp_inodes
 from tidings.delivery.sender import (
     KEPT_BODY_BYTES,
     MAX_ANSWER_BYTES,
@@ -148,23 +148,7 @@ def always(data: bytes, *, close: bool = False, delay_s: float = 0.0) -> Callabl
 
 def client_sockets(port: int) -> int:
     """Sockets of this process connected to ``port`` on the far end (clients of it)."""
-    remote: set[str] = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with open(table) as rows:
-            next(rows)
-            for row in rows:
-                fields = row.split()
-                if int(fields[2].rsplit(":", 1)[1], 16) == port:
-                    remote.add(fields[9])
-    mine: set[str] = set()
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            mine.add(target[8:-1])
-    return len(remote & mine)
+    return len(tcp_inodes(port, remote=True) & socket_inodes("self"))
 
 
 @asynccontextmanager
