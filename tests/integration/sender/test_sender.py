@@ -136,6 +136,8 @@ async def _read_request(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
 
 async def _write(writer: asyncio.StreamWriter, data: bytes, drip_s: float) -> None:
     for part in [data[i : i + 1] for i in range(len(data))] if drip_s else [data]:
+        if writer.is_closing():  # the client went away while it dripped (uvloop's
+            return  # transport raises RuntimeError on a write then, not ConnectionError)
         writer.write(part)
         await writer.drain()
         if drip_s:
