@@ -69,6 +69,29 @@ async def test_full_listener_shape_and_lists(server: Running, queue: dict[str, A
     assert q["queue"]["listeners"] == [{"id": lid, "name": "myapp.io/deletion-request-listener"}]
 
 
+async def test_one_listener_reads_as_its_list_item(server: Running, queue: dict[str, Any]) -> None:
+    """Every option set and every kind of value (a rate of 1/3 to all its digits, a
+    name beyond ASCII, JSON options): the GET of one (read on its own path, packed
+    on SQLite) shows what the list shows, plus the secret and the headers."""
+    options = {
+        "rate_limit": 1 / 3,
+        "max_in_flight": 3,
+        "ordered": True,
+        "headers": {"X-Tenant": 'a "quoted" value'},
+        "filter": {"names": ["order.*"]},
+    }
+    body = {**_body("émission/ünïcode 🚀"), **options}
+    created = (await server.call("POST", f"/queues/{queue['id']}/listeners", json=body)).json()
+    lid = created["listener"]["id"]
+    got = (await server.call("GET", f"/queues/{queue['id']}/listeners/{lid}")).json()["listener"]
+    assert {name: got[name] for name in options} == options
+    assert got["name"] == "émission/ünïcode 🚀" and got["secret"] == created["listener"]["secret"]
+    (listed,) = (await server.call("GET", f"/queues/{queue['id']}/listeners")).json()["listeners"]
+    # (liveness left out: a probe of the closed port may land between the two reads)
+    del got["liveness"], listed["liveness"]
+    assert {**listed, "secret": got["secret"], "headers": got["headers"]} == got
+
+
 async def test_update_and_delete_listener(server: Running, queue: dict[str, Any]) -> None:
     lid = await server.call("POST", f"/queues/{queue['id']}/listeners", json=_body())
     lid = lid.json()["listener"]["id"]

@@ -85,20 +85,22 @@ _WIDTH = len(_Columns._fields)
 INLINE_MISSED = 64
 
 
-def _with_missed(dialect: str, limit: str) -> str:
-    """A listener's columns and its missed message ids (a JSON array, unordered) from a
-    correlated subquery: one statement for a listener or a page, one snapshot, and on
-    SQLite one read on the loop's thread instead of two for a GET (each statement hands
-    the GIL to the server's threads and back: docs/benchmarks.md)."""
+def _missed_ids(dialect: str, limit: str) -> str:
+    """A listener's missed message ids as a JSON array (unordered), from a correlated
+    subquery: one statement for a listener or a page, one snapshot, and on SQLite one
+    read on the loop's thread instead of two for a GET (each statement hands the GIL
+    to the server's threads and back: docs/benchmarks.md)."""
     missed = (
         "SELECT d.message_id FROM deliveries d"
         f" WHERE d.listener_id = listeners.id AND d.state = 'missed'{limit}"
     )
     if dialect == "postgresql":
-        aggregate = f"(SELECT COALESCE(json_agg(message_id), '[]') FROM ({missed}) AS m)::text"
-    else:
-        aggregate = f"(SELECT json_group_array(message_id) FROM ({missed}))"
-    return f"{_COLUMNS}, {aggregate} AS missed"
+        return f"(SELECT COALESCE(json_agg(message_id), '[]') FROM ({missed}) AS m)::text"
+    return f"(SELECT json_group_array(message_id) FROM ({missed}))"
+
+
+def _with_missed(dialect: str, limit: str) -> str:
+    return f"{_COLUMNS}, {_missed_ids(dialect, limit)} AS missed"
 
 
 _DIALECTS = ("sqlite", "postgresql")
@@ -106,11 +108,40 @@ _DIALECTS = ("sqlite", "postgresql")
 # them all where scans are read), or all of them (a page, on a reader thread).
 _ALL_MISSED = {d: _with_missed(d, "") for d in _DIALECTS}
 _ONE = " FROM listeners WHERE org_id = $1 AND queue_id = $2 AND id = $3"
+_FIRST_MISSED = f" LIMIT {INLINE_MISSED + 1}"
+# On SQLite the GET's row comes packed as one JSON array (the columns, then the missed
+# ids): Python 3.11's sqlite3 lets the GIL go and takes it back around the type read
+# of every column of every row, so 28 columns cost ~4 us more than one (8.4 against
+# 4.2 us a read here), and under the server each of those is a chance for the
+# server's threads to take the GIL from the loop (docs/benchmarks.md). ``json()``
+# keeps the ids an array whatever the SQLite version does with a subquery's subtype;
+# rate_limit comes again as a column of its own, since JSON text keeps 15 digits of a
+# REAL (1/3 would read back as 0.333333333333333).
 _GET_FIRST = {
-    d: f"SELECT {_with_missed(d, f' LIMIT {INLINE_MISSED + 1}')}{_ONE}" for d in _DIALECTS
+    "sqlite": f"SELECT json_array({_COLUMNS}, json({_missed_ids('sqlite', _FIRST_MISSED)})),"
+    f" rate_limit{_ONE}",
+    "postgresql": f"SELECT {_with_missed('postgresql', _FIRST_MISSED)}{_ONE}",
 }
 _GET_ALL = {d: f"SELECT {_ALL_MISSED[d]}{_ONE}" for d in _DIALECTS}
 _decode_ids = msgspec.json.Decoder(list[str]).decode
+_decode_packed = msgspec.json.Decoder(list[Any]).decode
+
+
+_RATE_LIMIT = _Columns._fields.index("rate_limit")
+
+
+def _unpacked(dialect: str, row: Row) -> list[Any]:
+    """A ``_GET_FIRST`` row as its columns' values with the missed ids (a list) last."""
+    # Both drivers' rows iterate over their values, in the order selected.
+    if dialect == "sqlite":
+        packed, rate_limit = tuple(row)[:2]
+        values: list[Any] = _decode_packed(packed)
+        values[_RATE_LIMIT] = rate_limit
+        return values
+    values = list(tuple(row)[: _WIDTH + 1])
+    values[_WIDTH] = _decode_ids(values[_WIDTH])
+    return values
+
 
 _EDITABLE = frozenset({"name", "notify_url", "liveness_url"})
 # Options a PUT may change (SPEC §10); headers and filter are stored as JSON text.
@@ -161,9 +192,9 @@ def _health(c: _Columns, status: ListenerStatus) -> Health:
     )
 
 
-def _listener(row: Row, missed: tuple[str, ...] = ()) -> Listener:
-    """A listener from a row whose first columns are ``_COLUMNS`` (both drivers' rows
-    iterate over their values, in the order selected)."""
+def _listener(row: Row | Sequence[Any], missed: tuple[str, ...] = ()) -> Listener:
+    """A listener from a row (or a list of values) whose first columns are ``_COLUMNS``
+    (both drivers' rows iterate over their values, in the order selected)."""
     c = _Columns._make(tuple(row)[:_WIDTH])
     status = _STATUS[c.status]
     return Listener(
@@ -267,13 +298,13 @@ class Listeners:
         row = await self._db.point.fetchrow(_GET_FIRST[self._db.dialect], *args)
         if row is None:
             raise _not_found()
-        missed = _decode_ids(row["missed"])
-        if len(missed) > INLINE_MISSED:
+        values = _unpacked(self._db.dialect, row)
+        if len(values[_WIDTH]) > INLINE_MISSED:
             row = await self._db.fetchrow(_GET_ALL[self._db.dialect], *args)
             if row is None:  # deleted in between
                 raise _not_found()
-            missed = _decode_ids(row["missed"])
-        return _listener(row, tuple(sorted(missed)))
+            return _listener_with_missed(row)
+        return _listener(values, tuple(sorted(values[_WIDTH])))
 
     async def list_page(
         self,
