@@ -17,9 +17,9 @@ def attempt_out(a: Attempt) -> wire.AttemptOut:
         attempt=a.attempt,
         started_at=a.started_at,
         duration_ms=a.duration_ms,
-        outcome=a.outcome.value,
+        outcome=a.outcome,
         status=a.status,
-        error=None if a.error is None else a.error.value,
+        error=a.error,
         response_body=a.response_body,
     )
 

@@ -44,7 +44,7 @@ def _summary(ref: Ref | None) -> wire.Summary | None:
 def event_out(event: Event) -> wire.EventOut:
     return wire.EventOut(
         id=event.id,
-        type=event.type.value,
+        type=event.type,
         stored_at=event.stored_at,
         client=wire.ClientRef(event.org_id),
         api_key=_summary(event.api_key),

@@ -38,7 +38,7 @@ def listener_out(
         notify_url=listener.notify_url,
         liveness_url=listener.liveness_url,
         liveness=wire.LivenessOut(
-            listener.liveness.state.value,
+            listener.liveness.state,
             listener.liveness.success_count,
             listener.liveness.failure_count,
         ),
@@ -47,7 +47,7 @@ def listener_out(
             missed=list(listener.missed),
             missed_count=listener.missed_count,
         ),
-        status=listener.status.value,
+        status=listener.status,
         health=_health_out(listener),
         max_in_flight=options.max_in_flight or default_max_in_flight,
         rate_limit=options.rate_limit,
@@ -62,12 +62,12 @@ def listener_out(
 def _health_out(listener: Listener) -> wire.HealthOut:
     h = listener.health
     return wire.HealthOut(
-        state=h.state.value,
+        state=h.state,
         consecutive_failures=h.consecutive_failures,
         last_success_at=h.last_success_at,
         last_failure_at=h.last_failure_at,
         failing_since=h.failing_since,
-        disabled_reason=None if h.disabled_reason is None else h.disabled_reason.value,
+        disabled_reason=h.disabled_reason,
     )
 
 

@@ -41,7 +41,7 @@ def message_out(message: Message) -> wire.MessageOut:
         deliveries=[
             wire.DeliveryOut(
                 d.listener_id,
-                d.state.value,
+                d.state,
                 d.attempts,
                 d.last_status,
                 d.last_attempt_at,
