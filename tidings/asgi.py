@@ -18,9 +18,11 @@ if TYPE_CHECKING:
 def app() -> App:
     """Factory: build the app from the environment (called in granian's worker)."""
     from tidings.runtime import Runtime
+    from tidings.runtime.process import pace_collector
     from tidings.runtime.serving import ENGINE_ENV
     from tidings.runtime.supervisor import die_with_parent
 
     die_with_parent()
+    pace_collector()
     engine = os.environ.get(ENGINE_ENV, "1") != "0"
     return Runtime(load_settings(), api=True, engine=engine).asgi_app()

@@ -7,13 +7,14 @@ import logging
 import signal
 
 from tidings.config import Settings
-from tidings.runtime.process import Runtime
+from tidings.runtime.process import Runtime, pace_collector
 
 log = logging.getLogger("tidings.worker")
 
 
 async def run_worker(settings: Settings, *, child: bool = False) -> None:
     """``child``: the engine of a ``tidings serve`` (metrics shared with its API)."""
+    pace_collector()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
