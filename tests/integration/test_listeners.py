@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from tests.conftest import Running
@@ -90,6 +91,27 @@ async def test_one_listener_reads_as_its_list_item(server: Running, queue: dict[
     # (liveness left out: a probe of the closed port may land between the two reads)
     del got["liveness"], listed["liveness"]
     assert {**listed, "secret": got["secret"], "headers": got["headers"]} == got
+
+
+async def test_listeners_read_in_one_turn_each_get_their_own(
+    server: Running, queue: dict[str, Any]
+) -> None:
+    """Reads of several listeners asked in one turn of the loop run as one statement on
+    SQLite (storage/sqlite.py ``_Inline``, with the packed row): each gets its own."""
+    rates = [0.25, 1 / 3, 7.5, None]
+    ids = []
+    for i, rate in enumerate(rates):
+        body = {**_body(f"l{i}"), "rate_limit": rate}
+        created = await server.call("POST", f"/queues/{queue['id']}/listeners", json=body)
+        ids.append(created.json()["listener"]["id"])
+    org = await server.store.organizations.get_by_name("default")
+    assert org is not None
+    read = await asyncio.gather(
+        *(server.store.listeners.get(org.id, queue["id"], lid) for lid in [*ids, *ids])
+    )
+    assert [(x.id, x.name, x.options.rate_limit) for x in read] == 2 * [
+        (lid, f"l{i}", rate) for i, (lid, rate) in enumerate(zip(ids, rates, strict=True))
+    ]
 
 
 async def test_update_and_delete_listener(server: Running, queue: dict[str, Any]) -> None:

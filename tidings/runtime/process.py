@@ -33,8 +33,8 @@ from tidings.storage.store import Store
 
 log = logging.getLogger("tidings")
 
-# CPython runs its cyclic collector's youngest generation after 700 more container
-# objects (lists, dicts, frames, futures) were made than freed. A server with 64
+# CPython runs its cyclic collector's youngest generation after 700 (3.11, 3.12) more
+# container objects (lists, dicts, frames, futures) were made than freed. A server with 64
 # requests in flight keeps that many alive in passing, so it collected every few
 # requests, walking every one of them each time, holding the GIL the server's threads
 # wait for. At 5,000, `python -m bench.ab <main> {get-listener,ingest} --db sqlite`:

@@ -125,8 +125,6 @@ _GET_FIRST = {
 _GET_ALL = {d: f"SELECT {_ALL_MISSED[d]}{_ONE}" for d in _DIALECTS}
 _decode_ids = msgspec.json.Decoder(list[str]).decode
 _decode_packed = msgspec.json.Decoder(list[Any]).decode
-
-
 _RATE_LIMIT = _Columns._fields.index("rate_limit")
 
 
