@@ -102,3 +102,40 @@ async def test_a_column_name_given_twice_reads_as_its_first_column(db: SqliteDat
     assert [(r["a"], r["k"]) for r in rows] == [(1, "x")]
     row = await db.fetchrow(join)
     assert row is not None and row["a"] == 1
+
+
+def _deleted_files() -> list[str]:
+    """Files this process holds open that are unlinked: where SQLite's temporary files
+    (statement journals, temporary tables) go when they are not kept in memory."""
+    out = []
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            target = fd.readlink()
+        except OSError:
+            continue
+        if str(target).endswith(" (deleted)"):
+            out.append(str(target))
+    return out
+
+
+async def test_statement_journals_stay_in_memory(db: SqliteDatabase) -> None:
+    # A statement that may fail half-way inside a transaction keeps a journal of the
+    # pages it changes (to undo it alone); past 64 KiB SQLite spills it to a temporary
+    # file, which group commits wrote as much as the WAL (docs/benchmarks.md).
+    # temp_store = MEMORY keeps it in memory, on the writer and on the readers alike.
+    rows = [(f"key-{i:06d}-" + "x" * 200, i) for i in range(2000)]
+    insert = "INSERT INTO t (k, a, b, n) VALUES ($1, $2, $2, 0)"
+    await db.run(lambda tx: tx.executemany(insert, rows))
+    before = _deleted_files()
+    seen: list[str] = []
+
+    async def body(tx: Connection) -> None:
+        await tx.execute("UPDATE t SET n = 1 WHERE a = 0")
+        await tx.execute("UPDATE t SET k = k || '!'")  # every page; a key may collide
+        seen.extend(f for f in _deleted_files() if f not in before)
+
+    await db.run(body)
+    assert await db.fetchval("SELECT count(*) FROM t WHERE k LIKE '%!'") == 2000
+    assert seen == []
+    assert await db.run(lambda tx: tx.fetchval("PRAGMA temp_store")) == 2
+    assert await db.fetchval("PRAGMA temp_store") == 2  # a reader's connection
