@@ -3,11 +3,14 @@
 
 ``bench ingest``'s c=64 scenario (``tidings serve``, one listener on the fast receiver,
 ``wrk -c64`` posting), with each process's CPU time (user + system, from ``/proc``)
-over the run divided by the messages posted: the API worker split by thread (its
-event loop, granian's Rust runtime, the rest: SQLite's writer and readers), the engine
-child, the receiver and ``wrk`` itself. The sum says how many messages per second the
-machine's cores could carry at most with this split (issue 18: the ingest target is a
-share of a raw ASGI app that has the cores to itself).
+over the run divided by the messages posted: the API worker and the engine child split
+by thread (the event loop; granian's Rust runtime; the SQLite writer, told apart as the
+thread that wrote the most bytes, since every Python thread is "python" to the kernel;
+the rest: SQLite's readers, granian's Python threads), the receiver and ``wrk`` itself.
+The sum says how many messages per second the machine's cores could carry at most with
+this split (issue 18: the ingest target is a share of a raw ASGI app that has the cores
+to itself). The writers' write system calls and bytes per message (``/proc/.../io``:
+WAL, checkpoints, anything else they write) are printed after the table.
 """
 
 from __future__ import annotations
@@ -27,19 +30,41 @@ from bench.memory import _children
 from bench.procs import database, load, receiver, tidings
 from bench.stats import median
 
+# Per thread: (comm, CPU seconds, write system calls, bytes written).
+Threads = dict[str, tuple[str, float, int, int]]
 
-def _api_threads(pid: int) -> dict[str, float]:
-    """CPU seconds of the API worker's threads: event loop, granian's runtime, others."""
-    out: dict[str, float] = {}
+
+def _threads(pid: int) -> Threads:
+    out: Threads = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
             comm = (task / "comm").read_text().strip()
             seconds = _cpu_s_of(task / "stat")
+            io = dict(line.split(": ") for line in (task / "io").read_text().splitlines())
         except OSError:
             continue
-        name = "loop" if task.name == str(pid) else "granian" if "tokio" in comm else "threads"
-        out[name] = out.get(name, 0.0) + seconds
+        out[task.name] = (comm, seconds, int(io["syscw"]), int(io["wchar"]))
     return out
+
+
+def _parts(pid: int, before: Threads, after: Threads) -> tuple[dict[str, float], tuple[int, int]]:
+    """CPU seconds per part of a process over a run, and its writer's (writes, bytes)."""
+    used = {}
+    for tid, (comm, seconds, calls, written) in after.items():
+        _, s0, c0, w0 = before.get(tid, (comm, 0.0, 0, 0))
+        used[tid] = (comm, seconds - s0, calls - c0, written - w0)
+    others = [t for t, (comm, *_) in used.items() if t != str(pid) and "tokio" not in comm]
+    writer = max(others, key=lambda t: used[t][3], default=None)
+    out: dict[str, float] = {}
+    for tid, (comm, seconds, _, _) in used.items():
+        if tid == str(pid):
+            name = "loop"
+        elif "tokio" in comm:
+            name = "granian"
+        else:
+            name = "writer" if tid == writer else "threads"
+        out[name] = out.get(name, 0.0) + seconds
+    return out, (used[writer][2], used[writer][3]) if writer is not None else (0, 0)
 
 
 def _roles(server_pid: int) -> dict[str, int]:
@@ -63,8 +88,11 @@ def _wrk_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-async def one(kind: str, seconds: float, serve_args: list[str]) -> tuple[dict[str, float], float]:
-    """Microseconds of CPU per message posted, by part; and the requests/s."""
+async def one(
+    kind: str, seconds: float, serve_args: list[str]
+) -> tuple[dict[str, float], dict[str, float], float]:
+    """Microseconds of CPU per message posted, by part; the writers' write calls and
+    bytes per message; and the requests/s."""
     async with (
         receiver() as recv,
         database(kind) as url,
@@ -79,25 +107,31 @@ async def one(kind: str, seconds: float, serve_args: list[str]) -> tuple[dict[st
         # themselves until they surely hear their channels' wake-ups (storage.wakeups).
         await wrk.post(target, MESSAGE, ingest.HEADERS, 64, 3)
         roles = _roles(server.pid)
-        threads = _api_threads(roles["api"])
-        engine = _cpu_s(roles["engine"]) if "engine" in roles else 0.0
+        before = {role: _threads(pid) for role, pid in roles.items()}
         receiving, posting = _cpu_s(recv.pid), _wrk_s()
         result = await wrk.post(target, MESSAGE, ingest.HEADERS, 64, seconds)
-        used = {f"api {k}": v - threads.get(k, 0.0) for k, v in _api_threads(roles["api"]).items()}
-        if "engine" in roles:
-            used["engine"] = _cpu_s(roles["engine"]) - engine
+        used: dict[str, float] = {}
+        writes: dict[str, float] = {}
+        for role, pid in sorted(roles.items()):
+            parts, (calls, written) = _parts(pid, before[role], _threads(pid))
+            used |= {f"{role} {part}": v for part, v in sorted(parts.items())}
+            writes[f"{role} writer calls"] = calls
+            writes[f"{role} writer KB"] = written / 1024
         used["receiver"] = _cpu_s(recv.pid) - receiving
         used["wrk"] = _wrk_s() - posting
-    per = {k: v / max(result.requests, 1) * 1e6 for k, v in used.items()}
-    return per, result.requests_per_s
+    messages = max(result.requests, 1)
+    per = {k: v / messages * 1e6 for k, v in used.items()}
+    return per, {k: v / messages for k, v in writes.items()}, result.requests_per_s
 
 
 async def run(kind: str, seconds: float, rounds: int, serve_args: list[str]) -> None:
     runs: list[dict[str, float]] = []
+    written: list[dict[str, float]] = []
     rates: list[float] = []
     for i in range(rounds):
-        per, rate = await one(kind, seconds, serve_args)
+        per, writes, rate = await one(kind, seconds, serve_args)
         runs.append(per)
+        written.append(writes)
         rates.append(rate)
         parts = ", ".join(f"{k} {v:.1f}" for k, v in per.items())
         print(f"round {i + 1}: {rate:.0f} req/s; us per message: {parts} (load {load()[0]})")
@@ -112,6 +146,8 @@ async def run(kind: str, seconds: float, rounds: int, serve_args: list[str]) -> 
     print(
         f"| **all** | **{total:.1f}** | at most {cores / total * 1e6:,.0f} msg/s on {cores} cores |"
     )
+    per_message = ", ".join(f"{k} {median([w[k] for w in written]):.2f}" for k in written[0])
+    print(f"\nper message: {per_message}")
 
 
 def main() -> None:
