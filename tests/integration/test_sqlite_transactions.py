@@ -104,17 +104,17 @@ async def test_a_column_name_given_twice_reads_as_its_first_column(db: SqliteDat
     assert row is not None and row["a"] == 1
 
 
-def _deleted_files() -> list[str]:
-    """Files this process holds open that are unlinked: where SQLite's temporary files
-    (statement journals, temporary tables) go when they are not kept in memory."""
+def _sqlite_temp_files() -> list[str]:
+    """SQLite's temporary files this process holds open (statement journals, temporary
+    tables): unlinked at once, named ``etilqs_*``."""
     out = []
     for fd in Path("/proc/self/fd").iterdir():
         try:
-            target = fd.readlink()
+            target = str(fd.readlink())
         except OSError:
             continue
-        if str(target).endswith(" (deleted)"):
-            out.append(str(target))
+        if "etilqs_" in target:
+            out.append(target)
     return out
 
 
@@ -126,13 +126,13 @@ async def test_statement_journals_stay_in_memory(db: SqliteDatabase) -> None:
     rows = [(f"key-{i:06d}-" + "x" * 200, i) for i in range(2000)]
     insert = "INSERT INTO t (k, a, b, n) VALUES ($1, $2, $2, 0)"
     await db.run(lambda tx: tx.executemany(insert, rows))
-    before = _deleted_files()
+    before = _sqlite_temp_files()
     seen: list[str] = []
 
     async def body(tx: Connection) -> None:
         await tx.execute("UPDATE t SET n = 1 WHERE a = 0")
         await tx.execute("UPDATE t SET k = k || '!'")  # every page; a key may collide
-        seen.extend(f for f in _deleted_files() if f not in before)
+        seen.extend(f for f in _sqlite_temp_files() if f not in before)
 
     await db.run(body)
     assert await db.fetchval("SELECT count(*) FROM t WHERE k LIKE '%!'") == 2000

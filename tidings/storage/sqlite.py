@@ -179,7 +179,8 @@ def _connect(path: str, *, readonly: bool) -> sqlite3.Connection:
     # insert of a group commit keeps one) in memory, not spilled past 64 KiB to an
     # unlinked file in /var/tmp: that file took as many writes per commit as the WAL,
     # ~2.6 system calls and 6 KiB per message ingested (docs/benchmarks.md).
-    # Temporary tables and sorts stay in memory too; our queries keep them small.
+    # Sorts and temporary tables a plan needs go to memory too, as large as they
+    # would have been on disk (the list queries read in index order).
     conn.execute("PRAGMA temp_store = MEMORY")
     if readonly:
         conn.execute("PRAGMA query_only = ON")
