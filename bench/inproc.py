@@ -2,9 +2,10 @@
 ingest,health} [--profile]``.
 
 Drives the ASGI app of a real runtime (SQLite in a temporary directory, or with
-``--db postgres`` a fresh PostgreSQL database; no engine,
-the access log as ``tidings serve`` has it) straight through its callable, no HTTP
-server: 64 requests in flight, like ``wrk -c64`` (``--clients N`` for another number).
+``--db postgres`` a fresh PostgreSQL database; no engine, the access log and the
+cyclic collector's pace as ``tidings serve`` has them) straight through its callable,
+no HTTP server: 64 requests in flight, like ``wrk -c64`` (``--clients N`` for another
+number).
 Prints requests/s and microseconds of this process's CPU per request (all its
 threads, and the event loop's thread alone: the rest is SQLite's writer and readers);
 ``--profile`` adds cProfile's top functions.
@@ -98,7 +99,19 @@ def _app(settings: Any) -> Any:
         from tidings.api.app import create_app
 
         return create_app(settings, engine=False)  # type: ignore[call-arg]
+    collector_as_served()
     return Runtime(settings, api=True, engine=False).asgi_app()
+
+
+def collector_as_served() -> None:
+    """The cyclic collector's pace as the tree's own server sets it in its API
+    workers (``tidings.asgi:app``), so the requests cost here what they cost under
+    ``tidings serve``; a tree from before that pace (0c2c887) keeps CPython's."""
+    try:
+        from tidings.runtime.process import pace_collector
+    except ImportError:
+        return
+    pace_collector()
 
 
 Request = tuple[str, str, bytes]  # method, path, body

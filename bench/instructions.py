@@ -9,10 +9,11 @@ On a shared 2-core VM the CPU time of the same code moves by 10-30 % from run to
 instruction count does not. The app is ``bench.inproc``'s (a real runtime on SQLite, no
 engine, the access log as ``tidings serve`` writes it, to /dev/null), warmed up for 3 s of
 wall time, then ``--requests`` requests (64 in flight) are counted, every thread's
-instructions included, Python's, SQLite's and the C libraries'. Kernel time is not
-counted, nor waiting: a change that saves system calls or wake-ups shows in
-``bench.inproc``/``bench.ab --cpu``, not here. ``--before DIR`` counts a second tree
-(``git archive <commit> tidings | tar -x -C DIR``: tidings only, as this
+instructions included, Python's, SQLite's and the C libraries'; the cyclic collector
+keeps the pace the tree's own server sets (``bench.inproc.collector_as_served``).
+Kernel time is not counted, nor waiting: a change that saves system calls or wake-ups
+shows in ``bench.inproc``/``bench.ab --cpu``, not here. ``--before DIR`` counts a
+second tree (``git archive <commit> tidings | tar -x -C DIR``: tidings only, as this
 run's ``bench`` comes after it on the path) the same way, for a ratio.
 
 Needs valgrind with its headers (Debian's ``valgrind``) and a C compiler: callgrind
@@ -82,6 +83,7 @@ async def _counted_deliveries(deliveries: int, library: str) -> int:
 
     from bench import arrivals
     from bench.api import Api
+    from bench.inproc import collector_as_served
     from bench.procs import database, receiver, tidings, tidings_env
     from bench.seed import seed_plain
     from tidings.config import load_settings
@@ -106,6 +108,7 @@ async def _counted_deliveries(deliveries: int, library: str) -> int:
                 await asyncio.sleep(0.5)
             return got
 
+        collector_as_served()  # as the engine's own process has it (run_worker)
         async with Runtime(settings, api=False, engine=True).running():
             first = await arrived(warm)
             counter.start()
