@@ -9,10 +9,12 @@ number).
 Prints requests/s and microseconds of this process's CPU per request (all its
 threads, and the event loop's thread alone: the rest is SQLite's writer and readers);
 ``--profile`` adds cProfile's top functions.
-Compare two trees with ``PYTHONPATH=<tree> python -m bench.inproc ...`` run from a
-directory holding only ``bench/`` (``python -m`` puts the working directory first on
-``sys.path``). A tree from before the runtime module (issue 18's 06a125c) has its app
-built by ``create_app`` instead.
+``--before DIR --rounds N`` compares this repository's tidings with the tree in DIR
+(``git archive <commit> tidings | tar -x -C DIR``): each run in a process of its own,
+the two alternating and each going first in every other pair (the second run of a pair
+measured slower on this VM), and prints each pair's ratio of CPU per request and their
+median, also by which one ran first. A tree from before the runtime module (issue 18's
+06a125c) has its app built by ``create_app`` instead.
 """
 
 from __future__ import annotations
@@ -21,16 +23,23 @@ import argparse
 import asyncio
 import cProfile
 import json
+import os
 import pstats
+import re
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import uvloop
 
 from bench.api import MESSAGE
-from bench.procs import database
+from bench.procs import database, load
+from bench.stats import median
 from tidings.config import load_settings
 from tidings.logs import configure_logging
 
@@ -202,6 +211,44 @@ async def run(
         stats.sort_stats("cumulative").print_stats(40)
 
 
+_CPU = re.compile(r"([\d.]+) us CPU per request")
+
+
+def _cpu_per_request(tree: str | None, args: argparse.Namespace) -> float:
+    """One run in a process of its own, with tidings from ``tree`` (else this
+    repository's): its CPU per request."""
+    root = str(Path(__file__).resolve().parent.parent)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (tree, root) if p))
+    command = [sys.executable, "-m", "bench.inproc", args.what, "--seconds", str(args.seconds)]
+    command += ["--clients", str(args.clients), "--db", args.db]
+    # A directory of its own: ``python -m`` puts the working directory first on the path.
+    with tempfile.TemporaryDirectory() as cwd, open(Path(cwd) / "stderr", "w+") as errors:
+        run = subprocess.run(command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=errors)
+        found = _CPU.search(run.stdout.decode())
+        if run.returncode or found is None:
+            errors.seek(0)
+            raise RuntimeError(f"the run failed:\n{errors.read()[-3000:]}")
+    return float(found.group(1))
+
+
+def compare(before: str, args: argparse.Namespace) -> None:
+    """This repository against ``before``, alternating, each first in every other pair."""
+    firsts: dict[str, list[float]] = {"before": [], "after": []}
+    for n in range(args.rounds):
+        order = ["before", "after"] if n % 2 == 0 else ["after", "before"]
+        cpu = {}
+        for side in order:
+            cpu[side] = _cpu_per_request(before if side == "before" else None, args)
+            print(f"round {n + 1} {side}: {cpu[side]:.1f} us CPU per request (load {load()[0]})")
+        firsts[order[0]].append(cpu["after"] / cpu["before"])
+    pairs = firsts["before"] + firsts["after"]
+    print(
+        f"{args.what} {args.db}: after/before {median(pairs):.3f} of CPU per request "
+        f"(pairs {min(pairs):.3f}-{max(pairs):.3f}; before first {median(firsts['before']):.3f}"
+        + (f", after first {median(firsts['after']):.3f})" if firsts["after"] else ")")
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.inproc", description=__doc__)
     parser.add_argument("what", choices=["get", "get-listener", "get-message", "ingest", "health"])
@@ -209,7 +256,12 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--clients", type=int, default=64, help="requests in flight")
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--before", help="a tidings tree to compare with, alternating")
+    parser.add_argument("--rounds", type=int, default=6, help="pairs, with --before")
     args = parser.parse_args()
+    if args.before:
+        compare(args.before, args)
+        return
     uvloop.run(run(args.what, args.seconds, args.profile, args.clients, args.db))
 
 
