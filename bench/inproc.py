@@ -231,8 +231,16 @@ def _cpu_per_request(tree: str | None, args: argparse.Namespace) -> float:
     return float(found.group(1))
 
 
+def check_tree(tree: str) -> None:
+    """Stop unless ``tree`` holds a ``tidings`` package: without one, the runs would
+    import this repository's and compare it with itself."""
+    if not (Path(tree) / "tidings").is_dir():
+        raise SystemExit(f"{tree} holds no tidings/ (git archive <commit> tidings | tar -x -C DIR)")
+
+
 def compare(before: str, args: argparse.Namespace) -> None:
     """This repository against ``before``, alternating, each first in every other pair."""
+    check_tree(before)
     firsts: dict[str, list[float]] = {"before": [], "after": []}
     for n in range(args.rounds):
         order = ["before", "after"] if n % 2 == 0 else ["after", "before"]

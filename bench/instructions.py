@@ -169,6 +169,10 @@ def main() -> None:
         else:
             uvloop.run(_counted(args.what, args.requests, args.library))
         return
+    if args.before:
+        from bench.inproc import check_tree
+
+        check_tree(args.before)
     after = count(args.what, args.requests, keep=args.keep)
     print(f"{args.what}: {after:,.0f} instructions per request")
     if args.before:
