@@ -214,14 +214,20 @@ async def run(
 _CPU = re.compile(r"([\d.]+) us CPU per request")
 
 
+def tree_env(tree: str | None) -> dict[str, str]:
+    """The environment of a child process that imports tidings from ``tree`` (else this
+    repository's) and this repository's ``bench``; run it in a directory without a
+    ``tidings/``, since ``python -m`` puts the working directory first on the path."""
+    root = str(Path(__file__).resolve().parent.parent)
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (tree, root) if p))
+
+
 def _cpu_per_request(tree: str | None, args: argparse.Namespace) -> float:
     """One run in a process of its own, with tidings from ``tree`` (else this
     repository's): its CPU per request."""
-    root = str(Path(__file__).resolve().parent.parent)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (tree, root) if p))
+    env = tree_env(tree)
     command = [sys.executable, "-m", "bench.inproc", args.what, "--seconds", str(args.seconds)]
     command += ["--clients", str(args.clients), "--db", args.db]
-    # A directory of its own: ``python -m`` puts the working directory first on the path.
     with tempfile.TemporaryDirectory() as cwd, open(Path(cwd) / "stderr", "w+") as errors:
         run = subprocess.run(command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=errors)
         found = _CPU.search(run.stdout.decode())

@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ctypes
-import os
 import shutil
 import subprocess
 import sys
@@ -124,9 +123,9 @@ def count(what: str, requests: int, tree: str | None = None, keep: str | None = 
     with tempfile.TemporaryDirectory() as tmp:
         library = _counter_library(Path(tmp))
         out = Path(tmp) / "callgrind.out"
-        env = dict(os.environ)
-        bench_root = str(Path(__file__).resolve().parent.parent)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (tree, bench_root) if p)
+        from bench.inproc import tree_env
+
+        env = tree_env(tree)
         run = subprocess.run(
             [
                 "valgrind", "--tool=callgrind", "--instr-atstart=no",
