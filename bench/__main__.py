@@ -12,7 +12,7 @@ from typing import Any
 
 import uvloop
 
-from bench import delivery, fanout, get, ingest, latency, memory, publishing, report
+from bench import delivery, fanout, get, ingest, latency, memory, pipeline, publishing, report
 from bench.procs import SOURCE, load
 
 Scenario = Callable[[list[str], bool], Awaitable[dict[str, Any]]]
@@ -24,6 +24,7 @@ SCENARIOS: dict[str, Scenario] = {
     "fanout": fanout.run,
     "memory": memory.run,
     "publishing": publishing.run,
+    "pipeline": pipeline.run,
 }
 RESULTS = Path(__file__).parent / "results"
 

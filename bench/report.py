@@ -243,7 +243,41 @@ def _publishing(section: dict[str, Any]) -> list[str]:
     return ["## Publishing guarantees (issue 14; bench/publishing.py)", "", *_table(header, rows)]
 
 
+def _pipeline(section: dict[str, Any]) -> list[str]:
+    header = [
+        "tidings db",
+        "tidings req/s",
+        "pipeline req/s",
+        "tidings / pipeline",
+        "raw ASGI req/s",
+        "tidings / pipeline of raw ASGI",
+        "sustained msg/s tidings / pipeline",
+        "errors",
+    ]
+    rows = [
+        [
+            r["db"],
+            r["tidings_rps"],
+            r["pipeline_rps"],
+            f"**{r['tidings_over_pipeline']:.1f}x**",
+            r["raw_asgi_rps"],
+            f"{r['tidings_of_raw']:.3f} / {r['pipeline_of_raw']:.3f}",
+            f"{r['tidings_sustained']} / {r['pipeline_sustained']}",
+            r["errors"],
+        ]
+        for r in section["rows"]
+    ]
+    return [
+        "## Against FastAPI + Celery + RabbitMQ + PostgreSQL (issue 18; bench/pipeline.py)",
+        "",
+        "Durable ingest at c=64, one listener on the same receiver; medians of the rounds.",
+        "",
+        *_table(header, rows),
+    ]
+
+
 RENDERERS: dict[str, Renderer] = {
+    "pipeline": _pipeline,
     "publishing": _publishing,
     "fanout": _fanout,
     "memory": _memory,

@@ -1,0 +1,183 @@
+"""tidings against what a Python team builds instead (issue 18): ``python -m bench
+pipeline [--quick] [--db sqlite,postgres]``.
+
+The pipeline is ``bench.pipeline_app``: FastAPI + SQLAlchemy on PostgreSQL, Celery over
+this machine's RabbitMQ, delivering to the same fast receiver. Each round runs the
+same durable ingest (``wrk -t1 -c64`` POSTing ``bench.api.MESSAGE``) against the raw
+ASGI app (the same-run baseline of ``bench ingest``), the pipeline and ``tidings
+serve`` as a user starts it, one at a time with one listener each, and after each
+broker run waits until the receiver has every message (sustained ingest + delivery,
+as in ``bench ingest``). The figure issue 18 asks for is tidings' requests/s over the
+pipeline's (it wants >= 30x); both are also given as shares of the raw ASGI app.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiohttp
+
+from bench import arrivals, wrk
+from bench.api import MESSAGE, Api
+from bench.ingest import HEADERS, raw_asgi
+from bench.loadgen import wait_count
+from bench.procs import Proc, database, free_port, load, receiver, spawn, tidings, wait_ready
+from bench.stats import median, ratio
+
+CONNECTIONS = 64
+DRAIN_TIMEOUT_S = 300.0
+KEY = "pipeline-key-" + "p" * 24
+
+
+def _env(db_url: str, queue: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "PIPELINE_DB": db_url.replace("postgresql://", "postgresql+psycopg://", 1),
+        "PIPELINE_QUEUE": queue,
+        "PIPELINE_KEY": KEY,
+    }
+
+
+def _prepare(env: dict[str, str], receiver_url: str) -> str:
+    """The pipeline's tables and one queue with one listener on the receiver; answers
+    the queue's id. In a child process, which reads the pipeline's settings from its
+    environment as the servers do (the Celery queue, new for each run, is declared by
+    Celery itself)."""
+    script = (
+        "import sys\n"
+        "from sqlalchemy.orm import Session\n"
+        "from bench import pipeline_app as p\n"
+        "p.Base.metadata.create_all(p.engine)\n"
+        "with Session(p.engine) as s, s.begin():\n"
+        "    s.add(p.Queue(id='q1', name='bench'))\n"
+        "    s.flush()\n"
+        "    s.add(p.Listener(id='l1', queue_id='q1', notify_url=sys.argv[1]))\n"
+    )
+    subprocess.run([sys.executable, "-c", script, receiver_url], env=env, check=True)
+    return "q1"
+
+
+def _drop_queue(env: dict[str, str]) -> None:
+    script = (
+        "from bench import pipeline_app as p\n"
+        "with p.celery.connection_for_write() as conn:\n"
+        "    conn.default_channel.queue_delete(p.QUEUE)\n"
+    )
+    subprocess.run([sys.executable, "-c", script], env=env, check=False)
+
+
+@asynccontextmanager
+async def pipeline(receiver_url: str) -> AsyncIterator[tuple[Proc, str]]:
+    """The pipeline's API (uvicorn) and Celery worker on a fresh PostgreSQL database
+    and Celery queue; yields the API and the queue id to POST to."""
+    async with database("postgres") as db_url:
+        env = _env(db_url, f"bench-pipeline-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        queue_id = _prepare(env, receiver_url + "/pipeline")
+        port = free_port()
+        api = spawn(
+            [
+                sys.executable, "-m", "uvicorn", "bench.pipeline_app:app",
+                "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+            ],
+            "pipeline-api", f"http://127.0.0.1:{port}", env,
+        )  # fmt: skip
+        worker = spawn(
+            [
+                sys.executable, "-m", "celery", "-A", "bench.pipeline_app:celery", "worker",
+                "--pool", "prefork", "--concurrency", str(os.cpu_count() or 2),
+                "--loglevel", "WARNING", "-Q", env["PIPELINE_QUEUE"],
+            ],
+            "pipeline-worker", "", env,
+        )  # fmt: skip
+        try:
+            await wait_ready(api, "/openapi.json")
+            yield api, queue_id
+        finally:
+            worker.stop()
+            api.stop()
+            _drop_queue(env)
+
+
+async def _run_one(
+    session: aiohttp.ClientSession, url: str, headers: dict[str, str], recv_url: str, seconds: float
+) -> dict[str, Any]:
+    """One ingest run and the drain that follows (as ``bench.ingest.tidings_run``)."""
+    await arrivals.reset(session, recv_url)
+    started = time.monotonic()
+    result = await wrk.post(url, MESSAGE, headers, CONNECTIONS, seconds)
+    ran = time.monotonic() - started
+    ok = result.requests - result.errors
+    got = await wait_count(lambda: arrivals.count(session, recv_url), ok, DRAIN_TIMEOUT_S)
+    drained = time.monotonic() - started - ran
+    return {
+        **result.as_dict(),
+        "delivered": got,
+        "drain_s": round(drained, 2),
+        "sustained_msg_per_s": round(min(ok, got) / (ran + drained)),
+        "load": load()[0],
+    }
+
+
+async def _round(
+    kind: str, session: aiohttp.ClientSession, recv: Proc, raw: Proc, seconds: float, n: int
+) -> dict[str, Any]:
+    pipe_headers = {"X-API-KEY": KEY, "Content-Type": "application/json"}
+    raw_path = "/v1/queues/q1/messages"
+    raw_run = await wrk.post(raw.url + raw_path, MESSAGE, HEADERS, CONNECTIONS, seconds)
+    async with pipeline(recv.url) as (api, queue_id):
+        target = f"{api.url}/v1/queues/{queue_id}/messages"
+        await _run_one(session, target, pipe_headers, recv.url, 1)  # warm-up, worker up
+        piped = await _run_one(session, target, pipe_headers, recv.url, seconds)
+    async with database(kind) as url, tidings(url) as server:
+        api_calls = Api(server.url, session)
+        tq = await api_calls.queue(f"bench-pipeline-{n}")
+        await api_calls.listener(tq, recv.url, "fast")
+        target = f"{server.url}/v1/queues/{tq}/messages"
+        await _run_one(session, target, HEADERS, recv.url, 2)  # warm-up
+        ours = await _run_one(session, target, HEADERS, recv.url, seconds)
+    return {"raw": raw_run.as_dict(), "pipeline": piped, "tidings": ours}
+
+
+async def run(kinds: list[str], quick: bool) -> dict[str, Any]:
+    seconds = 5.0 if quick else 10.0
+    rounds = 2 if quick else 3
+    wrk.ensure_wrk()
+    rows = []
+    async with receiver() as recv, raw_asgi() as raw, aiohttp.ClientSession() as session:
+        for kind in kinds:
+            runs = [await _round(kind, session, recv, raw, seconds, n) for n in range(rounds)]
+            ours = median([r["tidings"]["rps"] for r in runs])
+            theirs = median([r["pipeline"]["rps"] for r in runs])
+            rows.append(
+                {
+                    "db": kind,
+                    "tidings_rps": round(ours),
+                    "pipeline_rps": round(theirs),
+                    "raw_asgi_rps": round(median([r["raw"]["rps"] for r in runs])),
+                    "tidings_over_pipeline": median(
+                        [ratio(r["tidings"]["rps"], r["pipeline"]["rps"]) for r in runs]
+                    ),
+                    "tidings_of_raw": median(
+                        [ratio(r["tidings"]["rps"], r["raw"]["rps"]) for r in runs]
+                    ),
+                    "pipeline_of_raw": median(
+                        [ratio(r["pipeline"]["rps"], r["raw"]["rps"]) for r in runs]
+                    ),
+                    "tidings_sustained": round(
+                        median([r["tidings"]["sustained_msg_per_s"] for r in runs])
+                    ),
+                    "pipeline_sustained": round(
+                        median([r["pipeline"]["sustained_msg_per_s"] for r in runs])
+                    ),
+                    "errors": sum(r["tidings"]["errors"] + r["pipeline"]["errors"] for r in runs),
+                    "runs": runs,
+                }
+            )
+    return {"name": "pipeline", "rows": rows}
