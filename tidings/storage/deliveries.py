@@ -160,7 +160,7 @@ FROM deliveries d
 JOIN listeners l ON l.id = d.listener_id
 JOIN messages m ON m.id = d.message_id
 JOIN queues q ON q.id = l.queue_id
-WHERE d.listener_id = $1 AND d.message_id = $2
+WHERE d.message_id = $2 AND d.listener_id || '' = $1
 """
 _CLAIMED_SQLITE = f"""
 SELECT d.rowid AS row_id, {_CLAIMED}
@@ -170,12 +170,20 @@ JOIN messages m ON m.id = d.message_id
 JOIN queues q ON q.id = l.queue_id
 WHERE d.rowid IN (SELECT value FROM json_each($1))
 """
-# One row by primary key, still pending. Spelled "not delivered, not missed" rather
-# than "= 'pending'" on purpose: that would match the predicate of the partial
-# listener index, and PostgreSQL without fresh statistics (a backlog that grew faster
-# than autovacuum analyzes) picks that index and filters the listener's whole backlog
-# for every row: 10 ms per row at 20,000 pending, seconds per recorded batch.
-_STILL_PENDING = "message_id = $1 AND listener_id = $2 AND state NOT IN ('delivered', 'missed')"
+# One row by primary key, still pending, spelled so that no index of the listener's
+# rows can serve it, whatever PostgreSQL knows of the table: each such index filters
+# the listener's whole backlog for one row (~1 ms a row at 10,000 pending, 10 ms at
+# 20,000: seconds per recorded batch). "Not delivered, not missed" rather than
+# "= 'pending'", which would match the predicate of the partial listener indexes
+# (picked without fresh statistics: a backlog that grew faster than autovacuum
+# analyzes); the listener as ``listener_id || ''``, which no index holds, because on a
+# table planned while empty (a new database) the primary key and
+# ix_deliveries_listener_state cost the same, and asyncpg's prepared statement keeps
+# that generic plan until the table is analyzed (delivery after a burst at 640/s:
+# docs/benchmarks.md). So only the primary key's message_id serves it. _CLAIMED_ONE too.
+_STILL_PENDING = (
+    "message_id = $1 AND listener_id || '' = $2 AND state NOT IN ('delivered', 'missed')"
+)
 _RELEASE = f"UPDATE deliveries SET lease_until = 0 WHERE {_STILL_PENDING}"
 _RECORD = (
     "UPDATE deliveries SET state = $3, attempts = $4, last_status = $5, last_attempt_at = $6,"
