@@ -6,6 +6,8 @@ whole backlog was scanned for every recorded attempt (10 ms a row at 20,000 pend
 
 from __future__ import annotations
 
+import re
+
 import asyncpg
 import pytest
 
@@ -62,19 +64,34 @@ async def test_row_lookups_take_the_primary_key_in_a_generic_plan(
     listener ran at 640/s (docs/benchmarks.md)."""
     if not settings.database_url.startswith("postgresql"):
         pytest.skip("PostgreSQL planner")
-    async with start_server(settings, engine=False):
-        pass  # the schema, no deliveries yet
     sql = getattr(deliveries, statement)
     args = ["'m'", "'l'", "'delivered'", "1", "200", "1", "NULL"][: sql.count("$")]
     if statement == "_CLAIMED_ONE":
         args = ["'l'", "'m'"]
     conn = await asyncpg.connect(settings.database_url)
     try:
-        await conn.execute("SET plan_cache_mode = force_generic_plan")
-        await conn.execute(f"PREPARE lookup AS {sql}")
-        rows = await conn.fetch(f"EXPLAIN EXECUTE lookup({', '.join(args)})")
+        async with conn.transaction():
+            # Empty copies of the tables with their indexes, as in a new database
+            # (the suite's shared database has statistics), gone with the rollback.
+            await conn.execute("CREATE SCHEMA fresh")
+            for table in ("queues", "listeners", "messages", "deliveries"):
+                await conn.execute(
+                    f"CREATE TABLE fresh.{table} (LIKE public.{table} INCLUDING ALL)"
+                )
+            await conn.execute("SET LOCAL search_path = fresh")
+            await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+            await conn.execute(f"PREPARE lookup AS {sql}")
+            rows = await conn.fetch(f"EXPLAIN EXECUTE lookup({', '.join(args)})")
+            await conn.execute("DEALLOCATE lookup")
+            raise _Rollback
+    except _Rollback:
+        pass
     finally:
         await conn.close()
     plan = "\n".join(r[0] for r in rows)
-    assert "Index Scan using deliveries_pkey on deliveries" in plan, plan
-    assert "ix_deliveries_listener" not in plan, plan
+    used = set(re.findall(r"(?:Index Scan using|Bitmap Index Scan on) (\S+)", plan))
+    assert {name for name in used if name.startswith("deliveries")} == {"deliveries_pkey"}, plan
+
+
+class _Rollback(Exception):
+    pass
