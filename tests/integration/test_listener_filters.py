@@ -10,7 +10,7 @@ import httpx
 from tests.conftest import Running
 from tests.integration.test_delivery import message, post
 from tests.polling import until
-from tests.receivers import receiver
+from tests.receivers import Answer, receiver
 
 
 async def _listener(server: Running, queue_id: str, url: str, **options: Any) -> dict[str, Any]:
@@ -62,6 +62,27 @@ async def test_filter_decides_at_commit_which_messages_get_a_delivery(
     anything = await post(server, qid, "{}", None)
     owed = {d["listener_id"] for d in (await message(server, qid, anything))["deliveries"]}
     assert picky["id"] in owed
+
+
+async def test_a_filtered_listeners_missed_deliveries_are_its_organizations(
+    server: Running, queue: dict[str, Any]
+) -> None:
+    """The filtered fan-out stores each delivery under its message's organization
+    (PostgreSQL builds it from the batch, SQLite from the rows): the listener's missed
+    messages are listed and redelivered for that organization."""
+    qid = queue["id"]
+    async with receiver(hook=lambda _p, _n: Answer(503)) as rx:
+        picky = await _listener(server, qid, rx.base_url, filter={"names": ["order.*"]})
+        now = await post(server, qid, "{}", "order.paid")
+        path = f"/queues/{qid}/listeners/{picky['id']}"
+
+        async def missed() -> bool:
+            got = (await server.call("GET", path)).json()["listener"]["messages"]
+            return bool(got["missed"] == [now])
+
+        await until(missed)
+        again = await server.call("POST", path + "/redeliveries", json={})
+        assert again.json()["redelivery"] == {"message_ids": [now]}
 
 
 async def test_filters_compile_once_per_listener_version(
