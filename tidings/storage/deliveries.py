@@ -154,6 +154,9 @@ WHERE rowid = (
 )
 RETURNING message_id
 """
+# A breaker trial's row (one per failing listener and cool-down): by its message, the
+# listener compared as an expression no index holds, so that no plan reads the
+# listener's backlog (see _KEY_PENDING) for it.
 _CLAIMED_ONE = f"""
 SELECT {_CLAIMED}
 FROM deliveries d
@@ -170,24 +173,22 @@ JOIN messages m ON m.id = d.message_id
 JOIN queues q ON q.id = l.queue_id
 WHERE d.rowid IN (SELECT value FROM json_each($1))
 """
-# One row by primary key, still pending, spelled so that no index of the listener's
-# rows can serve it, whatever PostgreSQL knows of the table: each such index filters
-# the listener's whole backlog for one row (~1 ms a row at 10,000 pending, 10 ms at
-# 20,000: seconds per recorded batch). "Not delivered, not missed" rather than
-# "= 'pending'", which would match the predicate of the partial listener indexes
-# (picked without fresh statistics: a backlog that grew faster than autovacuum
-# analyzes); the listener as ``listener_id || ''``, which no index holds, because on a
-# table planned while empty (a new database) the primary key and
-# ix_deliveries_listener_state cost the same, and asyncpg's prepared statement keeps
-# that generic plan until the table is analyzed (delivery after a burst at 640/s:
-# docs/benchmarks.md). So only the primary key's message_id serves it. _CLAIMED_ONE too.
-_STILL_PENDING = (
-    "message_id = $1 AND listener_id || '' = $2 AND state NOT IN ('delivered', 'missed')"
-)
-_RELEASE = f"UPDATE deliveries SET lease_until = 0 WHERE {_STILL_PENDING}"
+# One row by its key, still pending: an exact look-up in whichever index the plan
+# takes, whatever PostgreSQL knows of the table. The state comes from a subquery,
+# which no plan reads as a constant: a literal "= 'pending'" matches the predicate of
+# the partial listener indexes, which a plan made without statistics (a backlog that
+# grew faster than autovacuum analyzes) takes for tiny and then filters the listener's
+# whole backlog for every row (10 ms a row at 20,000 pending); "state NOT IN
+# ('delivered', 'missed')" let ix_deliveries_listener_state (listener_id, state,
+# message_id) match the listener alone, which the generic plan asyncpg's prepared
+# statement keeps (made on an empty table: a new database) took, ~1 ms a row at 10,000
+# deliveries and delivery after a burst at 640/s (docs/benchmarks.md). This way the
+# primary key and that index both match the whole key.
+_KEY_PENDING = "message_id = $1 AND listener_id = $2 AND state = (SELECT 'pending')"
+_RELEASE = f"UPDATE deliveries SET lease_until = 0 WHERE {_KEY_PENDING}"
 _RECORD = (
     "UPDATE deliveries SET state = $3, attempts = $4, last_status = $5, last_attempt_at = $6,"
-    f" next_attempt_at = $7, lease_until = 0 WHERE {_STILL_PENDING}"
+    f" next_attempt_at = $7, lease_until = 0 WHERE {_KEY_PENDING}"
 )
 
 
