@@ -79,14 +79,22 @@ async def raw_driver(kind: str, url: str, seconds: float) -> float:
 
 
 async def tidings_run(
-    session: aiohttp.ClientSession, url: str, recv_url: str, c: int, seconds: float
+    session: aiohttp.ClientSession,
+    url: str,
+    recv_url: str,
+    c: int,
+    seconds: float,
+    headers: dict[str, str] = HEADERS,
+    drain_timeout_s: float = 120,
 ) -> dict[str, Any]:
+    """One ingest run (``wrk``) and the drain that follows, until the receiver has
+    every message answered 200 (or ``drain_timeout_s``): the sustained rate."""
     await arrivals.reset(session, recv_url)
     started = time.monotonic()
-    result = await wrk.post(url, MESSAGE, HEADERS, c, seconds)
+    result = await wrk.post(url, MESSAGE, headers, c, seconds)
     ran = time.monotonic() - started
     ok = result.requests - result.errors
-    got = await wait_count(lambda: arrivals.count(session, recv_url), ok, 120)
+    got = await wait_count(lambda: arrivals.count(session, recv_url), ok, drain_timeout_s)
     drained = time.monotonic() - started - ran
     return {
         **result.as_dict(),

@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,10 +23,9 @@ from typing import Any
 
 import aiohttp
 
-from bench import arrivals, wrk
+from bench import wrk
 from bench.api import MESSAGE, Api
-from bench.ingest import HEADERS, raw_asgi
-from bench.loadgen import wait_count
+from bench.ingest import HEADERS, raw_asgi, tidings_run
 from bench.procs import Proc, database, free_port, load, receiver, spawn, tidings, wait_ready
 from bench.stats import median, ratio
 
@@ -108,21 +106,8 @@ async def pipeline(receiver_url: str) -> AsyncIterator[tuple[Proc, str]]:
 async def _run_one(
     session: aiohttp.ClientSession, url: str, headers: dict[str, str], recv_url: str, seconds: float
 ) -> dict[str, Any]:
-    """One ingest run and the drain that follows (as ``bench.ingest.tidings_run``)."""
-    await arrivals.reset(session, recv_url)
-    started = time.monotonic()
-    result = await wrk.post(url, MESSAGE, headers, CONNECTIONS, seconds)
-    ran = time.monotonic() - started
-    ok = result.requests - result.errors
-    got = await wait_count(lambda: arrivals.count(session, recv_url), ok, DRAIN_TIMEOUT_S)
-    drained = time.monotonic() - started - ran
-    return {
-        **result.as_dict(),
-        "delivered": got,
-        "drain_s": round(drained, 2),
-        "sustained_msg_per_s": round(min(ok, got) / (ran + drained)),
-        "load": load()[0],
-    }
+    run = await tidings_run(session, url, recv_url, CONNECTIONS, seconds, headers, DRAIN_TIMEOUT_S)
+    return {**run, "load": load()[0]}
 
 
 async def _round(
