@@ -32,6 +32,7 @@ from bench.stats import median, ratio
 CONNECTIONS = 64
 DRAIN_TIMEOUT_S = 300.0
 KEY = "pipeline-key-" + "p" * 24
+QUEUE_ID = "q1"  # the pipeline's one queue
 
 
 def _env(db_url: str, queue: str) -> dict[str, str]:
@@ -43,41 +44,19 @@ def _env(db_url: str, queue: str) -> dict[str, str]:
     }
 
 
-def _prepare(env: dict[str, str], receiver_url: str) -> str:
-    """The pipeline's tables and one queue with one listener on the receiver; answers
-    the queue's id. In a child process, which reads the pipeline's settings from its
-    environment as the servers do (the Celery queue, new for each run, is declared by
-    Celery itself)."""
-    script = (
-        "import sys\n"
-        "from sqlalchemy.orm import Session\n"
-        "from bench import pipeline_app as p\n"
-        "p.Base.metadata.create_all(p.engine)\n"
-        "with Session(p.engine) as s, s.begin():\n"
-        "    s.add(p.Queue(id='q1', name='bench'))\n"
-        "    s.flush()\n"
-        "    s.add(p.Listener(id='l1', queue_id='q1', notify_url=sys.argv[1]))\n"
-    )
-    subprocess.run([sys.executable, "-c", script, receiver_url], env=env, check=True)
-    return "q1"
-
-
-def _drop_queue(env: dict[str, str]) -> None:
-    script = (
-        "from bench import pipeline_app as p\n"
-        "with p.celery.connection_for_write() as conn:\n"
-        "    conn.default_channel.queue_delete(p.QUEUE)\n"
-    )
-    subprocess.run([sys.executable, "-c", script], env=env, check=False)
+def _app(env: dict[str, str], *args: str, check: bool = True) -> None:
+    """``python -m bench.pipeline_app ARGS`` in a child, which reads the pipeline's
+    settings from its environment as its servers do."""
+    subprocess.run([sys.executable, "-m", "bench.pipeline_app", *args], env=env, check=check)
 
 
 @asynccontextmanager
-async def pipeline(receiver_url: str) -> AsyncIterator[tuple[Proc, str]]:
+async def pipeline(receiver_url: str) -> AsyncIterator[Proc]:
     """The pipeline's API (uvicorn) and Celery worker on a fresh PostgreSQL database
-    and Celery queue; yields the API and the queue id to POST to."""
+    and Celery queue, with QUEUE_ID's one listener on the receiver; yields the API."""
     async with database("postgres") as db_url:
         env = _env(db_url, f"bench-pipeline-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-        queue_id = _prepare(env, receiver_url + "/pipeline")
+        _app(env, "prepare", QUEUE_ID, receiver_url + "/pipeline")  # Celery declares its queue
         port = free_port()
         api = spawn(
             [
@@ -96,11 +75,11 @@ async def pipeline(receiver_url: str) -> AsyncIterator[tuple[Proc, str]]:
         )  # fmt: skip
         try:
             await wait_ready(api, "/openapi.json")
-            yield api, queue_id
+            yield api
         finally:
             worker.stop()
             api.stop()
-            _drop_queue(env)
+            _app(env, "drop-queue", check=False)
 
 
 async def _run_one(
@@ -114,10 +93,10 @@ async def _round(
     kind: str, session: aiohttp.ClientSession, recv: Proc, raw: Proc, seconds: float, n: int
 ) -> dict[str, Any]:
     pipe_headers = {"X-API-KEY": KEY, "Content-Type": "application/json"}
-    raw_path = "/v1/queues/q1/messages"
-    raw_run = await wrk.post(raw.url + raw_path, MESSAGE, HEADERS, CONNECTIONS, seconds)
-    async with pipeline(recv.url) as (api, queue_id):
-        target = f"{api.url}/v1/queues/{queue_id}/messages"
+    path = f"/v1/queues/{QUEUE_ID}/messages"  # the raw app and the pipeline
+    raw_run = await wrk.post(raw.url + path, MESSAGE, HEADERS, CONNECTIONS, seconds)
+    async with pipeline(recv.url) as api:
+        target = api.url + path
         await _run_one(session, target, pipe_headers, recv.url, 1)  # warm-up, worker up
         piped = await _run_one(session, target, pipe_headers, recv.url, seconds)
     async with database(kind) as url, tidings(url) as server:
@@ -130,6 +109,28 @@ async def _round(
     return {"raw": raw_run.as_dict(), "pipeline": piped, "tidings": ours}
 
 
+def _summary(kind: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    def of(side: str, field: str) -> int:
+        return round(median([r[side][field] for r in runs]))
+
+    def over(side: str, base: str) -> float:
+        return median([ratio(r[side]["rps"], r[base]["rps"]) for r in runs])
+
+    return {
+        "db": kind,
+        "tidings_rps": of("tidings", "rps"),
+        "pipeline_rps": of("pipeline", "rps"),
+        "raw_asgi_rps": of("raw", "rps"),
+        "tidings_over_pipeline": over("tidings", "pipeline"),
+        "tidings_of_raw": over("tidings", "raw"),
+        "pipeline_of_raw": over("pipeline", "raw"),
+        "tidings_sustained": of("tidings", "sustained_msg_per_s"),
+        "pipeline_sustained": of("pipeline", "sustained_msg_per_s"),
+        "errors": sum(r["tidings"]["errors"] + r["pipeline"]["errors"] for r in runs),
+        "runs": runs,
+    }
+
+
 async def run(kinds: list[str], quick: bool) -> dict[str, Any]:
     seconds = 5.0 if quick else 10.0
     rounds = 2 if quick else 3
@@ -138,31 +139,5 @@ async def run(kinds: list[str], quick: bool) -> dict[str, Any]:
     async with receiver() as recv, raw_asgi() as raw, aiohttp.ClientSession() as session:
         for kind in kinds:
             runs = [await _round(kind, session, recv, raw, seconds, n) for n in range(rounds)]
-            ours = median([r["tidings"]["rps"] for r in runs])
-            theirs = median([r["pipeline"]["rps"] for r in runs])
-            rows.append(
-                {
-                    "db": kind,
-                    "tidings_rps": round(ours),
-                    "pipeline_rps": round(theirs),
-                    "raw_asgi_rps": round(median([r["raw"]["rps"] for r in runs])),
-                    "tidings_over_pipeline": median(
-                        [ratio(r["tidings"]["rps"], r["pipeline"]["rps"]) for r in runs]
-                    ),
-                    "tidings_of_raw": median(
-                        [ratio(r["tidings"]["rps"], r["raw"]["rps"]) for r in runs]
-                    ),
-                    "pipeline_of_raw": median(
-                        [ratio(r["pipeline"]["rps"], r["raw"]["rps"]) for r in runs]
-                    ),
-                    "tidings_sustained": round(
-                        median([r["tidings"]["sustained_msg_per_s"] for r in runs])
-                    ),
-                    "pipeline_sustained": round(
-                        median([r["pipeline"]["sustained_msg_per_s"] for r in runs])
-                    ),
-                    "errors": sum(r["tidings"]["errors"] + r["pipeline"]["errors"] for r in runs),
-                    "runs": runs,
-                }
-            )
+            rows.append(_summary(kind, runs))
     return {"name": "pipeline", "rows": rows}

@@ -20,12 +20,15 @@ Served by ``uvicorn bench.pipeline_app:app`` (uvloop and httptools, one worker, 
 ``fastapi run`` starts it) and ``celery -A bench.pipeline_app:celery worker`` (prefork, one
 process per core). Configured from the environment: ``PIPELINE_DB`` (a SQLAlchemy
 URL), ``PIPELINE_QUEUE`` (the Celery queue), ``PIPELINE_BROKER`` and ``PIPELINE_KEY``.
+``python -m bench.pipeline_app prepare QUEUE_ID RECEIVER_URL`` makes the tables and
+that queue with one listener; ``... drop-queue`` deletes the Celery queue.
 """
 
 from __future__ import annotations
 
 import hmac
 import os
+import sys
 import time
 import uuid
 from typing import Any
@@ -161,3 +164,23 @@ def deliver(self: Any, message_id: str) -> None:
                 failed += 1
     if failed:
         raise self.retry(countdown=min(2 ** min(self.request.retries, 10), 600))
+
+
+def prepare(queue_id: str, receiver_url: str) -> None:
+    Base.metadata.create_all(engine)
+    with Session(engine) as session, session.begin():
+        session.add(Queue(id=queue_id, name="bench"))
+        session.flush()
+        session.add(Listener(id="l1", queue_id=queue_id, notify_url=receiver_url))
+
+
+def drop_queue() -> None:
+    with celery.connection_for_write() as conn:
+        conn.default_channel.queue_delete(QUEUE)
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "prepare":
+        prepare(sys.argv[2], sys.argv[3])
+    else:
+        drop_queue()

@@ -20,7 +20,7 @@ from tidings.storage import deliveries
 _ARGS = {
     "_RECORD": lambda mid, lid: [mid, lid, "delivered", 1, 200, 1, None],
     "_RELEASE": lambda mid, lid: [mid, lid],
-    "_CLAIMED_ONE": lambda mid, lid: [lid, mid],
+    "_CLAIMED_ONE": lambda mid, lid: [mid, lid],
 }
 
 
@@ -72,24 +72,21 @@ async def test_row_lookups_are_exact_in_a_generic_plan(settings: Settings, state
     sql = getattr(deliveries, statement)
     args = ", ".join("NULL" if a is None else repr(a) for a in _ARGS[statement]("m", "l"))
     conn = await asyncpg.connect(settings.database_url)
+    tx = conn.transaction()
+    await tx.start()
     try:
-        async with conn.transaction():
-            # Empty copies of the tables with their indexes, as in a new database
-            # (the suite's shared database has statistics), gone with the rollback.
-            await conn.execute("CREATE SCHEMA fresh")
-            for table in ("queues", "listeners", "messages", "deliveries"):
-                await conn.execute(
-                    f"CREATE TABLE fresh.{table} (LIKE public.{table} INCLUDING ALL)"
-                )
-            await conn.execute("SET LOCAL search_path = fresh")
-            await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
-            await conn.execute(f"PREPARE lookup AS {sql}")
-            rows = await conn.fetch(f"EXPLAIN EXECUTE lookup({args})")
-            await conn.execute("DEALLOCATE lookup")
-            raise _Rollback
-    except _Rollback:
-        pass
+        # Empty copies of the tables with their indexes, as in a new database (the
+        # suite's shared database has statistics), gone with the rollback.
+        await conn.execute("CREATE SCHEMA fresh")
+        for table in ("queues", "listeners", "messages", "deliveries"):
+            await conn.execute(f"CREATE TABLE fresh.{table} (LIKE public.{table} INCLUDING ALL)")
+        await conn.execute("SET LOCAL search_path = fresh")
+        await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        await conn.execute(f"PREPARE lookup AS {sql}")
+        rows = await conn.fetch(f"EXPLAIN EXECUTE lookup({args})")
+        await conn.execute("DEALLOCATE lookup")
     finally:
+        await tx.rollback()
         await conn.close()
     plan = "\n".join(r[0] for r in rows)
     scans = re.findall(
@@ -103,7 +100,3 @@ async def test_row_lookups_are_exact_in_a_generic_plan(settings: Settings, state
             index, ["listener_id", "state", "message_id"]
         )
         assert all(f"({column})" in cond for column in whole), plan
-
-
-class _Rollback(Exception):
-    pass

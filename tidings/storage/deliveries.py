@@ -154,25 +154,6 @@ WHERE rowid = (
 )
 RETURNING message_id
 """
-# A breaker trial's row (one per failing listener and cool-down): by its message, the
-# listener compared as an expression no index holds, so that no plan reads the
-# listener's backlog (see _KEY_PENDING) for it.
-_CLAIMED_ONE = f"""
-SELECT {_CLAIMED}
-FROM deliveries d
-JOIN listeners l ON l.id = d.listener_id
-JOIN messages m ON m.id = d.message_id
-JOIN queues q ON q.id = l.queue_id
-WHERE d.message_id = $2 AND d.listener_id || '' = $1
-"""
-_CLAIMED_SQLITE = f"""
-SELECT d.rowid AS row_id, {_CLAIMED}
-FROM deliveries d
-JOIN listeners l ON l.id = d.listener_id
-JOIN messages m ON m.id = d.message_id
-JOIN queues q ON q.id = l.queue_id
-WHERE d.rowid IN (SELECT value FROM json_each($1))
-"""
 # One row by its key, still pending: an exact look-up in whichever index the plan
 # takes, whatever PostgreSQL knows of the table. The state comes from a subquery,
 # which no plan reads as a constant: a literal "= 'pending'" matches the predicate of
@@ -185,6 +166,24 @@ WHERE d.rowid IN (SELECT value FROM json_each($1))
 # deliveries and delivery after a burst at 640/s (docs/benchmarks.md). This way the
 # primary key and that index both match the whole key.
 _KEY_PENDING = "message_id = $1 AND listener_id = $2 AND state = (SELECT 'pending')"
+# A breaker trial's row (one per failing listener and cool-down), looked up the same
+# way: the key's columns are the deliveries' own, no other table here has them.
+_CLAIMED_ONE = f"""
+SELECT {_CLAIMED}
+FROM deliveries d
+JOIN listeners l ON l.id = d.listener_id
+JOIN messages m ON m.id = d.message_id
+JOIN queues q ON q.id = l.queue_id
+WHERE {_KEY_PENDING}
+"""
+_CLAIMED_SQLITE = f"""
+SELECT d.rowid AS row_id, {_CLAIMED}
+FROM deliveries d
+JOIN listeners l ON l.id = d.listener_id
+JOIN messages m ON m.id = d.message_id
+JOIN queues q ON q.id = l.queue_id
+WHERE d.rowid IN (SELECT value FROM json_each($1))
+"""
 _RELEASE = f"UPDATE deliveries SET lease_until = 0 WHERE {_KEY_PENDING}"
 _RECORD = (
     "UPDATE deliveries SET state = $3, attempts = $4, last_status = $5, last_attempt_at = $6,"
@@ -524,7 +523,7 @@ class Deliveries:
             leased = await self._db.write(sql, listener_id, now, lease_until, by, durable=False)
             row = None
             if leased:
-                row = await self._db.fetchrow(_CLAIMED_ONE, listener_id, leased[0]["message_id"])
+                row = await self._db.fetchrow(_CLAIMED_ONE, leased[0]["message_id"], listener_id)
             if row is None:
                 await health.give_back_trial(self._db, listener_id, now)
                 continue
