@@ -52,9 +52,17 @@ _CLAIMED = (
 # PostgreSQL leases in one statement, after storage/claims.py read each candidate's
 # flow (its transaction holds the candidates' listener rows): pick and lock up to each
 # listener's allowance (``a.allow``; for an ordered one only its head), lease them,
-# answer them. The lease finds the locked rows by ctid (a TID scan whatever the
-# statistics say; a join on the key could be planned as a scan of the whole table);
-# only rows the lease really updated are answered (a row whose newer version was
+# answer them. Each joined row is looked up by its key in every plan (OFFSET 0 keeps a
+# LATERAL subquery from being flattened into a join the planner may hash over a whole
+# table; the row comparison gives the due index no usable bound, so only the
+# listener's due index can serve the pick): asyncpg keeps one generic plan per
+# statement, and one made while the tables were nearly empty (a new database) walked
+# every listener's due deliveries and hashed all messages per claim (a test:
+# tests/integration/test_delivery_plans.py). The lease finds the locked rows by ctid:
+# a TID scan, except in a plan made while deliveries was under ~40 pages (about 2,000
+# rows; the planner prices 10 TIDs at random_page_cost), which scans it whole until
+# autovacuum's ANALYZE replaces the plan (no statement form avoids that); only rows
+# the lease really updated are answered (a row whose newer version was
 # locked is not visible to this statement's UPDATE: it stays unleased and is not
 # sent). Rows come back in the round-robin order. FOR NO KEY UPDATE: the weakest lock
 # that keeps other engines off the row.
@@ -63,18 +71,21 @@ WITH a AS (
     SELECT * FROM unnest($1::text[], $2::int[], $3::text[]{top}) AS a(id, allow, head{top_as})
 ), picked AS MATERIALIZED (
     SELECT {claimed}, d.row_id, d.next_attempt_at, l.id <= $5 AS wrapped{others}
-    FROM a JOIN listeners l ON l.id = a.id{count}
+    FROM a
+    CROSS JOIN LATERAL (SELECT * FROM listeners WHERE id = a.id OFFSET 0) l{count}
     CROSS JOIN LATERAL (
         SELECT ctid AS row_id, message_id, listener_id, attempts, next_attempt_at
         FROM deliveries
         WHERE listener_id = l.id AND state = 'pending'
-          AND next_attempt_at <= $4 AND lease_until <= $4
+          AND (listener_id, next_attempt_at) <= (l.id, $4) AND lease_until <= $4
           AND (a.head IS NULL OR message_id = a.head)
         ORDER BY next_attempt_at LIMIT {allow}
         FOR NO KEY UPDATE SKIP LOCKED
     ) d
-    JOIN messages m ON m.id = d.message_id
-    JOIN queues q ON q.id = l.queue_id
+    CROSS JOIN LATERAL (
+        SELECT name, data, created_at FROM messages WHERE id = d.message_id OFFSET 0
+    ) m
+    CROSS JOIN LATERAL (SELECT id, name FROM queues WHERE id = l.queue_id OFFSET 0) q
 ), leased AS (
     UPDATE deliveries SET lease_until = $6, claimed_by = $7
     WHERE ctid = ANY(ARRAY(SELECT row_id FROM picked))

@@ -35,6 +35,14 @@ _POOL_SIZE = 10
 _ASYNC_POOL_SIZE = 3
 _CONNECT_TIMEOUT_S = 5.0
 _COMMAND_TIMEOUT_S = 30.0
+# asyncpg prepares each statement once per connection and PostgreSQL then keeps one
+# generic plan for it, made from the table sizes of that moment, until the table is
+# analyzed. Made on a new database's empty tables, the claim's UPDATE by ctid scanned
+# all of deliveries (85 ms a claim at 100,000 rows, `python -m bench.pgcost
+# --listeners 100`), and autovacuum, when it is on at all, comes a minute or more
+# later. Re-preparing every 30 s bounds how long any such plan lives (asyncpg's
+# default: 300 s).
+_STATEMENT_LIFETIME_S = 30.0
 _RELISTEN_S = 0.5
 # Every session, so a node that stalls (SIGSTOP, a partition, a frozen VM) cannot
 # hold locks that block the others for long (SPEC §2):
@@ -292,6 +300,7 @@ class PostgresDatabase(_Conn):
                 max_size=size,
                 timeout=_CONNECT_TIMEOUT_S,
                 command_timeout=_COMMAND_TIMEOUT_S,
+                max_cached_statement_lifetime=_STATEMENT_LIFETIME_S,
                 reset=_keep_session,
                 server_settings={**SESSION_SETTINGS, **server_settings},
             )
