@@ -60,12 +60,12 @@ _CLAIMED = (
 # every listener's due deliveries and hashed all messages per claim (a test:
 # tests/integration/test_delivery_plans.py). The lease finds the locked rows by ctid:
 # a TID scan, except in a plan made while deliveries was under ~40 pages (about 2,000
-# rows; the planner prices 10 TIDs at random_page_cost), which scans it whole until
-# autovacuum's ANALYZE replaces the plan (no statement form avoids that); only rows
-# the lease really updated are answered (a row whose newer version was
-# locked is not visible to this statement's UPDATE: it stays unleased and is not
-# sent). Rows come back in the round-robin order. FOR NO KEY UPDATE: the weakest lock
-# that keeps other engines off the row.
+# rows; the planner prices 10 TIDs at random_page_cost), which scans it whole until an
+# ANALYZE or the statement's re-preparation (storage/postgres.py, 30 s) replaces the
+# plan: no statement form avoids that. Only rows the lease really updated are
+# answered (a row whose newer version was locked is not visible to this statement's
+# UPDATE: it stays unleased and is not sent). Rows come back in the round-robin
+# order. FOR NO KEY UPDATE: the weakest lock that keeps other engines off the row.
 _LEASE_SHAPE = """
 WITH a AS (
     SELECT * FROM unnest($1::text[], $2::int[], $3::text[]{top}) AS a(id, allow, head{top_as})
