@@ -90,11 +90,11 @@ _CLAIM_STATEMENTS = {
             busy="= ANY($3::text[])",
             claimable=health.CLAIMABLE,
             counts="",
-            due=claims._DUE["postgresql"][0],
-            fence=claims._DUE["postgresql"][1],
+            has_due=health.HAS_DUE["postgresql"],
         ),
         "1, 2, ARRAY['x']::text[], 'a', 100",
     ),
+    "trials": (health._TAKE_TRIALS_POSTGRES, "1, 2, 10"),
     "leased": (claims._LEASED, "ARRAY['l1', 'l2']::text[], 1, 2"),
     "lease": (
         deliveries._LEASE_POSTGRES,
@@ -116,7 +116,8 @@ async def test_the_claim_probes_each_listener_in_a_generic_plan(
     semi-join that walked every due delivery per listener (72 ms a claim with 100
     listeners) and the lease hashed the whole messages table. Every look-up of
     deliveries must be bounded by its listener, and messages, queues and listeners
-    read by key (the candidates scan the listeners: they are what is being chosen)."""
+    read by key (the candidates and the trials scan the listeners: they are what is
+    being chosen)."""
     if not settings.database_url.startswith("postgresql"):
         pytest.skip("PostgreSQL planner")
     sql, args = _CLAIM_STATEMENTS[statement]
@@ -132,7 +133,8 @@ async def test_the_claim_probes_each_listener_in_a_generic_plan(
         if "Seq Scan on deliveries" in line:
             assert "ctid" in after, plan
     assert probes, plan
-    scanned = {"messages", "queues"} | ({"listeners"} if statement != "candidates" else set())
+    chosen = {"candidates", "trials"}
+    scanned = {"messages", "queues"} | (set() if statement in chosen else {"listeners"})
     assert not [t for t in scanned if f"Seq Scan on {t}" in plan], plan
 
 

@@ -41,24 +41,10 @@ SELECT l.id, l.max_in_flight, l.rate_limit, l.rate_next_at, l.ordered{counts}
 FROM listeners l
 WHERE l.liveness_state <> 'down' AND NOT (l.id {busy})
   AND (l.rate_limit IS NULL OR l.rate_next_at <= $2)
-  AND {claimable}
-  AND EXISTS (
-    SELECT 1 FROM deliveries d
-    WHERE d.listener_id = l.id AND d.state = 'pending'
-      AND {due} AND d.lease_until <= $1{fence}
-  )
+  AND {claimable} AND {has_due}
 ORDER BY l.id <= $4, l.id
 LIMIT $5
 """
-# PostgreSQL: one probe of the listener's due index per listener in any plan. A plan
-# made while the tables were nearly empty (asyncpg keeps one per statement) joined the
-# EXISTS as a semi-join walking every due delivery per listener (72 ms a claim with
-# 100 listeners). OFFSET 0 keeps the EXISTS a subplan run per listener; the row
-# comparison leaves the due index (next_attempt_at alone) no bound to descend by.
-_DUE = {
-    "sqlite": ("d.next_attempt_at <= $1", ""),
-    "postgresql": ("(d.listener_id, d.next_attempt_at) <= (l.id, $1)", " OFFSET 0"),
-}
 # Locked after LIMIT (a subquery with LIMIT is never flattened, so the lock is tried
 # only for the rows kept); the two-key form: a key space apart from engine locks.
 _CANDIDATES_POSTGRES = (
@@ -153,9 +139,11 @@ class Claim:
         in_busy, excluded = id_list(self._db, 3, busy)
         counts = "" if postgres else _COUNTS_SQLITE
         shape = _CANDIDATES_POSTGRES if postgres else _CANDIDATES
-        due, fence = _DUE[self._db.dialect]
         sql = shape.format(
-            busy=in_busy, claimable=health.CLAIMABLE, counts=counts, due=due, fence=fence
+            busy=in_busy,
+            claimable=health.CLAIMABLE,
+            counts=counts,
+            has_due=health.HAS_DUE[self._db.dialect],
         )
         args = [self._now, self._now + RATE_LOOKAHEAD_MS, excluded, after, limit]
         candidates = await self._tx.fetch(sql, *args, *([] if postgres else [self._by]))
