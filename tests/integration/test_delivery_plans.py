@@ -86,12 +86,7 @@ async def test_row_lookups_are_exact_in_a_generic_plan(settings: Settings, state
 
 _CLAIM_STATEMENTS = {
     "candidates": (
-        claims._CANDIDATES_POSTGRES.format(
-            busy="= ANY($3::text[])",
-            claimable=health.CLAIMABLE,
-            counts="",
-            has_due=health.HAS_DUE["postgresql"],
-        ),
+        claims.candidates_sql("postgresql", "= ANY($3::text[])"),
         "1, 2, ARRAY['x']::text[], 'a', 100",
     ),
     "trials": (health._TAKE_TRIALS_POSTGRES, "1, 2, 10"),

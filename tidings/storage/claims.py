@@ -112,6 +112,18 @@ def _flows(
     ]
 
 
+def candidates_sql(dialect: str, busy: str) -> str:
+    """The candidates statement of ``dialect``; ``busy``: the listeners this engine is
+    busy with, as ``id_list`` spells their parameter $3."""
+    postgres = dialect == "postgresql"
+    return (_CANDIDATES_POSTGRES if postgres else _CANDIDATES).format(
+        busy=busy,
+        claimable=health.CLAIMABLE,
+        counts="" if postgres else _COUNTS_SQLITE,
+        has_due=health.HAS_DUE[dialect],
+    )
+
+
 class Claim:
     """One claim's reads and writes on a transaction; the statements that pick and
     lease rows differ by dialect (``lease``)."""
@@ -137,14 +149,7 @@ class Claim:
         listener's may wait in it (domain/flow.py ``window``), asked per candidate."""
         postgres = self._db.dialect == "postgresql"
         in_busy, excluded = id_list(self._db, 3, busy)
-        counts = "" if postgres else _COUNTS_SQLITE
-        shape = _CANDIDATES_POSTGRES if postgres else _CANDIDATES
-        sql = shape.format(
-            busy=in_busy,
-            claimable=health.CLAIMABLE,
-            counts=counts,
-            has_due=health.HAS_DUE[self._db.dialect],
-        )
+        sql = candidates_sql(self._db.dialect, in_busy)
         args = [self._now, self._now + RATE_LOOKAHEAD_MS, excluded, after, limit]
         candidates = await self._tx.fetch(sql, *args, *([] if postgres else [self._by]))
         if not candidates:
