@@ -7,7 +7,11 @@ until every delivery arrived, and reports per message: bytes added to each table
 CPU seconds of the tidings processes (API, engine) and of every PostgreSQL process
 (``/proc``), so the share that lands on the primary is measured, not guessed; and
 the row versions written per message on each table (inserts, updates and how many of
-those were HOT: a HOT update adds no index entries), from ``pg_stat_user_tables``.
+those were HOT: a HOT update adds no index entries), from ``pg_stat_user_tables``;
+and, where the server preloads ``pg_stat_statements`` (``shared_preload_libraries``,
+a restart), each statement's execution time and calls per message, the costliest
+first: which statement the PostgreSQL CPU above goes to (its execution only: parsing,
+the protocol and commits are not in it).
 Other load on the machine adds to the PostgreSQL figure (autovacuum, checkpoints of
 other databases): run it on a quiet machine, twice.
 """
@@ -73,6 +77,36 @@ async def _row_writes(conn: asyncpg.Connection) -> dict[str, tuple[int, int, int
     return {r["relname"]: (r["n_tup_ins"], r["n_tup_upd"], r["n_tup_hot_upd"]) for r in rows}
 
 
+async def _statements(conn: asyncpg.Connection) -> dict[str, tuple[float, int]] | None:
+    """Execution ms and calls per statement of this database so far, or None without
+    pg_stat_statements."""
+    try:
+        await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        rows = await conn.fetch(
+            "SELECT query, total_exec_time, calls FROM pg_stat_statements"
+            " WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
+    except asyncpg.PostgresError:  # not preloaded: the view cannot be read
+        return None
+    out: dict[str, tuple[float, int]] = {}
+    for r in rows:
+        text = " ".join(r["query"].split())[:100]
+        ms, calls = out.get(text, (0.0, 0))
+        out[text] = (ms + r["total_exec_time"], calls + r["calls"])
+    return out
+
+
+def _statement_costs(
+    after: dict[str, tuple[float, int]], before: dict[str, tuple[float, int]], per: float
+) -> list[str]:
+    costs = []
+    for text, (ms, calls) in after.items():
+        ms0, calls0 = before.get(text, (0.0, 0))
+        if calls > calls0:
+            costs.append(((ms - ms0) * 1000 / per, (calls - calls0) / per, text))
+    return [f"{us:.1f} us, {n:.2f} calls: {text}" for us, n, text in sorted(costs)[::-1][:12]]
+
+
 def _per(
     after: dict[str, tuple[int, int, int]], before: dict[str, tuple[int, int, int]], per: float
 ) -> dict[str, tuple[float, ...]]:
@@ -101,6 +135,7 @@ async def measure(messages: int, listeners: int) -> dict[str, Any]:
         try:
             sizes, lsn = await _sizes(conn), await conn.fetchval("SELECT pg_current_wal_lsn()")
             writes = await _row_writes(conn)
+            statements = await _statements(conn)
             roles = await _backends(conn)
             pg = {pid: _cpu_s(pid) for pid in roles}
             ours = {pid: _cpu_s(pid) for pid in tree}
@@ -124,6 +159,7 @@ async def measure(messages: int, listeners: int) -> dict[str, Any]:
                 "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn)", lsn
             )
             after = await _sizes(conn)
+            statements_after = await _statements(conn)
             # A backend reports its counts after a transaction at most once a second,
             # and an idle one 10 s after its last (PostgreSQL 15's statistics).
             await asyncio.sleep(11.0)
@@ -151,6 +187,15 @@ async def measure(messages: int, listeners: int) -> dict[str, Any]:
             **{f"postgresql {role}": round(v / per * 1e6) for role, v in pg_cpu.items()},
         },
         "load": os.getloadavg(),
+        **(
+            {
+                "statements (execution per message)": _statement_costs(
+                    statements_after, statements, per
+                )
+            }
+            if statements is not None and statements_after is not None
+            else {}
+        ),
     }
 
 
@@ -161,7 +206,10 @@ def main() -> None:
     args = parser.parse_args()
     result = uvloop.run(measure(args.messages, args.listeners))
     for key, value in result.items():
-        print(f"{key}: {value}")
+        if isinstance(value, list):
+            print(f"{key}:", *(f"  {line}" for line in value), sep="\n")
+        else:
+            print(f"{key}: {value}")
 
 
 if __name__ == "__main__":
