@@ -115,7 +115,7 @@ async def test_a_fast_listener_gets_a_prefetch_until_it_slows_down() -> None:
     takes the prefetch away. max_in_flight holds throughout."""
     store = MemoryStore()
     sender = FakeSender(lambda _u, n: Reply(after_s=0.01) if n < 8 else Reply(after_s=1.9))
-    add(store, ["a"], 100)
+    add(store, ["a"], 4 + engine_module.PREFETCH + 20)
     async with running(store, sender, replace(SETTINGS, max_in_flight=256)) as engine:
         await until(lambda: len(sender.sent) >= 12)
         await asyncio.sleep(0.5)
@@ -126,7 +126,7 @@ async def test_a_fast_listener_gets_a_prefetch_until_it_slows_down() -> None:
         assert 4 <= engine.in_flight <= 7
         await until(lambda: states(store) == {DeliveryState.DELIVERED})
     assert sender.most_open[url("a")] == 4
-    assert len({s.headers["webhook-id"] for s in sender.sent}) == 100
+    assert len({s.headers["webhook-id"] for s in sender.sent}) == 4 + engine_module.PREFETCH + 20
 
 
 class AskedStore(MemoryStore):
@@ -170,7 +170,8 @@ async def test_a_claim_asks_the_prefetch_of_its_candidates_only() -> None:
             if r.state is DeliveryState.PENDING and r.lease_until > 0
         )
         # fast: 4 sending and PREFETCH waiting; slow: 4 sending and 3 waiting (no
-        # prefetch: 17 rounds of 1.9 s are more than a quarter of its 30 s lease).
+        # prefetch: PREFETCH / 4 + 1 rounds of 1.9 s are more than a quarter of its 30 s
+        # lease).
         assert leased["fast"] == 4 + engine_module.PREFETCH
         assert leased["slow"] == 7
         assert engine.in_flight >= leased["fast"] + leased["slow"]

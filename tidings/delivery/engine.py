@@ -68,12 +68,14 @@ TRIAL_POLL_S = 0.25
 # Retry times kept for precise wake-ups; past this many the 1 s poll finds the rest.
 MAX_RETRY_TIMES = 10_000
 # How many deliveries may wait in the engine for a listener that answers fast, beyond
-# its send slots (domain/flow.py ``window``): a claim takes a millisecond or more, in
-# which a fast receiver at 16 in flight answers a dozen or more (64 measured 1.07x of
-# 32 on both databases). Granted only while
+# its send slots (domain/flow.py ``window``): a claim takes a millisecond or more (on
+# PostgreSQL ~9 ms of round trips while the engine is busy sending), in which a fast
+# receiver at 16 in flight answers dozens. 128 against 64: `bench.ab delivery` 1.17x
+# on PostgreSQL (5 of 5 pairs), 1.01x / 1.05x on SQLite (docs/benchmarks.md); 256
+# made claims smaller and more frequent, and slower. Granted only while
 # the listener's recent answers are fast enough for the last of them to start well
 # within its lease (LEASE_SHARE); the check at each start is what guarantees it.
-PREFETCH = 64
+PREFETCH = 128
 LEASE_SHARE = 0.25
 MAX_OBSERVED = 10_000  # listeners whose answer times are kept
 _encoder = msgspec.json.Encoder()
