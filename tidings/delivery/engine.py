@@ -69,7 +69,7 @@ TRIAL_POLL_S = 0.25
 MAX_RETRY_TIMES = 10_000
 # How many deliveries may wait in the engine for a listener that answers fast, beyond
 # its send slots (domain/flow.py ``window``): a claim takes a millisecond or more (on
-# PostgreSQL ~9 ms of round trips while the engine is busy sending), in which a fast
+# PostgreSQL ~5 ms of round trips while the engine is busy sending), in which a fast
 # receiver at 16 in flight answers dozens. 128 against 64: `bench.ab delivery` 1.17x
 # on PostgreSQL (5 of 5 pairs), 1.01x / 1.05x on SQLite (docs/benchmarks.md); 256
 # made claims smaller and more frequent, and slower. Granted only while
