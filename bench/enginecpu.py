@@ -7,6 +7,10 @@ noisy way to see a few microseconds; the engine process's own CPU time (user + s
 its threads included, from ``/proc``) over a backlog drained to one fast receiver is
 a steadier one. BEFORE_DIR as for ``bench.ab`` (a ``git archive`` of the old tree);
 ``--after DIR`` runs another tree instead of this one (a snapshot of work in progress).
+Each round also prints where the rest of the two cores went during the drain: every
+PostgreSQL process (``postgres``, whatever database: run it on a quiet server), the
+receiver, and the share of the machine left idle (an engine waiting on its round trips
+leaves the cores idle rather than busy).
 """
 
 from __future__ import annotations
@@ -51,6 +55,24 @@ def _cpu_s_of(stat: Path) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICK
 
 
+def _postgres_s() -> float:
+    """CPU seconds of every PostgreSQL process on the machine."""
+    total = 0.0
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and (proc / "comm").read_text().strip() == "postgres":
+                total += _cpu_s_of(proc / "stat")
+        except OSError:
+            continue
+    return total
+
+
+def _idle_s() -> tuple[float, float]:
+    """The machine's idle and total CPU seconds so far (all cores, /proc/stat)."""
+    ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return ticks[3] / _TICK, sum(ticks) / _TICK
+
+
 def _engine(server: Proc) -> int:
     for pid in _children(server.pid):
         try:
@@ -61,8 +83,9 @@ def _engine(server: Proc) -> int:
     raise RuntimeError("no engine child")
 
 
-async def one(kind: str, recv_url: str, backlog: int) -> tuple[float, float]:
+async def one(kind: str, recv: Proc, backlog: int) -> tuple[float, float]:
     """Engine CPU microseconds per delivery and deliveries/s, for one drained backlog."""
+    recv_url = recv.url
     async with database(kind) as url, aiohttp.ClientSession() as session:
         async with tidings(url, "--no-engine") as api_only:
             api = Api(api_only.url, session)
@@ -73,13 +96,21 @@ async def one(kind: str, recv_url: str, backlog: int) -> tuple[float, float]:
         async with tidings(url) as server:
             pid = _engine(server)
             before, threads = _cpu_s(pid), _threads_s(pid)
+            pg, received, (idle, total) = _postgres_s(), _cpu_s(recv.pid), _idle_s()
             rate = await drain_rate(session, recv_url, backlog)
             used = _cpu_s(pid) - before
             split = {k: v - threads.get(k, 0.0) for k, v in _threads_s(pid).items()}
+            pg, received = _postgres_s() - pg, _cpu_s(recv.pid) - received
+            idle_now, total_now = _idle_s()
     parts = ", ".join(
         f"{k} {v / backlog * 1e6:.1f}" for k, v in sorted(split.items(), key=lambda kv: -kv[1]) if v
     )
     print(f"  us per delivery by thread: {parts}", flush=True)
+    others = f"receiver {received / backlog * 1e6:.1f}"
+    if kind == "postgres":
+        others = f"PostgreSQL {pg / backlog * 1e6:.1f}, " + others
+    idle_share = (idle_now - idle) / (total_now - total)
+    print(f"  us per delivery elsewhere: {others}; cores idle {idle_share:.0%}", flush=True)
     return used / backlog * 1e6, rate
 
 
@@ -89,7 +120,7 @@ async def ab(before: str, kind: str, rounds: int, backlog: int, after: str | Non
         for i in range(rounds):
             for side in ["before", "after"] if i % 2 == 0 else ["after", "before"]:
                 SOURCE["path"] = before if side == "before" else after
-                us, rate = await one(kind, recv.url, backlog)
+                us, rate = await one(kind, recv, backlog)
                 runs[side].append(us)
                 print(
                     f"round {i + 1} {side}: {us:.1f} us CPU/delivery, {rate:.0f}/s"
