@@ -235,6 +235,13 @@ async def server(settings: Settings) -> AsyncIterator[Running]:
 
 
 @pytest.fixture
+async def idle(settings: Settings) -> AsyncIterator[Running]:
+    """A server without an engine: the test plays the engines."""
+    async with start_server(settings, engine=False) as running:
+        yield running
+
+
+@pytest.fixture
 async def queue(server: Running) -> dict[str, Any]:
     response = await server.call("POST", "/v1/queues", json={"name": "orders"})
     assert response.status_code == 200, response.text

@@ -93,12 +93,12 @@ _CLAIM_STATEMENTS = {
     "leased": (claims._LEASED, "ARRAY['l1', 'l2']::text[], 1, 2"),
     "lease": (
         deliveries._LEASE_POSTGRES,
-        "ARRAY['l1', 'l2']::text[], ARRAY[5, 5]::int[], ARRAY[NULL, NULL]::text[], 1, 'a', 2, 3",
+        "ARRAY['l1', 'l2']::text[], ARRAY[5, 5]::int[], ARRAY[NULL, NULL]::text[], 1, 'a', 2, 3, 4",
     ),
     "lease_counting": (
         deliveries._LEASE_COUNTING_POSTGRES,
         "ARRAY['l1']::text[], ARRAY[1]::int[], ARRAY[NULL]::text[], 1, 'a', 2, 3,"
-        " ARRAY[5, 4, 3]::int[], ARRAY[2]::int[]",
+        " ARRAY[5, 4, 3]::int[], ARRAY[2]::int[], 4",
     ),
 }
 
@@ -110,9 +110,9 @@ async def test_the_claim_probes_each_listener_in_a_generic_plan(
     """Planned on empty tables, the claim's candidates joined their EXISTS as a
     semi-join that walked every due delivery per listener (72 ms a claim with 100
     listeners) and the lease hashed the whole messages table. Every look-up of
-    deliveries must be bounded by its listener, and messages, queues and listeners
-    read by key (the candidates and the trials scan the listeners: they are what is
-    being chosen)."""
+    deliveries (and of lease counts) must be bounded by its listener, and messages,
+    queues and listeners read by key (the candidates and the trials scan the
+    listeners: they are what is being chosen)."""
     if not settings.database_url.startswith("postgresql"):
         pytest.skip("PostgreSQL planner")
     sql, args = _CLAIM_STATEMENTS[statement]
@@ -120,7 +120,7 @@ async def test_the_claim_probes_each_listener_in_a_generic_plan(
     lines = plan.splitlines()
     probes = 0
     for line, after in zip(lines, [*lines[1:], ""], strict=True):
-        if re.search(r"Index (?:Only )?Scan (?:using|on) \S*deliveries", line):
+        if re.search(r"Index (?:Only )?Scan (?:using|on) \S*(?:deliveries|lease_counts)", line):
             probes += 1
             assert "Index Cond:" in after and "listener_id" in after, plan
         # The lease's UPDATE finds its rows by ctid (a sequential scan only while a
@@ -142,7 +142,7 @@ async def _generic_plan(settings: Settings, sql: str, args: str) -> str:
     await tx.start()
     try:
         await conn.execute("CREATE SCHEMA fresh")
-        for table in ("queues", "listeners", "messages", "deliveries"):
+        for table in ("queues", "listeners", "messages", "deliveries", "lease_counts"):
             await conn.execute(f"CREATE TABLE fresh.{table} (LIKE public.{table} INCLUDING ALL)")
         await conn.execute("SET LOCAL search_path = fresh")
         await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")

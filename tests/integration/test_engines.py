@@ -3,13 +3,12 @@ that name their engine, and the takeover of a dead engine's claims."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import pytest
 
-from tests.conftest import Running, start_server
+from tests.conftest import Running
 from tests.integration.test_delivery import add_listener, post, until
 from tests.receivers import receiver
 from tidings.config import Settings
@@ -38,13 +37,6 @@ async def _claim_one(server: Running, me: Membership, queue: dict[str, Any]) -> 
     [claimed] = await server.store.deliveries.claim(me.id, now, now + 60_000, 10, 10, [])
     assert claimed.message_id == mid
     return mid
-
-
-@pytest.fixture
-async def idle(settings: Settings) -> AsyncIterator[Running]:
-    """A server without an engine: the test plays the engines."""
-    async with start_server(settings, engine=False) as running:
-        yield running
 
 
 @pytest.fixture

@@ -14,10 +14,11 @@ they need and writes what they decide, in one transaction:
    health and counters holds its row for its whole commit, and a claim that skipped
    locked rows found nothing for a busy listener every other time (PostgreSQL
    delivery: docs/benchmarks.md).
-2. **flow**: the other engines' leased deliveries per candidate
-   (``ix_deliveries_leased``; this engine's own come from the engine), and for
-   ordered ones their oldest pending delivery (store order = message id order).
-3. **lease** as many due rows per listener as its allowance says. On PostgreSQL,
+2. **flow**: the other engines' leased deliveries per candidate (their counts,
+   storage/leases.py; this engine's own come from the engine), and for ordered ones
+   their oldest pending delivery (store order = message id order).
+3. **lease** as many due rows per listener as its allowance says, and count them
+   (storage/leases.py). On PostgreSQL,
    when no candidate is ordered or rate-limited and ``limit`` does not bind, 2 and 3
    are one statement (``by_count``).
 4. **rate state**: each rate-limited listener's next allowed start moves on.
@@ -33,7 +34,7 @@ from dataclasses import replace
 from typing import Any
 
 from tidings.domain.flow import RATE_LOOKAHEAD_MS, Flow, allowance, start_times
-from tidings.storage import health, locks
+from tidings.storage import health, leases, locks
 from tidings.storage.database import Connection, Database, Row, id_list
 
 _CANDIDATES = """
@@ -56,23 +57,13 @@ _CANDIDATES_POSTGRES = (
 _RATES = "SELECT id, rate_next_at FROM listeners WHERE id {ids}"
 # SQLite's claim transaction is exclusive: the counts can come with the candidates
 # (one hop to the writer instead of two). Evaluated only for the rows LIMIT keeps.
-_LEASED_OF = (
-    "(SELECT count(*) FROM deliveries d WHERE d.listener_id = l.id AND d.state = 'pending'"
-    " AND d.lease_until > 0 AND d.lease_until > $1 AND {whose})"
-)
-_COUNTS_SQLITE = ", " + _LEASED_OF.format(whose="d.claimed_by IS NOT $6") + " AS others"
-# "lease_until > 0" repeats the partial index's predicate so the planner may use it.
 # (This engine's own leases are not read: ``held`` says which still count.)
-LEASED_BY_OTHERS = (
-    "state = 'pending' AND lease_until > 0 AND lease_until > {now}"
-    " AND claimed_by IS DISTINCT FROM {by}"
-)
-# PostgreSQL only; one probe per listener (its leased rows) whatever the plan.
+_COUNTS_SQLITE = ", " + leases.OTHERS.format(listener="l.id", by="$6", now="$1") + " AS others"
+# PostgreSQL only; one key range per listener whatever the plan.
 _LEASED = (
-    "SELECT a.id AS listener_id, o.n FROM unnest($1::text[]) AS a(id)"
-    " CROSS JOIN LATERAL (SELECT count(*) AS n FROM deliveries WHERE listener_id = a.id AND "
-    + LEASED_BY_OTHERS.format(now="$2", by="$3")
-    + ") o"
+    "SELECT a.id AS listener_id, "
+    + leases.OTHERS.format(listener="a.id", by="$3", now="$2")
+    + " AS n FROM unnest($1::text[]) AS a(id)"
 )
 # min() per listener: one index probe each (ix_deliveries_listener_state).
 _HEADS = """

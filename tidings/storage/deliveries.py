@@ -24,10 +24,9 @@ from tidings.domain.events import EventType, NewEvent, Ref
 from tidings.domain.flow import RATE_LOOKAHEAD_MS, Flow, allowances
 from tidings.domain.health import BreakerPolicy, Change, Outcome
 from tidings.domain.models import AttemptError, AttemptOutcome, DeliveryState
-from tidings.storage import alerts, channels, health, locks
+from tidings.storage import alerts, channels, health, leases, locks
 from tidings.storage.attempts import Attempts, NewAttempt
 from tidings.storage.claims import (
-    LEASED_BY_OTHERS,
     Claim,
     by_count,
     json_ids,
@@ -64,8 +63,9 @@ _CLAIMED = (
 # ANALYZE or the statement's re-preparation (storage/postgres.py, 30 s) replaces the
 # plan: no statement form avoids that. Only rows the lease really updated are
 # answered (a row whose newer version was locked is not visible to this statement's
-# UPDATE: it stays unleased and is not sent). Rows come back in the round-robin
-# order. FOR NO KEY UPDATE: the weakest lock that keeps other engines off the row.
+# UPDATE: it stays unleased and is not sent), and counted in the same statement
+# (storage/leases.py). Rows come back in the round-robin order. FOR NO KEY UPDATE:
+# the weakest lock that keeps other engines off the row.
 _LEASE_SHAPE = """
 WITH a AS (
     SELECT * FROM unnest($1::text[], $2::int[], $3::text[]{top}) AS a(id, allow, head{top_as})
@@ -90,25 +90,34 @@ WITH a AS (
     UPDATE deliveries SET lease_until = $6, claimed_by = $7
     WHERE ctid = ANY(ARRAY(SELECT row_id FROM picked))
     RETURNING message_id, listener_id
-)
+), counted AS ({counted})
 SELECT p.* FROM picked p JOIN leased USING (message_id, listener_id)
 ORDER BY p.wrapped, p.listener_id, p.next_attempt_at, p.message_id
 """
 _LEASE_POSTGRES = _LEASE_SHAPE.format(
-    top="", top_as="", claimed=_CLAIMED, others="", count="", allow="a.allow"
+    top="",
+    top_as="",
+    claimed=_CLAIMED,
+    others="",
+    count="",
+    allow="a.allow",
+    counted=leases.ADD_LEASED_POSTGRES.format(by="$7::bigint", bucket="$8::bigint"),
 )
 # The same that also counts the other engines' leases of each listener (this
 # statement's snapshot is taken after the lock, like a statement of their own) and
 # looks its allowance up for that count (storage/claims.py ``by_count``): $2 is where
-# each listener's row starts in the flat table $8 (1-based), $9 its last offset.
+# each listener's row starts in the flat table $8 (1-based), $9 its last offset; $10
+# the bucket that counts the leases.
 _LEASE_COUNTING_POSTGRES = _LEASE_SHAPE.format(
     top=", $9::int[]",
     top_as=", top",
     claimed=_CLAIMED,
     others=", o.n AS others",
-    count="\n    CROSS JOIN LATERAL (SELECT count(*)::int AS n FROM deliveries"
-    " WHERE listener_id = l.id AND " + LEASED_BY_OTHERS.format(now="$4", by="$7") + ") o",
+    count="\n    CROSS JOIN LATERAL (SELECT "
+    + leases.OTHERS.format(listener="l.id", by="$7", now="$4")
+    + " AS n) o",
     allow="($8::int[])[a.allow + least(o.n, a.top)]",
+    counted=leases.ADD_LEASED_POSTGRES.format(by="$7::bigint", bucket="$10::bigint"),
 )
 # SQLite cannot LIMIT by a column: one UPDATE leases up to the largest allowance of
 # each candidate (for an ordered one only its head), and what a listener got beyond
@@ -229,6 +238,8 @@ class Claimed:
     rate_limit: float | None = None
     # A circuit breaker's single trial (SPEC §11): it never makes its message missed.
     trial: bool = False
+    # Where its lease is counted (storage/leases.py); None: not counted (a trial).
+    counted: leases.Counted | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -329,6 +340,7 @@ def _claimed(
     start_at: float = 0.0,
     trial: bool = False,
     listener: dict[str, Any] | None = None,  # _listener_part(row), when already read
+    counted: leases.Counted | None = None,
 ) -> Claimed:
     return Claimed(
         message_id=row["message_id"],
@@ -344,6 +356,7 @@ def _claimed(
         ordered=flow is not None and flow.ordered,
         rate_limit=None if flow is None else flow.rate_limit,
         trial=trial,
+        counted=counted,
     )
 
 
@@ -378,7 +391,12 @@ DEFAULT_POLICY = Settings().breaker_policy
 
 
 async def _lease_counting(
-    tx: Connection, tables: dict[str, list[int]], now: int, after: str, lease_until: int, by: int
+    tx: Connection,
+    tables: dict[str, list[int]],
+    now: int,
+    after: str,
+    lease_until: int,
+    counted: leases.Counted,
 ) -> list[Row]:
     """Lease for listeners whose allowance depends only on the other engines' leases,
     which the statement counts (storage/claims.py ``by_count``)."""
@@ -390,8 +408,10 @@ async def _lease_counting(
         flat += tables[i]
     tops = [len(tables[i]) - 1 for i in ids]
     heads = [None] * len(ids)
+    by, bucket = counted
     return await tx.fetch(
-        _LEASE_COUNTING_POSTGRES, ids, firsts, heads, now, after, lease_until, by, flat, tops
+        _LEASE_COUNTING_POSTGRES,
+        *(ids, firsts, heads, now, after, lease_until, by, flat, tops, bucket),
     )
 
 
@@ -432,6 +452,7 @@ class Deliveries:
         """
         # Rate-limited deliveries may wait up to the look-ahead before they start.
         lease_until += int(RATE_LOOKAHEAD_MS)
+        counted = (by, leases.bucket(now, lease_until))
 
         cut = False
 
@@ -444,7 +465,7 @@ class Deliveries:
             if tables is not None:
                 if not tables:
                     return [], {}, {}
-                rows = await _lease_counting(tx, tables, now, after, lease_until, by)
+                rows = await _lease_counting(tx, tables, now, after, lease_until, counted)
                 others = {r["listener_id"]: r["others"] for r in rows}
                 flows = [
                     replace(f, leased=others[f.listener_id])
@@ -470,6 +491,7 @@ class Deliveries:
                     after,
                     lease_until,
                     by,
+                    counted[1],
                 )
             else:
                 wanted = json_ids([[i, heads.get(i)] for i in room])
@@ -479,6 +501,8 @@ class Deliveries:
                 rows, extra = trim_sqlite(leased, room)
                 if extra:
                     await tx.execute(_UNLEASE_SQLITE, json_ids(extra))
+                # (PostgreSQL's lease statements count what they lease.)
+                await leases.add(tx, Counter(r["listener_id"] for r in rows), counted)
             taken = Counter(r["listener_id"] for r in rows)
             starts, moved = schedule(flows, taken, now)
             await claim.advance_rates(moved)
@@ -499,7 +523,7 @@ class Deliveries:
             part = parts.get(lid)
             if part is None:
                 part = parts[lid] = _listener_part(r)
-            claimed.append(_claimed(r, flow, start, listener=part))
+            claimed.append(_claimed(r, flow, start, listener=part, counted=counted))
         claimed.cut = cut
         return claimed
 
@@ -568,6 +592,7 @@ class Deliveries:
             for r in ordered
         ]
         acked: Counter[str] = Counter()
+        ended: Counter[tuple[str, leases.Counted]] = Counter()  # leases to take off
         events: list[NewEvent] = []
         logged: list[NewAttempt] = []
         seen: dict[str, Claimed] = {}
@@ -588,6 +613,8 @@ class Deliveries:
             if r.attempt_id is not None:
                 logged.append(_logged(r, ok))
             outcomes_of.append((lid, Outcome(r.attempted_at, ok, r.status, c.trial)))
+            if c.counted is not None:
+                ended[lid, c.counted] += 1
         by_listener = health.outcomes_by_listener(outcomes_of)
         orgs = {lid: c.org_id for lid, c in seen.items()}
         policy = policy or DEFAULT_POLICY
@@ -595,6 +622,7 @@ class Deliveries:
 
         async def body(tx: Connection) -> list[health.HealthChange]:
             await tx.executemany(_RECORD, outcomes)
+            await leases.take(tx, ended)  # after the deliveries, before the listeners
             await self._attempts.add_many(tx, logged)  # new rows: no lock order
             # Listeners in id order, after their deliveries (storage.locks): health and
             # the acknowledged counts in one UPDATE each (storage/health.py says why).

@@ -16,12 +16,13 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
-from tidings.storage import channels, locks
+from tidings.storage import channels, leases, locks
 from tidings.storage.database import Connection, Database, HeldLock, LockTaken, id_list
 
 _REGISTER = "INSERT INTO engines (id, started_at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING"
-# Not indexed on ``claimed_by`` (that would cost every claim its HOT update): a
-# takeover, which only follows a crash, scans the pending deliveries.
+# Not indexed on ``claimed_by`` or ``lease_until`` (that would cost every lease its
+# HOT update on PostgreSQL): a takeover, which only follows a crash, scans the
+# pending deliveries.
 _CLAIMS_OF = "claimed_by {dead} AND state = 'pending' AND lease_until > 0"
 _RELEASE = "UPDATE deliveries SET lease_until = 0 WHERE " + _CLAIMS_OF
 
@@ -64,9 +65,11 @@ class Engines:
         """Release the claims of every dead engine; answer how many were released.
 
         Registers ``me`` again first: after a lost PostgreSQL connection another
-        engine may have taken us for dead and forgotten us meanwhile."""
+        engine may have taken us for dead and forgotten us meanwhile. Drops the
+        lease counts that ended (storage/leases.py) on the way."""
         if me.held:
             await self._register(me.id, now)
+        await leases.drop_ended(self._db, now)
         rows = await self._db.fetch("SELECT id FROM engines WHERE id <> $1", me.id)
         dead = await self._db.free_locks([r["id"] for r in rows]) if rows else []
         if not dead:
@@ -77,6 +80,7 @@ class Engines:
             # In order, like every writer of several deliveries (storage.locks).
             await locks.deliveries(self._db, tx, _CLAIMS_OF.format(dead=in_dead), value)
             released = await tx.execute(_RELEASE.format(dead=in_dead), value)
+            await leases.forget(self._db, tx, dead)
             await tx.execute(f"DELETE FROM engines WHERE id {in_dead}", value)
             if released:
                 await self._db.notify(tx, channels.DELIVERIES)
@@ -86,7 +90,12 @@ class Engines:
 
     async def leave(self, me: Membership) -> None:
         """Forget a stopping engine (its claims were released already) and unlock."""
+
+        async def body(tx: Connection) -> None:
+            await leases.forget(self._db, tx, [me.id])
+            await tx.execute("DELETE FROM engines WHERE id = $1", me.id)
+
         try:
-            await self._db.write("DELETE FROM engines WHERE id = $1", me.id, durable=False)
+            await self._db.run(body, durable=False)
         finally:
             await me.lock.release()

@@ -4,7 +4,8 @@ On PostgreSQL a transaction that locks rows of more than one of these tables tak
 them in this order, each table's rows sorted by key:
 
 1. ``queues``, by id;
-2. ``deliveries``, by (listener_id, message_id);
+2. ``deliveries``, by (listener_id, message_id), then ``lease_counts`` by key (the
+   claim and the record count the leases they change: storage/leases.py);
 3. ``listeners``, by id;
 4. ``messages``, by id;
 5. ``events`` and ``event_counts`` (new rows; counter bumps sorted), last.

@@ -178,9 +178,9 @@ deliveries = Table(
     # A claimed delivery is leased; an expired lease means its worker died.
     Column("lease_until", BigInteger, nullable=False, server_default="0"),
     # The engine that claimed it last (engines.id; no foreign key: a dead engine's
-    # registration is forgotten once its claims were released). Not indexed: only a
-    # takeover filters on it. (A claim is no HOT update on PostgreSQL all the same: it
-    # sets lease_until, which ix_deliveries_leased indexes; `python -m bench.pgcost`.)
+    # registration is forgotten once its claims were released). Neither it nor
+    # lease_until is indexed, so a lease and its release are HOT updates on PostgreSQL
+    # (room on the page: fillfactor); claims count leases in lease_counts instead.
     Column("claimed_by", BigInteger, nullable=True),
     Index(
         "ix_deliveries_due",
@@ -196,14 +196,31 @@ deliveries = Table(
         sqlite_where=text("state = 'pending'"),
     ),
     Index("ix_deliveries_listener_state", "listener_id", "state", "message_id"),
-    # Leased rows per listener: max_in_flight counts them at each claim (storage/flow.py).
-    Index(
-        "ix_deliveries_leased",
-        "listener_id",
-        "lease_until",
-        postgresql_where=text("state = 'pending' AND lease_until > 0"),
-        sqlite_where=text("state = 'pending' AND lease_until > 0"),
+    # A row is updated twice after its insert (lease, outcome): 30 % of each page is
+    # left free so both can stay on it as HOT updates (`python -m bench.pgcost`).
+    postgresql_with={"fillfactor": 70},
+)
+
+# Leased deliveries per listener, engine and expiry bucket (storage/leases.py): what
+# a claim counts of the other engines' leases against a listener's max_in_flight.
+# Engine bookkeeping, not tenant data; no foreign key (storage/leases.py says why).
+lease_counts = Table(
+    "lease_counts",
+    metadata,
+    Column("listener_id", String(64), nullable=False),
+    Column("engine_id", BigInteger, nullable=False),
+    Column("bucket_end", BigInteger, nullable=False),
+    # false: what claims leased; true: what records ended (negative).
+    Column("recorded", Boolean, nullable=False),
+    Column("leased", Integer, nullable=False),
+    PrimaryKeyConstraint(
+        "listener_id", "engine_id", "bucket_end", "recorded", name="pk_lease_counts"
     ),
+    sqlite_with_rowid=False,
+    # Each claim and each record updates a row: PostgreSQL prunes a page's dead
+    # versions only once it is nearly full (90 %), and every look-up walked them all
+    # until then. At 10 % it prunes as soon as a few have gathered (docs/benchmarks.md).
+    postgresql_with={"fillfactor": 10},
 )
 
 # The attempt log (SPEC §11), written by the engine's record batch (storage/attempts.py).
