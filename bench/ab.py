@@ -15,17 +15,15 @@ machine drifts less with the neighbours' load.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import uvloop
 
 from bench import delivery, get, ingest, latency, wrk
 from bench.api import MESSAGE
-from bench.procs import SOURCE, load, receiver
+from bench.procs import SOURCE, cpu_s, load, receiver
 from bench.profile import _worker as worker_pid  # the API worker of a serve
 from bench.stats import median
 
@@ -48,12 +46,6 @@ def _latency(kind: str, rate: float) -> Measure:
     return one
 
 
-def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process so far (all its threads)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _wrk_measure(kind: str, connections: int, what: str, cpu: bool) -> Measure:
     """Requests/s of ``wrk`` at ``connections``; with ``cpu``, the API worker's CPU
     microseconds per request instead (lower is better): on a shared machine the
@@ -71,12 +63,12 @@ def _wrk_measure(kind: str, connections: int, what: str, cpu: bool) -> Measure:
             }[what]
             await wrk.post(target, body, headers, connections, 2)
             worker = worker_pid(server)
-            before = _cpu_s(worker)
+            before = cpu_s(worker)
             result = await wrk.post(target, body, headers, connections, 8)
             if result.errors:
                 raise RuntimeError(f"{what} answered {result.errors} errors")
             if cpu:
-                return (_cpu_s(worker) - before) / result.requests * 1e6
+                return (cpu_s(worker) - before) / result.requests * 1e6
             return result.requests_per_s
 
     return one

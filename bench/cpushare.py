@@ -25,9 +25,8 @@ import uvloop
 
 from bench import ingest, wrk
 from bench.api import MESSAGE, Api
-from bench.enginecpu import _cpu_s, _cpu_s_of
 from bench.memory import _children
-from bench.procs import database, load, receiver, tidings
+from bench.procs import cpu_s, database, load, receiver, stat_cpu_s, tidings
 from bench.stats import median
 
 # Per thread: (comm, CPU seconds, write system calls, bytes written).
@@ -39,7 +38,7 @@ def _threads(pid: int) -> Threads:
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
             comm = (task / "comm").read_text().strip()
-            seconds = _cpu_s_of(task / "stat")
+            seconds = stat_cpu_s(task / "stat")
             io = dict(line.split(": ") for line in (task / "io").read_text().splitlines())
         except OSError:
             continue
@@ -108,7 +107,7 @@ async def one(
         await wrk.post(target, MESSAGE, ingest.HEADERS, 64, 3)
         roles = _roles(server.pid)
         before = {role: _threads(pid) for role, pid in roles.items()}
-        receiving, posting = _cpu_s(recv.pid), _wrk_s()
+        receiving, posting = cpu_s(recv.pid), _wrk_s()
         result = await wrk.post(target, MESSAGE, ingest.HEADERS, 64, seconds)
         used: dict[str, float] = {}
         writes: dict[str, float] = {}
@@ -117,7 +116,7 @@ async def one(
             used |= {f"{role} {part}": v for part, v in sorted(parts.items())}
             writes[f"{role} writer calls"] = calls
             writes[f"{role} writer KB"] = written / 1024
-        used["receiver"] = _cpu_s(recv.pid) - receiving
+        used["receiver"] = cpu_s(recv.pid) - receiving
         used["wrk"] = _wrk_s() - posting
     messages = max(result.requests, 1)
     per = {k: v / messages * 1e6 for k, v in used.items()}

@@ -16,7 +16,6 @@ leaves the cores idle rather than busy).
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 import aiohttp
@@ -26,16 +25,9 @@ from bench import arrivals
 from bench.api import Api
 from bench.delivery import drain_rate
 from bench.memory import _children
-from bench.procs import SOURCE, Proc, database, load, receiver, tidings
+from bench.procs import SOURCE, TICKS, Proc, cpu_s, database, load, receiver, stat_cpu_s, tidings
 from bench.seed import seed_plain
 from bench.stats import median
-
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds of ``pid`` (all its threads)."""
-    return _cpu_s_of(Path(f"/proc/{pid}/stat"))
 
 
 def _threads_s(pid: int) -> dict[str, float]:
@@ -44,15 +36,10 @@ def _threads_s(pid: int) -> dict[str, float]:
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
             name = "loop" if task.name == str(pid) else "threads"
-            out[name] = out.get(name, 0.0) + _cpu_s_of(task / "stat")
+            out[name] = out.get(name, 0.0) + stat_cpu_s(task / "stat")
         except OSError:
             continue
     return out
-
-
-def _cpu_s_of(stat: Path) -> float:
-    fields = stat.read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICK
 
 
 def _postgres_s() -> float:
@@ -61,7 +48,7 @@ def _postgres_s() -> float:
     for proc in Path("/proc").iterdir():
         try:
             if proc.name.isdigit() and (proc / "comm").read_text().strip() == "postgres":
-                total += _cpu_s_of(proc / "stat")
+                total += stat_cpu_s(proc / "stat")
         except OSError:
             continue
     return total
@@ -70,7 +57,7 @@ def _postgres_s() -> float:
 def _idle_s() -> tuple[float, float]:
     """The machine's idle and total CPU seconds so far (all cores, /proc/stat)."""
     ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return ticks[3] / _TICK, sum(ticks) / _TICK
+    return ticks[3] / TICKS, sum(ticks) / TICKS
 
 
 def _engine(server: Proc) -> int:
@@ -95,12 +82,12 @@ async def one(kind: str, recv: Proc, backlog: int) -> tuple[float, float]:
         await arrivals.reset(session, recv_url)
         async with tidings(url) as server:
             pid = _engine(server)
-            before, threads = _cpu_s(pid), _threads_s(pid)
-            pg, received, (idle, total) = _postgres_s(), _cpu_s(recv.pid), _idle_s()
+            before, threads = cpu_s(pid), _threads_s(pid)
+            pg, received, (idle, total) = _postgres_s(), cpu_s(recv.pid), _idle_s()
             rate = await drain_rate(session, recv_url, backlog)
-            used = _cpu_s(pid) - before
+            used = cpu_s(pid) - before
             split = {k: v - threads.get(k, 0.0) for k, v in _threads_s(pid).items()}
-            pg, received = _postgres_s() - pg, _cpu_s(recv.pid) - received
+            pg, received = _postgres_s() - pg, cpu_s(recv.pid) - received
             idle_now, total_now = _idle_s()
     parts = ", ".join(
         f"{k} {v / backlog * 1e6:.1f}" for k, v in sorted(split.items(), key=lambda kv: -kv[1]) if v

@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -33,18 +32,9 @@ from bench import arrivals
 from bench.api import MESSAGE, Api
 from bench.loadgen import wait_count
 from bench.memory import _children
-from bench.procs import database, receiver, tidings
+from bench.procs import cpu_s, database, receiver, tidings
 
 TABLES = ("messages", "deliveries", "events", "attempts", "event_counts", "listeners")
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def _cpu_s(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
 
 
 async def _backends(conn: asyncpg.Connection) -> dict[int, str]:
@@ -137,8 +127,8 @@ async def measure(messages: int, listeners: int) -> dict[str, Any]:
             writes = await _row_writes(conn)
             statements = await _statements(conn)
             roles = await _backends(conn)
-            pg = {pid: _cpu_s(pid) for pid in roles}
-            ours = {pid: _cpu_s(pid) for pid in tree}
+            pg = {pid: cpu_s(pid) for pid in roles}
+            ours = {pid: cpu_s(pid) for pid in tree}
             started = time.monotonic()
             gate = asyncio.Semaphore(32)
 
@@ -153,8 +143,8 @@ async def measure(messages: int, listeners: int) -> dict[str, Any]:
             await asyncio.sleep(1.0)  # the recorder's last batch
             pg_cpu: dict[str, float] = {}
             for pid, role in roles.items():
-                pg_cpu[role] = pg_cpu.get(role, 0.0) + _cpu_s(pid) - pg[pid]
-            our_cpu = {pid: _cpu_s(pid) - before for pid, before in ours.items()}
+                pg_cpu[role] = pg_cpu.get(role, 0.0) + cpu_s(pid) - pg[pid]
+            our_cpu = {pid: cpu_s(pid) - before for pid, before in ours.items()}
             wal = await conn.fetchval(
                 "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn)", lsn
             )

@@ -25,6 +25,21 @@ import asyncpg
 PG_ADMIN_URL = os.environ.get("TIDINGS_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 API_KEY = "bench-operator-key-" + "b" * 24
 LOG_DIR = Path(tempfile.gettempdir()) / "tidings-bench"
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def stat_cpu_s(stat: Path) -> float:
+    """User + system CPU seconds in a ``/proc`` stat file (a process's or a thread's)."""
+    fields = stat.read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (all its threads); 0 once it is gone."""
+    try:
+        return stat_cpu_s(Path(f"/proc/{pid}/stat"))
+    except OSError:
+        return 0.0
 
 
 def free_port() -> int:

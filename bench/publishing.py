@@ -22,11 +22,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sqlite3
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -36,13 +34,12 @@ import uvloop
 from bench import wrk
 from bench.api import MESSAGE, Api
 from bench.memory import _children
-from bench.procs import database, load, receiver, tidings
+from bench.procs import cpu_s, database, load, receiver, tidings
 from bench.stats import median, ratio
 
 HEADERS = {"X-API-KEY": "", "Content-Type": "application/json"}
 # 8 batches of 100 in flight: 800 messages, below the ingest queue's cap (2,048).
 BATCH_CONNECTIONS = 8
-TICKS = os.sysconf("SC_CLK_TCK")
 DAY_MS = 86_400_000
 # A fresh key per request (one wrk thread, so a counter is unique within a run).
 _KEYED_LUA = """
@@ -151,14 +148,7 @@ async def _batch(kind: str, seconds: float, rounds: int, listeners: int = 1) -> 
 
 
 def _cpu_s(pids: list[int]) -> float:
-    total = 0.0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / TICKS
-    return total
+    return sum(cpu_s(pid) for pid in pids)
 
 
 async def _pg_backends(url: str) -> list[int]:

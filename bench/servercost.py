@@ -19,11 +19,10 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from bench import wrk
-from bench.procs import free_port, load
+from bench.procs import cpu_s, free_port, load
 
 _SPIN_S = float(os.environ.get("SPIN_US", "0")) / 1e6
 _BODY = b'{"queue":{"id":"q"}}'
@@ -38,11 +37,6 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         pass
     await send({"type": "http.response.start", "status": 200, "headers": _HEADERS})
     await send({"type": "http.response.body", "body": _BODY})
-
-
-def _cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _worker(pid: int) -> int:
@@ -72,9 +66,9 @@ async def measure(spin_us: float, seconds: float = 5.0) -> tuple[float, float]:
         await asyncio.sleep(1.0)  # granian binds, then forks its worker
         await wrk.get(url, {}, 64, 1)
         worker = _worker(server.pid)
-        before = _cpu_s(worker)
+        before = cpu_s(worker)
         result = await wrk.get(url, {}, 64, seconds)
-        return result.requests_per_s, (_cpu_s(worker) - before) / result.requests * 1e6
+        return result.requests_per_s, (cpu_s(worker) - before) / result.requests * 1e6
     finally:
         server.terminate()
         server.wait()

@@ -27,9 +27,8 @@ import aiohttp
 import uvloop
 
 from bench import get, ingest, wrk
-from bench.ab import _cpu_s as cpu_s
 from bench.api import MESSAGE, Api
-from bench.procs import database, load, receiver, tidings
+from bench.procs import cpu_s, database, load, receiver, tidings
 from bench.stats import median
 
 CONNECTIONS = 64
@@ -66,10 +65,7 @@ def tree_cpu_s(root: int) -> float:
     pids, total = [root], 0.0
     for pid in pids:
         pids.extend(children.get(pid, []))
-        try:
-            total += cpu_s(pid)
-        except OSError:
-            continue
+        total += cpu_s(pid)
     return total
 
 
