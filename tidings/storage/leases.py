@@ -1,15 +1,15 @@
 """Owns the ``lease_counts`` table: how many deliveries of each listener each engine
 holds leased, so a claim counts the other engines' leases (SPEC §10:
 ``max_in_flight`` holds across engines) without an index on the deliveries' lease
-columns. Without one, a lease and its release are HOT updates on PostgreSQL (no
-index entry written): its CPU per message 0.86x (docs/benchmarks.md).
+columns. Without one, a lease and its outcome are HOT updates on PostgreSQL (no
+index entry written): its CPU per message 0.89x, WAL 0.885x (docs/benchmarks.md).
 
 A count is kept per (listener, engine, bucket): the bucket is when the counted
 leases end at the latest, rounded up to a quarter of the lease (``bucket``). The
 claim adds what it leased in its own transaction, in a row of its own; the record
-of the outcomes takes them off in its own transaction and in another row (``recorded``),
-so an engine's claim never waits for the row lock of its record's commit (it did:
-a lease statement waited ~0.9 ms for it, docs/benchmarks.md). A count stops counting
+of the outcomes takes them off in its own transaction and in another row
+(``recorded``), so an engine's claim never waits for the row lock of its record's
+commit (it did: a lease statement waited ~0.9 ms for it, docs/benchmarks.md). A count stops counting
 when its bucket ends, no later than a quarter of a lease after the leases in it,
 like the expired leases it stands for. So whatever makes a count drift (a leased
 delivery deleted with its message, an attempt dropped because it waited past its
