@@ -179,7 +179,7 @@ deliveries = Table(
     Column("lease_until", BigInteger, nullable=False, server_default="0"),
     # The engine that claimed it last (engines.id; no foreign key: a dead engine's
     # registration is forgotten once its claims were released). Neither it nor
-    # lease_until is indexed, so a lease and its release are HOT updates on PostgreSQL
+    # lease_until is indexed, so a lease and its outcome are HOT updates on PostgreSQL
     # (room on the page: fillfactor); claims count leases in lease_counts instead.
     Column("claimed_by", BigInteger, nullable=True),
     Index(
