@@ -17,10 +17,9 @@ from typing import Any
 import aiohttp
 
 from bench import arrivals
-from bench.api import Api
 from bench.loadgen import wait_count
 from bench.procs import database, load, receiver, tidings
-from bench.seed import seed_messages, seed_plain
+from bench.seed import listening_queue, seed_messages, seed_plain
 from bench.stats import median, ratio
 from tidings.config import Settings
 
@@ -54,10 +53,7 @@ async def drain_rate(session: aiohttp.ClientSession, recv_url: str, count: int) 
 async def _subject(kind: str, recv_url: str, backlog: int, plain: bool = False) -> float:
     """``plain``: seed in plain SQL that an older schema takes too (bench.ab)."""
     async with database(kind) as url, aiohttp.ClientSession() as session:
-        async with tidings(url, "--no-engine") as api_only:
-            api = Api(api_only.url, session)
-            queue_id = await api.queue()
-            await api.listener(queue_id, recv_url, "fast")
+        queue_id = await listening_queue(url, session, recv_url, "fast")
         await (seed_plain if plain else seed_messages)(url, queue_id, backlog)
         await arrivals.reset(session, recv_url)
         async with tidings(url):

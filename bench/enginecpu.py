@@ -22,11 +22,10 @@ import aiohttp
 import uvloop
 
 from bench import arrivals
-from bench.api import Api
 from bench.delivery import drain_rate
 from bench.memory import _children
 from bench.procs import SOURCE, TICKS, Proc, cpu_s, database, load, receiver, stat_cpu_s, tidings
-from bench.seed import seed_plain
+from bench.seed import listening_queue, seed_plain
 from bench.stats import median
 
 
@@ -74,10 +73,7 @@ async def one(kind: str, recv: Proc, backlog: int) -> tuple[float, float]:
     """Engine CPU microseconds per delivery and deliveries/s, for one drained backlog."""
     recv_url = recv.url
     async with database(kind) as url, aiohttp.ClientSession() as session:
-        async with tidings(url, "--no-engine") as api_only:
-            api = Api(api_only.url, session)
-            queue_id = await api.queue()
-            await api.listener(queue_id, recv_url, "fast")
+        queue_id = await listening_queue(url, session, recv_url, "fast")
         await seed_plain(url, queue_id, backlog)
         await arrivals.reset(session, recv_url)
         async with tidings(url) as server:

@@ -81,10 +81,9 @@ async def _counted_deliveries(deliveries: int, library: str) -> int:
     import aiohttp
 
     from bench import arrivals
-    from bench.api import Api
     from bench.inproc import collector_as_served
-    from bench.procs import database, receiver, tidings, tidings_env
-    from bench.seed import seed_plain
+    from bench.procs import database, receiver, tidings_env
+    from bench.seed import listening_queue, seed_plain
     from tidings.config import load_settings
     from tidings.logs import configure_logging
     from tidings.runtime import Runtime
@@ -92,10 +91,7 @@ async def _counted_deliveries(deliveries: int, library: str) -> int:
     warm = 500
     counter = ctypes.CDLL(library)
     async with receiver() as recv, database("sqlite") as url, aiohttp.ClientSession() as s:
-        async with tidings(url, "--no-engine") as api_only:  # a process of its own
-            api = Api(api_only.url, s)
-            queue_id = await api.queue()
-            await api.listener(queue_id, recv.url, "fast")
+        queue_id = await listening_queue(url, s, recv.url, "fast")
         await seed_plain(url, queue_id, warm + deliveries * 2)
         await arrivals.reset(s, recv.url)
         settings = load_settings(tidings_env(url))

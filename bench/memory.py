@@ -16,9 +16,8 @@ from typing import Any
 
 import aiohttp
 
-from bench.api import Api
 from bench.procs import Proc, database, free_port, load, tidings
-from bench.seed import seed_messages
+from bench.seed import listening_queue, seed_messages
 from bench.stats import ratio
 
 PENDING = (1_000, 100_000)
@@ -51,10 +50,7 @@ def peaks_kib(proc: Proc) -> dict[str, int]:
 async def measure(kind: str, pending: int, seconds: float) -> dict[str, Any]:
     down = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     async with database(kind) as url, aiohttp.ClientSession() as session:
-        async with tidings(url, "--no-engine") as api_only:
-            api = Api(api_only.url, session)
-            queue_id = await api.queue()
-            await api.listener(queue_id, down, "down")
+        queue_id = await listening_queue(url, session, down, "down")
         await seed_messages(url, queue_id, pending)
         samples = []
         async with tidings(url) as server:

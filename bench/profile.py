@@ -26,7 +26,7 @@ from bench.api import MESSAGE, Api
 from bench.ingest import HEADERS
 from bench.memory import _children
 from bench.procs import Proc, database, receiver, tidings
-from bench.seed import seed_messages
+from bench.seed import listening_queue, seed_messages
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -115,10 +115,7 @@ async def profile(
                 await _record(_worker(server), seconds, out)
                 print(await load)
         else:
-            async with tidings(url, "--no-engine") as api_only:
-                api = Api(api_only.url, session)
-                queue_id = await api.queue()
-                await api.listener(queue_id, recv.url, "fast")
+            queue_id = await listening_queue(url, session, recv.url, "fast")
             await seed_messages(url, queue_id, backlog)
             await arrivals.reset(session, recv.url)
             async with tidings(url) as server:

@@ -7,7 +7,10 @@ from __future__ import annotations
 import asyncio
 import json
 
-from bench.api import ORDER
+import aiohttp
+
+from bench.api import ORDER, Api
+from bench.procs import tidings
 from tidings.domain.ids import new_id, now_ms
 from tidings.domain.models import NewMessage, Publication
 from tidings.storage.database import Connection
@@ -16,6 +19,18 @@ from tidings.storage.store import Store
 
 _DATA = json.dumps(ORDER)
 _IN_FLIGHT = 256
+
+
+async def listening_queue(
+    url: str, session: aiohttp.ClientSession, notify_base: str, name: str
+) -> str:
+    """A queue with one listener (on ``notify_base``) on a fresh database, made through
+    an API-only server (no engine: nothing is sent before the scenario starts); its id."""
+    async with tidings(url, "--no-engine") as api_only:
+        api = Api(api_only.url, session)
+        queue_id = await api.queue()
+        await api.listener(queue_id, notify_base, name)
+    return queue_id
 
 
 async def seed_messages(database_url: str, queue_id: str, count: int) -> None:
