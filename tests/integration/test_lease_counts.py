@@ -103,6 +103,21 @@ async def test_another_engines_leases_count_until_their_outcomes_are_recorded(
     assert [c.send_cap for c in await _claim(idle, b, now + 7)] == [CAP] * 2  # 2 left
 
 
+async def test_an_engine_counted_below_zero_hides_no_other_engines_leases(
+    idle: Running, listener: str, join: Join
+) -> None:
+    """Outcomes recorded twice (a retried commit whose answer was lost) take an
+    engine's count below zero; that counts as zero for its engine only."""
+    a, b, c = await join(), await join(), await join()
+    now = now_ms() + 1000
+    twice = await _claim(idle, a, now)
+    await _record(idle, twice, now + 1)
+    await _record(idle, twice, now + 2)
+    assert await _counts(idle) == {a.id: -CAP}
+    assert [x.send_cap for x in await _claim(idle, c, now + 3)] == [CAP] * CAP
+    assert await _claim(idle, b, now + 4) == []  # c holds all three, whatever a's count
+
+
 async def test_a_dead_or_leaving_engines_counts_go_with_it(idle: Running, listener: str) -> None:
     engines = idle.store.engines
     dead, alive = await engines.join(now_ms()), await engines.join(now_ms())

@@ -493,6 +493,7 @@ class Deliveries:
                     by,
                     counted[1],
                 )
+                taken = Counter(r["listener_id"] for r in rows)  # and counted them
             else:
                 wanted = json_ids([[i, heads.get(i)] for i in room])
                 leased = await tx.fetch(
@@ -501,9 +502,8 @@ class Deliveries:
                 rows, extra = trim_sqlite(leased, room)
                 if extra:
                     await tx.execute(_UNLEASE_SQLITE, json_ids(extra))
-                # (PostgreSQL's lease statements count what they lease.)
-                await leases.add(tx, Counter(r["listener_id"] for r in rows), counted)
-            taken = Counter(r["listener_id"] for r in rows)
+                taken = Counter(r["listener_id"] for r in rows)
+                await leases.add(tx, taken, counted)
             starts, moved = schedule(flows, taken, now)
             await claim.advance_rates(moved)
             return rows, {f.listener_id: f for f in flows}, starts
