@@ -56,6 +56,15 @@ def test_no_request_string_may_hold_nul() -> None:
                 # NO_NUL, or a stricter pattern of its own that refuses NUL as well.
                 pattern = schema["propertyNames"]["pattern"]
                 assert not re.search(pattern, "a\x00"), (name, schema)
+            # A container says what it holds: one that does not lets strings with NUL
+            # through at any depth (schemathesis found one in a filter's literal).
+            if types == "array" or (isinstance(types, list) and "array" in types):
+                assert "items" in schema, (name, schema)
+            if types == "object" and schema.get("additionalProperties") is not False:
+                assert "additionalProperties" in schema or "patternProperties" in schema, (
+                    name,
+                    schema,
+                )
 
 
 def test_the_schema_language_is_the_parsers() -> None:

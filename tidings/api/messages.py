@@ -201,7 +201,7 @@ def _decode_items(raws: Sequence[msgspec.Raw]) -> list[wire.BatchItem]:
     errors: list[Violation] = []
     for i, raw in enumerate(raws):
         try:
-            items.append(msgspec.json.decode(raw, type=wire.BatchItem))
+            items.append(wire.typed(raw, wire.BatchItem))
         except msgspec.ValidationError as exc:
             message, found, at = str(exc).partition(" - at `")
             path = at.rstrip("`")[1:] if found else ""

@@ -25,7 +25,7 @@ from tidings.api.routes import Endpoint
 
 _REF = schema_language.REF
 _PARAM = re.compile(r"{(\w+)}")
-_JSON = "Json"  # any JSON value without NUL: what unknown body members may hold
+_JSON = wire.JSON_COMPONENT  # what unknown body members may hold
 _HEADER_TEXT = {"schema": {"type": "string"}}
 _HEADER_INT = {"schema": {"type": "integer"}}
 _RATE_HEADERS = {

@@ -47,10 +47,6 @@ def _schema_id(schema: Any) -> str | None:
     return schema_id(schema)
 
 
-def _retention(value: float | None) -> int | None:
-    return None if value is None else wire.whole(value, "$.retention_seconds")
-
-
 async def create_queue(ctx: Ctx) -> Response:
     ctx.authorize()
     body = await ctx.body(wire.CreateQueue)
@@ -58,7 +54,7 @@ async def create_queue(ctx: Ctx) -> Response:
     retention = (
         ctx.services.settings.message_retention_s
         if body.retention_seconds is UNSET
-        else _retention(body.retention_seconds)
+        else body.retention_seconds
     )
     queue = await ctx.store.queues.create(ctx.org_id, body.name, body.schema, sid, retention)
     return ctx.respond(await _queue_out(ctx, queue))
@@ -88,7 +84,7 @@ async def update_queue(ctx: Ctx) -> Response:
     if body.schema is not UNSET:
         schema, sid = body.schema, _schema_id(body.schema)
     name = KEEP if body.name is UNSET else body.name
-    retention = KEEP if body.retention_seconds is UNSET else _retention(body.retention_seconds)
+    retention = KEEP if body.retention_seconds is UNSET else body.retention_seconds
     updated = await ctx.store.queues.update(ctx.org_id, queue.id, name, schema, sid, retention)
     return ctx.respond(await _queue_out(ctx, updated))
 

@@ -9,13 +9,14 @@ encodes and the client decodes one definition.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+import math
+from decimal import Decimal
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from tidings.api.schema_language import MESSAGE_SCHEMA, REF
-from tidings.domain.errors import BadRequest, Violation
 from tidings.domain.filters import MAX_GLOB_CHARS, MAX_LIST, MAX_NAMES, MAX_PATH_DEPTH, MAX_PATHS
 from tidings.domain.headers import MAX_HEADERS, MAX_VALUE_CHARS, NAME_PATTERN, VALUE_PATTERN
 from tidings.domain.urls import MAX_URL_LENGTH, URL_PATTERN
@@ -24,6 +25,7 @@ from tidings_client.wire import *  # noqa: F403  (the response shapes, see above
 # Every string in a request body is also free of NUL (``_screen`` refuses it anywhere);
 # /openapi.json adds that pattern to each string schema that has none (api/openapi.py).
 NO_NUL = "^[^\\x00]*$"
+T = TypeVar("T")
 Name = Annotated[str, Meta(min_length=1, max_length=256)]
 # The grammar is checked by the handler (a clear 400), and published here.
 Url = Annotated[
@@ -99,10 +101,19 @@ Headers = Annotated[
 ]
 # The filter language (tidings.domain.filters, docs/delivery.md), as JSON Schema.
 _DOTTED_PATH = f"^[^.\\x00]+(?:\\.[^.\\x00]+){{0,{MAX_PATH_DEPTH - 1}}}$"
+# Any JSON value whose strings and member names hold no NUL (a component of
+# /openapi.json, api/openapi.py): what a literal's arrays and objects may hold.
+JSON_COMPONENT = "Json"
+_ANY_JSON = {"$ref": REF.format(name=JSON_COMPONENT)}
 _LITERAL = {
     "anyOf": [
-        {"type": ["string", "number", "boolean", "null", "array"], "pattern": NO_NUL},
-        {"type": "object", "propertyNames": {"pattern": "^(?:[^$\\x00][^\\x00]*)?$"}},
+        {"type": ["string", "number", "boolean", "null"], "pattern": NO_NUL},
+        {"type": "array", "items": _ANY_JSON},
+        {
+            "type": "object",
+            "propertyNames": {"pattern": "^(?:[^$\\x00][^\\x00]*)?$"},
+            "additionalProperties": _ANY_JSON,
+        },
     ]
 }
 _OPERATORS = {
@@ -185,32 +196,23 @@ class UpdateListener(Struct):
 
 # When a message's first attempt may start (SPEC §9): one of the two, or neither.
 MAX_BIGINT = 2**63 - 1
-
-
-def whole(value: float, path: str) -> int:
-    """``value`` of an integer field as an int; 400 if it has a fraction."""
-    if isinstance(value, float) and not (value.is_integer() and value <= MAX_BIGINT):
-        raise BadRequest(f"{path} must be an integer.", [Violation(path, "must be an integer")])
-    return int(value)
-
-
-# Integer fields. JSON Schema calls 247.0 an integer too, so such a float is decoded
-# (and :func:`whole` refuses one with a fraction, which the published schema refuses).
+# Integer fields: a whole float (247.0) is one too (``typed``).
 DeliverAt = Annotated[
-    Annotated[int, Meta(ge=0, le=MAX_BIGINT)] | Annotated[float, Meta(ge=0, le=2.0**63)],
+    int,
     Meta(
+        ge=0,
+        le=MAX_BIGINT,
         description="Earliest first attempt, ms since the epoch (a past time means now)",
-        extra_json_schema={"type": "integer", "minimum": 0, "maximum": MAX_BIGINT},
     ),
 ]
 # Seconds; stored and compared as milliseconds, so at most what fits those.
 MAX_RETENTION_S = MAX_BIGINT // 1000
 RetentionSeconds = Annotated[
-    Annotated[int, Meta(ge=1, le=MAX_RETENTION_S)]
-    | Annotated[float, Meta(ge=1, le=float(MAX_RETENTION_S))],
+    int,
     Meta(
+        ge=1,
+        le=MAX_RETENTION_S,
         description="Seconds a message is kept (counted from created_at); null: forever",
-        extra_json_schema={"type": "integer", "minimum": 1, "maximum": MAX_RETENTION_S},
     ),
 ]
 Delay = Annotated[float, Meta(ge=0, description="Seconds before the first attempt")]
@@ -301,14 +303,49 @@ class HostileBody(ValueError):
     """Well-formed JSON that tidings still refuses (the API answers 400 with this text)."""
 
 
-def decode(body: bytes, kind: type[Any]) -> Any:
+def decode(body: bytes, kind: type[T]) -> T:
     """Decode a request body; raises msgspec errors and :class:`HostileBody` (400s).
 
     Deep nesting surfaces as ``RecursionError`` from msgspec; callers map it to 400.
     """
     raw = body or b"{}"
-    value = msgspec.json.decode(raw, type=kind)
+    value = typed(raw, kind)
     _screen(raw)
+    return value
+
+
+def typed(raw: bytes | msgspec.Raw, kind: type[T]) -> T:
+    """``raw`` as ``kind``; raises msgspec's errors.
+
+    JSON Schema (and so /openapi.json's ``"type": "integer"``) calls 247.0 an integer,
+    msgspec does not: a document refused for a float where an integer goes is read
+    again with its integral numbers as ints (a second parse, only then)."""
+    try:
+        return msgspec.json.decode(raw, type=kind)
+    except msgspec.ValidationError as exc:
+        if "got `float`" not in str(exc):
+            raise
+        try:
+            again = msgspec.json.encode(json.loads(bytes(raw), parse_float=_integral))
+        except (ValueError, RecursionError):  # json's own limits (digits, depth)
+            raise exc from None
+    return msgspec.json.decode(again, type=kind)
+
+
+# Stands for a number past a double's range (1e999): past every field's range too, as
+# msgspec found it ("Number out of range"), where inf would be written as null.
+_OUT_OF_RANGE = 10**400
+
+
+def _integral(text: str) -> int | float:
+    """A JSON number with a fraction part or exponent: an int if it is a whole one that
+    fits a column (bounded first: ``1e999999`` is no int to build)."""
+    number = Decimal(text)
+    if abs(number) <= MAX_BIGINT and number == number.to_integral_value():
+        return int(number)
+    value = float(text)
+    if math.isinf(value):
+        return _OUT_OF_RANGE if value > 0 else -_OUT_OF_RANGE
     return value
 
 
