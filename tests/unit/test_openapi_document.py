@@ -112,3 +112,16 @@ def test_creates_link_to_what_they_created() -> None:
     }
     root = DOC["paths"]["/queues"]["post"]["responses"]["200"]["links"]
     assert root["get_queue"]["operationId"] == "get_queue"  # the root variant links the root
+
+
+def test_the_events_cursor_leaves_unknown_names_to_the_query_string() -> None:
+    """Spread into the query, the cursor's properties are every name in it: unknown
+    ones are ignored (a cache buster is a valid request), the operation's own and the
+    paging ones are not the cursor's."""
+    operation = DOC["paths"]["/v1/events"]["get"]
+    (cursor,) = [p for p in operation["parameters"] if p["name"] == "cursor"]
+    schema = cursor["schema"]
+    assert (cursor["style"], cursor["explode"]) == ("form", True)
+    assert "additionalProperties" not in schema
+    others = {p["name"] for p in operation["parameters"]} - {"cursor"}
+    assert set(schema["propertyNames"]["not"]["enum"]) == others | {"page", "per_page"}

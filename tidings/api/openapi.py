@@ -21,7 +21,7 @@ import msgspec
 from tidings import __version__
 from tidings.api import idempotency, schema_language, wire
 from tidings.api.problems import REASONS
-from tidings.api.routes import Endpoint
+from tidings.api.routes import PAGE, PER_PAGE, Endpoint
 
 _REF = schema_language.REF
 _PARAM = re.compile(r"{(\w+)}")
@@ -139,7 +139,7 @@ def _operation(ep: Endpoint, endpoints: list[Endpoint], prefix: str) -> dict[str
         }
         for name in _PARAM.findall(ep.path)
     ]
-    params += [param.openapi() for param in ep.params]
+    params += [_spread(param.openapi(), ep) for param in ep.params]
     if ep.idempotent:
         params.append(
             {
@@ -170,6 +170,19 @@ def _operation(ep: Endpoint, endpoints: list[Endpoint], prefix: str) -> dict[str
             "content": _json(_ref(ep.body)),
         }
     return op
+
+
+def _spread(param: dict[str, Any], ep: Endpoint) -> dict[str, Any]:
+    """An object spread into the query (``explode``: a cursor's parts) has every name of
+    the query string as a property. Unknown parameters are ignored (docs/api.md), so
+    it allows other properties, but none named as a parameter the operation reads, nor
+    page and per_page (refused where they are not read: /events)."""
+    schema = param["schema"]
+    if not param.get("explode") or schema.get("type") != "object":
+        return param
+    taken = {n for p in ep.params for n in p.names} | {PAGE.name, PER_PAGE.name}
+    schema["propertyNames"] = {"not": {"enum": sorted(taken - set(schema["properties"]))}}
+    return param
 
 
 def _any_required(kind: type[Any]) -> bool:

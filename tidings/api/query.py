@@ -223,7 +223,7 @@ class Together:
                     m.name: {**m.schema(), "description": m.description} for m in self.members
                 },
                 "dependentRequired": {n: [o for o in names if o != n] for n in names},
-                "additionalProperties": False,
+                # Other properties: the names api/openapi.py leaves to the query string.
             },
         }
 
