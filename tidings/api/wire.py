@@ -194,9 +194,9 @@ class UpdateListener(Struct):
     status: ListenerStatus | UnsetType = UNSET
 
 
-# When a message's first attempt may start (SPEC §9): one of the two, or neither.
-MAX_BIGINT = 2**63 - 1
 # Integer fields: a whole float (247.0) is one too (``typed``).
+MAX_BIGINT = 2**63 - 1
+# When a message's first attempt may start (SPEC §9): one of the two, or neither.
 DeliverAt = Annotated[
     int,
     Meta(
