@@ -11,7 +11,9 @@ from tests.conftest import BOOTSTRAP_KEY
 from tests.processes import free_port, serve, wait_engine
 from tests.receivers import receiver
 
-DELAY_S = 6.0  # longer than a kill and a restart on a busy machine
+# Longer than a kill and a restart on a busy machine: 6 s was not, on a 2-vCPU VM
+# with the process tests running beside it (2026-12-07).
+DELAY_S = 10.0
 _WALL_OFFSET_S = time.time() - time.monotonic()
 
 
@@ -37,7 +39,8 @@ async def test_a_delayed_message_survives_a_restart_and_is_on_time(
             # `serve` answers /health while its engine child is still starting: on a
             # busy machine that start alone once took the message past its time.
             await wait_engine(again)
-            assert time.time() * 1000 < got["deliver_at"], "restart took longer than the delay"
+            late_ms = time.time() * 1000 - got["deliver_at"]
+            assert late_ms < 0, f"the restart took {late_ms:.0f} ms longer than the delay"
             [arrival] = await rx.wait_for("/hook", 1, timeout_s=DELAY_S + 10)
             assert arrival.headers["webhook-id"] == mid
             arrived_ms = (arrival.at + _WALL_OFFSET_S) * 1000
