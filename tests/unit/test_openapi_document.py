@@ -125,3 +125,15 @@ def test_the_events_cursor_leaves_unknown_names_to_the_query_string() -> None:
     assert "additionalProperties" not in schema
     others = {p["name"] for p in operation["parameters"]} - {"cursor"}
     assert set(schema["propertyNames"]["not"]["enum"]) == others | {"page", "per_page"}
+
+
+def test_every_root_operation_is_its_v1_twin() -> None:
+    """The root paths are the /v1 ones without the prefix (SPEC §1), so schemathesis
+    fuzzes /v1 only (tests/contract): the document must give both the same contract,
+    only their operation ids (and the links naming them) differ."""
+    paths = DOC["paths"]
+    root = sorted(p for p in paths if not p.startswith("/v1/"))
+    assert root == sorted(p[len("/v1") :] for p in paths if p.startswith("/v1/"))
+    for path in root:
+        twin = msgspec.json.encode(paths["/v1" + path]).decode().replace('_v1"', '"')
+        assert msgspec.json.decode(twin) == paths[path], path
