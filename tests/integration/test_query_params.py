@@ -48,13 +48,24 @@ async def test_a_page_past_any_result_is_an_empty_200(
 ) -> None:
     for path in LISTS:
         url = prefix + path.format(**world)
-        for page in (HUGE, ENORMOUS, str(2**63), str(2**62)):
-            r = await server.call("GET", url, params={"page": page, "per_page": "100"})
+        first = await server.call("GET", url, params={"per_page": "100"})
+        (listed,) = (v for k, v in first.json().items() if k != "_links")
+        total = len(listed)
+        assert total >= 1 and first.headers["X-Total-Count"] == str(total)
+        # Just past the end, and far past it: the same total, and "last" is the last
+        # page that holds items (not the page asked for, nor one computed from it).
+        cases = [(str(total + 1), "1", total)] + [
+            (page, "100", 1) for page in (HUGE, ENORMOUS, str(2**63), str(2**62))
+        ]
+        for page, per_page, last in cases:
+            r = await server.call("GET", url, params={"page": page, "per_page": per_page})
             assert r.status_code == 200, (url, page[:30], r.text)
             (items,) = (v for k, v in r.json().items() if k != "_links")
             assert items == []
-            assert int(r.headers["X-Total-Count"]) >= 1
-            assert 'rel="first"' in r.headers["Link"] and 'rel="last"' in r.headers["Link"]
+            assert r.headers["X-Total-Count"] == str(total), (url, page[:30])
+            assert f'page={last}&per_page={per_page}>; rel="last"' in r.headers["Link"]
+            assert 'rel="first"' in r.headers["Link"]
+            assert f'page={last}&per_page={per_page}>; rel="prev"' in r.headers["Link"]
 
 
 async def test_out_of_range_or_malformed_integers_are_400(

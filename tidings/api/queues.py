@@ -35,7 +35,7 @@ def _envelope(ctx: Ctx, queue: Queue, listeners: Sequence[tuple[str, str]]) -> w
             schema_id=queue.schema_id,
             retention_seconds=queue.retention_seconds,
         ),
-        _links={**ctx.links(items, self_link=wire.Link(here)), **named},
+        _links=ctx.links(items, self_link=wire.Link(here), **named),
     )
 
 

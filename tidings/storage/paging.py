@@ -55,8 +55,9 @@ async def total_of(
     """The total that goes with a page of ``got`` rows read just before. A short page
     is its own total (read in one snapshot: a count in another statement could see a
     row committed in between that the page does not show, e.g. ``total: 1`` and no
-    item); a full page, or one past the end, is counted, and never below what the
-    page shows."""
+    item); a full page is counted, never below what the page shows; a page past the
+    end (empty, not the first) is counted and shows nothing to keep the count above."""
     if got < page.per_page and (got > 0 or page.offset == 0):
         return page.offset + got
-    return max(int(await db.fetchval(count_sql, *args)), page.offset + got)
+    count = int(await db.fetchval(count_sql, *args))
+    return max(count, page.offset + got) if got else count
