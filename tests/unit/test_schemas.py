@@ -242,6 +242,17 @@ def test_data_that_is_not_json_is_one_violation(data: str) -> None:
     assert violation.path == "$.data"
 
 
+def test_a_number_past_a_double_is_json_and_checked_as_a_number() -> None:
+    """``1e400`` is a JSON number (JavaScript reads it as Infinity); orjson refuses it."""
+    schema = {"n": {"type": "number", "max": 10}, "m": {"type": "number"}}
+    assert check(schema, '{"n": 1, "m": 1e400}') == []
+    assert paths(check(schema, '{"n": 1e400, "m": -1e400}')) == ["$.data.n"]
+    assert paths(check(schema, '{"n": "1e400", "m": 1e400}')) == ["$.data.n"]
+    for text in ('{"n": 1, "m": 1e400, "x": NaN}', '{"n": 1e400, "m": Infinity}'):
+        [violation] = check(schema, text)
+        assert violation.path == "$.data" and "JSON text" in violation.message
+
+
 @pytest.mark.parametrize("data", ["[]", '"x"', "1", "null", "true"])
 def test_data_must_be_an_object(data: str) -> None:
     assert paths(check({"a": STR}, data)) == ["$.data"]

@@ -134,7 +134,9 @@ def validate_data(schema: MessageSchema, data: str) -> list[Violation]:
     try:
         value = orjson.loads(data)
     except orjson.JSONDecodeError as exc:  # also nesting past orjson's depth limit
-        return [Violation(DATA_PATH, f"must be a JSON text ({exc.msg})")]
+        value = _past_double(data, exc)
+        if value is _NOT_JSON:
+            return [Violation(DATA_PATH, f"must be a JSON text ({exc.msg})")]
     checker = _Checker()
     try:
         if isinstance(value, dict):
@@ -144,6 +146,25 @@ def validate_data(schema: MessageSchema, data: str) -> list[Violation]:
     except _Truncated:
         checker.truncated(DATA_PATH)
     return checker.found
+
+
+_NOT_JSON = object()
+
+
+def _refuse_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _past_double(data: str, exc: orjson.JSONDecodeError) -> object:
+    """A number past a double's range (``1e400``) is JSON all the same (JavaScript's
+    ``JSON.parse`` reads it as Infinity), but orjson refuses it: read such a text again
+    with the standard library, which makes it ``inf`` (and still refuses ``NaN``)."""
+    if "infinity" not in exc.msg:
+        return _NOT_JSON
+    try:
+        return json.loads(data, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):
+        return _NOT_JSON
 
 
 def _child(path: str, name: str) -> str:
