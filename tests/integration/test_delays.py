@@ -103,6 +103,16 @@ async def test_batch_items_carry_their_own_times(server: Running, queue: dict[st
     r = await server.call("POST", f"/queues/{qid}/messages/batch", json={"messages": both})
     assert r.status_code == 400
     assert [e["path"] for e in r.json()["errors"]] == ["$.messages[1].delay"]
+    # SPEC §9: the 400 names every refused item, whichever rule of a well-formed
+    # body each breaks (a type, or both times given).
+    both = [{"data": 5}, {"data": "b", "delay": 1, "deliver_at": 5}, {"data": "c", "delay": "1"}]
+    r = await server.call("POST", f"/queues/{qid}/messages/batch", json={"messages": both})
+    assert r.status_code == 400
+    assert [e["path"] for e in r.json()["errors"]] == [
+        "$.messages[0].data",
+        "$.messages[1].delay",
+        "$.messages[2].delay",
+    ]
     items[1] = {"data": "b", "deliver_at": 1}
     r = await server.call("POST", f"/queues/{qid}/messages/batch", json={"messages": items})
     assert r.status_code == 200, r.text

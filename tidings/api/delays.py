@@ -16,6 +16,13 @@ def _at(i: int, batch: bool, field: str) -> str:
     return f"$.messages[{i}].{field}" if batch else f"$.{field}"
 
 
+def both_given(item: Item, i: int, batch: bool) -> Violation | None:
+    """The refusal of an item that gives both ``deliver_at`` and ``delay`` (a 400)."""
+    if item.deliver_at is UNSET or item.delay is UNSET:
+        return None
+    return Violation(_at(i, batch, "delay"), "give deliver_at or delay, not both")
+
+
 def schedule(
     items: Sequence[Item], created_at: int, max_delay_s: float, batch: bool
 ) -> tuple[list[int | None], dict[int, Violation]]:
@@ -23,11 +30,7 @@ def schedule(
     stored as ``created_at``, "now"), and the items that ask for too late a time.
 
     Raises :class:`BadRequest` naming every item that gives both fields."""
-    malformed = [
-        Violation(_at(i, batch, "delay"), "give deliver_at or delay, not both")
-        for i, item in enumerate(items)
-        if item.deliver_at is not UNSET and item.delay is not UNSET
-    ]
+    malformed = [v for i, item in enumerate(items) if (v := both_given(item, i, batch))]
     if malformed:
         raise BadRequest("deliver_at or delay is malformed.", malformed)
     max_delay_ms = int(max_delay_s * 1000)

@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from tidings.api import wire
 from tidings.api.context import Ctx
-from tidings.api.delays import Item, schedule
+from tidings.api.delays import Item, both_given, schedule
 from tidings.api.idempotency import Keyed, publish_once
 from tidings.domain.errors import BadRequest, Invalid, Unavailable, Violation
 from tidings.domain.ids import new_id
@@ -196,16 +196,21 @@ async def create_messages(ctx: Ctx) -> Response:
 
 
 def _decode_items(raws: Sequence[msgspec.Raw]) -> list[wire.BatchItem]:
-    """Every item, or a 400 naming every malformed one (``$.messages[3].data``)."""
+    """Every item, or a 400 naming every malformed one (``$.messages[3].data``), those
+    that give both ``deliver_at`` and ``delay`` included."""
     items: list[wire.BatchItem] = []
     errors: list[Violation] = []
     for i, raw in enumerate(raws):
         try:
-            items.append(wire.typed(raw, wire.BatchItem))
+            item = wire.typed(raw, wire.BatchItem)
         except msgspec.ValidationError as exc:
             message, found, at = str(exc).partition(" - at `")
             path = at.rstrip("`")[1:] if found else ""
             errors.append(Violation(f"$.messages[{i}]{path}", message))
+            continue
+        items.append(item)
+        if both := both_given(item, i, batch=True):
+            errors.append(both)
     if errors:
         raise BadRequest(
             "Messages of the batch break this endpoint's schema; none was stored.", errors
