@@ -187,6 +187,29 @@ async def test_retry_after_is_honoured(settings: Settings) -> None:
     assert second.at - first.at >= 1.0 - 0.01
 
 
+async def test_an_answer_with_a_junk_retry_after_is_recorded(
+    server: Running, queue: dict[str, Any]
+) -> None:
+    """A receiver's Retry-After (past datetime's years here) never stops an answer
+    from being recorded: a 503 is one failed attempt, the 200 after it acknowledges
+    the delivery at once (it raised, the lease ran out, and the 200 was sent again
+    every ~31 s, never recorded)."""
+    junk = {"Retry-After": "1 Jan 99999999999999999999 00:00:00 GMT"}
+    answers = lambda _p, n: Answer(503 if n == 0 else 200, junk)  # noqa: E731
+    async with receiver(hook=answers) as rx:
+        await add_listener(server, queue["id"], rx)
+        mid = await post(server, queue["id"])
+
+        async def delivered() -> bool:
+            d = (await message(server, queue["id"], mid))["deliveries"][0]
+            return bool(d["state"] == "delivered")
+
+        await until(delivered, 10)
+        d = (await message(server, queue["id"], mid))["deliveries"][0]
+        assert (d["attempts"], d["last_status"]) == (2, 200)
+        assert len(rx.on("/hook")) == 2
+
+
 async def test_redirects_are_not_followed(server: Running, queue: dict[str, Any]) -> None:
     moved = lambda _p, _n: Answer(302, {"Location": "/elsewhere"})  # noqa: E731
     async with receiver(hook=moved) as rx:

@@ -61,6 +61,30 @@ def test_parse_retry_after_seconds_and_http_dates() -> None:
         assert parse_retry_after(junk, NOW) is None
 
 
+@pytest.mark.parametrize(
+    "junk",
+    [
+        "\u00b2",  # a digit to str.isdigit, not to float()
+        "\u00b9\u00b3",
+        "\u0661",  # ARABIC-INDIC DIGIT ONE: a digit, and float() takes it: not delta-seconds
+        "1 Jan 99999999999999999999 00:00:00 GMT",  # past datetime's years
+        "Mon, 01 Jan 10000 00:00:00 GMT",
+        "Mon, 32 Jan 2026 00:00:00 GMT",
+        "Mon, 01 Jan 2026 25:61:61 GMT",
+    ],
+)
+def test_a_receivers_junk_retry_after_is_ignored_never_an_error(junk: str) -> None:
+    """The header is the receiver's: whatever it holds, an answer is recorded (a 200 with
+    an odd Retry-After was never recorded, and sent again every lease)."""
+    assert parse_retry_after(junk, NOW) is None
+
+
+def test_delta_seconds_of_any_length_are_capped_not_an_error() -> None:
+    assert parse_retry_after("9" * 5000, NOW) == float("inf")
+    nxt = after_attempt([0.2, 0.5, 1], 1, 503, parse_retry_after("9" * 5000, NOW), NOW)
+    assert nxt.next_attempt_at == NOW + 1000
+
+
 def test_liveness_is_judged_on_the_last_three_probes() -> None:
     assert judge("") is LivenessState.UNKNOWN
     recent = ""

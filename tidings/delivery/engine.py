@@ -411,9 +411,13 @@ class Engine:
             slots.resize(claimed.send_cap)
         task = asyncio.create_task(self._attempt(claimed, body, lease_ends))
         self._in_flight[claimed.key] = task
-        task.add_done_callback(lambda _task: self._done(claimed))
+        task.add_done_callback(lambda done: self._done(claimed, done))
 
-    def _done(self, claimed: Claimed) -> None:
+    def _done(self, claimed: Claimed, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            # A defect, not a receiver's doing (their answers are data): say so with
+            # the delivery's key. Its lease runs out and a later claim takes it again.
+            log.error("delivery %s -> %s: the attempt failed", *claimed.key, exc_info=exc)
         was_full = len(self._in_flight) >= self._settings.max_in_flight
         cap = self._caps.get(claimed.listener_id, claimed.send_cap)
         self._in_flight.pop(claimed.key, None)

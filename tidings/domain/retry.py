@@ -34,19 +34,23 @@ def is_success(status: int | None) -> bool:
 
 
 def parse_retry_after(value: str | None, now_ms: int) -> float | None:
-    """Seconds to wait, from delta-seconds or an HTTP date; ``None`` if absent or junk."""
+    """Seconds to wait, from delta-seconds or an HTTP date; ``None`` if absent or junk.
+
+    Never raises: the header is the receiver's, read on every answer. Delta-seconds are
+    ASCII digits only (``str.isdigit`` also takes ``²``, which ``float`` refuses); a
+    date past ``datetime``'s years is junk, not an OverflowError."""
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    if value.isascii() and value.isdigit():
+        return float(value)  # however many digits: at most inf, capped by the caller
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+        if when.tzinfo is None:
+            return None
+        return max(0.0, when.timestamp() - now_ms / 1000)
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    if when.tzinfo is None:
-        return None
-    return max(0.0, when.timestamp() - now_ms / 1000)
 
 
 def after_attempt(
