@@ -115,6 +115,16 @@ async def test_malformed_filter_is_400_naming_its_path(
     r = await server.call("PUT", f"{path}/{listener['id']}", json={"filter": {"names": []}})
     assert r.status_code == 400
     assert r.json()["errors"][0]["path"] == "$.filter.names"
+    # A bound no double holds (an integer of 401 digits) is a 400 too, never a 500.
+    huge = {"data": {"total": {"$gt": 10**400}}}
+    r = await server.call("POST", path, json={"name": "h", **urls, "filter": huge})
+    assert r.status_code == 400, r.text
+    assert r.json()["errors"][0]["path"] == "$.filter.data.total.$gt"
+    r = await server.call("PUT", f"{path}/{listener['id']}", json={"filter": huge})
+    assert r.status_code == 400, r.text
+    got = await server.call("GET", f"{path}/{listener['id']}")
+    assert got.json()["listener"]["filter"] is None
+    assert [x["name"] for x in (await server.call("GET", path)).json()["listeners"]] == ["l"]
 
 
 async def test_headers_are_sent_with_deliveries_not_probes(

@@ -79,6 +79,19 @@ async def test_schema_is_echoed_with_id_and_served_by_id(server: Running) -> Non
     assert "schema_id" not in removed.json()["queue"]
 
 
+async def test_a_number_bound_of_any_size_is_a_bound(server: Running) -> None:
+    """An integer bound of 401 digits is a number like any other (it was a 500)."""
+    schema = {"n": {"type": "number", "max": 10**400, "min": -(10**400)}}
+    r = await server.call("POST", "/v1/queues", json={"name": "big", "schema": schema})
+    assert r.status_code == 200, r.text
+    qid = r.json()["queue"]["id"]
+    ok = await server.call("POST", f"/v1/queues/{qid}/messages", json={"data": '{"n": 1e300}'})
+    assert ok.status_code == 200, ok.text
+    past = await server.call("POST", f"/v1/queues/{qid}/messages", json={"data": '{"n": 1e400}'})
+    assert past.status_code == 422
+    assert [e["path"] for e in past.json()["errors"]] == ["$.data.n"]
+
+
 async def test_malformed_schema_is_422_naming_the_path(server: Running) -> None:
     bad = {"user": {"type": "object", "props": {"age": {"type": "numbr"}}}}
     response = await server.call("POST", "/queues", json={"name": "q", "schema": bad})

@@ -102,7 +102,10 @@ def _operand_list(value: Any, path: str) -> list[Any]:
 def _number(value: Any, path: str) -> float:
     if not _is_number(value):
         raise _bad(path, "must be a number")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an integer of hundreds of digits: past any data a bound meets
+        raise _bad(path, "must be a number a double can hold") from None
 
 
 def _operator(op: str, operand: Any, path: str) -> Test:

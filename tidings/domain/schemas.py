@@ -329,8 +329,8 @@ class _Parser(_Report):
 def _is_bound(value: object, length: bool) -> TypeGuard[float]:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return False
-    if not length:
-        return math.isfinite(value)
+    if not length:  # an int of any size is finite (math.isfinite would overflow on it)
+        return isinstance(value, int) or math.isfinite(value)
     # 2.0 is an integer to JSON Schema, which /openapi.json states this language in.
     return (isinstance(value, int) or value.is_integer()) and value >= 0
 
