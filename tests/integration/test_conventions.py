@@ -68,6 +68,27 @@ async def test_json_only_415_and_406(server: Running) -> None:
     assert r.json()["title"] == "Not Acceptable"
     r = await server.call("GET", "/queues", headers={"Accept": "text/html, */*;q=0.1"})
     assert r.status_code == 200
+    # SPEC §1: JSON or */* admitted, with a quality above 0 from the most specific range
+    # (RFC 9110); /health negotiates like every endpoint.
+    for accept, status in [
+        ("application/json", 200),
+        ("Application/JSON; charset=utf-8", 200),
+        ("application/*", 200),
+        ("*/*", 200),
+        ("", 200),
+        ("text/html;q=0.9, application/json;q=0.1", 200),
+        ("application/json;q=0, */*", 406),
+        ("application/json;q=0.0", 406),
+        ("*/*;q=0", 406),
+        ("application/*;q=0, */*", 406),
+        ("application/json;q=0.5, application/*;q=0", 200),
+        ("application/problem+json", 406),
+        ("image/png", 406),
+    ]:
+        for path in ("/queues", "/v1/queues", "/health", "/v1/health"):
+            r = await server.call("GET", path, headers={"Accept": accept})
+            assert r.status_code == status, (path, accept, r.text)
+            assert r.headers["content-type"] == "application/json"
 
 
 async def test_body_over_limit_is_413(server: Running) -> None:

@@ -53,6 +53,7 @@ _NOT_SHED = frozenset({"/health", "/v1/health"})
 RETRY_AFTER_S = 1
 _OVERLOADED = "The server is overloaded; retry after the Retry-After delay."
 _NOT_JSON = "Send the request body as Content-Type: application/json."
+_JSON_ONLY = "This API answers application/json only."
 
 
 class App:
@@ -114,6 +115,8 @@ class App:
     async def _answer(self, scope: Scope, receive: Receive) -> Response:
         path: str = scope["path"]
         if path in _NOT_SHED:
+            if not accepts_json(header(scope["headers"], b"accept")):
+                return problems.problem(406, _JSON_ONLY)
             return await self._route(scope, receive)
         if self.in_progress >= self.max_in_progress:
             return problems.problem(503, _OVERLOADED, headers={"Retry-After": str(RETRY_AFTER_S)})
@@ -123,7 +126,7 @@ class App:
                 return await self._route(scope, receive)
             headers = scope["headers"]
             if not accepts_json(header(headers, b"accept")):
-                return problems.problem(406, "This API answers application/json only.")
+                return problems.problem(406, _JSON_ONLY)
             if scope["method"] in BODY_METHODS:
                 body = await read_body(receive, headers, self.max_body_bytes)
                 if isinstance(body, Response):

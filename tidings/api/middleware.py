@@ -44,15 +44,36 @@ def exempt(path: str) -> bool:
 
 # Cached: clients send a few spellings of these headers, and parsing one is a decode,
 # a split and a strip or two per request. Bounded (the values are the client's).
+# The ranges that admit application/json, most specific first (RFC 9110 12.5.1: the
+# most specific range that matches sets the quality, so "application/json;q=0, */*"
+# refuses JSON). "+json" types do not admit it (SPEC §1: application/json or */*).
+_SPECIFICITY = {"application/json": 0, "application/*": 1, "*/*": 2}
+
+
 @lru_cache(maxsize=256)
 def accepts_json(accept: bytes | None) -> bool:
-    if accept is None:
+    if accept is None or not accept.strip():
         return True
+    best: tuple[int, bool] | None = None  # (specificity, acceptable) of the best match
     for part in accept.decode("latin-1").split(","):
-        media = part.split(";", 1)[0].strip().lower()
-        if media in ("application/json", "*/*", "application/*", "") or media.endswith("+json"):
-            return True
-    return False
+        media, *params = (p.strip().lower() for p in part.split(";"))
+        rank = _SPECIFICITY.get(media)
+        if rank is not None and (best is None or rank < best[0]):
+            best = (rank, _quality(params) > 0)
+    return best is not None and best[1]
+
+
+def _quality(params: list[str]) -> float:
+    """The ``q`` of a media range (1 when absent or malformed: a client that wrote a
+    range meant to accept it)."""
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip() == "q":
+            try:
+                return float(value.strip())
+            except ValueError:
+                return 1.0
+    return 1.0
 
 
 @lru_cache(maxsize=256)
