@@ -128,6 +128,31 @@ async def test_pretty_is_a_strict_boolean(server: Running, world: dict[str, str]
     assert "never" not in names
 
 
+async def test_pretty_indents_error_answers_too(server: Running, world: dict[str, str]) -> None:
+    """SPEC §1: ``?pretty=true`` returns the same body indented, problems included."""
+    qid = world["queue_id"]
+    cases = [
+        ("GET", "/queues/nope", {}, 404),
+        ("GET", "/queues?page=0", {}, 400),
+        ("GET", "/queues", {"X-API-KEY": "wrong"}, 401),
+        ("GET", "/no/such/path", {}, 404),
+        ("DELETE", "/queues", {}, 405),
+        ("GET", "/queues", {"Accept": "text/html"}, 406),
+        ("POST", f"/queues/{qid}/messages", {"Content-Type": "text/plain"}, 415),
+    ]
+    for method, path, headers, status in cases:
+        sep = "&" if "?" in path else "?"
+        plain = await server.call(method, path, headers=headers, content=b"x")
+        pretty = await server.call(method, f"{path}{sep}pretty=true", headers=headers, content=b"x")
+        assert plain.status_code == pretty.status_code == status, (path, pretty.text)
+        assert "\n" not in plain.text and "\n  " in pretty.text, (path, pretty.text)
+        assert pretty.json() == plain.json()
+        assert pretty.headers["content-type"] == "application/json"
+        assert int(pretty.headers["content-length"]) == len(pretty.content)
+        if status == 405:
+            assert pretty.headers["allow"] == plain.headers["allow"]
+
+
 async def test_a_parameter_given_twice_is_400(server: Running, world: dict[str, str]) -> None:
     for url in (
         "/queues?pretty=true&pretty=true",

@@ -22,6 +22,7 @@ import traceback
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from types import SimpleNamespace
+from urllib.parse import parse_qs
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -54,6 +55,10 @@ RETRY_AFTER_S = 1
 _OVERLOADED = "The server is overloaded; retry after the Retry-After delay."
 _NOT_JSON = "Send the request body as Content-Type: application/json."
 _JSON_ONLY = "This API answers application/json only."
+
+
+def _pretty(query: bytes) -> bool:
+    return b"pretty" in query and ("pretty", ["true"]) in parse_qs(query.decode("latin-1")).items()
 
 
 class App:
@@ -91,6 +96,8 @@ class App:
         started = time.perf_counter()
         try:
             response = await self._answer(scope, receive)
+            if response.status_code >= 400 and _pretty(scope.get("query_string", b"")):
+                response = problems.indented(response)  # handlers indent their own 200s
             status = response.status_code
             headers = response.raw_headers
             headers.append((b"x-request-id", rid.encode("ascii")))

@@ -97,6 +97,21 @@ def problem(
     )
 
 
+def indented(response: Response) -> Response:
+    """The same problem answer with its JSON indented (``?pretty=true``, SPEC §1)."""
+    headers = {
+        name.decode("latin-1"): value.decode("latin-1")
+        for name, value in response.raw_headers
+        if name not in (b"content-length", b"content-type")
+    }
+    return Response(
+        msgspec.json.format(response.body, indent=2),
+        status_code=response.status_code,
+        headers=headers,
+        media_type="application/json",
+    )
+
+
 def from_error(exc: BaseException) -> Response:
     """Map any exception to its problem response; unknown ones become a bare 500."""
     if isinstance(exc, TooManyRequests):
