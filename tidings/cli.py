@@ -112,10 +112,20 @@ def init(
     database: DatabaseOpt = None,
 ) -> None:
     """Create the database, an organization and an operator key; print the key once."""
+    import msgspec
+
+    from tidings.api.wire import Name
     from tidings.bootstrap import create_organization
     from tidings.domain.errors import TidingsError
     from tidings.storage.store import Store
 
+    try:  # the name rule of POST /api_clients (SPEC §3): 1 to 256 characters, no NUL
+        msgspec.convert(org, Name)
+        if "\x00" in org:
+            raise msgspec.ValidationError("holds NUL")
+    except msgspec.ValidationError:
+        typer.echo("tidings: --org must be 1 to 256 characters, without NUL.", err=True)
+        raise typer.Exit(2) from None
     settings = _settings(database_url=database)
 
     async def run() -> Any:

@@ -61,3 +61,17 @@ def test_cli_errors_are_one_line_and_nonzero(settings: Settings) -> None:
     code, out = cli("keys", "disable", "no-such-id", "--database", url)
     assert code == 1
     assert "No api key with this id." in out
+
+
+def test_init_refuses_an_organization_name_the_api_refuses(settings: Settings) -> None:
+    """``tidings init --org`` takes the names ``POST /api_clients`` takes (SPEC §3)."""
+    url = settings.database_url
+    for bad in ("", "x" * 257, "a\x00b"):
+        code, out = cli("init", "--org", bad, "--database", url, "--json")
+        assert code == 2, (bad[:10], out)
+        assert "--org must be 1 to 256 characters" in out
+    code, out = cli("keys", "list", "--database", url, "--json")
+    assert json.loads(out) == []  # nothing was created
+    code, out = cli("init", "--org", "y" * 256, "--database", url, "--json")
+    assert code == 0, out
+    assert json.loads(out)["organization"]["name"] == "y" * 256
