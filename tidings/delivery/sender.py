@@ -49,6 +49,7 @@ MAX_RESPONSE_BYTES = 16 * 1024
 # What the attempt log keeps of an answer's body (SPEC §11).
 KEPT_BODY_BYTES = 1024
 USER_AGENT = f"tidings/{__version__} (+webhooks)"
+_USER_AGENT_LINE = f"User-Agent: {USER_AGENT}\r\n"
 IDLE_TIMEOUT_S: Final = 30.0
 # Bytes of one answer read at most, framing included: a head longer than this (llhttp
 # sets no limit) is invalid; past it with the head read, the answer is cut like a body
@@ -133,20 +134,23 @@ def _target(url: str) -> _Target:
     authority = f"[{host}]" if ":" in host else host
     if port != (443 if scheme == "https" else 80):
         authority = f"{authority}:{port}"
-    start = (
-        f"{parsed.raw_path_qs or '/'} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: {USER_AGENT}\r\n"
-    )
+    start = f"{parsed.raw_path_qs or '/'} HTTP/1.1\r\nHost: {authority}\r\n{_USER_AGENT_LINE}"
     return _Target((scheme, host, port), host, port, scheme == "https", start)
 
 
 def _request_head(
     method: str, target: _Target, body: bytes | None, headers: dict[str, str] | None
 ) -> bytes:
-    lines = [method, " ", target.start]
+    start, breaks = target.start, 4
+    if headers:
+        if any(name.lower() == "user-agent" for name in headers):
+            # A listener's own User-Agent (SPEC §10 headers) replaces ours: one of each.
+            start, breaks = start.replace(_USER_AGENT_LINE, "", 1), 3
+        breaks += len(headers)
+    lines = [method, " ", start]
     if headers:
         for name, value in headers.items():
             lines += (name, ": ", value, "\r\n")
-    breaks = 4 + (len(headers) if headers else 0)
     if body is not None or method == "POST":
         lines += ("Content-Length: ", str(len(body) if body else 0), "\r\n")
         breaks += 1
