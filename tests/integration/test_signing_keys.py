@@ -144,6 +144,34 @@ async def test_rotation_from_v1_to_v1a_keeps_the_v1_signature_meanwhile(
     assert private not in shown and "whsk_" not in shown
 
 
+async def test_a_put_of_another_scheme_rotates_the_key_with_the_default_grace(
+    server: Running, queue: dict[str, Any]
+) -> None:
+    """SPEC §10: every option is changeable with PUT, signature_scheme too; a new
+    scheme needs a new key, so it rotates as POST .../secret does by default."""
+    qid = queue["id"]
+    async with receiver() as rx:
+        created = await _listener(server, qid, rx)
+        path = f"/queues/{qid}/listeners/{created['id']}"
+        same = await server.call("PUT", path, json={"signature_scheme": "v1", "name": "m"})
+        assert same.status_code == 200, same.text
+        shown = (await server.call("GET", path)).json()["listener"]
+        assert (shown["secret"], shown["previous_secret_expires_at"]) == (created["secret"], None)
+        before = int(time.time() * 1000)
+        r = await server.call("PUT", path, json={"signature_scheme": "v1a", "name": "n"})
+        assert r.status_code == 200, r.text
+        shown = (await server.call("GET", path)).json()["listener"]
+        assert (shown["name"], shown["signature_scheme"]) == ("n", "v1a")
+        assert shown["secret"].startswith("whpk_")
+        expires = shown["previous_secret_expires_at"]
+        assert before + 86_400_000 <= expires <= int(time.time() * 1000) + 86_400_000
+        arrival = await _delivered(server, qid, rx)
+    assert sorted(s.split(",")[0] for s in _signatures(arrival)) == ["v1", "v1a"]
+    standardwebhooks.Webhook(created["secret"]).verify(arrival.body, arrival.headers)
+    assert _ed25519_ok(shown["secret"], arrival)
+    assert (await server.call("PUT", path, json={"signature_scheme": "v2"})).status_code == 400
+
+
 async def test_rotation_needs_write_access_and_checks_its_body(
     server: Running, queue: dict[str, Any]
 ) -> None:

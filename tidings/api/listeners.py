@@ -185,6 +185,14 @@ async def update_listener(ctx: Ctx) -> Response:
         # Everything it is owed is due at once (a separate transaction: deliveries are
         # locked before listeners, storage.locks).
         await ctx.store.deliveries.wake_listener(updated.id, ctx.clock.now_ms())
+    scheme = body.signature_scheme
+    if scheme is not UNSET and scheme != updated.options.signature_scheme:
+        # SPEC §10: changeable with PUT. A new scheme needs a new key: rotated as
+        # POST .../secret with its default grace, so receivers keep verifying meanwhile.
+        grace_ms = wire.RotateSecret().grace_seconds * 1000
+        updated = await ctx.store.listeners.rotate(
+            ctx.org_id, updated.queue_id, updated.id, new_keys(scheme), grace_ms
+        )
     return ctx.respond(
         wire.UpdatedListenerEnvelope(
             wire.Summary(updated.id, updated.name),

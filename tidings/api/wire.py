@@ -192,6 +192,8 @@ class UpdateListener(Struct):
     # disabled: no attempts, no probes, deliveries kept; enabled: health reset and
     # everything owed due at once (SPEC §11).
     status: ListenerStatus | UnsetType = UNSET
+    # Another scheme rotates the key as POST .../secret does with its defaults.
+    signature_scheme: SignatureScheme | UnsetType = UNSET
 
 
 # Integer fields: a whole float (247.0) is one too (``typed``).
