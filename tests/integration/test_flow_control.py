@@ -11,12 +11,14 @@ import itertools
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
-from tests.conftest import Running
+from tests.conftest import Running, start_server
 from tests.integration.test_delivery import post
 from tests.polling import until
 from tests.receivers import Answer, Receiver, receiver
+from tidings.config import Settings
 from tidings.delivery.engine import Engine
 from tidings.delivery.sender import Sender
 
@@ -110,6 +112,32 @@ async def test_put_rate_limit_applies_to_waiting_deliveries(server: Running) -> 
         await rx.wait_for("/hook", 6, timeout_s=10)
     # 0.5/s would take 10 s for the rest; without the limit they go within seconds.
     assert time.monotonic() - started < 5
+
+
+async def test_put_max_in_flight_applies_while_an_attempt_hangs(settings: Settings) -> None:
+    """SPEC §10: a PUT of max_in_flight applies within a few seconds to deliveries
+    already waiting, also while the listener's one attempt in flight never answers
+    (the engine left a listener at its cap out of claims until an attempt ended)."""
+    never = asyncio.Event()
+    held = lambda _p, n: Answer(200, hold=never if n == 0 else None)  # noqa: E731
+    slow = replace(settings, delivery_timeout_s=30.0)
+    async with start_server(slow) as server, receiver(hook=held) as rx:
+        qid = await _queue(server)
+        listener = await _listener(server, qid, rx, max_in_flight=1)
+        for n in range(4):
+            await post(server, qid, data=str(n))
+        await rx.wait_for("/hook", 1)
+        await asyncio.sleep(0.5)
+        assert len(rx.on("/hook")) == 1  # the cap holds the rest back
+        path = f"/queues/{qid}/listeners/{listener['id']}"
+        assert (await server.call("PUT", path, json={"max_in_flight": 4})).is_success
+        started = time.monotonic()
+        await rx.wait_for("/hook", 4, timeout_s=10)
+        waited = time.monotonic() - started
+        never.set()
+    # The first attempt hangs for the delivery timeout (30 s here): the other three
+    # went within the engine's cap re-read (2 s) and a poll (1 s), not after it.
+    assert waited < 5, waited
 
 
 async def test_ordered_listener_gets_store_order_through_failures(server: Running) -> None:

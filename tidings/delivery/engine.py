@@ -58,6 +58,11 @@ CLAIM_BATCH = 256
 # listener's own limit is the claim's business (storage/claims.py).
 MAX_PER_LISTENER = 256
 POLL_INTERVAL_S = 1.0
+# A listener at its window is left out of claims until one of its attempts ends, so a
+# PUT that raised its max_in_flight would wait for that (up to the delivery timeout):
+# a claim this long after the last full one leaves none out, and reads every cap anew
+# (SPEC §10: applies within a few seconds).
+CAPS_REREAD_S = 2.0
 ERROR_BACKOFF_S = 1.0
 # How often a running engine looks for dead ones: a killed worker's deliveries are
 # taken over within about this (SPEC §5: 10 s).
@@ -135,6 +140,7 @@ class Engine:
         self._claim_after_flush = False
         # Listeners whose last claim filled their window: more may be due.
         self._backlogged: set[str] = set()
+        self._caps_read_at = 0  # ms: the last claim that left no busy listener out
         self._prober = LivenessProber(store, settings, sender, clock)
         self._headers = RequestHeaders(clock)
         # Per listener, how many requests this engine may have open to it, as its
@@ -327,6 +333,9 @@ class Engine:
         ]
         assert self._me is not None
         now = self._clock.now_ms()
+        left_out = busy
+        if busy and now - self._caps_read_at >= CAPS_REREAD_S * 1000:
+            left_out, self._caps_read_at = [], now
         limit = min(free, CLAIM_BATCH)
         held = dict(self._per_listener)
         batch = await self._store.deliveries.claim(
@@ -335,7 +344,7 @@ class Engine:
             now + self._lease_ms,
             limit,
             MAX_PER_LISTENER,
-            busy,
+            left_out,
             self._cursor,
             default_cap=default_cap,
             held=held,
