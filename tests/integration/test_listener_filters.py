@@ -3,6 +3,7 @@ on both backends."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -124,7 +125,50 @@ async def test_malformed_filter_is_400_naming_its_path(
     assert r.status_code == 400, r.text
     got = await server.call("GET", f"{path}/{listener['id']}")
     assert got.json()["listener"]["filter"] is None
+    # A literal nested past 32 levels (it overflowed the stack at every commit).
+    deep: Any = 1
+    for _ in range(400):
+        deep = [deep]
+    for method, where, body in (
+        ("POST", path, {"name": "d", **urls, "filter": {"data": {"a": {"$eq": deep}}}}),
+        ("PUT", f"{path}/{listener['id']}", {"filter": {"data": {"a": deep}}}),
+    ):
+        r = await server.call(method, where, json=body)
+        assert r.status_code == 400, r.text
+        assert r.json()["errors"][0]["path"].startswith("$.filter.data.a")
+    got = await server.call("GET", f"{path}/{listener['id']}")
+    assert got.json()["listener"]["filter"] is None
     assert [x["name"] for x in (await server.call("GET", path)).json()["listeners"]] == ["l"]
+
+
+async def test_a_publication_that_breaks_its_group_commit_fails_alone(
+    server: Running, queue: dict[str, Any]
+) -> None:
+    """Publications share a group commit; one that makes it fail with a defect (here a
+    listener row whose stored filter is not JSON: no request can store one) answers
+    the error alone, and the others sharing its commit are stored all the same."""
+    poisoned = queue["id"]
+    listener = await _listener(server, poisoned, "http://127.0.0.1:9", filter={"names": ["*"]})
+    await server.store.db.write(
+        "UPDATE listeners SET filter = 'not json', options_version = options_version + 1"
+        " WHERE id = $1 RETURNING id",
+        listener["id"],
+    )
+    r = await server.call("POST", "/queues", json={"name": "healthy"})
+    healthy = r.json()["queue"]["id"]
+
+    async def publish(qid: str, n: int) -> int:
+        r = await server.call("POST", f"/queues/{qid}/messages", json={"data": str(n)})
+        return r.status_code
+
+    statuses = await asyncio.gather(
+        *(publish(poisoned if n % 5 == 0 else healthy, n) for n in range(40))
+    )
+    assert {statuses[n] for n in range(0, 40, 5)} == {500}
+    assert [s for n, s in enumerate(statuses) if n % 5] == [200] * 32
+    listed = await server.call("GET", f"/queues/{healthy}/messages?per_page=100")
+    assert listed.headers["X-Total-Count"] == "32"
+    assert (await server.call("GET", f"/queues/{poisoned}/messages")).json()["messages"] == []
 
 
 async def test_headers_are_sent_with_deliveries_not_probes(

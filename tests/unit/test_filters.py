@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -99,6 +100,40 @@ def test_malformed_filters_name_their_path(spec: Any, path: str) -> None:
     with pytest.raises(BadRequest) as caught:
         compile_filter(spec)
     assert caught.value.errors[0].path == path
+
+
+def _nested(levels: int, inner: Any = 1) -> Any:
+    for n in range(levels):
+        inner = [inner] if n % 2 else {"k": inner}
+    return inner
+
+
+@pytest.mark.parametrize("op", ["$eq", "$ne", "$in", "$nin", None])
+def test_a_literal_nests_at_most_32_levels(op: str | None) -> None:
+    """Literals are compared with message data by recursion at every commit: a deep one
+    (the body decoder allows ~1,000 levels) overflowed the stack there (a 500 for every
+    publication of that group commit)."""
+
+    def spec(levels: int) -> dict[str, Any]:
+        literal = _nested(levels)
+        operand = [literal] if op in ("$in", "$nin") else literal
+        return {"data": {"a": operand if op is None else {op: operand}}}
+
+    assert compile_filter(spec(32 - (op in ("$in", "$nin"))))
+    where = "$.filter.data.a" + ("" if op is None else f".{op}")
+    where += "[0]" if op in ("$in", "$nin") else ""
+    for levels in (33, 400, 900):
+        with pytest.raises(BadRequest) as caught:
+            compile_filter(spec(levels))
+        assert caught.value.errors[0].path == where
+        assert "at most 32 levels" in caught.value.errors[0].message
+    wide = {"data": {"a": {"$in": [_nested(32)] * 100}}}
+    assert compile_filter(wide)
+    # Data of any depth against the deepest literal: the comparison stops with the literal.
+    data = json.dumps({"a": _nested(900)})
+    assert matches({"data": {"a": {"$eq": _nested(32)}}}, data=data) is False
+    assert matches({"data": {"a": {"$ne": _nested(32)}}}, data=data) is True
+    assert matches({"data": {"a": _nested(32)}}, data=json.dumps({"a": _nested(32)}))
 
 
 def test_globs_run_in_linear_time() -> None:

@@ -24,6 +24,7 @@ MAX_GLOB_CHARS = 256
 MAX_PATHS = 50
 MAX_PATH_DEPTH = 32
 MAX_LIST = 100
+MAX_LITERAL_DEPTH = 32  # arrays and objects in a literal, as message schemas' rules
 ROOT = "$.filter"
 
 # A value absent at its path (distinct from JSON null).
@@ -90,7 +91,26 @@ def _compile_names(names: Any, path: str) -> Test:
 def _literal(value: Any, path: str) -> Any:
     if isinstance(value, dict) and any(isinstance(k, str) and k.startswith("$") for k in value):
         raise _bad(path, "operators are not allowed inside a literal")
+    if _depth_over(value, MAX_LITERAL_DEPTH):
+        raise _bad(path, f"a literal may nest at most {MAX_LITERAL_DEPTH} levels")
     return value
+
+
+def _depth_over(value: Any, limit: int) -> bool:
+    """Whether arrays and objects nest more than ``limit`` levels in ``value``: the
+    literal is compared with message data by recursion at every commit, so its depth
+    is bounded here, without recursion (the body decoder allows ~1,000 levels)."""
+    level: list[Any] = [value]
+    for _ in range(limit + 1):
+        level = [
+            child
+            for item in level
+            if isinstance(item, list | dict)
+            for child in (item.values() if isinstance(item, dict) else item)
+        ]
+        if not level:
+            return False
+    return True
 
 
 def _operand_list(value: Any, path: str) -> list[Any]:

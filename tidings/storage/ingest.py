@@ -11,12 +11,16 @@ only after the commit that holds its message returned.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 
 from tidings.domain.errors import Unavailable
 from tidings.domain.models import Publication
+from tidings.storage.database import StorageError
 from tidings.storage.messages import Messages
 from tidings.tasks import BackgroundTask
+
+log = logging.getLogger("tidings.storage")
 
 MAX_BATCH = 512  # messages per commit (a publication is never split)
 # Past this many messages waiting for a commit, new ones are refused with 503 at
@@ -70,6 +74,13 @@ class IngestBatcher:
             while self._pending:
                 await self._flush(self._take())
 
+    async def _alone(self, publication: Publication) -> BaseException | None:
+        try:
+            (outcome,) = await self._messages.insert_batch([publication])
+        except Exception as exc:
+            return exc
+        return outcome
+
     def _take(self) -> list[tuple[Publication, asyncio.Future[None]]]:
         """Publications for one commit: up to ``max_batch`` messages, at least one."""
         count = taken = 0
@@ -84,12 +95,19 @@ class IngestBatcher:
         return batch
 
     async def _flush(self, batch: list[tuple[Publication, asyncio.Future[None]]]) -> None:
+        publications = [p for p, _ in batch]
         try:
-            outcomes = await self._messages.insert_batch([p for p, _ in batch])
-        except Exception as exc:
-            # Every request of the batch answers the error (api.problems maps it); the
-            # flusher itself must live on, or every later POST would wait forever.
+            outcomes = await self._messages.insert_batch(publications)
+        except StorageError as exc:
+            # The database's failure: every request of the batch answers it (api.problems
+            # maps it). The flusher itself must live on, or every later POST would wait.
             outcomes = [exc] * len(batch)
+        except Exception:
+            # A defect one publication triggers must not fail the others sharing its
+            # commit (another tenant's among them): each is stored on its own instead,
+            # and only the one that fails again answers the error.
+            log.exception("a group commit of %d publications failed; one by one", len(batch))
+            outcomes = [await self._alone(p) for p in publications]
         if self._on_commit is not None:
             self._on_commit(
                 sum(len(p.messages) for p, _ in batch),
