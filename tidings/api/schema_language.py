@@ -3,7 +3,7 @@
 ``tidings.domain.schemas`` parses and checks schemas; this states the same grammar
 for clients and generated code, from the same keyword table and limits. What JSON
 Schema cannot say is answered ``422`` naming the bad path (declared on the
-operations): a pattern RE2 refuses, ``max`` below ``min``, more than
+operations): a pattern refused (see its description), ``max`` below ``min``, more than
 ``MAX_DEPTH`` levels or ``MAX_RULES`` rules.
 """
 
@@ -76,8 +76,9 @@ def components() -> dict[str, dict[str, Any]]:
                     "type": "string",
                     "maxLength": MAX_PATTERN_CHARS,
                     "description": "Must match somewhere in the value, as JavaScript's "
-                    "RegExp.test; plain or /source/flags with flags from i, m, s (RE2 "
-                    "syntax: no backreferences or lookaround)",
+                    "RegExp.test; plain or /source/flags with flags from i, m, s "
+                    "(JavaScript syntax without the u flag; backreferences, lookaround "
+                    "and \\p{..} are refused: matching runs in linear time)",
                 },
                 "enum": {"type": "array", "minItems": 1, "items": {"type": "string"}},
                 **_bounds({"type": "integer", "minimum": 0}, "length in characters"),

@@ -16,9 +16,12 @@ Schemas come from clients, so everything here is bounded:
 Patterns follow JavaScript's ``RegExp.test`` (a match anywhere), written plain or as
 ``/source/flags`` with flags from ``i``, ``m``, ``s``; a string is taken as the
 ``/.../`` form only when it ends in JavaScript flag letters, so ``/users/me`` is plain.
-The syntax is RE2's, which covers JavaScript's apart from backreferences and lookaround
-(refused); ``\\uXXXX`` is accepted. Lengths count Unicode code points. Nothing here
-does I/O: no ``$ref``, no fetch.
+``jsregex.translate`` rewrites the JavaScript source (no ``u`` flag) as an RE2 pattern of
+the same meaning, token by token, emulating ``i`` as JavaScript does; it refuses
+backreferences and lookaround (RE2 cannot match them in linear time) and what JavaScript
+refuses. Its docstring lists what still differs: JavaScript counts UTF-16 code units where
+this counts code points, and with ``m`` some ``^``/``$`` see only \\n as a line end.
+Lengths count Unicode code points. Nothing here does I/O: no ``$ref``, no fetch.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ import orjson
 import re2
 
 from tidings.domain.errors import Invalid, Violation
+from tidings.domain.jsregex import translate
 
 MAX_DEPTH = 32
 MAX_RULES = 1000
@@ -49,8 +53,6 @@ SCHEMA_PATH = "$.schema"
 DATA_PATH = "$.data"
 
 _PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-# Escape pairs are consumed left to right so that "\\u0041" (a literal backslash) stays.
-_JS_ESCAPE = re.compile(r"\\(?:u([0-9A-Fa-f]{4})|.)", re.DOTALL)
 _JS_FLAGS = frozenset("dgimsuvy")
 _RE2_FLAGS = frozenset("ims")
 
@@ -354,11 +356,11 @@ def _compile(pattern: str) -> _Regex:
             raise ValueError(f"flag {flag!r} is not supported (allowed: i, m, s)")
     if len(set(flags)) != len(flags):
         raise ValueError("flags must not repeat")
-    source = _JS_ESCAPE.sub(lambda m: f"\\x{{{m[1]}}}" if m[1] else m[0], source)
-    prefix = f"(?{''.join(sorted(flags))})" if flags else ""
     try:
-        regex: _Regex = re2.compile(prefix + source, _RE2_OPTIONS)
-    except (re2.error, UnicodeEncodeError) as exc:
+        regex: _Regex = re2.compile(translate(source, flags), _RE2_OPTIONS)
+    except ValueError as exc:  # refused by translate; its reason is written for clients
+        raise ValueError(f"is not a supported regular expression: {exc}") from exc
+    except re2.error as exc:
         reason = exc.args[0] if exc.args else exc
         if isinstance(reason, bytes):
             reason = reason.decode("utf-8", "replace")
