@@ -136,9 +136,9 @@ def validate_data(schema: MessageSchema, data: str) -> list[Violation]:
     try:
         value = orjson.loads(data)
     except orjson.JSONDecodeError as exc:  # also nesting past orjson's depth limit
-        value = _past_double(data, exc)
-        if value is _NOT_JSON:
-            return [Violation(DATA_PATH, f"must be a JSON text ({exc.msg})")]
+        value, reason = _past_double(data) if "infinity" in exc.msg else (None, exc.msg)
+        if reason is not None:
+            return [Violation(DATA_PATH, f"must be a JSON text ({reason})")]
     checker = _Checker()
     try:
         if isinstance(value, dict):
@@ -150,23 +150,24 @@ def validate_data(schema: MessageSchema, data: str) -> list[Violation]:
     return checker.found
 
 
-_NOT_JSON = object()
-
-
 def _refuse_constant(name: str) -> object:
     raise ValueError(f"{name} is not JSON")
 
 
-def _past_double(data: str, exc: orjson.JSONDecodeError) -> object:
+def _past_double(data: str) -> tuple[object, str | None]:
     """A number past a double's range (``1e400``) is JSON all the same (JavaScript's
-    ``JSON.parse`` reads it as Infinity), but orjson refuses it: read such a text again
-    with the standard library, which makes it ``inf`` (and still refuses ``NaN``)."""
-    if "infinity" not in exc.msg:
-        return _NOT_JSON
+    ``JSON.parse`` reads it as Infinity), but orjson refuses it: such a text is read
+    again by the standard library, which makes it ``inf``. Answers the value, or why the
+    text is not JSON after all (``NaN``; a lone surrogate, which orjson refuses too and
+    RE2 cannot read)."""
     try:
-        return json.loads(data, parse_constant=_refuse_constant)
-    except (ValueError, RecursionError):
-        return _NOT_JSON
+        value = json.loads(data, parse_constant=_refuse_constant)
+        json.dumps(value, ensure_ascii=False).encode()  # raises on a lone surrogate
+    except UnicodeEncodeError:
+        return None, "a lone surrogate in a string"
+    except (ValueError, RecursionError) as exc:
+        return None, str(exc)
+    return value, None
 
 
 def _child(path: str, name: str) -> str:
