@@ -288,7 +288,10 @@ class _Connection(asyncio.Protocol):
             self.parser.feed_data(data)
         except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
             self.lost = True
-            answer.set_exception(InvalidAnswer(f"{type(exc).__name__}: {exc}"))
+            if self.complete:  # junk after a whole answer, in the same read: it stands
+                answer.set_result(None)
+            else:
+                answer.set_exception(InvalidAnswer(f"{type(exc).__name__}: {exc}"))
             return
         if self.complete or self.read >= MAX_RESPONSE_BYTES:
             answer.set_result(None)
@@ -322,6 +325,8 @@ class _Connection(asyncio.Protocol):
             answer.set_exception(
                 Unanswered(f"the connection closed before an answer ({exc or 'EOF'})")
             )
+        elif isinstance(exc, OSError):  # reset mid-answer: a connection failure (SPEC §11)
+            answer.set_exception(exc)
         else:
             answer.set_exception(InvalidAnswer(f"the answer was cut short ({exc or 'EOF'})"))
 

@@ -5,7 +5,9 @@ and that no socket outlives a request that was cut or the sender's close()."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
+import struct
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -266,6 +268,47 @@ async def test_bytes_past_the_answer_keep_its_connection_out_of_the_pool() -> No
             answer = await client.request("POST", server.url, 2.0, b"{}")
             assert (answer.status, answer.body) == (200, b"ok")
         assert server.connections == 2
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        OK + b"garbage!",  # not HTTP at all, in the same write as the answer
+        b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\nhello",  # 204: no body
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nokjunk",
+    ],
+)
+async def test_junk_after_a_whole_answer_in_the_same_read_leaves_the_answer(
+    answer: bytes,
+) -> None:
+    """The answer was whole before the junk: it stands (a 2xx acknowledges, SPEC §5), and
+    only its connection goes. It failed as invalid_response, so a receiver that
+    acknowledged was sent the delivery again, and a liveness URL judged down."""
+    async with canned(always(answer)) as server, sender() as client:
+        for _ in range(2):
+            got = await client.request("POST", server.url, 2.0, b"{}")
+            assert (got.status, got.failure) == (int(answer[9:12]), None), got.error
+        assert server.connections == 2  # never pooled after junk
+
+
+async def test_a_reset_in_the_middle_of_an_answer_is_a_connection_failure() -> None:
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc")
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()  # RST, not FIN
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with sender() as client:
+            got = await client.request("POST", f"http://127.0.0.1:{port}/hook", 2.0, b"{}")
+    finally:
+        server.close()
+    assert (got.status, got.failure) == (None, AttemptError.CONNECTION), got.error
 
 
 async def test_the_deadline_covers_the_wait_for_a_connection() -> None:
