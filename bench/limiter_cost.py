@@ -2,7 +2,8 @@
 
     python -m bench.limiter_cost [postgresql://postgres@127.0.0.1:5432/DB]
 
-1. ``RateLimiter.hit`` as built (counted in memory, synced every 0.25 s);
+1. ``RateLimiter.hit`` as built (admitted in memory from a share of the window reserved
+   in the shared row, one transaction per share);
 2. one ``INSERT ... ON CONFLICT DO UPDATE ... RETURNING`` per request, the
    alternative, on the UNLOGGED ``rate_counters`` table (PostgreSQL) and on SQLite,
    alone and with 16 concurrent requests of one key (one hot row);

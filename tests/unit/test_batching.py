@@ -225,18 +225,15 @@ class FakeCounters:
         self.reads = 0
         self.fail_writes = 0
 
-    async def hits(self, key_id: str, window_start: int) -> int:
+    async def take(self, key_id: str, window_start: int, want: int, limit: int) -> tuple[int, int]:
         self.reads += 1
-        await asyncio.sleep(0.01)  # a round trip: concurrent first hits share it
-        return self.hits_of[key_id, window_start]
-
-    async def add(self, deltas: Sequence[tuple[str, int, int]]) -> list[int]:
+        await asyncio.sleep(0.01)  # a round trip: concurrent requests share it
         if self.fail_writes:
             self.fail_writes -= 1
             raise DatabaseUnavailable("down")
-        for key, start, n in deltas:
-            self.hits_of[key, start] += n
-        return [self.hits_of[key, start] for key, start, _ in deltas]
+        got = max(0, min(want, limit - self.hits_of[key_id, window_start]))
+        self.hits_of[key_id, window_start] += got
+        return got, self.hits_of[key_id, window_start]
 
     async def prune(self, before_window: int) -> None:
         for key in [k for k in self.hits_of if k[1] < before_window]:
@@ -263,40 +260,44 @@ async def test_rate_limit_is_exact_on_one_node_and_resets_with_the_window() -> N
 
 
 @virtual_time
-async def test_rate_limit_concurrent_first_hits_share_one_read() -> None:
+async def test_rate_limit_concurrent_requests_share_one_reservation() -> None:
     counters = FakeCounters()
-    limiter = _limiter(counters, ManualClock(60_000 * 1000), limit=100)
-    await asyncio.gather(*(limiter.hit("k") for _ in range(20)))
-    assert counters.reads == 1
+    limiter = _limiter(counters, ManualClock(60_000 * 1000), limit=1000)  # shares of 20
+    verdicts = await asyncio.gather(*(limiter.hit("k") for _ in range(20)))
+    assert counters.reads == 1 and all(v.allowed for v in verdicts)
+    assert (await limiter.hit("k")).allowed and counters.reads == 2  # the 21st: a share more
 
 
 @virtual_time
-async def test_rate_limit_counts_other_nodes_through_the_shared_counter() -> None:
+async def test_rate_limit_never_admits_past_the_limit_across_nodes() -> None:
+    """SPEC §2: nodes share the limit. Each takes shares of the window from the shared
+    row, which never counts past the limit: together they admit at most the limit,
+    however their requests interleave (they counted alone for up to 0.25 s before)."""
     counters, clock = FakeCounters(), ManualClock(60_000 * 1000)
-    a, b = _limiter(counters, clock), _limiter(counters, clock)
-    for _ in range(3):
-        await a.hit("k")
-    await a.sync()  # node a writes its 3
-    assert (await b.hit("k")).remaining == 1  # b joins the window from the shared total
-    await b.sync()
-    assert (await a.hit("k")).remaining == 1  # a has not learnt of b's hit yet
-    await a.sync()  # writing its hit, a learns the total: 5
-    assert counters.hits_of["k", 60_000] == 5
-    assert not (await a.hit("k")).allowed
+    nodes = [_limiter(counters, clock, limit=100) for _ in range(3)]  # shares of 2
+    verdicts = await asyncio.gather(*(nodes[n % 3].hit("k") for n in range(150)))
+    admitted = sum(v.allowed for v in verdicts)
+    assert admitted == 100 and counters.hits_of["k", 60_000] == 100
+    for node in nodes:
+        assert not (await node.hit("k")).allowed
+    # A node's unused share is the most the others lose: 1 of a share of 2 here.
+    a, b = _limiter(counters, clock, limit=10), _limiter(counters, clock, limit=10)
+    clock.advance(60_000)
+    assert (await a.hit("k")).remaining == 9
+    results = [await b.hit("k") for _ in range(10)]
+    assert sum(r.allowed for r in results) == 9  # a holds the other half of its share
 
 
 @virtual_time
-async def test_rate_limit_keeps_hits_a_failed_sync_could_not_write() -> None:
+async def test_rate_limit_fails_open_when_the_database_is_away() -> None:
     counters, clock = FakeCounters(), ManualClock(60_000 * 1000)
     limiter = _limiter(counters, clock)
-    for _ in range(2):
-        await limiter.hit("k")
     counters.fail_writes = 1
-    await limiter.sync()
+    assert (await limiter.hit("k")).allowed  # admitted on its own share
     assert counters.hits_of["k", 60_000] == 0
-    await limiter.sync()
-    assert counters.hits_of["k", 60_000] == 2
-    assert (await limiter.hit("k")).remaining == 2
+    for _ in range(4):
+        await limiter.hit("k")  # the next share comes from the row again
+    assert counters.hits_of["k", 60_000] == 4
 
 
 @virtual_time
@@ -304,8 +305,8 @@ async def test_rate_limit_prunes_past_windows() -> None:
     counters, clock = FakeCounters(), ManualClock(60_000 * 1000)
     limiter = _limiter(counters, clock)
     await limiter.hit("k")
-    await limiter.sync()
     clock.advance(120_000)
-    await limiter.sync()  # forgets the finished window it has nothing left to write for
+    limiter.forget_past()
+    assert limiter._windows == {}
     await limiter.prune()
     assert counters.hits_of == Counter()

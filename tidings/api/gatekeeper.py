@@ -1,7 +1,8 @@
 """Who may come in: lockout, then the API key, then the rate limit (SPEC §1, §2).
 
-One background task keeps the per-node views of the shared counters fresh
-(:data:`SYNC_INTERVAL_S`) and prunes old rows now and then.
+One background task keeps this node's view of the shared lockouts fresh
+(:data:`SYNC_INTERVAL_S`), forgets finished rate windows and prunes old rows now and
+then (the rate limit itself reserves its shares as requests come: api/ratelimit.py).
 """
 
 from __future__ import annotations
@@ -83,15 +84,14 @@ class Gatekeeper:
         self._task.start(self._run())
 
     async def stop(self) -> None:
-        await self._task.stop()
-        await self.sync()  # hand this node's last hits to the others
+        await self._task.stop()  # nothing to hand over: failures and shares are written at once
 
     async def sync(self) -> None:
+        self.limiter.forget_past()
         try:
-            await self.limiter.sync()
             await self.lockout.sync()
-        except Exception:  # the database is away: keep the local views, retry later
-            log.warning("could not sync rate limits and lockouts", exc_info=True)
+        except Exception:  # the database is away: keep the local view, retry later
+            log.warning("could not sync lockouts", exc_info=True)
 
     async def _run(self) -> None:
         # Timers run on the monotonic clock; the Clock is "now" for what is stored.

@@ -1,15 +1,18 @@
-"""Requests per API key per window (SPEC §1), counted on this node, summed in the database.
+"""Requests per API key per window (SPEC §1), the same limit across every node.
 
-The hot path touches no database: each node counts its own hits in memory and
-:meth:`RateLimiter.sync` (every ``SYNC_INTERVAL_S``) adds them to the shared
-``rate_counters`` row of (key, window) with one atomic upsert per key, learning the
-total of every node in return. The one read on the request path is the first hit of
-a key in a window on this node (so a node joining a window late starts from the
-shared total, not from zero). Hence:
+Each node takes shares of a key's window from the shared ``rate_counters`` row: one
+transaction reserves up to ``share`` hits (fewer once the row reaches the limit), and
+the node admits requests from its share in memory until it is used up, then takes
+another. The row never counts past the limit, so the nodes together never admit more
+than the limit (SPEC §2: rate limits count across nodes); what a node reserved and did
+not use before the window ended is lost, so together they may admit up to one share
+per other node less. Shares are a fiftieth of the limit (at least 1): with the default
+6,000 a minute, one transaction per 120 requests of a busy key on a node, none for a
+request within a share. Concurrent requests that find the share used up wait for one
+reservation together.
 
-- on one node the limit is exact;
-- across nodes a key can overshoot by what the other nodes admitted since their last
-  sync, at most about ``(nodes - 1) x rate x SYNC_INTERVAL_S``.
+A node that cannot reach the database admits a share's worth on its own (fails open:
+a lost write costs accuracy, not availability) and tries again at the next share.
 
 Windows are aligned on the epoch (``floor(now / window) * window``), so every node
 agrees on them without talking.
@@ -26,15 +29,17 @@ from tidings.domain.clock import Clock
 from tidings.storage.throttles import RateCounters
 
 log = logging.getLogger("tidings.ratelimit")
+SHARES_PER_WINDOW = 50
 
 
 @dataclass(slots=True)
 class _Window:
     start: int  # epoch seconds
-    known: int = 0  # every node's hits as of the last sync (ours that were written included)
-    pending: int = 0  # our hits not written yet
-    writing: int = 0  # our hits being written right now
-    ready: asyncio.Future[None] | None = None  # set once ``known`` was read
+    granted: int = 0  # hits this node reserved in the shared row
+    used: int = 0  # of them, admitted
+    count: int = 0  # the shared row after this node's last reservation (every node's)
+    spent: bool = False  # the row reached the limit: nothing more to take this window
+    taking: asyncio.Future[None] | None = None  # a reservation in flight, shared
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +65,7 @@ class RateLimiter:
         self._counters = counters
         self._clock = clock
         self.limit = limit
+        self._share = max(1, limit // SHARES_PER_WINDOW)
         self._window_s = window_s
         self._windows: dict[str, _Window] = {}
 
@@ -73,54 +79,41 @@ class RateLimiter:
 
     async def hit(self, key_id: str) -> Verdict:
         """Count one request of ``key_id`` and say whether it is within the limit."""
-        window = await self._current(key_id)
-        window.pending += 1
-        used = window.known + window.writing + window.pending
-        return Verdict(
-            allowed=used <= self.limit,
-            limit=self.limit,
-            remaining=max(0, self.limit - used),
-            reset_at_s=window.start + self._window_s,
-        )
-
-    async def _current(self, key_id: str) -> _Window:
         start = self._window_start()
         window = self._windows.get(key_id)
         if window is None or window.start != start:
             window = self._windows[key_id] = _Window(start)
-            window.ready = asyncio.ensure_future(self._learn(key_id, window))
-        if window.ready is not None and not window.ready.done():
-            # Concurrent first hits share the one read.
-            await asyncio.shield(window.ready)
-        return window
+        while window.used >= window.granted and not window.spent:
+            if window.taking is None or window.taking.done():
+                window.taking = asyncio.ensure_future(self._take(key_id, window))
+            await asyncio.shield(window.taking)  # concurrent requests share it
+        allowed = window.used < window.granted
+        window.used += allowed
+        # What every node may still admit, as far as this node knows: the row's rest
+        # and this node's unused share.
+        remaining = self.limit - window.count + window.granted - window.used
+        return Verdict(
+            allowed=allowed,
+            limit=self.limit,
+            remaining=max(0, remaining),
+            reset_at_s=window.start + self._window_s,
+        )
 
-    async def _learn(self, key_id: str, window: _Window) -> None:
+    async def _take(self, key_id: str, window: _Window) -> None:
         try:
-            window.known = await self._counters.hits(key_id, window.start)
-        except Exception:  # fail open: a lost read costs accuracy, not availability
-            log.warning("could not read the rate counter of key %s", key_id, exc_info=True)
+            got, count = await self._counters.take(key_id, window.start, self._share, self.limit)
+        except Exception:  # fail open: a lost write costs accuracy, not availability
+            log.warning("could not reserve rate of key %s", key_id, exc_info=True)
+            got, count = self._share, window.count + self._share
+        window.granted += got
+        window.count = count
+        window.spent = got < self._share
 
-    async def sync(self) -> None:
-        """Write this node's pending hits and learn every node's totals."""
-        now_start = self._window_start()
-        for key_id, window in list(self._windows.items()):
-            if window.start < now_start and window.pending == 0 and window.writing == 0:
-                del self._windows[key_id]  # a past window with nothing left to write
-        batch = [(k, w) for k, w in self._windows.items() if w.pending > 0]
-        if not batch:
-            return
-        for _, window in batch:
-            window.writing, window.pending = window.pending, 0
-        try:
-            totals = await self._counters.add([(k, w.start, w.writing) for k, w in batch])
-        except Exception:
-            log.warning("could not write rate counters; keeping them for the next sync")
-            for _, window in batch:
-                window.pending += window.writing
-                window.writing = 0
-            return
-        for (_, window), total in zip(batch, totals, strict=True):
-            window.known, window.writing = total, 0
+    def forget_past(self) -> None:
+        """Drop the windows that have ended (their shares were counted when taken)."""
+        start = self._window_start()
+        for key_id in [k for k, w in self._windows.items() if w.start < start]:
+            del self._windows[key_id]
 
     async def prune(self) -> None:
         start = self._window_start()

@@ -6,16 +6,8 @@ no endpoint reads them back.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from tidings.domain.ids import new_id
 from tidings.storage.database import Connection, Database
-
-_ADD_HITS = (
-    "INSERT INTO rate_counters (key_id, window_start, hits) VALUES ($1, $2, $3)"
-    " ON CONFLICT (key_id, window_start) DO UPDATE SET hits = rate_counters.hits + $3"
-    " RETURNING hits"
-)
 
 
 class RateCounters:
@@ -23,6 +15,9 @@ class RateCounters:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        # On PostgreSQL the row is locked while its share is worked out; SQLite's write
+        # transaction holds the whole file already.
+        self._locked = " FOR UPDATE" if db.dialect == "postgresql" else ""
 
     async def hits(self, key_id: str, window_start: int) -> int:
         value = await self._db.point.fetchval(
@@ -32,16 +27,36 @@ class RateCounters:
         )
         return int(value or 0)
 
-    async def add(self, deltas: Sequence[tuple[str, int, int]]) -> list[int]:
-        """Add ``(key_id, window_start, hits)`` atomically; answer each new total."""
-        # Rows locked in key order, so two nodes adding at once never deadlock.
-        order = sorted(range(len(deltas)), key=lambda i: deltas[i][:2])
+    async def take(self, key_id: str, window_start: int, want: int, limit: int) -> tuple[int, int]:
+        """Reserve up to ``want`` of the window's ``limit`` for one node; answer how many
+        it got (fewer once the limit is reached) and the window's count with them."""
 
-        async def body(tx: Connection) -> list[int]:
-            totals = [0] * len(deltas)
-            for i in order:
-                totals[i] = int(await tx.fetchval(_ADD_HITS, *deltas[i]))
-            return totals
+        async def body(tx: Connection) -> tuple[int, int]:
+            # The row first, so that two nodes taking the first share lock the same row.
+            await tx.execute(
+                "INSERT INTO rate_counters (key_id, window_start, hits) VALUES ($1, $2, 0)"
+                " ON CONFLICT (key_id, window_start) DO NOTHING",
+                key_id,
+                window_start,
+            )
+            hits = int(
+                await tx.fetchval(
+                    "SELECT hits FROM rate_counters WHERE key_id = $1 AND window_start = $2"
+                    + self._locked,
+                    key_id,
+                    window_start,
+                )
+            )
+            got = max(0, min(want, limit - hits))
+            if got:
+                await tx.execute(
+                    "UPDATE rate_counters SET hits = hits + $3"
+                    " WHERE key_id = $1 AND window_start = $2",
+                    key_id,
+                    window_start,
+                    got,
+                )
+            return got, hits + got
 
         return await self._db.run(body)
 
