@@ -161,6 +161,13 @@ async def test_nothing_but_the_shipped_files_can_be_reached(site: httpx.AsyncCli
         answer = await site.get(url)
         assert answer.status_code == 404, path
         assert answer.headers["content-type"] == "application/json"
+    # The asset route's own 404s carry the page's policy and headers like its files.
+    for path in (f"{base}/index.html", "/console/assets/0000000000000000/app.js"):
+        answer = await site.get(path)
+        assert answer.status_code == 404, path
+        assert answer.headers["content-security-policy"].startswith("default-src 'none'")
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["cache-control"] == "no-store"
     assert (await site.post("/console")).status_code == 405
     served = await site.get(f"{base}/vendor/preact.mjs")
     assert served.content == (WEB / "console/vendor/preact.mjs").read_bytes()

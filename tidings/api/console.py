@@ -108,8 +108,9 @@ class Site:
         return Site(_asset(page, "index.html"), assets, version, csp)
 
 
-def _answer(request: Request, asset: Asset, csp: str, cache: str) -> Response:
-    headers = {
+def _guarded(csp: str, cache: str) -> dict[str, str]:
+    """The headers of every answer of a page's routes, its 404s included."""
+    return {
         "Cache-Control": cache,
         "Content-Security-Policy": csp,
         "X-Content-Type-Options": "nosniff",
@@ -118,6 +119,10 @@ def _answer(request: Request, asset: Asset, csp: str, cache: str) -> Response:
         "Cross-Origin-Opener-Policy": "same-origin",
         "Cross-Origin-Resource-Policy": "same-origin",
     }
+
+
+def _answer(request: Request, asset: Asset, csp: str, cache: str) -> Response:
+    headers = _guarded(csp, cache)
     body, etag = asset.body, asset.etag
     if asset.compressible:
         headers["Vary"] = "Accept-Encoding"
@@ -143,7 +148,11 @@ def _routes(router: Router, folder: str, csp: str) -> None:
         name = "/".join(params[p] for p in ("first", "second") if p in params)
         found = site.assets.get(name)
         if params["version"] != site.version or found is None:
-            return problems.problem(404, "No such file (a reload of the page fetches new ones).")
+            return problems.problem(
+                404,
+                "No such file (a reload of the page fetches new ones).",
+                headers=_guarded(site.csp, "no-store"),
+            )
         return _answer(request, found, site.csp, _ONE_YEAR)
 
     router.add("GET", page, index)
