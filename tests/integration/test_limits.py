@@ -168,7 +168,12 @@ async def test_rate_limit_holds_across_nodes(settings: Settings) -> None:
         start = START // 1000 // window * window
 
         async def written() -> bool:
-            return await a.store.rate_counters.hits(key.id, start) == 3
+            hits = await a.store.db.fetchval(
+                "SELECT hits FROM rate_counters WHERE key_id = $1 AND window_start = $2",
+                key.id,
+                start,
+            )
+            return bool(hits == 3)
 
         await until(written, 2)
         # Node b starts from the shared count: 3 used, so 2 left.

@@ -360,7 +360,9 @@ def test_long_case_insensitive_patterns_translate_to_bounded_text() -> None:
     ]
     for pattern in patterns:
         out = translate(pattern[:1000], "im")
-        assert len(out) < 400 * len(pattern[:1000]), (pattern[:20], len(out))
+        # ~43x at most today (the class-heavy line); folding per code point would be
+        # thousands of times the pattern.
+        assert len(out) < 64 * len(pattern[:1000]), (pattern[:20], len(out))
 
 
 # --- against node ------------------------------------------------------------

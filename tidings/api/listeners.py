@@ -189,9 +189,8 @@ async def update_listener(ctx: Ctx) -> Response:
     if scheme is not UNSET and scheme != updated.options.signature_scheme:
         # SPEC §10: changeable with PUT. A new scheme needs a new key: rotated as
         # POST .../secret with its default grace, so receivers keep verifying meanwhile.
-        grace_ms = wire.RotateSecret().grace_seconds * 1000
         updated = await ctx.store.listeners.rotate(
-            ctx.org_id, updated.queue_id, updated.id, new_keys(scheme), grace_ms
+            ctx.org_id, updated.queue_id, updated.id, new_keys(scheme), wire.DEFAULT_GRACE_S * 1000
         )
     return ctx.respond(
         wire.UpdatedListenerEnvelope(

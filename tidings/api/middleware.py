@@ -42,14 +42,14 @@ def exempt(path: str) -> bool:
     return path in _EXEMPT or path.startswith(_EXEMPT_UNDER)
 
 
-# Cached: clients send a few spellings of these headers, and parsing one is a decode,
-# a split and a strip or two per request. Bounded (the values are the client's).
 # The ranges that admit application/json, most specific first (RFC 9110 12.5.1: the
 # most specific range that matches sets the quality, so "application/json;q=0, */*"
 # refuses JSON). "+json" types do not admit it (SPEC §1: application/json or */*).
 _SPECIFICITY = {"application/json": 0, "application/*": 1, "*/*": 2}
 
 
+# Cached: clients send a few spellings of these headers, and parsing one is a decode,
+# a split and a strip or two per request. Bounded (the values are the client's).
 @lru_cache(maxsize=256)
 def accepts_json(accept: bytes | None) -> bool:
     if accept is None or not accept.strip():

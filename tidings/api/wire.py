@@ -227,8 +227,12 @@ EXCLUSIVE_FIELDS = {
 }
 
 
+# How long the previous key signs beside the new one by default (SPEC §10).
+DEFAULT_GRACE_S = 86400
+
+
 class RotateSecret(Struct):
-    grace_seconds: Annotated[int, Meta(ge=0, le=604800)] = 86400
+    grace_seconds: Annotated[int, Meta(ge=0, le=604800)] = DEFAULT_GRACE_S
     signature_scheme: SignatureScheme | UnsetType = UNSET  # unset: keep the scheme
 
 

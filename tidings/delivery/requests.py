@@ -33,7 +33,12 @@ class RequestHeaders:
         if parsed is None:
             if len(self._static) >= MAX_SIGNERS:
                 self._static.clear()
-            parsed = self._static[raw] = json.loads(raw)
+            # A listener's User-Agent, however spelled, as the sender looks for it: it
+            # then replaces tidings' own (sender._request_head).
+            parsed = self._static[raw] = {
+                ("User-Agent" if name.lower() == "user-agent" else name): value
+                for name, value in json.loads(raw).items()
+            }
         return parsed
 
     def signature(self, claimed: Claimed, timestamp_s: int, body: bytes) -> str:

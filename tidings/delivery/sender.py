@@ -143,8 +143,9 @@ def _request_head(
 ) -> bytes:
     start, breaks = target.start, 4
     if headers:
-        if any(name.lower() == "user-agent" for name in headers):
-            # A listener's own User-Agent (SPEC §10 headers) replaces ours: one of each.
+        if "User-Agent" in headers:
+            # The caller's (a listener's, SPEC §10 headers; requests.py spells the name
+            # so) replaces ours: one User-Agent line.
             start, breaks = start.replace(_USER_AGENT_LINE, "", 1), 3
         breaks += len(headers)
     lines = [method, " ", start]

@@ -54,7 +54,7 @@ DATA_PATH = "$.data"
 
 _PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _JS_FLAGS = frozenset("dgimsuvy")
-_RE2_FLAGS = frozenset("ims")
+_FLAGS = frozenset("ims")  # JavaScript flags that keep matching linear
 
 _RE2_OPTIONS = re2.Options()
 _RE2_OPTIONS.max_mem = RE2_MAX_MEM_BYTES
@@ -353,7 +353,7 @@ def _compile(pattern: str) -> _Regex:
     if pattern.startswith("/") and end > 0 and set(pattern[end + 1 :]) <= _JS_FLAGS:
         source, flags = pattern[1:end], pattern[end + 1 :]
     for flag in flags:
-        if flag not in _RE2_FLAGS:
+        if flag not in _FLAGS:
             raise ValueError(f"flag {flag!r} is not supported (allowed: i, m, s)")
     if len(set(flags)) != len(flags):
         raise ValueError("flags must not repeat")

@@ -19,14 +19,6 @@ class RateCounters:
         # transaction holds the whole file already.
         self._locked = " FOR UPDATE" if db.dialect == "postgresql" else ""
 
-    async def hits(self, key_id: str, window_start: int) -> int:
-        value = await self._db.point.fetchval(
-            "SELECT hits FROM rate_counters WHERE key_id = $1 AND window_start = $2",
-            key_id,
-            window_start,
-        )
-        return int(value or 0)
-
     async def take(self, key_id: str, window_start: int, want: int, limit: int) -> tuple[int, int]:
         """Reserve up to ``want`` of the window's ``limit`` for one node; answer how many
         it got (fewer once the limit is reached) and the window's count with them."""

@@ -179,10 +179,11 @@ async def test_the_request_carries_our_headers_and_nothing_that_asks_for_more() 
             "content-length": "2",
         }
         assert request.body == b"{}"
-        # A listener's own User-Agent replaces ours (one User-Agent line, any spelling).
-        await client.request("POST", server.url, 2.0, b"{}", {"user-AGENT": "mine/1"})
+        # A caller's User-Agent replaces ours (one User-Agent line; requests.py spells a
+        # listener's so, tests/unit/test_request_headers.py).
+        await client.request("POST", server.url, 2.0, b"{}", {"User-Agent": "mine/1"})
         lines = server.requests[-1].head.decode().split("\r\n")
-        assert [x for x in lines if x.lower().startswith("user-agent:")] == ["user-AGENT: mine/1"]
+        assert [x for x in lines if x.lower().startswith("user-agent:")] == ["User-Agent: mine/1"]
         assert lines[1] == f"Host: 127.0.0.1:{server.port}"
         del server.requests[-1]
         # A header value with a line break never reaches the wire.
